@@ -1,0 +1,63 @@
+//! The admin listener (loopback by default): `/healthz`, `/readyz` (config loaded and store
+//! answering), `GET /admin/config` (the live config, every secret redacted) and
+//! `POST /admin/reload`.
+
+use crate::server::{read_request, serve_http, Gateway, Reply};
+use serde_json::json;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+async fn handle(gateway: &Gateway, method: &str, path: &str) -> Reply {
+    match (method, path) {
+        ("GET", "/healthz") => Reply::json(200, &json!({"status": "ok"})),
+        ("GET", "/readyz") => match gateway.store.ping().await {
+            Ok(()) => Reply::json(200, &json!({"status": "ready"})),
+            Err(e) => Reply::json(503, &json!({"status": "not_ready", "reason": e.to_string()})),
+        },
+        ("GET", "/admin/config") => {
+            let live = gateway.config.current();
+            Reply::json(
+                200,
+                &json!({
+                    "source": live.source.display().to_string(),
+                    "loaded_at": crate::model::rfc3339(live.loaded_at),
+                    "last_reload_error": gateway.config.last_error(),
+                    "config": live.config,
+                }),
+            )
+        }
+        ("POST", "/admin/reload") => {
+            let handle = gateway.config.clone();
+            let result = tokio::task::spawn_blocking(move || handle.reload("admin"))
+                .await
+                .unwrap_or_else(|e| Err(e.to_string()));
+            match result {
+                Ok(()) => Reply::json(200, &json!({"reloaded": true})),
+                Err(errors) => Reply::json(
+                    422,
+                    &json!({"reloaded": false, "errors": errors.lines().collect::<Vec<_>>()}),
+                ),
+            }
+        }
+        _ => Reply::json(404, &json!({"error": {"code": "not_found", "message": format!("no such admin endpoint: {method} {path}")}})),
+    }
+}
+
+/// Serves the admin endpoints until `shutdown` turns true.
+pub async fn serve(listener: TcpListener, gateway: Arc<Gateway>, shutdown: watch::Receiver<bool>) {
+    serve_http(
+        listener,
+        move |req| {
+            let gateway = gateway.clone();
+            async move {
+                match read_request(req, 4096).await {
+                    Ok(r) => handle(&gateway, &r.method, &r.path).await.into_response(),
+                    Err(e) => Reply::error(&e).into_response(),
+                }
+            }
+        },
+        shutdown,
+    )
+    .await
+}

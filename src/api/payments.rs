@@ -1,0 +1,337 @@
+//! `POST /v1/payments` and `GET /v1/payments/{out_trade_no}`.
+//!
+//! Create: the request is validated, a payment_id is made, the route picks the provider
+//! accounts to try, and the payment is written as `pending` **before** any provider is called,
+//! so a callback for an order the provider accepted always finds it. An account is left for
+//! the next one only when it certainly did not take the order (the dialect cannot express the
+//! request, the connection was refused, or the provider answered "no"); after a timeout the
+//! payment stays pending and queryable.
+//!
+//! Idempotency: the same merchant and `out_trade_no` with the same body returns the stored
+//! payment without calling a provider again (while the first call is still running, that is
+//! the payment as stored so far, `action` null); a different body is `409 duplicate_out_trade_no`.
+//! A payment whose every provider refused it is stored as `failed`; send a new out_trade_no.
+
+use super::error::ApiError;
+use crate::callbacks::{apply_report, ReportSource};
+use crate::config::{LiveConfig, MerchantConfig};
+use crate::dialects::{CreateOrder, CreateStep, DialectError, ProviderResponse};
+use crate::model::{new_payment_id, Channel, Payment, PaymentStatus, Scene};
+use crate::routing::{candidates, PaymentFacts};
+use crate::server::{Gateway, Reply};
+use crate::store::Inserted;
+use crate::upstream::UpstreamError;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// The body of `POST /v1/payments`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreatePaymentRequest {
+    pub out_trade_no: String,
+    /// Fen, a positive JSON integer.
+    pub amount: i64,
+    #[serde(default = "default_currency")]
+    pub currency: String,
+    pub subject: String,
+    #[serde(default)]
+    pub description: String,
+    pub channel: Channel,
+    pub scene: Scene,
+    #[serde(default)]
+    pub notify_url: Option<String>,
+    #[serde(default)]
+    pub return_url: Option<String>,
+    #[serde(default)]
+    pub attach: Option<String>,
+    #[serde(default)]
+    pub client_ip: Option<String>,
+    #[serde(default)]
+    pub auth_code: Option<String>,
+    #[serde(default)]
+    pub openid: Option<String>,
+}
+
+fn default_currency() -> String {
+    "CNY".into()
+}
+
+fn check_url(field: &str, url: &str) -> Result<(), ApiError> {
+    if (url.starts_with("http://") || url.starts_with("https://")) && url.len() <= 512 && !url.contains(char::is_whitespace) {
+        Ok(())
+    } else {
+        Err(ApiError::invalid_request(format!("{field}: must be an http:// or https:// URL of at most 512 characters")))
+    }
+}
+
+impl CreatePaymentRequest {
+    fn validate(&self) -> Result<(), ApiError> {
+        let bad = |m: String| Err(ApiError::invalid_request(m));
+        let n = &self.out_trade_no;
+        if n.is_empty() || n.len() > 64 || !n.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) {
+            return bad("out_trade_no: 1 to 64 characters of letters, digits, '-', '_' or '.'".into());
+        }
+        if let Err(e) = crate::money::check_amount(self.amount) {
+            return bad(format!("amount: {e} (amount is a positive integer number of fen)"));
+        }
+        if self.currency.len() != 3 || !self.currency.bytes().all(|b| b.is_ascii_alphabetic()) {
+            return bad("currency: a three-letter code such as CNY".into());
+        }
+        if self.subject.trim().is_empty() || self.subject.chars().count() > 128 {
+            return bad("subject: 1 to 128 characters".into());
+        }
+        if self.description.chars().count() > 256 {
+            return bad("description: at most 256 characters".into());
+        }
+        if self.attach.as_ref().is_some_and(|a| a.chars().count() > 256) {
+            return bad("attach: at most 256 characters".into());
+        }
+        if let Some(u) = &self.notify_url {
+            check_url("notify_url", u)?;
+        }
+        if let Some(u) = &self.return_url {
+            check_url("return_url", u)?;
+        }
+        match self.scene {
+            Scene::Barcode if self.auth_code.as_deref().unwrap_or("").is_empty() => {
+                bad("auth_code: required for scene barcode (the code scanned from the payer)".into())
+            }
+            Scene::Jsapi | Scene::Miniapp if self.openid.as_deref().unwrap_or("").is_empty() => {
+                bad(format!("openid: required for scene {}", self.scene))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// A digest of the request, to tell a replay from a different request.
+    fn fingerprint(&self) -> String {
+        hex::encode(Sha256::digest(serde_json::to_vec(self).expect("request serializes")))
+    }
+}
+
+pub async fn create(
+    gateway: &Gateway,
+    live: &LiveConfig,
+    merchant: &MerchantConfig,
+    body: &[u8],
+    now: i64,
+) -> Result<Reply, ApiError> {
+    let request: CreatePaymentRequest = serde_json::from_slice(body)
+        .map_err(|e| ApiError::invalid_request(format!("body is not a valid payment request: {e}")))?;
+    request.validate()?;
+    let notify_url = request
+        .notify_url
+        .clone()
+        .or_else(|| merchant.notify_url.clone())
+        .ok_or_else(|| ApiError::invalid_request("notify_url: required (no default notify_url is configured for this merchant)"))?;
+
+    let payment_id = new_payment_id(now);
+    let facts = PaymentFacts { channel: request.channel, scene: request.scene, currency: &request.currency, amount: request.amount };
+    let accounts = candidates(merchant, &facts, &payment_id);
+    let Some(first) = accounts.first() else {
+        return Err(ApiError::invalid_request("no route of this merchant matches the payment"));
+    };
+    let mut payment = Payment {
+        payment_id,
+        merchant_id: merchant.id.clone(),
+        out_trade_no: request.out_trade_no.clone(),
+        amount: request.amount,
+        currency: request.currency.to_ascii_uppercase(),
+        subject: request.subject.clone(),
+        description: request.description.clone(),
+        channel: request.channel,
+        scene: request.scene,
+        status: PaymentStatus::Pending,
+        provider: first.clone(),
+        provider_trade_no: None,
+        paid_amount: None,
+        paid_at: None,
+        refunded_amount: 0,
+        attach: request.attach.clone(),
+        notify_url: Some(notify_url),
+        return_url: request.return_url.clone(),
+        action: None,
+        created_at: now,
+        updated_at: now,
+    };
+    let fingerprint = request.fingerprint();
+    match gateway.store.insert_payment(&payment, &fingerprint).await? {
+        Inserted::Existing(existing, existing_fingerprint) => {
+            return if existing_fingerprint == fingerprint {
+                Ok(Reply::json(200, &existing.to_merchant_json()))
+            } else {
+                Err(ApiError::duplicate(
+                    "duplicate_out_trade_no",
+                    format!("out_trade_no {:?} was already used for a different payment", request.out_trade_no),
+                ))
+            };
+        }
+        Inserted::New => {}
+    }
+
+    let mut last_error = None;
+    for (i, account) in accounts.iter().enumerate() {
+        if i > 0 {
+            gateway.store.set_payment_provider(&payment.payment_id, account, now).await?;
+            payment.provider = account.clone();
+        }
+        match create_at(gateway, live, &payment, &request, account, now).await {
+            Ok(created) => return Ok(Reply::json(200, &created.to_merchant_json())),
+            Err(Attempt::NotTaken(e)) => {
+                tracing::warn!(payment_id = %payment.payment_id, account = %account, error = %e.message, "provider did not take the payment; trying the next account if any");
+                last_error = Some(e);
+            }
+            Err(Attempt::MaybeTaken(e)) => return Err(e),
+        }
+    }
+    // No account took it: the payment can never be paid.
+    gateway.store.fail_unaccepted(&payment.payment_id, now).await?;
+    Err(last_error.unwrap_or_else(|| ApiError::internal("no provider account was tried")))
+}
+
+/// How one account's create attempt ended, when it did not succeed.
+enum Attempt {
+    /// The provider certainly did not take the order: another account may be tried.
+    NotTaken(ApiError),
+    /// The provider may have taken it: stop, the payment stays pending.
+    MaybeTaken(ApiError),
+}
+
+async fn create_at(
+    gateway: &Gateway,
+    live: &LiveConfig,
+    payment: &Payment,
+    request: &CreatePaymentRequest,
+    account: &str,
+    now: i64,
+) -> Result<Payment, Attempt> {
+    let (Some(dialect), Some(provider)) = (live.dialect(account), live.config.providers.get(account)) else {
+        return Err(Attempt::NotTaken(ApiError::internal(format!("provider account {account} is not defined"))));
+    };
+    let order = CreateOrder {
+        payment,
+        callback_url: format!("{}/callbacks/{account}", live.config.public_url),
+        client_ip: request.client_ip.as_deref(),
+        auth_code: request.auth_code.as_deref(),
+        openid: request.openid.as_deref(),
+    };
+    let created = match dialect.create_payment(&order, now) {
+        Err(e) => return Err(Attempt::NotTaken(dialect_error(account, e))),
+        Ok(CreateStep::Done(created)) => created,
+        Ok(CreateStep::Call(call)) => {
+            let answer = gateway
+                .upstream
+                .call_provider(&provider.base_url, &call, provider.connect_timeout_ms, provider.timeout_ms)
+                .await;
+            match answer {
+                Err(UpstreamError::Connect(e)) => {
+                    return Err(Attempt::NotTaken(ApiError::provider_unavailable(Some(account), format!("provider account {account}: {e}"))))
+                }
+                Err(e) => {
+                    return Err(Attempt::MaybeTaken(ApiError::provider_unavailable(
+                        Some(account),
+                        format!("provider account {account}: {e}; the payment stays pending, query it for its outcome"),
+                    )))
+                }
+                Ok(answer) => match dialect.read_create(&order, ProviderResponse { status: answer.status, body: &answer.body }) {
+                    Ok(created) => created,
+                    Err(e @ (DialectError::Rejected { .. } | DialectError::Unsupported(_) | DialectError::Invalid(_))) => {
+                        return Err(Attempt::NotTaken(dialect_error(account, e)))
+                    }
+                    Err(e) => return Err(Attempt::MaybeTaken(dialect_error(account, e))),
+                },
+            }
+        }
+    };
+    let store = &gateway.store;
+    let stored = store
+        .record_created(&payment.payment_id, created.provider_trade_no.as_deref(), &created.action, now)
+        .await;
+    stored.map_err(|e| Attempt::MaybeTaken(e.into()))?;
+    if created.status.is_final() {
+        let report = crate::dialects::PaymentReport {
+            payment_id: payment.payment_id.clone(),
+            provider_trade_no: created.provider_trade_no.clone(),
+            status: created.status,
+            amount: Some(payment.amount),
+            paid_at: Some(now),
+        };
+        if let Err(e) = apply_report(gateway, payment, &report, ReportSource::CreateAnswer, now).await {
+            tracing::error!(payment_id = %payment.payment_id, error = %e, "could not settle at create");
+        }
+    }
+    let stored = store.payment_by_id(&payment.payment_id).await.map_err(|e| Attempt::MaybeTaken(e.into()))?;
+    stored.ok_or_else(|| Attempt::MaybeTaken(ApiError::internal("payment vanished from the store")))
+}
+
+/// Maps a dialect's refusal onto the merchant API error.
+pub fn dialect_error(account: &str, e: DialectError) -> ApiError {
+    match e {
+        DialectError::Rejected { code, message } => ApiError::provider_error(account, &code, &message),
+        DialectError::BadMessage(m) => {
+            let mut err = ApiError::provider_error(account, "bad_answer", &m);
+            err.message = format!("provider account {account} gave an answer payglot could not verify; query the payment for its outcome");
+            err
+        }
+        DialectError::Unsupported(m) => ApiError::unsupported(account, format!("provider account {account}: {m}")),
+        DialectError::Invalid(m) => ApiError::invalid_request(format!("provider account {account}: {m}")),
+    }
+}
+
+pub async fn query(
+    gateway: &Gateway,
+    live: &LiveConfig,
+    merchant: &MerchantConfig,
+    out_trade_no: &str,
+    now: i64,
+) -> Result<Reply, ApiError> {
+    let payment = gateway
+        .store
+        .payment_by_out_trade_no(&merchant.id, out_trade_no)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no payment with out_trade_no {out_trade_no:?}")))?;
+    if payment.status.is_final() {
+        return Ok(Reply::json(200, &payment.to_merchant_json()));
+    }
+    // Pending: ask the account that created it (sticky), whatever the routes say now.
+    let payment = match refresh_from_provider(gateway, live, &payment, now).await {
+        Some(p) => p,
+        None => payment,
+    };
+    Ok(Reply::json(200, &payment.to_merchant_json()))
+}
+
+/// Asks a payment's own provider account for its state and applies a verified answer.
+/// Returns the updated payment, or `None` when the provider could not tell.
+pub async fn refresh_from_provider(gateway: &Gateway, live: &LiveConfig, payment: &Payment, now: i64) -> Option<Payment> {
+    let account = &payment.provider;
+    let (Some(dialect), Some(provider)) = (live.dialect(account), live.config.providers.get(account)) else {
+        tracing::warn!(payment_id = %payment.payment_id, account = %account, "the payment's provider account is no longer defined; answering from the store");
+        return None;
+    };
+    let call = dialect.query_payment(payment, now).ok()?;
+    let answer = gateway
+        .upstream
+        .call_provider(&provider.base_url, &call, provider.connect_timeout_ms, provider.timeout_ms)
+        .await;
+    let answer = match answer {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::warn!(payment_id = %payment.payment_id, account = %account, error = %e, "query failed; answering from the store");
+            return None;
+        }
+    };
+    match dialect.read_query(payment, ProviderResponse { status: answer.status, body: &answer.body }) {
+        Ok(report) => match apply_report(gateway, payment, &report, ReportSource::Query, now).await {
+            Ok(p) => Some(p),
+            Err(e) => {
+                tracing::warn!(payment_id = %payment.payment_id, account = %account, error = %e, "query answer not applied");
+                None
+            }
+        },
+        Err(e) => {
+            tracing::warn!(payment_id = %payment.payment_id, account = %account, error = %e, "query answer refused");
+            None
+        }
+    }
+}

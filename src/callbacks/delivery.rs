@@ -1,0 +1,124 @@
+//! The delivery worker: POSTs outbox events to merchants' notify_url, signed with
+//! `Payglot-Event-Id`, `Payglot-Timestamp` and `Payglot-Signature =
+//! hex(HMAC-SHA256(key, timestamp \n event_id \n body))`. A 2xx answer is success; anything
+//! else is retried on the configured schedule (15 s, 1 m, 5 m, 30 m, 2 h, then every 2 h) until
+//! `give_up_after_secs` (3 days) have passed since the event was written. The outbox is in
+//! the store, so pending events survive restarts. Events of one payment go out in order.
+
+use crate::api::auth::event_signature;
+use crate::config::DeliveryConfig;
+use crate::model::now_unix;
+use crate::server::Gateway;
+use crate::store::OutboxEvent;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+/// How many events one pass sends at once.
+const BATCH: usize = 64;
+
+/// When the next attempt is due after `attempts_before` failed ones, or `None` to give up.
+pub fn next_attempt(delivery: &DeliveryConfig, event_created_at: i64, attempts_before: u32, now: i64) -> Option<i64> {
+    let schedule = &delivery.retry_schedule_secs;
+    let delay = *schedule.get(attempts_before as usize).or(schedule.last()).unwrap_or(&60) as i64;
+    let next = now + delay;
+    (next <= event_created_at + delivery.give_up_after_secs as i64).then_some(next)
+}
+
+/// Runs until `shutdown` turns true.
+pub async fn run(gateway: Arc<Gateway>, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        let poll = Duration::from_millis(gateway.config.current().config.delivery.poll_ms);
+        let sent = deliver_due(&gateway).await;
+        if sent > 0 {
+            continue;
+        }
+        tokio::select! {
+            _ = gateway.outbox_wake.notified() => {}
+            _ = tokio::time::sleep(poll) => {}
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+/// Sends every due event once; returns how many were attempted.
+pub async fn deliver_due(gateway: &Arc<Gateway>) -> usize {
+    let events = match gateway.store.due_events(now_unix(), BATCH).await {
+        Ok(e) => e,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot read the outbox");
+            return 0;
+        }
+    };
+    let count = events.len();
+    let mut attempts = JoinSet::new();
+    for event in events {
+        let gateway = gateway.clone();
+        attempts.spawn(async move { deliver(&gateway, event).await });
+    }
+    while attempts.join_next().await.is_some() {}
+    count
+}
+
+async fn deliver(gateway: &Gateway, event: OutboxEvent) {
+    let live = gateway.config.current();
+    let delivery = &live.config.delivery;
+    let outcome = match live.merchant(&event.merchant_id) {
+        None => Err("merchant is no longer in routes.yaml".to_string()),
+        Some(_) if event.notify_url.is_empty() => Err("no notify_url".to_string()),
+        Some(merchant) => {
+            let timestamp = now_unix().to_string();
+            let signature = event_signature(merchant.key.expose(), &timestamp, &event.id, event.body.as_bytes());
+            let headers = [
+                ("content-type", "application/json"),
+                ("user-agent", "payglot"),
+                ("payglot-event-id", event.id.as_str()),
+                ("payglot-timestamp", timestamp.as_str()),
+                ("payglot-signature", signature.as_str()),
+            ];
+            let answer = gateway
+                .upstream
+                .send("POST", &event.notify_url, &headers, event.body.clone().into_bytes(), 3000, delivery.timeout_ms)
+                .await;
+            match answer {
+                Ok(a) if (200..300).contains(&a.status) => Ok(()),
+                Ok(a) => Err(format!("merchant answered HTTP {}", a.status)),
+                Err(e) => Err(e.to_string()),
+            }
+        }
+    };
+    let now = now_unix();
+    let result = match outcome {
+        Ok(()) => {
+            tracing::info!(event_id = %event.id, kind = %event.kind, merchant = %event.merchant_id, attempts = event.attempts + 1, "event delivered");
+            gateway.store.mark_delivered(&event.id, now).await
+        }
+        Err(error) => {
+            let next = next_attempt(delivery, event.created_at, event.attempts, now);
+            match next {
+                Some(at) => tracing::warn!(event_id = %event.id, merchant = %event.merchant_id, %error, retry_in_secs = at - now, "event delivery failed"),
+                None => tracing::error!(event_id = %event.id, merchant = %event.merchant_id, %error, "event delivery given up"),
+            }
+            gateway.store.mark_attempt_failed(&event.id, &error, next, now).await
+        }
+    };
+    if let Err(e) = result {
+        tracing::error!(event_id = %event.id, error = %e, "cannot record the delivery attempt; it will be repeated");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_follows_the_schedule_then_gives_up() {
+        let d = DeliveryConfig::default();
+        assert_eq!(next_attempt(&d, 0, 0, 0), Some(15));
+        assert_eq!(next_attempt(&d, 0, 1, 100), Some(160));
+        assert_eq!(next_attempt(&d, 0, 4, 1000), Some(8200));
+        assert_eq!(next_attempt(&d, 0, 9, 10_000), Some(17_200), "the last delay repeats");
+        assert_eq!(next_attempt(&d, 0, 30, 3 * 24 * 3600 - 100), None, "past three days");
+    }
+}

@@ -1,0 +1,62 @@
+//! `{public_url}/callbacks/{provider_account}`: a provider tells payglot about a payment.
+//! The callback is verified (and decrypted) with that account's credentials; a forged,
+//! malformed, misdirected or unknown callback is refused with the dialect's non-ack and
+//! logged; a valid one is applied (status and outbox event in one transaction), then acked.
+//! When the store is down the reply is a non-ack, so the provider retries.
+
+use super::{apply_report, ReportError, ReportSource};
+use crate::dialects::{CallbackReply, InboundHttp};
+use crate::model::now_unix;
+use crate::server::{Gateway, HttpIn, Reply};
+
+fn reply(r: CallbackReply, status: u16) -> Reply {
+    Reply { status, content_type: r.content_type, body: r.body }
+}
+
+pub async fn handle(gateway: &Gateway, account: &str, request: &HttpIn) -> Reply {
+    let live = gateway.config.current();
+    let Some(dialect) = live.dialect(account) else {
+        tracing::warn!(account, "callback for an unknown provider account refused");
+        return Reply { status: 404, content_type: "text/plain; charset=utf-8", body: "unknown provider account".into() };
+    };
+    let inbound = InboundHttp {
+        method: &request.method,
+        query: &request.query,
+        content_type: request.header("content-type").unwrap_or(""),
+        body: &request.body,
+    };
+    let now = now_unix();
+    let report = match dialect.read_callback(inbound, now) {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!(account, error = %e, "callback refused");
+            return reply(dialect.callback_reply(false), 400);
+        }
+    };
+    let payment = match gateway.store.payment_by_id(&report.payment_id).await {
+        Ok(Some(p)) => p,
+        Ok(None) => {
+            tracing::warn!(account, payment_id = %report.payment_id, "callback for an unknown payment refused");
+            return reply(dialect.callback_reply(false), 404);
+        }
+        Err(e) => {
+            tracing::error!(account, error = %e, "store unavailable; callback not acked so the provider retries");
+            return reply(dialect.callback_reply(false), 503);
+        }
+    };
+    if payment.provider != account {
+        tracing::warn!(account, payment_id = %payment.payment_id, owner = %payment.provider, "callback from an account that does not own the payment refused");
+        return reply(dialect.callback_reply(false), 400);
+    }
+    match apply_report(gateway, &payment, &report, ReportSource::Callback, now).await {
+        Ok(_) => reply(dialect.callback_reply(true), 200),
+        Err(ReportError::Store(e)) => {
+            tracing::error!(account, error = %e, "store unavailable; callback not acked so the provider retries");
+            reply(dialect.callback_reply(false), 503)
+        }
+        Err(e) => {
+            tracing::warn!(account, payment_id = %payment.payment_id, error = %e, "callback refused");
+            reply(dialect.callback_reply(false), 400)
+        }
+    }
+}

@@ -1,0 +1,79 @@
+//! Provider callbacks in, the merchant-notification outbox, and delivery out.
+//!
+//! Every verified statement from a provider (a callback, a query answer, a create answer that
+//! settles at once) goes through `apply_report`: the amount is checked, the status moves
+//! forward and the merchant event is written in the same store transaction, and only then is
+//! the provider acked. A duplicate or late statement changes nothing and writes no event.
+
+pub mod delivery;
+pub mod inbound;
+
+use crate::dialects::PaymentReport;
+use crate::model::{Payment, PaymentStatus};
+use crate::server::Gateway;
+use crate::store::{Settled, Settlement, StoreError};
+use std::fmt;
+
+/// Where a verified provider statement came from (for logs).
+#[derive(Debug, Clone, Copy)]
+pub enum ReportSource {
+    Callback,
+    Query,
+    CreateAnswer,
+}
+
+/// Why a verified statement was not applied.
+#[derive(Debug)]
+pub enum ReportError {
+    /// The statement is about another payment.
+    WrongPayment(String),
+    /// The provider says a different amount than the order's: never settle on it.
+    AmountMismatch { expected: i64, reported: Option<i64> },
+    Store(StoreError),
+}
+
+impl fmt::Display for ReportError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ReportError::WrongPayment(id) => write!(f, "statement is about payment {id}"),
+            ReportError::AmountMismatch { expected, reported } => {
+                write!(f, "amount {reported:?} fen does not match the order's {expected} fen")
+            }
+            ReportError::Store(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+/// Applies a verified provider statement to a payment. Returns the payment as it now is.
+pub async fn apply_report(
+    gateway: &Gateway,
+    payment: &Payment,
+    report: &PaymentReport,
+    source: ReportSource,
+    now: i64,
+) -> Result<Payment, ReportError> {
+    if report.payment_id != payment.payment_id {
+        return Err(ReportError::WrongPayment(report.payment_id.clone()));
+    }
+    if report.status == PaymentStatus::Pending {
+        return Ok(payment.clone());
+    }
+    if report.status == PaymentStatus::Succeeded && report.amount != Some(payment.amount) {
+        return Err(ReportError::AmountMismatch { expected: payment.amount, reported: report.amount });
+    }
+    let settlement = Settlement {
+        status: report.status,
+        provider_trade_no: report.provider_trade_no.clone(),
+        paid_amount: report.amount,
+        paid_at: report.paid_at,
+    };
+    match gateway.store.settle_payment(&payment.payment_id, &settlement, now).await {
+        Ok(Settled::Moved(p)) => {
+            tracing::info!(payment_id = %p.payment_id, status = %p.status, ?source, "payment settled");
+            gateway.outbox_wake.notify_one();
+            Ok(p)
+        }
+        Ok(Settled::Unchanged(p)) => Ok(p),
+        Err(e) => Err(ReportError::Store(e)),
+    }
+}

@@ -1,0 +1,734 @@
+//! routes.yaml: the schema, secret resolution, complete validation with field paths, and the
+//! live config that hot reload swaps (see `reload`).
+//!
+//! Parsing happens in two steps: serde reads the raw shape (unknown keys are errors), then
+//! `validate` checks every cross-reference and collects *all* problems, each prefixed with
+//! its field path (`merchants.school-a.routes[1].to: unknown provider "zhixao-main"`).
+
+pub mod reload;
+pub mod secrets;
+
+pub use secrets::Secret;
+
+use crate::dialects::{self, Dialect};
+use crate::model::{Channel, Scene};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    listen: String,
+    #[serde(default)]
+    admin_listen: Option<String>,
+    public_url: String,
+    #[serde(default)]
+    store: Option<String>,
+    #[serde(default)]
+    sandbox: Option<RawSandbox>,
+    #[serde(default)]
+    delivery: Option<RawDelivery>,
+    providers: BTreeMap<String, RawProvider>,
+    merchants: BTreeMap<String, RawMerchant>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSandbox {
+    listen: String,
+    #[serde(default)]
+    notify_retry_secs: Option<Vec<u64>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDelivery {
+    #[serde(default)]
+    retry_schedule_secs: Option<Vec<u64>>,
+    #[serde(default)]
+    give_up_after_secs: Option<u64>,
+    #[serde(default)]
+    timeout_ms: Option<u64>,
+    #[serde(default)]
+    poll_ms: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProvider {
+    dialect: String,
+    base_url: String,
+    #[serde(default)]
+    credentials: BTreeMap<String, String>,
+    #[serde(default)]
+    timeout_ms: Option<u64>,
+    #[serde(default)]
+    connect_timeout_ms: Option<u64>,
+    #[serde(default)]
+    products: BTreeMap<String, u32>,
+    #[serde(default)]
+    retired: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMerchant {
+    key: String,
+    #[serde(default)]
+    notify_url: Option<String>,
+    routes: Vec<RawRoute>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRoute {
+    #[serde(default, rename = "match")]
+    matches: Option<RawMatch>,
+    #[serde(default)]
+    to: Option<String>,
+    #[serde(default)]
+    split: Option<BTreeMap<String, u32>>,
+    #[serde(default)]
+    fallback: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMatch {
+    #[serde(default)]
+    channel: Option<OneOrMany>,
+    #[serde(default)]
+    scene: Option<OneOrMany>,
+    #[serde(default)]
+    currency: Option<String>,
+    #[serde(default)]
+    min_amount: Option<i64>,
+    #[serde(default)]
+    max_amount: Option<i64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    fn items(&self) -> Vec<&str> {
+        match self {
+            OneOrMany::One(s) => vec![s.as_str()],
+            OneOrMany::Many(v) => v.iter().map(String::as_str).collect(),
+        }
+    }
+}
+
+/// A validated routes.yaml.
+#[derive(Debug, Clone, Serialize)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub admin_listen: Option<SocketAddr>,
+    /// Base URL providers call back to, without a trailing slash.
+    pub public_url: String,
+    pub store: StoreUrl,
+    pub sandbox: Option<SandboxConfig>,
+    pub delivery: DeliveryConfig,
+    pub providers: BTreeMap<String, ProviderConfig>,
+    pub merchants: BTreeMap<String, MerchantConfig>,
+}
+
+/// Where payments, events and nonces are kept.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum StoreUrl {
+    Sqlite(PathBuf),
+}
+
+/// Simulated providers started inside `payglot serve` (see `src/sandbox/`).
+#[derive(Debug, Clone, Serialize)]
+pub struct SandboxConfig {
+    pub listen: SocketAddr,
+    pub notify_retry_secs: Vec<u64>,
+}
+
+/// How merchant notifications are retried.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeliveryConfig {
+    /// Delay before each retry; the last one repeats until `give_up_after_secs`.
+    pub retry_schedule_secs: Vec<u64>,
+    pub give_up_after_secs: u64,
+    pub timeout_ms: u64,
+    /// How often the worker looks for due events when nothing wakes it.
+    pub poll_ms: u64,
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        DeliveryConfig {
+            retry_schedule_secs: vec![15, 60, 300, 1800, 7200],
+            give_up_after_secs: 3 * 24 * 3600,
+            timeout_ms: 10_000,
+            poll_ms: 1000,
+        }
+    }
+}
+
+/// One provider account.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProviderConfig {
+    pub name: String,
+    pub dialect: String,
+    pub base_url: String,
+    pub credentials: BTreeMap<String, Secret>,
+    pub timeout_ms: u64,
+    pub connect_timeout_ms: u64,
+    /// xxpay's `channel/scene` → productId table.
+    pub products: BTreeMap<String, u32>,
+    /// Takes no new payments, keeps serving existing ones.
+    pub retired: bool,
+}
+
+impl ProviderConfig {
+    /// A provider entry with defaults and no credentials, for unit tests of dialects.
+    pub fn for_tests(name: &str, dialect: &str) -> Self {
+        ProviderConfig {
+            name: name.into(),
+            dialect: dialect.into(),
+            base_url: "http://127.0.0.1:1".into(),
+            credentials: BTreeMap::new(),
+            timeout_ms: 5000,
+            connect_timeout_ms: 1000,
+            products: BTreeMap::new(),
+            retired: false,
+        }
+    }
+}
+
+/// One merchant (school or business) calling the merchant API.
+#[derive(Debug, Clone, Serialize)]
+pub struct MerchantConfig {
+    pub id: String,
+    pub key: Secret,
+    pub notify_url: Option<String>,
+    pub routes: Vec<Route>,
+}
+
+/// One routing rule: when `matches` holds, the payment goes to `target`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Route {
+    pub matches: RouteMatch,
+    pub target: RouteTarget,
+    pub fallback: Vec<String>,
+}
+
+/// Conditions of a rule; an empty condition matches everything.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RouteMatch {
+    pub channels: Vec<Channel>,
+    pub scenes: Vec<Scene>,
+    pub currency: Option<String>,
+    pub min_amount: Option<i64>,
+    pub max_amount: Option<i64>,
+}
+
+impl RouteMatch {
+    pub fn is_catch_all(&self) -> bool {
+        self.channels.is_empty()
+            && self.scenes.is_empty()
+            && self.currency.is_none()
+            && self.min_amount.is_none()
+            && self.max_amount.is_none()
+    }
+}
+
+/// One account, or a weighted split between accounts (weights add up to 100).
+#[derive(Debug, Clone, Serialize)]
+pub enum RouteTarget {
+    One(String),
+    Split(Vec<(String, u32)>),
+}
+
+impl RouteTarget {
+    pub fn accounts(&self) -> Vec<&str> {
+        match self {
+            RouteTarget::One(a) => vec![a.as_str()],
+            RouteTarget::Split(parts) => parts.iter().map(|(a, _)| a.as_str()).collect(),
+        }
+    }
+}
+
+fn check_http_url(path: &str, url: &str, errors: &mut Vec<String>) {
+    if !(url.starts_with("http://") || url.starts_with("https://")) || url.len() < 10 {
+        errors.push(format!("{path}: {url:?} is not an http:// or https:// URL"));
+    }
+}
+
+fn parse_addr(path: &str, text: &str, errors: &mut Vec<String>) -> Option<SocketAddr> {
+    match text.parse() {
+        Ok(a) => Some(a),
+        Err(_) => {
+            errors.push(format!("{path}: {text:?} is not an address like 127.0.0.1:8080"));
+            None
+        }
+    }
+}
+
+fn parse_store(text: &str, base_dir: &Path) -> Result<StoreUrl, String> {
+    if let Some(path) = text.strip_prefix("sqlite://") {
+        if path.is_empty() {
+            return Err("store: sqlite:// needs a file path".into());
+        }
+        let path = Path::new(path);
+        let path = if path.is_relative() { base_dir.join(path) } else { path.to_path_buf() };
+        Ok(StoreUrl::Sqlite(path))
+    } else if text.starts_with("postgres://") || text.starts_with("postgresql://") {
+        Err("store: the PostgreSQL store is not built into this version yet; use sqlite://FILE".into())
+    } else {
+        Err(format!("store: {text:?} is not sqlite://FILE"))
+    }
+}
+
+/// Reads, resolves and validates a routes.yaml text. Relative store paths are taken from
+/// `base_dir` (the file's folder). Returns every problem found, each with its field path.
+pub fn parse(
+    text: &str,
+    base_dir: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Config, Vec<String>> {
+    let raw: RawConfig = serde_yaml::from_str(text).map_err(|e| vec![e.to_string()])?;
+    let mut errors = Vec::new();
+
+    let listen = parse_addr("listen", &raw.listen, &mut errors);
+    let admin_listen = raw
+        .admin_listen
+        .as_deref()
+        .and_then(|a| parse_addr("admin_listen", a, &mut errors));
+    let public_url = raw.public_url.trim_end_matches('/').to_string();
+    check_http_url("public_url", &public_url, &mut errors);
+    let store = match parse_store(raw.store.as_deref().unwrap_or("sqlite://payglot.db"), base_dir) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            errors.push(e);
+            None
+        }
+    };
+
+    let sandbox = raw.sandbox.as_ref().and_then(|s| {
+        let listen = parse_addr("sandbox.listen", &s.listen, &mut errors)?;
+        Some(SandboxConfig {
+            listen,
+            notify_retry_secs: s.notify_retry_secs.clone().unwrap_or_else(|| vec![60, 120, 180, 240, 300]),
+        })
+    });
+
+    let mut delivery = DeliveryConfig::default();
+    if let Some(d) = &raw.delivery {
+        if let Some(s) = &d.retry_schedule_secs {
+            if s.is_empty() {
+                errors.push("delivery.retry_schedule_secs: needs at least one delay".into());
+            }
+            delivery.retry_schedule_secs = s.clone();
+        }
+        delivery.give_up_after_secs = d.give_up_after_secs.unwrap_or(delivery.give_up_after_secs);
+        delivery.timeout_ms = d.timeout_ms.unwrap_or(delivery.timeout_ms);
+        delivery.poll_ms = d.poll_ms.unwrap_or(delivery.poll_ms).max(10);
+    }
+
+    let mut providers = BTreeMap::new();
+    if raw.providers.is_empty() {
+        errors.push("providers: at least one provider account is needed".into());
+    }
+    for (name, p) in &raw.providers {
+        let path = format!("providers.{name}");
+        if !valid_name(name) {
+            errors.push(format!("{path}: name may hold only letters, digits, '-' and '_'"));
+        }
+        let mut credentials = BTreeMap::new();
+        for (k, v) in &p.credentials {
+            match secrets::resolve(v, env) {
+                Ok(s) => {
+                    credentials.insert(k.clone(), s);
+                }
+                Err(e) => errors.push(format!("{path}.credentials.{k}: {e}")),
+            }
+        }
+        let base_url = p.base_url.trim_end_matches('/').to_string();
+        check_http_url(&format!("{path}.base_url"), &base_url, &mut errors);
+        for (field, value) in [("timeout_ms", p.timeout_ms), ("connect_timeout_ms", p.connect_timeout_ms)] {
+            if value == Some(0) {
+                errors.push(format!("{path}.{field}: must be more than 0"));
+            }
+        }
+        if !p.products.is_empty() && p.dialect != "xxpay" {
+            errors.push(format!("{path}.products: only xxpay accounts have a product table"));
+        }
+        for key in p.products.keys() {
+            if let Err(e) = check_product_key(key) {
+                errors.push(format!("{path}.products.{key}: {e}"));
+            }
+        }
+        let provider = ProviderConfig {
+            name: name.clone(),
+            dialect: p.dialect.clone(),
+            base_url,
+            credentials,
+            timeout_ms: p.timeout_ms.unwrap_or(5000),
+            connect_timeout_ms: p.connect_timeout_ms.unwrap_or(2000),
+            products: p.products.clone(),
+            retired: p.retired,
+        };
+        if let Err(es) = dialects::build(&provider) {
+            errors.extend(es.into_iter().map(|e| format!("{path}.{e}")));
+        }
+        providers.insert(name.clone(), provider);
+    }
+
+    let mut merchants = BTreeMap::new();
+    if raw.merchants.is_empty() {
+        errors.push("merchants: at least one merchant is needed".into());
+    }
+    for (id, m) in &raw.merchants {
+        let path = format!("merchants.{id}");
+        if !valid_name(id) || id.len() > 64 {
+            errors.push(format!("{path}: id may hold only letters, digits, '-' and '_' (at most 64)"));
+        }
+        let key = match secrets::resolve(&m.key, env) {
+            Ok(k) if k.expose().chars().count() < 16 => {
+                errors.push(format!("{path}.key: must be at least 16 characters"));
+                None
+            }
+            Ok(k) => Some(k),
+            Err(e) => {
+                errors.push(format!("{path}.key: {e}"));
+                None
+            }
+        };
+        if let Some(url) = &m.notify_url {
+            check_http_url(&format!("{path}.notify_url"), url, &mut errors);
+        }
+        let routes = validate_routes(&path, &m.routes, &providers, &mut errors);
+        merchants.insert(
+            id.clone(),
+            MerchantConfig {
+                id: id.clone(),
+                key: key.unwrap_or_else(|| Secret::new("")),
+                notify_url: m.notify_url.clone(),
+                routes,
+            },
+        );
+    }
+
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    Ok(Config {
+        listen: listen.expect("checked"),
+        admin_listen,
+        public_url,
+        store: store.expect("checked"),
+        sandbox,
+        delivery,
+        providers,
+        merchants,
+    })
+}
+
+fn valid_name(name: &str) -> bool {
+    !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+fn check_product_key(key: &str) -> Result<(), String> {
+    let (channel, scene) = key
+        .split_once('/')
+        .ok_or_else(|| "key must be channel/scene, like wechat/qr".to_string())?;
+    channel.parse::<Channel>()?;
+    scene.parse::<Scene>()?;
+    Ok(())
+}
+
+fn validate_routes(
+    merchant_path: &str,
+    raw: &[RawRoute],
+    providers: &BTreeMap<String, ProviderConfig>,
+    errors: &mut Vec<String>,
+) -> Vec<Route> {
+    let mut routes = Vec::new();
+    if raw.is_empty() {
+        errors.push(format!("{merchant_path}.routes: at least one route is needed"));
+    }
+    let check_account = |path: &str, name: &str, errors: &mut Vec<String>, new_payments: bool| {
+        match providers.get(name) {
+            None => errors.push(format!("{path}: unknown provider {name:?}")),
+            Some(p) if new_payments && p.retired => errors.push(format!(
+                "{path}: provider {name:?} is retired and takes no new payments"
+            )),
+            Some(_) => {}
+        }
+    };
+    for (i, r) in raw.iter().enumerate() {
+        let path = format!("{merchant_path}.routes[{i}]");
+        let target = match (&r.to, &r.split) {
+            (Some(to), None) => {
+                check_account(&format!("{path}.to"), to, errors, true);
+                RouteTarget::One(to.clone())
+            }
+            (None, Some(split)) => {
+                let mut total: u64 = 0;
+                for (name, weight) in split {
+                    check_account(&format!("{path}.split.{name}"), name, errors, true);
+                    if *weight == 0 {
+                        errors.push(format!("{path}.split.{name}: weight must be more than 0"));
+                    }
+                    total += u64::from(*weight);
+                }
+                if total != 100 {
+                    errors.push(format!("{path}.split: weights add up to {total}, not 100"));
+                }
+                RouteTarget::Split(split.iter().map(|(k, v)| (k.clone(), *v)).collect())
+            }
+            _ => {
+                errors.push(format!("{path}: needs exactly one of `to` or `split`"));
+                RouteTarget::One(String::new())
+            }
+        };
+        for (j, f) in r.fallback.iter().enumerate() {
+            check_account(&format!("{path}.fallback[{j}]"), f, errors, true);
+        }
+        let mut matches = RouteMatch::default();
+        if let Some(m) = &r.matches {
+            if let Some(c) = &m.channel {
+                for item in c.items() {
+                    match item.parse() {
+                        Ok(ch) => matches.channels.push(ch),
+                        Err(e) => errors.push(format!("{path}.match.channel: {e}")),
+                    }
+                }
+            }
+            if let Some(s) = &m.scene {
+                for item in s.items() {
+                    match item.parse() {
+                        Ok(sc) => matches.scenes.push(sc),
+                        Err(e) => errors.push(format!("{path}.match.scene: {e}")),
+                    }
+                }
+            }
+            matches.currency = m.currency.as_ref().map(|c| c.to_ascii_uppercase());
+            matches.min_amount = m.min_amount;
+            matches.max_amount = m.max_amount;
+            if let (Some(lo), Some(hi)) = (m.min_amount, m.max_amount) {
+                if lo > hi {
+                    errors.push(format!("{path}.match: min_amount {lo} is above max_amount {hi}"));
+                }
+            }
+            for (name, v) in [("min_amount", m.min_amount), ("max_amount", m.max_amount)] {
+                if v.is_some_and(|v| v < 0) {
+                    errors.push(format!("{path}.match.{name}: must not be negative"));
+                }
+            }
+        }
+        routes.push(Route { matches, target, fallback: r.fallback.clone() });
+    }
+    if let Some(last) = routes.last() {
+        if !last.matches.is_catch_all() {
+            errors.push(format!(
+                "{merchant_path}.routes: the last route must have no `match` (the default route), so every payment has a provider"
+            ));
+        }
+    }
+    routes
+}
+
+/// A validated config with its dialects built: what one request runs against, start to end.
+pub struct LiveConfig {
+    pub config: Config,
+    pub dialects: HashMap<String, Arc<dyn Dialect>>,
+    pub source: PathBuf,
+    pub loaded_at: i64,
+}
+
+impl LiveConfig {
+    pub fn build(config: Config, source: PathBuf) -> Result<Self, Vec<String>> {
+        let mut dialects = HashMap::new();
+        for (name, p) in &config.providers {
+            let d = dialects::build(p)
+                .map_err(|es| es.into_iter().map(|e| format!("providers.{name}.{e}")).collect::<Vec<_>>())?;
+            dialects.insert(name.clone(), d);
+        }
+        Ok(LiveConfig { config, dialects, source, loaded_at: crate::model::now_unix() })
+    }
+
+    /// Loads and validates a file, with secrets from the process environment.
+    pub fn load(path: &Path) -> Result<Self, Vec<String>> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| vec![format!("cannot read {}: {e}", path.display())])?;
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let config = parse(&text, &base, &|name| std::env::var(name).ok())?;
+        Self::build(config, path.to_path_buf())
+    }
+
+    pub fn merchant(&self, id: &str) -> Option<&MerchantConfig> {
+        self.config.merchants.get(id)
+    }
+
+    pub fn dialect(&self, account: &str) -> Option<&Arc<dyn Dialect>> {
+        self.dialects.get(account)
+    }
+}
+
+/// The human summary `payglot check` prints.
+pub fn summary(config: &Config) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let _ = writeln!(out, "listen {}  public_url {}", config.listen, config.public_url);
+    let _ = writeln!(out, "providers ({}):", config.providers.len());
+    for (name, p) in &config.providers {
+        let retired = if p.retired { "  [retired: no new payments]" } else { "" };
+        let _ = writeln!(out, "  {name}: {} at {}{retired}", p.dialect, p.base_url);
+    }
+    let _ = writeln!(out, "merchants ({}):", config.merchants.len());
+    for (id, m) in &config.merchants {
+        let _ = writeln!(out, "  {id}:");
+        for (i, r) in m.routes.iter().enumerate() {
+            let when = describe_match(&r.matches);
+            let to = match &r.target {
+                RouteTarget::One(a) => a.clone(),
+                RouteTarget::Split(parts) => parts
+                    .iter()
+                    .map(|(a, w)| format!("{a} {w}%"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            };
+            let fallback = if r.fallback.is_empty() {
+                String::new()
+            } else {
+                format!("  (fallback: {})", r.fallback.join(" -> "))
+            };
+            let _ = writeln!(out, "    [{i}] {when} -> {to}{fallback}");
+        }
+    }
+    out
+}
+
+fn describe_match(m: &RouteMatch) -> String {
+    if m.is_catch_all() {
+        return "everything else".into();
+    }
+    let mut parts = Vec::new();
+    if !m.channels.is_empty() {
+        parts.push(format!("channel {}", m.channels.iter().map(|c| c.as_str()).collect::<Vec<_>>().join("|")));
+    }
+    if !m.scenes.is_empty() {
+        parts.push(format!("scene {}", m.scenes.iter().map(|c| c.as_str()).collect::<Vec<_>>().join("|")));
+    }
+    if let Some(c) = &m.currency {
+        parts.push(format!("currency {c}"));
+    }
+    match (m.min_amount, m.max_amount) {
+        (Some(lo), Some(hi)) => parts.push(format!("amount {lo}..={hi} fen")),
+        (Some(lo), None) => parts.push(format!("amount >= {lo} fen")),
+        (None, Some(hi)) => parts.push(format!("amount <= {hi} fen")),
+        (None, None) => {}
+    }
+    parts.join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+listen: 127.0.0.1:8080
+public_url: https://pay.example.edu/
+store: sqlite://data/payglot.db
+providers:
+  xxpay-main:
+    dialect: xxpay
+    base_url: http://127.0.0.1:3020
+    credentials: { mch_id: "20001222", app_id: "app", key: "${XXPAY_KEY}" }
+    products: { wechat/qr: 8002 }
+  xxpay-backup:
+    dialect: xxpay
+    base_url: http://127.0.0.1:3021
+    credentials: { mch_id: "1", app_id: "app", key: "k" }
+merchants:
+  school-a:
+    key: "${SCHOOL_A_KEY}"
+    routes:
+      - match: { channel: wechat }
+        to: xxpay-main
+        fallback: [xxpay-backup]
+      - split: { xxpay-main: 90, xxpay-backup: 10 }
+"#;
+
+    fn env(name: &str) -> Option<String> {
+        match name {
+            "XXPAY_KEY" => Some("xxpay-secret".into()),
+            "SCHOOL_A_KEY" => Some("school-a-secret-key-0001".into()),
+            _ => None,
+        }
+    }
+
+    fn errors_of(text: &str) -> Vec<String> {
+        parse(text, Path::new("/etc/payglot"), &env).unwrap_err()
+    }
+
+    #[test]
+    fn reads_a_good_file() {
+        let c = parse(GOOD, Path::new("/etc/payglot"), &env).unwrap();
+        assert_eq!(c.public_url, "https://pay.example.edu");
+        assert_eq!(c.store, StoreUrl::Sqlite("/etc/payglot/data/payglot.db".into()));
+        assert_eq!(c.providers["xxpay-main"].credentials["key"].expose(), "xxpay-secret");
+        assert_eq!(c.merchants["school-a"].routes.len(), 2);
+        let s = summary(&c);
+        assert!(s.contains("channel wechat -> xxpay-main  (fallback: xxpay-backup)"), "{s}");
+        assert!(s.contains("everything else -> xxpay-backup 10%, xxpay-main 90%"), "{s}");
+        assert!(!s.contains("xxpay-secret"));
+        assert!(!format!("{c:?}").contains("xxpay-secret"));
+    }
+
+    #[test]
+    fn names_the_field_path_of_each_error() {
+        let text = GOOD.replace("to: xxpay-main", "to: xxpay-mian");
+        assert_eq!(
+            errors_of(&text),
+            vec![r#"merchants.school-a.routes[0].to: unknown provider "xxpay-mian""#.to_string()]
+        );
+        let text = GOOD.replace("xxpay-main: 90", "xxpay-main: 80");
+        assert!(errors_of(&text)[0].contains("merchants.school-a.routes[1].split: weights add up to 90, not 100"));
+        let text = GOOD.replace("dialect: xxpay\n    base_url: http://127.0.0.1:3021", "dialect: xxpey\n    base_url: http://127.0.0.1:3021");
+        assert!(errors_of(&text)[0].starts_with("providers.xxpay-backup.dialect: unknown dialect \"xxpey\""));
+        let text = GOOD.replace(r#"key: "k" }"#, "}");
+        assert_eq!(errors_of(&text), vec!["providers.xxpay-backup.credentials.key: missing".to_string()]);
+        let text = GOOD.replace("${XXPAY_KEY}", "${NOPE}");
+        assert!(errors_of(&text)[0].contains("providers.xxpay-main.credentials.key: environment variable NOPE is not set"));
+        let text = GOOD.replace("wechat/qr", "wechat/scan");
+        assert!(errors_of(&text)[0].starts_with("providers.xxpay-main.products.wechat/scan: unknown scene"));
+    }
+
+    #[test]
+    fn collects_every_error_at_once() {
+        let text = GOOD
+            .replace("to: xxpay-main", "to: nowhere")
+            .replace("listen: 127.0.0.1:8080", "listen: somewhere")
+            .replace("channel: wechat", "channel: wechart");
+        let errors = errors_of(&text);
+        assert_eq!(errors.len(), 3, "{errors:?}");
+    }
+
+    #[test]
+    fn unknown_keys_and_missing_default_route() {
+        let text = GOOD.replace("fallback: [xxpay-backup]", "falback: [xxpay-backup]");
+        let e = errors_of(&text);
+        assert!(e[0].contains("unknown field `falback`"), "{e:?}");
+        let text = GOOD.replace("      - split: { xxpay-main: 90, xxpay-backup: 10 }\n", "");
+        let e = errors_of(&text);
+        assert!(e[0].contains("the last route must have no `match`"), "{e:?}");
+        let text = GOOD.replace("key: \"${SCHOOL_A_KEY}\"", "key: short");
+        assert!(errors_of(&text)[0].contains("merchants.school-a.key: must be at least 16"));
+        let text = GOOD.replace("    products: { wechat/qr: 8002 }\n", "    products: { wechat/qr: 8002 }\n    retired: true\n");
+        let e = errors_of(&text);
+        assert!(e.iter().any(|e| e.contains("routes[0].to: provider \"xxpay-main\" is retired")), "{e:?}");
+    }
+}

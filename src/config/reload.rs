@@ -1,0 +1,151 @@
+//! Hot reload: a file change, SIGHUP or `POST /admin/reload` builds and validates a new
+//! config and swaps it in atomically with `arc-swap`. Requests hold the `Arc` they started
+//! with, so they finish on that config. An invalid file is refused, logged and kept as the
+//! last error; the old config keeps serving.
+//!
+//! Listen addresses and the store URL are read at start only: a reload that changes them
+//! logs a warning and the new values take effect at the next restart.
+
+use super::LiveConfig;
+use arc_swap::ArcSwap;
+use notify::{RecursiveMode, Watcher};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+pub struct ConfigHandle {
+    live: ArcSwap<LiveConfig>,
+    path: PathBuf,
+    last_error: Mutex<Option<String>>,
+    pub reloads: AtomicU64,
+    pub reload_failures: AtomicU64,
+}
+
+impl ConfigHandle {
+    pub fn new(live: LiveConfig) -> Self {
+        let path = live.source.clone();
+        ConfigHandle {
+            live: ArcSwap::from_pointee(live),
+            path,
+            last_error: Mutex::new(None),
+            reloads: AtomicU64::new(0),
+            reload_failures: AtomicU64::new(0),
+        }
+    }
+
+    /// The config a new request runs against, start to end.
+    pub fn current(&self) -> Arc<LiveConfig> {
+        self.live.load_full()
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The message of the last refused reload, if the last attempt failed.
+    pub fn last_error(&self) -> Option<String> {
+        self.last_error.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Loads the file again; swaps it in if valid, else keeps the old config.
+    pub fn reload(&self, trigger: &str) -> Result<(), String> {
+        let result = LiveConfig::load(&self.path);
+        let mut last_error = self.last_error.lock().unwrap_or_else(|p| p.into_inner());
+        match result {
+            Ok(new) => {
+                let old = self.live.load();
+                if new.config.listen != old.config.listen
+                    || new.config.admin_listen != old.config.admin_listen
+                    || new.config.store != old.config.store
+                {
+                    tracing::warn!("listen addresses and store are read at start; restart to apply their change");
+                }
+                self.live.store(Arc::new(new));
+                *last_error = None;
+                self.reloads.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(trigger, file = %self.path.display(), "config reloaded");
+                Ok(())
+            }
+            Err(errors) => {
+                let message = errors.join("\n");
+                tracing::error!(trigger, file = %self.path.display(), errors = %message, "config reload refused; the previous config keeps serving");
+                *last_error = Some(message.clone());
+                self.reload_failures.fetch_add(1, Ordering::Relaxed);
+                Err(message)
+            }
+        }
+    }
+}
+
+/// Reloads on SIGHUP and on changes to the config file, until the returned guard is dropped.
+pub fn spawn_watchers(handle: Arc<ConfigHandle>) -> Result<WatchGuard, String> {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<&'static str>();
+
+    let file_name = handle.path.file_name().map(|n| n.to_os_string());
+    let file_tx = tx.clone();
+    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        if let Ok(event) = event {
+            let ours = event.paths.iter().any(|p| p.file_name().map(|n| n.to_os_string()) == file_name);
+            if ours && !matches!(event.kind, notify::EventKind::Access(_)) {
+                let _ = file_tx.send("file change");
+            }
+        }
+    })
+    .map_err(|e| format!("cannot watch config: {e}"))?;
+    // Watch the folder: editors replace files rather than write them in place.
+    let dir = match handle.path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    watcher
+        .watch(&dir, RecursiveMode::NonRecursive)
+        .map_err(|e| format!("cannot watch {}: {e}", dir.display()))?;
+
+    #[cfg(unix)]
+    let sighup = {
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            let Ok(mut signal) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
+                return;
+            };
+            while signal.recv().await.is_some() {
+                let _ = tx.send("SIGHUP");
+            }
+        })
+    };
+
+    let worker = tokio::spawn(async move {
+        let mut last_text: Option<String> = None;
+        while let Some(trigger) = rx.recv().await {
+            // Editors write in several steps; let the file settle, then reload once.
+            tokio::time::sleep(Duration::from_millis(150)).await;
+            while rx.try_recv().is_ok() {}
+            let text = std::fs::read_to_string(&handle.path).ok();
+            if trigger == "file change" && text.is_some() && text == last_text {
+                continue;
+            }
+            last_text = text;
+            let handle = handle.clone();
+            let _ = tokio::task::spawn_blocking(move || handle.reload(trigger)).await;
+        }
+    });
+    Ok(WatchGuard {
+        _watcher: watcher,
+        tasks: vec![worker, #[cfg(unix)] sighup],
+    })
+}
+
+/// Keeps the watchers alive; dropping it stops them.
+pub struct WatchGuard {
+    _watcher: notify::RecommendedWatcher,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for WatchGuard {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}

@@ -1,0 +1,115 @@
+//! payglot: a payment protocol translation gateway. One signed merchant API in front of many
+//! payment providers; `routes.yaml` picks the provider per payment. See DESIGN.md and the
+//! README for the picture; `start` wires the pieces together.
+
+pub mod admin;
+pub mod api;
+pub mod callbacks;
+pub mod config;
+pub mod dialects;
+pub mod model;
+pub mod money;
+pub mod routing;
+pub mod sandbox;
+pub mod server;
+pub mod store;
+pub mod upstream;
+
+use config::reload::{spawn_watchers, ConfigHandle, WatchGuard};
+use config::LiveConfig;
+use server::Gateway;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio::sync::{watch, Notify};
+use tokio::task::JoinHandle;
+
+/// A running gateway: its bound addresses and the way to stop it.
+pub struct Running {
+    pub listen: SocketAddr,
+    pub admin_listen: Option<SocketAddr>,
+    pub sandbox_listen: Option<SocketAddr>,
+    pub gateway: Arc<Gateway>,
+    pub sandbox: Option<Arc<sandbox::Sandbox>>,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+    _watchers: Option<WatchGuard>,
+}
+
+impl Running {
+    /// Stops accepting, stops the workers; pending events stay in the store.
+    pub async fn stop(self) {
+        let _ = self.shutdown.send(true);
+        for t in self.tasks {
+            let _ = t.await;
+        }
+    }
+
+    /// Waits until every task has ended (they end on `stop` only).
+    pub async fn wait(&mut self) {
+        for t in self.tasks.iter_mut() {
+            let _ = t.await;
+        }
+    }
+}
+
+async fn bind(what: &str, addr: SocketAddr) -> Result<TcpListener, String> {
+    TcpListener::bind(addr).await.map_err(|e| format!("cannot listen on {addr} ({what}): {e}"))
+}
+
+/// Loads routes.yaml, opens the store, and starts the listeners, the sandbox (when the file
+/// has a `sandbox:` section), the delivery worker and the config watchers.
+pub async fn start(config_path: &Path, watch_config: bool) -> Result<Running, String> {
+    let live = LiveConfig::load(config_path).map_err(|errors| {
+        format!("{} is not valid:\n  {}", config_path.display(), errors.join("\n  "))
+    })?;
+    let config = live.config.clone();
+    let store = store::open(&config.store).await.map_err(|e| e.to_string())?;
+    let upstream = Arc::new(upstream::Upstream::new());
+    let handle = Arc::new(ConfigHandle::new(live));
+    let gateway = Arc::new(Gateway {
+        config: handle.clone(),
+        store,
+        upstream: upstream.clone(),
+        outbox_wake: Arc::new(Notify::new()),
+    });
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let mut tasks = Vec::new();
+
+    let mut sandbox_listen = None;
+    let mut sandbox = None;
+    if let Some(sb) = sandbox::Sandbox::from_config(&config, upstream.clone()) {
+        let listener = bind("sandbox", config.sandbox.as_ref().expect("sandbox config").listen).await?;
+        sandbox_listen = listener.local_addr().ok();
+        let sb = Arc::new(sb);
+        sandbox = Some(sb.clone());
+        tasks.push(tokio::spawn(sandbox::serve(listener, sb, shutdown_rx.clone())));
+    }
+
+    let listener = bind("merchant API and callbacks", config.listen).await?;
+    let listen = listener.local_addr().map_err(|e| e.to_string())?;
+    tasks.push(tokio::spawn(server::serve(listener, gateway.clone(), shutdown_rx.clone())));
+
+    let mut admin_listen = None;
+    if let Some(addr) = config.admin_listen {
+        let listener = bind("admin", addr).await?;
+        admin_listen = listener.local_addr().ok();
+        tasks.push(tokio::spawn(admin::serve(listener, gateway.clone(), shutdown_rx.clone())));
+    }
+
+    tasks.push(tokio::spawn(callbacks::delivery::run(gateway.clone(), shutdown_rx.clone())));
+
+    let watchers = if watch_config { Some(spawn_watchers(handle)?) } else { None };
+    tracing::info!(%listen, admin = ?admin_listen, sandbox = ?sandbox_listen, "payglot serving");
+    Ok(Running {
+        listen,
+        admin_listen,
+        sandbox_listen,
+        gateway,
+        sandbox,
+        shutdown,
+        tasks,
+        _watchers: watchers,
+    })
+}

@@ -1,0 +1,99 @@
+//! The `payglot` command: `serve`, `check`, and `sandbox`.
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "payglot", version, about = "Payment protocol translation gateway")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway (and the sandbox providers, when routes.yaml has a `sandbox:` section).
+    Serve {
+        #[arg(long, short, default_value = "routes.yaml")]
+        config: PathBuf,
+    },
+    /// Validate a routes.yaml: print a summary and the route table, or every error.
+    Check { config: PathBuf },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Check { config } => check(&config),
+        Command::Serve { config } => serve(config),
+    }
+}
+
+fn check(path: &std::path::Path) -> ExitCode {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("cannot read {}: {e}", path.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    let base = path.parent().map(|p| p.to_path_buf()).unwrap_or_default();
+    match payglot::config::parse(&text, &base, &|name| std::env::var(name).ok()) {
+        Ok(config) => {
+            println!("{} is valid", path.display());
+            print!("{}", payglot::config::summary(&config));
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            eprintln!("{} has {} error(s):", path.display(), errors.len());
+            for e in errors {
+                eprintln!("  {e}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve(config: PathBuf) -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::INFO)
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        let running = match payglot::start(&config, true).await {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("{e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        {
+            let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(t) => t,
+                Err(e) => {
+                    eprintln!("cannot listen for SIGTERM: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            tokio::select! {
+                _ = ctrl_c => {}
+                _ = term.recv() => {}
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = ctrl_c.await;
+        tracing::info!("stopping; pending events stay in the store");
+        running.stop().await;
+        ExitCode::SUCCESS
+    })
+}

@@ -1,0 +1,332 @@
+//! The canonical model every dialect translates to and from: payments, refunds, payouts,
+//! merchant events, their status and the action a merchant takes next.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+macro_rules! string_enum {
+    ($(#[$doc:meta])* $name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[serde(rename_all = "lowercase")]
+        pub enum $name { $($variant),+ }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, String> {
+                match s {
+                    $($text => Ok($name::$variant),)+
+                    _ => Err(format!(
+                        "unknown {} {s:?} (expected one of: {})",
+                        stringify!($name).to_lowercase(),
+                        [$($text),+].join(", ")
+                    )),
+                }
+            }
+        }
+    };
+}
+
+string_enum!(
+    /// The payer's payment instrument.
+    Channel { Wechat => "wechat", Alipay => "alipay", Unionpay => "unionpay", Qq => "qq", Jd => "jd", Bank => "bank" }
+);
+
+string_enum!(
+    /// How the payer pays: scans a code, is scanned, inside an app, on a page.
+    Scene { Qr => "qr", Barcode => "barcode", Jsapi => "jsapi", Miniapp => "miniapp", H5 => "h5", Web => "web" }
+);
+
+string_enum!(
+    /// Where a payment stands. Only moves forward: pending -> succeeded | failed | closed.
+    PaymentStatus { Pending => "pending", Succeeded => "succeeded", Failed => "failed", Closed => "closed" }
+);
+
+impl PaymentStatus {
+    pub fn is_final(self) -> bool {
+        self != PaymentStatus::Pending
+    }
+
+    /// Whether a payment in `self` may move to `next`. A final status never changes, so a
+    /// late or replayed message can not move a payment back.
+    pub fn can_move_to(self, next: PaymentStatus) -> bool {
+        self == PaymentStatus::Pending && next != PaymentStatus::Pending
+    }
+}
+
+/// What the merchant (or its payer's browser) does next to complete a payment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Action {
+    QrCode {
+        qr_code: String,
+    },
+    Redirect {
+        url: String,
+    },
+    FormPost {
+        url: String,
+        fields: BTreeMap<String, String>,
+    },
+    Jsapi {
+        params: BTreeMap<String, String>,
+    },
+    None,
+}
+
+/// One payment as payglot keeps it and shows it to the merchant. Amounts are fen.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Payment {
+    pub payment_id: String,
+    pub merchant_id: String,
+    pub out_trade_no: String,
+    pub amount: i64,
+    pub currency: String,
+    pub subject: String,
+    pub description: String,
+    pub channel: Channel,
+    pub scene: Scene,
+    pub status: PaymentStatus,
+    pub provider: String,
+    pub provider_trade_no: Option<String>,
+    pub paid_amount: Option<i64>,
+    pub paid_at: Option<i64>,
+    pub refunded_amount: i64,
+    pub attach: Option<String>,
+    pub notify_url: Option<String>,
+    pub return_url: Option<String>,
+    pub action: Option<Action>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+string_enum!(
+    /// Where a refund or payout stands.
+    TransferStatus { Pending => "pending", Succeeded => "succeeded", Failed => "failed" }
+);
+
+/// A refund of part or all of a paid payment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Refund {
+    pub refund_id: String,
+    pub out_refund_no: String,
+    pub payment_id: String,
+    pub amount: i64,
+    pub reason: Option<String>,
+    pub status: TransferStatus,
+    pub provider_refund_no: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// A payout (代付) to a bank account or wallet.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Payout {
+    pub payout_id: String,
+    pub out_payout_no: String,
+    pub merchant_id: String,
+    pub amount: i64,
+    pub bank_code: String,
+    pub bank_name: String,
+    pub account_type: String,
+    pub account_name: String,
+    pub account_no: String,
+    pub province: String,
+    pub city: String,
+    pub status: TransferStatus,
+    pub provider: String,
+    pub provider_payout_no: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+string_enum!(
+    /// What a merchant notification is about.
+    EventType {
+        PaymentSucceeded => "payment.succeeded",
+        PaymentFailed => "payment.failed",
+        PaymentClosed => "payment.closed",
+        RefundSucceeded => "refund.succeeded",
+        RefundFailed => "refund.failed",
+        PayoutSucceeded => "payout.succeeded",
+        PayoutFailed => "payout.failed"
+    }
+);
+
+impl EventType {
+    /// The event a payment emits when it reaches `status`, if any.
+    pub fn for_payment(status: PaymentStatus) -> Option<EventType> {
+        match status {
+            PaymentStatus::Pending => None,
+            PaymentStatus::Succeeded => Some(EventType::PaymentSucceeded),
+            PaymentStatus::Failed => Some(EventType::PaymentFailed),
+            PaymentStatus::Closed => Some(EventType::PaymentClosed),
+        }
+    }
+}
+
+/// The body POSTed to a merchant's notify_url. Its bytes are fixed when the event is written,
+/// so every retry carries the same body and the same id.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EventBody {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub created_at: String,
+    pub data: serde_json::Value,
+}
+
+impl Payment {
+    /// The payment as merchants see it: amounts in fen, times as RFC 3339.
+    pub fn to_merchant_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "payment_id": self.payment_id,
+            "out_trade_no": self.out_trade_no,
+            "merchant_id": self.merchant_id,
+            "amount": self.amount,
+            "currency": self.currency,
+            "subject": self.subject,
+            "description": self.description,
+            "channel": self.channel,
+            "scene": self.scene,
+            "status": self.status,
+            "provider": self.provider,
+            "provider_trade_no": self.provider_trade_no,
+            "paid_amount": self.paid_amount,
+            "paid_at": self.paid_at.map(rfc3339),
+            "refunded_amount": self.refunded_amount,
+            "attach": self.attach,
+            "notify_url": self.notify_url,
+            "return_url": self.return_url,
+            "action": self.action,
+            "created_at": rfc3339(self.created_at),
+            "updated_at": rfc3339(self.updated_at),
+        })
+    }
+}
+
+/// A merchant event about to be written to the outbox.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub id: String,
+    pub kind: EventType,
+    pub merchant_id: String,
+    pub payment_id: String,
+    pub notify_url: String,
+    /// The exact bytes every delivery attempt sends.
+    pub body: String,
+    pub created_at: i64,
+}
+
+impl NewEvent {
+    /// The event a payment emits when it moves to a final status.
+    pub fn for_payment(payment: &Payment, kind: EventType, now: i64) -> NewEvent {
+        let id = random_id("evt_", 24);
+        let body = EventBody {
+            id: id.clone(),
+            kind: kind.as_str().to_string(),
+            created_at: rfc3339(now),
+            data: payment.to_merchant_json(),
+        };
+        NewEvent {
+            id,
+            kind,
+            merchant_id: payment.merchant_id.clone(),
+            payment_id: payment.payment_id.clone(),
+            notify_url: payment.notify_url.clone().unwrap_or_default(),
+            body: serde_json::to_string(&body).expect("event serializes"),
+            created_at: now,
+        }
+    }
+}
+
+/// Formats unix seconds as RFC 3339 UTC, the way every time leaves payglot.
+pub fn rfc3339(unix_seconds: i64) -> String {
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(unix_seconds.max(0) as u64);
+    humantime::format_rfc3339_seconds(t).to_string()
+}
+
+/// Current unix time in seconds.
+pub fn now_unix() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// Random id of `len` characters of `[0-9A-Za-z]`, behind a prefix.
+pub fn random_id(prefix: &str, len: usize) -> String {
+    const ALPHABET: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    let target = prefix.len() + len;
+    let mut id = String::with_capacity(target);
+    id.push_str(prefix);
+    let mut buf = [0u8; 32];
+    while id.len() < target {
+        getrandom::getrandom(&mut buf).expect("operating system random source");
+        // 248 is the largest multiple of 62 below 256; rejecting above it keeps ids uniform.
+        for b in buf.iter().filter(|b| **b < 248).take(target - id.len()) {
+            id.push(ALPHABET[(b % 62) as usize] as char);
+        }
+    }
+    id
+}
+
+/// A new payment id: "P", a 10-digit unix time and 19 random characters (30 in all), so ids
+/// sort by creation time in provider back offices and never collide across merchants.
+pub fn new_payment_id(now: i64) -> String {
+    let prefix = format!("P{:010}", now.max(0) % 10_000_000_000);
+    random_id(&prefix, 19)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_only_moves_forward() {
+        use PaymentStatus::*;
+        assert!(Pending.can_move_to(Succeeded));
+        assert!(Pending.can_move_to(Closed));
+        assert!(!Succeeded.can_move_to(Pending));
+        assert!(!Succeeded.can_move_to(Failed));
+        assert!(!Closed.can_move_to(Succeeded));
+        assert!(!Pending.can_move_to(Pending));
+    }
+
+    #[test]
+    fn payment_ids_fit_providers() {
+        let id = new_payment_id(1_700_000_000);
+        assert_eq!(id.len(), 30);
+        assert!(id.bytes().all(|b| b.is_ascii_alphanumeric()));
+        assert!(id.starts_with("P1700000000"));
+        assert_ne!(new_payment_id(1), new_payment_id(1));
+    }
+
+    #[test]
+    fn actions_serialize_with_a_type_tag() {
+        let a = Action::QrCode { qr_code: "weixin://x".into() };
+        assert_eq!(
+            serde_json::to_string(&a).unwrap(),
+            r#"{"type":"qr_code","qr_code":"weixin://x"}"#
+        );
+        assert_eq!(serde_json::to_string(&Action::None).unwrap(), r#"{"type":"none"}"#);
+        assert_eq!("wechat".parse::<Channel>(), Ok(Channel::Wechat));
+        assert!("wx".parse::<Channel>().unwrap_err().contains("wechat"));
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+    }
+}

@@ -1,0 +1,176 @@
+//! The hyper service: which door a request enters (merchant API under `/v1/`, provider
+//! callbacks under `/callbacks/`), body limits, and the accept loop.
+
+use crate::api::error::ApiError;
+use crate::config::reload::ConfigHandle;
+use crate::store::Store;
+use crate::upstream::Upstream;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::header::{HeaderMap, HeaderValue, CONTENT_LENGTH, CONTENT_TYPE};
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio::sync::{watch, Notify};
+use tokio::task::JoinSet;
+
+/// Request bodies larger than this are refused with 413.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// What every request handler works with: live config, store, upstream client.
+pub struct Gateway {
+    pub config: Arc<ConfigHandle>,
+    pub store: Arc<dyn Store>,
+    pub upstream: Arc<Upstream>,
+    /// Woken when an event is written, so the delivery worker sends it at once.
+    pub outbox_wake: Arc<Notify>,
+}
+
+/// A request with its whole body read.
+#[derive(Debug)]
+pub struct HttpIn {
+    pub method: String,
+    pub path: String,
+    pub query: String,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl HttpIn {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    pub fn path_and_query(&self) -> String {
+        if self.query.is_empty() {
+            self.path.clone()
+        } else {
+            format!("{}?{}", self.path, self.query)
+        }
+    }
+}
+
+/// A response before it becomes a hyper response.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: u16,
+    pub content_type: &'static str,
+    pub body: String,
+}
+
+impl Reply {
+    pub fn json(status: u16, value: &serde_json::Value) -> Self {
+        Reply { status, content_type: "application/json", body: value.to_string() }
+    }
+
+    pub fn error(e: &ApiError) -> Self {
+        Reply { status: e.status, content_type: "application/json", body: e.body() }
+    }
+
+    pub fn into_response(self) -> Response<Full<Bytes>> {
+        let mut response = Response::new(Full::new(Bytes::from(self.body)));
+        *response.status_mut() = hyper::StatusCode::from_u16(self.status).unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
+        response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(self.content_type));
+        response
+    }
+}
+
+/// Reads a request's body, refusing more than `limit` bytes.
+pub async fn read_request(req: Request<Incoming>, limit: usize) -> Result<HttpIn, ApiError> {
+    let declared = req
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(ApiError::body_too_large(limit));
+    }
+    let (parts, body) = req.into_parts();
+    let body = Limited::new(body, limit)
+        .collect()
+        .await
+        .map_err(|e| {
+            if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+                ApiError::body_too_large(limit)
+            } else {
+                ApiError::invalid_request(format!("could not read the request body: {e}"))
+            }
+        })?
+        .to_bytes();
+    Ok(HttpIn {
+        method: parts.method.as_str().to_string(),
+        path: parts.uri.path().to_string(),
+        query: parts.uri.query().unwrap_or("").to_string(),
+        headers: parts.headers,
+        body,
+    })
+}
+
+async fn handle(gateway: Arc<Gateway>, req: Request<Incoming>) -> Reply {
+    let started = std::time::Instant::now();
+    let request = match read_request(req, MAX_BODY_BYTES).await {
+        Ok(r) => r,
+        Err(e) => return Reply::error(&e),
+    };
+    let reply = if request.path.starts_with("/v1/") || request.path == "/v1" {
+        crate::api::handle(&gateway, &request).await
+    } else if let Some(account) = request.path.strip_prefix("/callbacks/") {
+        crate::callbacks::inbound::handle(&gateway, account, &request).await
+    } else {
+        Reply::error(&ApiError::not_found(format!("no such endpoint: {} {}", request.method, request.path)))
+    };
+    tracing::info!(
+        method = %request.method,
+        path = %request.path,
+        status = reply.status,
+        micros = started.elapsed().as_micros() as u64,
+        "request"
+    );
+    reply
+}
+
+/// Serves HTTP/1.1 on `listener` with `service` until `shutdown` turns true. Connections in
+/// progress are dropped with the accept loop when this future is dropped or aborted.
+pub async fn serve_http<F, Fut>(listener: TcpListener, service: F, mut shutdown: watch::Receiver<bool>)
+where
+    F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Response<Full<Bytes>>> + Send + 'static,
+{
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let Ok((stream, _)) = accepted else { continue };
+                let _ = stream.set_nodelay(true);
+                let service = service.clone();
+                connections.spawn(async move {
+                    let svc = hyper::service::service_fn(move |req| {
+                        let service = service.clone();
+                        async move { Ok::<_, std::convert::Infallible>(service(req).await) }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .keep_alive(true)
+                        .serve_connection(TokioIo::new(stream), svc)
+                        .await;
+                });
+            }
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            _ = shutdown.changed() => break,
+        }
+    }
+}
+
+/// The gateway's public listener: merchant API and provider callbacks.
+pub async fn serve(listener: TcpListener, gateway: Arc<Gateway>, shutdown: watch::Receiver<bool>) {
+    serve_http(
+        listener,
+        move |req| {
+            let gateway = gateway.clone();
+            async move { handle(gateway, req).await.into_response() }
+        },
+        shutdown,
+    )
+    .await
+}

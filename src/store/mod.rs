@@ -1,0 +1,151 @@
+//! The store: payments, the merchant-notification outbox and seen nonces, behind one small
+//! async trait. SQLite (one local file, WAL) is the embedded default; the trait keeps to what a
+//! PostgreSQL implementation can do the same way (transactions, unique constraints, row claims).
+
+pub mod sqlite;
+
+use crate::config::StoreUrl;
+use crate::model::{Action, NewEvent, Payment, PaymentStatus};
+use async_trait::async_trait;
+use std::fmt;
+use std::sync::Arc;
+
+/// The store could not be reached or failed; callers answer 503 / non-ack and retry later.
+#[derive(Debug, Clone)]
+pub struct StoreError(pub String);
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "store error: {}", self.0)
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// What happened when a new payment was written.
+#[derive(Debug, Clone)]
+pub enum Inserted {
+    /// Written; the caller now calls the provider.
+    New,
+    /// This merchant already has a payment with this out_trade_no; here it is, with the
+    /// fingerprint of the request that created it.
+    Existing(Payment, String),
+}
+
+/// A provider's verified word about a payment, to apply.
+#[derive(Debug, Clone)]
+pub struct Settlement {
+    pub status: PaymentStatus,
+    pub provider_trade_no: Option<String>,
+    pub paid_amount: Option<i64>,
+    pub paid_at: Option<i64>,
+}
+
+/// What applying a settlement did.
+#[derive(Debug, Clone)]
+pub enum Settled {
+    /// The status moved forward and the event (if the new status has one) was written.
+    Moved(Payment),
+    /// The payment was already final (a duplicate or late message); nothing changed.
+    Unchanged(Payment),
+}
+
+/// One outbox row to deliver.
+#[derive(Debug, Clone)]
+pub struct OutboxEvent {
+    pub id: String,
+    pub merchant_id: String,
+    pub payment_id: String,
+    pub kind: String,
+    pub notify_url: String,
+    pub body: String,
+    pub attempts: u32,
+    pub created_at: i64,
+}
+
+/// Where an outbox event stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventState {
+    Pending,
+    Delivered,
+    Failed,
+}
+
+impl EventState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventState::Pending => "pending",
+            EventState::Delivered => "delivered",
+            EventState::Failed => "failed",
+        }
+    }
+}
+
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// Records a merchant's request nonce; `false` when it was seen since `not_before`.
+    async fn remember_nonce(&self, merchant_id: &str, nonce: &str, now: i64, not_before: i64) -> StoreResult<bool>;
+
+    /// Writes a new pending payment before its provider is called, or returns the one this
+    /// merchant already has under the same out_trade_no.
+    async fn insert_payment(&self, payment: &Payment, fingerprint: &str) -> StoreResult<Inserted>;
+
+    /// Moves a pending payment to another provider account (failover before any acceptance).
+    async fn set_payment_provider(&self, payment_id: &str, provider: &str, now: i64) -> StoreResult<()>;
+
+    /// Records the provider's answer to the create: its order number and the action.
+    async fn record_created(
+        &self,
+        payment_id: &str,
+        provider_trade_no: Option<&str>,
+        action: &Action,
+        now: i64,
+    ) -> StoreResult<()>;
+
+    /// Marks a pending payment that no provider took as failed, without an event: the
+    /// merchant was told synchronously.
+    async fn fail_unaccepted(&self, payment_id: &str, now: i64) -> StoreResult<()>;
+
+    async fn payment_by_out_trade_no(&self, merchant_id: &str, out_trade_no: &str) -> StoreResult<Option<Payment>>;
+
+    async fn payment_by_id(&self, payment_id: &str) -> StoreResult<Option<Payment>>;
+
+    /// Applies a verified provider statement: moves the status forward and writes the
+    /// merchant event in the same transaction. A final payment is never changed.
+    async fn settle_payment(&self, payment_id: &str, settlement: &Settlement, now: i64) -> StoreResult<Settled>;
+
+    /// Events due for delivery, oldest first, at most one per payment (the earliest
+    /// undelivered one), so each payment's events arrive in order.
+    async fn due_events(&self, now: i64, limit: usize) -> StoreResult<Vec<OutboxEvent>>;
+
+    async fn mark_delivered(&self, event_id: &str, now: i64) -> StoreResult<()>;
+
+    /// Records a failed attempt: retry at `next_attempt_at`, or give up (`None`).
+    async fn mark_attempt_failed(
+        &self,
+        event_id: &str,
+        error: &str,
+        next_attempt_at: Option<i64>,
+        now: i64,
+    ) -> StoreResult<()>;
+
+    /// Events of one payment with their state, in order (for tests and ops).
+    async fn events_for_payment(&self, payment_id: &str) -> StoreResult<Vec<(OutboxEvent, EventState)>>;
+
+    /// Whether the store answers.
+    async fn ping(&self) -> StoreResult<()>;
+}
+
+/// Opens the store a routes.yaml names.
+pub async fn open(url: &StoreUrl) -> StoreResult<Arc<dyn Store>> {
+    match url {
+        StoreUrl::Sqlite(path) => Ok(Arc::new(sqlite::SqliteStore::open(path).await?)),
+    }
+}
+
+/// Builds the event a settlement emits, for store implementations.
+pub fn event_for(payment: &Payment, now: i64) -> Option<NewEvent> {
+    crate::model::EventType::for_payment(payment.status).map(|kind| NewEvent::for_payment(payment, kind, now))
+}

@@ -1,0 +1,385 @@
+//! The embedded store: one SQLite file in WAL mode with `synchronous = FULL`, so a write that
+//! returned survives a `kill -9` and a power cut. One connection behind a mutex, used from
+//! tokio's blocking pool; migrations are embedded and applied on open.
+
+use super::*;
+use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
+use std::path::Path;
+use std::sync::Mutex;
+
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE payments (
+    payment_id        TEXT PRIMARY KEY,
+    merchant_id       TEXT NOT NULL,
+    out_trade_no      TEXT NOT NULL,
+    fingerprint       TEXT NOT NULL,
+    amount            INTEGER NOT NULL,
+    currency          TEXT NOT NULL,
+    subject           TEXT NOT NULL,
+    description       TEXT NOT NULL,
+    channel           TEXT NOT NULL,
+    scene             TEXT NOT NULL,
+    status            TEXT NOT NULL,
+    provider          TEXT NOT NULL,
+    provider_trade_no TEXT,
+    paid_amount       INTEGER,
+    paid_at           INTEGER,
+    refunded_amount   INTEGER NOT NULL DEFAULT 0,
+    attach            TEXT,
+    notify_url        TEXT,
+    return_url        TEXT,
+    action            TEXT,
+    created_at        INTEGER NOT NULL,
+    updated_at        INTEGER NOT NULL,
+    UNIQUE (merchant_id, out_trade_no)
+);
+CREATE INDEX payments_pending ON payments (status, provider);
+CREATE TABLE events (
+    seq             INTEGER PRIMARY KEY AUTOINCREMENT,
+    id              TEXT NOT NULL UNIQUE,
+    merchant_id     TEXT NOT NULL,
+    payment_id      TEXT NOT NULL,
+    kind            TEXT NOT NULL,
+    notify_url      TEXT NOT NULL,
+    body            TEXT NOT NULL,
+    state           TEXT NOT NULL,
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at INTEGER NOT NULL,
+    last_error      TEXT,
+    created_at      INTEGER NOT NULL,
+    delivered_at    INTEGER
+);
+CREATE INDEX events_due ON events (state, next_attempt_at);
+CREATE INDEX events_payment ON events (payment_id, seq);
+CREATE TABLE nonces (
+    merchant_id TEXT NOT NULL,
+    nonce       TEXT NOT NULL,
+    seen_at     INTEGER NOT NULL,
+    PRIMARY KEY (merchant_id, nonce)
+);
+CREATE INDEX nonces_seen ON nonces (seen_at);
+"#];
+
+pub struct SqliteStore {
+    conn: Arc<Mutex<Connection>>,
+}
+
+fn err(e: impl fmt::Display) -> StoreError {
+    StoreError(e.to_string())
+}
+
+impl SqliteStore {
+    pub async fn open(path: &Path) -> StoreResult<Self> {
+        let path = path.to_path_buf();
+        let conn = tokio::task::spawn_blocking(move || -> StoreResult<Connection> {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(|e| err(format!("{}: {e}", dir.display())))?;
+            }
+            let mut conn = Connection::open(&path).map_err(|e| err(format!("{}: {e}", path.display())))?;
+            conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(err)?;
+            conn.pragma_update(None, "journal_mode", "WAL").map_err(err)?;
+            conn.pragma_update(None, "synchronous", "FULL").map_err(err)?;
+            migrate(&mut conn)?;
+            Ok(conn)
+        })
+        .await
+        .map_err(err)??;
+        Ok(SqliteStore { conn: Arc::new(Mutex::new(conn)) })
+    }
+
+    /// Runs `f` on the connection in tokio's blocking pool.
+    async fn run<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
+    {
+        let conn = self.conn.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut guard = conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            f(&mut guard).map_err(err)
+        })
+        .await
+        .map_err(err)?
+    }
+}
+
+fn migrate(conn: &mut Connection) -> StoreResult<()> {
+    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(err)?;
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+        let tx = conn.transaction().map_err(err)?;
+        tx.execute_batch(sql).map_err(err)?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64).map_err(err)?;
+        tx.commit().map_err(err)?;
+    }
+    Ok(())
+}
+
+const PAYMENT_COLUMNS: &str = "payment_id, merchant_id, out_trade_no, amount, currency, subject, description, channel, scene, status, provider, provider_trade_no, paid_amount, paid_at, refunded_amount, attach, notify_url, return_url, action, created_at, updated_at, fingerprint";
+
+fn parse_column<T: std::str::FromStr<Err = String>>(row: &Row<'_>, i: usize) -> rusqlite::Result<T> {
+    let text: String = row.get(i)?;
+    text.parse()
+        .map_err(|e: String| rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, e.into()))
+}
+
+fn payment_row(row: &Row<'_>) -> rusqlite::Result<(Payment, String)> {
+    let action: Option<String> = row.get(18)?;
+    let payment = Payment {
+        payment_id: row.get(0)?,
+        merchant_id: row.get(1)?,
+        out_trade_no: row.get(2)?,
+        amount: row.get(3)?,
+        currency: row.get(4)?,
+        subject: row.get(5)?,
+        description: row.get(6)?,
+        channel: parse_column(row, 7)?,
+        scene: parse_column(row, 8)?,
+        status: parse_column(row, 9)?,
+        provider: row.get(10)?,
+        provider_trade_no: row.get(11)?,
+        paid_amount: row.get(12)?,
+        paid_at: row.get(13)?,
+        refunded_amount: row.get(14)?,
+        attach: row.get(15)?,
+        notify_url: row.get(16)?,
+        return_url: row.get(17)?,
+        action: action.and_then(|a| serde_json::from_str(&a).ok()),
+        created_at: row.get(19)?,
+        updated_at: row.get(20)?,
+    };
+    Ok((payment, row.get(21)?))
+}
+
+fn load_payment(conn: &Connection, payment_id: &str) -> rusqlite::Result<Option<Payment>> {
+    conn.query_row(
+        &format!("SELECT {PAYMENT_COLUMNS} FROM payments WHERE payment_id = ?1"),
+        params![payment_id],
+        payment_row,
+    )
+    .optional()
+    .map(|o| o.map(|(p, _)| p))
+}
+
+fn event_row(row: &Row<'_>) -> rusqlite::Result<OutboxEvent> {
+    Ok(OutboxEvent {
+        id: row.get(0)?,
+        merchant_id: row.get(1)?,
+        payment_id: row.get(2)?,
+        kind: row.get(3)?,
+        notify_url: row.get(4)?,
+        body: row.get(5)?,
+        attempts: row.get(6)?,
+        created_at: row.get(7)?,
+    })
+}
+
+const EVENT_COLUMNS: &str = "id, merchant_id, payment_id, kind, notify_url, body, attempts, created_at";
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn remember_nonce(&self, merchant_id: &str, nonce: &str, now: i64, not_before: i64) -> StoreResult<bool> {
+        let (merchant_id, nonce) = (merchant_id.to_string(), nonce.to_string());
+        self.run(move |c| {
+            c.execute("DELETE FROM nonces WHERE seen_at < ?1", params![not_before])?;
+            let inserted = c.execute(
+                "INSERT OR IGNORE INTO nonces (merchant_id, nonce, seen_at) VALUES (?1, ?2, ?3)",
+                params![merchant_id, nonce, now],
+            )?;
+            Ok(inserted == 1)
+        })
+        .await
+    }
+
+    async fn insert_payment(&self, payment: &Payment, fingerprint: &str) -> StoreResult<Inserted> {
+        let p = payment.clone();
+        let fingerprint = fingerprint.to_string();
+        self.run(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let existing = tx
+                .query_row(
+                    &format!("SELECT {PAYMENT_COLUMNS} FROM payments WHERE merchant_id = ?1 AND out_trade_no = ?2"),
+                    params![p.merchant_id, p.out_trade_no],
+                    payment_row,
+                )
+                .optional()?;
+            if let Some((existing, fp)) = existing {
+                return Ok(Inserted::Existing(existing, fp));
+            }
+            tx.execute(
+                &format!("INSERT INTO payments ({PAYMENT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22)"),
+                params![
+                    p.payment_id, p.merchant_id, p.out_trade_no, p.amount, p.currency, p.subject,
+                    p.description, p.channel.as_str(), p.scene.as_str(), p.status.as_str(), p.provider,
+                    p.provider_trade_no, p.paid_amount, p.paid_at, p.refunded_amount, p.attach,
+                    p.notify_url, p.return_url,
+                    p.action.as_ref().map(|a| serde_json::to_string(a).expect("action serializes")),
+                    p.created_at, p.updated_at, fingerprint
+                ],
+            )?;
+            tx.commit()?;
+            Ok(Inserted::New)
+        })
+        .await
+    }
+
+    async fn set_payment_provider(&self, payment_id: &str, provider: &str, now: i64) -> StoreResult<()> {
+        let (payment_id, provider) = (payment_id.to_string(), provider.to_string());
+        self.run(move |c| {
+            c.execute(
+                "UPDATE payments SET provider = ?2, updated_at = ?3 WHERE payment_id = ?1 AND status = 'pending'",
+                params![payment_id, provider, now],
+            )
+            .map(|_| ())
+        })
+        .await
+    }
+
+    async fn record_created(
+        &self,
+        payment_id: &str,
+        provider_trade_no: Option<&str>,
+        action: &Action,
+        now: i64,
+    ) -> StoreResult<()> {
+        let payment_id = payment_id.to_string();
+        let trade_no = provider_trade_no.map(str::to_string);
+        let action = serde_json::to_string(action).expect("action serializes");
+        self.run(move |c| {
+            c.execute(
+                "UPDATE payments SET provider_trade_no = COALESCE(provider_trade_no, ?2), action = ?3, updated_at = ?4 WHERE payment_id = ?1",
+                params![payment_id, trade_no, action, now],
+            )
+            .map(|_| ())
+        })
+        .await
+    }
+
+    async fn fail_unaccepted(&self, payment_id: &str, now: i64) -> StoreResult<()> {
+        let payment_id = payment_id.to_string();
+        self.run(move |c| {
+            c.execute(
+                "UPDATE payments SET status = 'failed', updated_at = ?2 WHERE payment_id = ?1 AND status = 'pending'",
+                params![payment_id, now],
+            )
+            .map(|_| ())
+        })
+        .await
+    }
+
+    async fn payment_by_out_trade_no(&self, merchant_id: &str, out_trade_no: &str) -> StoreResult<Option<Payment>> {
+        let (merchant_id, out_trade_no) = (merchant_id.to_string(), out_trade_no.to_string());
+        self.run(move |c| {
+            c.query_row(
+                &format!("SELECT {PAYMENT_COLUMNS} FROM payments WHERE merchant_id = ?1 AND out_trade_no = ?2"),
+                params![merchant_id, out_trade_no],
+                payment_row,
+            )
+            .optional()
+            .map(|o| o.map(|(p, _)| p))
+        })
+        .await
+    }
+
+    async fn payment_by_id(&self, payment_id: &str) -> StoreResult<Option<Payment>> {
+        let payment_id = payment_id.to_string();
+        self.run(move |c| load_payment(c, &payment_id)).await
+    }
+
+    async fn settle_payment(&self, payment_id: &str, s: &Settlement, now: i64) -> StoreResult<Settled> {
+        let payment_id = payment_id.to_string();
+        let s = s.clone();
+        self.run(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let Some(mut p) = load_payment(&tx, &payment_id)? else {
+                return Err(rusqlite::Error::QueryReturnedNoRows);
+            };
+            if !p.status.can_move_to(s.status) {
+                return Ok(Settled::Unchanged(p));
+            }
+            p.status = s.status;
+            if p.provider_trade_no.is_none() {
+                p.provider_trade_no = s.provider_trade_no.clone();
+            }
+            if s.status == PaymentStatus::Succeeded {
+                p.paid_amount = s.paid_amount.or(Some(p.amount));
+                p.paid_at = s.paid_at.or(Some(now));
+            }
+            p.updated_at = now;
+            tx.execute(
+                "UPDATE payments SET status = ?2, provider_trade_no = ?3, paid_amount = ?4, paid_at = ?5, updated_at = ?6 WHERE payment_id = ?1",
+                params![p.payment_id, p.status.as_str(), p.provider_trade_no, p.paid_amount, p.paid_at, now],
+            )?;
+            if let Some(e) = event_for(&p, now) {
+                tx.execute(
+                    "INSERT INTO events (id, merchant_id, payment_id, kind, notify_url, body, state, next_attempt_at, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', ?7, ?7)",
+                    params![e.id, e.merchant_id, e.payment_id, e.kind.as_str(), e.notify_url, e.body, now],
+                )?;
+            }
+            tx.commit()?;
+            Ok(Settled::Moved(p))
+        })
+        .await
+    }
+
+    async fn due_events(&self, now: i64, limit: usize) -> StoreResult<Vec<OutboxEvent>> {
+        self.run(move |c| {
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT {EVENT_COLUMNS} FROM events e WHERE e.state = 'pending' AND e.next_attempt_at <= ?1
+                 AND NOT EXISTS (SELECT 1 FROM events p WHERE p.payment_id = e.payment_id AND p.seq < e.seq AND p.state = 'pending')
+                 ORDER BY e.seq LIMIT ?2"
+            ))?;
+            let rows = stmt.query_map(params![now, limit as i64], event_row)?;
+            rows.collect()
+        })
+        .await
+    }
+
+    async fn mark_delivered(&self, event_id: &str, now: i64) -> StoreResult<()> {
+        let event_id = event_id.to_string();
+        self.run(move |c| {
+            c.execute(
+                "UPDATE events SET state = 'delivered', attempts = attempts + 1, delivered_at = ?2, last_error = NULL WHERE id = ?1",
+                params![event_id, now],
+            )
+            .map(|_| ())
+        })
+        .await
+    }
+
+    async fn mark_attempt_failed(&self, event_id: &str, error: &str, next: Option<i64>, _now: i64) -> StoreResult<()> {
+        let (event_id, error) = (event_id.to_string(), error.to_string());
+        self.run(move |c| {
+            let state = if next.is_some() { "pending" } else { "failed" };
+            c.execute(
+                "UPDATE events SET state = ?2, attempts = attempts + 1, next_attempt_at = COALESCE(?3, next_attempt_at), last_error = ?4 WHERE id = ?1",
+                params![event_id, state, next, error],
+            )
+            .map(|_| ())
+        })
+        .await
+    }
+
+    async fn events_for_payment(&self, payment_id: &str) -> StoreResult<Vec<(OutboxEvent, EventState)>> {
+        let payment_id = payment_id.to_string();
+        self.run(move |c| {
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT {EVENT_COLUMNS}, state FROM events WHERE payment_id = ?1 ORDER BY seq"
+            ))?;
+            let rows = stmt.query_map(params![payment_id], |row| {
+                let state: String = row.get(8)?;
+                let state = match state.as_str() {
+                    "delivered" => EventState::Delivered,
+                    "failed" => EventState::Failed,
+                    _ => EventState::Pending,
+                };
+                Ok((event_row(row)?, state))
+            })?;
+            rows.collect()
+        })
+        .await
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        self.run(|c| c.query_row("SELECT 1", [], |_| Ok(()))).await
+    }
+}
