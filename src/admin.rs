@@ -13,7 +13,10 @@ async fn handle(gateway: &Gateway, method: &str, path: &str) -> Reply {
         ("GET", "/healthz") => Reply::json(200, &json!({"status": "ok"})),
         ("GET", "/readyz") => match gateway.store.ping().await {
             Ok(()) => Reply::json(200, &json!({"status": "ready"})),
-            Err(e) => Reply::json(503, &json!({"status": "not_ready", "reason": e.to_string()})),
+            Err(e) => Reply::json(
+                503,
+                &json!({"status": "not_ready", "reason": e.to_string()}),
+            ),
         },
         ("GET", "/admin/config") => {
             let live = gateway.config.current();
@@ -40,7 +43,10 @@ async fn handle(gateway: &Gateway, method: &str, path: &str) -> Reply {
                 ),
             }
         }
-        _ => Reply::json(404, &json!({"error": {"code": "not_found", "message": format!("no such admin endpoint: {method} {path}")}})),
+        _ => Reply::json(
+            404,
+            &json!({"error": {"code": "not_found", "message": format!("no such admin endpoint: {method} {path}")}}),
+        ),
     }
 }
 

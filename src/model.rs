@@ -319,12 +319,17 @@ mod tests {
 
     #[test]
     fn actions_serialize_with_a_type_tag() {
-        let a = Action::QrCode { qr_code: "weixin://x".into() };
+        let a = Action::QrCode {
+            qr_code: "weixin://x".into(),
+        };
         assert_eq!(
             serde_json::to_string(&a).unwrap(),
             r#"{"type":"qr_code","qr_code":"weixin://x"}"#
         );
-        assert_eq!(serde_json::to_string(&Action::None).unwrap(), r#"{"type":"none"}"#);
+        assert_eq!(
+            serde_json::to_string(&Action::None).unwrap(),
+            r#"{"type":"none"}"#
+        );
         assert_eq!("wechat".parse::<Channel>(), Ok(Channel::Wechat));
         assert!("wx".parse::<Channel>().unwrap_err().contains("wechat"));
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");

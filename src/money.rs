@@ -137,18 +137,27 @@ mod tests {
 
     #[test]
     fn refuses_bad_yuan() {
-        assert!(matches!(yuan_to_fen("0.001"), Err(MoneyError::TooManyDecimals(_))));
+        assert!(matches!(
+            yuan_to_fen("0.001"),
+            Err(MoneyError::TooManyDecimals(_))
+        ));
         assert!(matches!(yuan_to_fen("-1.00"), Err(MoneyError::Negative(_))));
         assert!(matches!(yuan_to_fen("abc"), Err(MoneyError::NotANumber(_))));
         assert!(matches!(yuan_to_fen("1e3"), Err(MoneyError::NotANumber(_))));
-        assert!(matches!(yuan_to_fen("1.2.3"), Err(MoneyError::NotANumber(_))));
+        assert!(matches!(
+            yuan_to_fen("1.2.3"),
+            Err(MoneyError::NotANumber(_))
+        ));
         assert!(matches!(yuan_to_fen("."), Err(MoneyError::NotANumber(_))));
         assert!(matches!(yuan_to_fen(""), Err(MoneyError::Empty)));
         assert!(matches!(
             yuan_to_fen("99999999999999999999"),
             Err(MoneyError::TooLarge(_))
         ));
-        assert!(matches!(yuan_to_fen("100000000.01"), Err(MoneyError::TooLarge(_))));
+        assert!(matches!(
+            yuan_to_fen("100000000.01"),
+            Err(MoneyError::TooLarge(_))
+        ));
         assert_eq!(yuan_to_fen("100000000.00"), Ok(MAX_FEN));
     }
 

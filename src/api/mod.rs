@@ -27,10 +27,12 @@ fn endpoint<'a>(method: &str, path: &'a str) -> Result<Endpoint<'a>, ApiError> {
     match (method, segments.as_slice()) {
         ("POST", ["v1", "payments"]) => Ok(Endpoint::CreatePayment),
         ("GET", ["v1", "payments", id]) if !id.is_empty() => Ok(Endpoint::QueryPayment(id)),
-        (_, ["v1", "payments"]) | (_, ["v1", "payments", _]) => {
-            Err(ApiError::method_not_allowed(format!("{method} is not allowed on {path}")))
-        }
-        _ => Err(ApiError::not_found(format!("no such endpoint: {method} {path}"))),
+        (_, ["v1", "payments"]) | (_, ["v1", "payments", _]) => Err(ApiError::method_not_allowed(
+            format!("{method} is not allowed on {path}"),
+        )),
+        _ => Err(ApiError::not_found(format!(
+            "no such endpoint: {method} {path}"
+        ))),
     }
 }
 
@@ -55,9 +57,13 @@ async fn dispatch(gateway: &Gateway, request: &HttpIn) -> Result<Reply, ApiError
         now,
     )
     .await?;
-    let merchant = live.merchant(&merchant_id).expect("authenticated merchant exists");
+    let merchant = live
+        .merchant(&merchant_id)
+        .expect("authenticated merchant exists");
     match endpoint {
-        Endpoint::CreatePayment => payments::create(gateway, &live, merchant, &request.body, now).await,
+        Endpoint::CreatePayment => {
+            payments::create(gateway, &live, merchant, &request.body, now).await
+        }
         Endpoint::QueryPayment(out_trade_no) => {
             let out_trade_no = percent_decode(out_trade_no);
             payments::query(gateway, &live, merchant, &out_trade_no, now).await

@@ -57,10 +57,15 @@ fn default_currency() -> String {
 }
 
 fn check_url(field: &str, url: &str) -> Result<(), ApiError> {
-    if (url.starts_with("http://") || url.starts_with("https://")) && url.len() <= 512 && !url.contains(char::is_whitespace) {
+    if (url.starts_with("http://") || url.starts_with("https://"))
+        && url.len() <= 512
+        && !url.contains(char::is_whitespace)
+    {
         Ok(())
     } else {
-        Err(ApiError::invalid_request(format!("{field}: must be an http:// or https:// URL of at most 512 characters")))
+        Err(ApiError::invalid_request(format!(
+            "{field}: must be an http:// or https:// URL of at most 512 characters"
+        )))
     }
 }
 
@@ -68,11 +73,20 @@ impl CreatePaymentRequest {
     fn validate(&self) -> Result<(), ApiError> {
         let bad = |m: String| Err(ApiError::invalid_request(m));
         let n = &self.out_trade_no;
-        if n.is_empty() || n.len() > 64 || !n.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) {
-            return bad("out_trade_no: 1 to 64 characters of letters, digits, '-', '_' or '.'".into());
+        if n.is_empty()
+            || n.len() > 64
+            || !n
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        {
+            return bad(
+                "out_trade_no: 1 to 64 characters of letters, digits, '-', '_' or '.'".into(),
+            );
         }
         if let Err(e) = crate::money::check_amount(self.amount) {
-            return bad(format!("amount: {e} (amount is a positive integer number of fen)"));
+            return bad(format!(
+                "amount: {e} (amount is a positive integer number of fen)"
+            ));
         }
         if self.currency.len() != 3 || !self.currency.bytes().all(|b| b.is_ascii_alphabetic()) {
             return bad("currency: a three-letter code such as CNY".into());
@@ -83,7 +97,11 @@ impl CreatePaymentRequest {
         if self.description.chars().count() > 256 {
             return bad("description: at most 256 characters".into());
         }
-        if self.attach.as_ref().is_some_and(|a| a.chars().count() > 256) {
+        if self
+            .attach
+            .as_ref()
+            .is_some_and(|a| a.chars().count() > 256)
+        {
             return bad("attach: at most 256 characters".into());
         }
         if let Some(u) = &self.notify_url {
@@ -93,9 +111,9 @@ impl CreatePaymentRequest {
             check_url("return_url", u)?;
         }
         match self.scene {
-            Scene::Barcode if self.auth_code.as_deref().unwrap_or("").is_empty() => {
-                bad("auth_code: required for scene barcode (the code scanned from the payer)".into())
-            }
+            Scene::Barcode if self.auth_code.as_deref().unwrap_or("").is_empty() => bad(
+                "auth_code: required for scene barcode (the code scanned from the payer)".into(),
+            ),
             Scene::Jsapi | Scene::Miniapp if self.openid.as_deref().unwrap_or("").is_empty() => {
                 bad(format!("openid: required for scene {}", self.scene))
             }
@@ -105,7 +123,9 @@ impl CreatePaymentRequest {
 
     /// A digest of the request, to tell a replay from a different request.
     fn fingerprint(&self) -> String {
-        hex::encode(Sha256::digest(serde_json::to_vec(self).expect("request serializes")))
+        hex::encode(Sha256::digest(
+            serde_json::to_vec(self).expect("request serializes"),
+        ))
     }
 }
 
@@ -116,20 +136,32 @@ pub async fn create(
     body: &[u8],
     now: i64,
 ) -> Result<Reply, ApiError> {
-    let request: CreatePaymentRequest = serde_json::from_slice(body)
-        .map_err(|e| ApiError::invalid_request(format!("body is not a valid payment request: {e}")))?;
+    let request: CreatePaymentRequest = serde_json::from_slice(body).map_err(|e| {
+        ApiError::invalid_request(format!("body is not a valid payment request: {e}"))
+    })?;
     request.validate()?;
     let notify_url = request
         .notify_url
         .clone()
         .or_else(|| merchant.notify_url.clone())
-        .ok_or_else(|| ApiError::invalid_request("notify_url: required (no default notify_url is configured for this merchant)"))?;
+        .ok_or_else(|| {
+            ApiError::invalid_request(
+                "notify_url: required (no default notify_url is configured for this merchant)",
+            )
+        })?;
 
     let payment_id = new_payment_id(now);
-    let facts = PaymentFacts { channel: request.channel, scene: request.scene, currency: &request.currency, amount: request.amount };
+    let facts = PaymentFacts {
+        channel: request.channel,
+        scene: request.scene,
+        currency: &request.currency,
+        amount: request.amount,
+    };
     let accounts = candidates(merchant, &facts, &payment_id);
     let Some(first) = accounts.first() else {
-        return Err(ApiError::invalid_request("no route of this merchant matches the payment"));
+        return Err(ApiError::invalid_request(
+            "no route of this merchant matches the payment",
+        ));
     };
     let mut payment = Payment {
         payment_id,
@@ -162,7 +194,10 @@ pub async fn create(
             } else {
                 Err(ApiError::duplicate(
                     "duplicate_out_trade_no",
-                    format!("out_trade_no {:?} was already used for a different payment", request.out_trade_no),
+                    format!(
+                        "out_trade_no {:?} was already used for a different payment",
+                        request.out_trade_no
+                    ),
                 ))
             };
         }
@@ -172,7 +207,10 @@ pub async fn create(
     let mut last_error = None;
     for (i, account) in accounts.iter().enumerate() {
         if i > 0 {
-            gateway.store.set_payment_provider(&payment.payment_id, account, now).await?;
+            gateway
+                .store
+                .set_payment_provider(&payment.payment_id, account, now)
+                .await?;
             payment.provider = account.clone();
         }
         match create_at(gateway, live, &payment, &request, account, now).await {
@@ -185,7 +223,10 @@ pub async fn create(
         }
     }
     // No account took it: the payment can never be paid.
-    gateway.store.fail_unaccepted(&payment.payment_id, now).await?;
+    gateway
+        .store
+        .fail_unaccepted(&payment.payment_id, now)
+        .await?;
     Err(last_error.unwrap_or_else(|| ApiError::internal("no provider account was tried")))
 }
 
@@ -205,8 +246,12 @@ async fn create_at(
     account: &str,
     now: i64,
 ) -> Result<Payment, Attempt> {
-    let (Some(dialect), Some(provider)) = (live.dialect(account), live.config.providers.get(account)) else {
-        return Err(Attempt::NotTaken(ApiError::internal(format!("provider account {account} is not defined"))));
+    let (Some(dialect), Some(provider)) =
+        (live.dialect(account), live.config.providers.get(account))
+    else {
+        return Err(Attempt::NotTaken(ApiError::internal(format!(
+            "provider account {account} is not defined"
+        ))));
     };
     let order = CreateOrder {
         payment,
@@ -221,7 +266,12 @@ async fn create_at(
         Ok(CreateStep::Call(call)) => {
             let answer = gateway
                 .upstream
-                .call_provider(&provider.base_url, &call, provider.connect_timeout_ms, provider.timeout_ms)
+                .call_provider(
+                    &provider.base_url,
+                    &call,
+                    provider.connect_timeout_ms,
+                    provider.timeout_ms,
+                )
                 .await;
             match answer {
                 Err(UpstreamError::Connect(e)) => {
@@ -245,7 +295,12 @@ async fn create_at(
     };
     let store = &gateway.store;
     let stored = store
-        .record_created(&payment.payment_id, created.provider_trade_no.as_deref(), &created.action, now)
+        .record_created(
+            &payment.payment_id,
+            created.provider_trade_no.as_deref(),
+            &created.action,
+            now,
+        )
         .await;
     stored.map_err(|e| Attempt::MaybeTaken(e.into()))?;
     if created.status.is_final() {
@@ -256,25 +311,36 @@ async fn create_at(
             amount: Some(payment.amount),
             paid_at: Some(now),
         };
-        if let Err(e) = apply_report(gateway, payment, &report, ReportSource::CreateAnswer, now).await {
+        if let Err(e) =
+            apply_report(gateway, payment, &report, ReportSource::CreateAnswer, now).await
+        {
             tracing::error!(payment_id = %payment.payment_id, error = %e, "could not settle at create");
         }
     }
-    let stored = store.payment_by_id(&payment.payment_id).await.map_err(|e| Attempt::MaybeTaken(e.into()))?;
+    let stored = store
+        .payment_by_id(&payment.payment_id)
+        .await
+        .map_err(|e| Attempt::MaybeTaken(e.into()))?;
     stored.ok_or_else(|| Attempt::MaybeTaken(ApiError::internal("payment vanished from the store")))
 }
 
 /// Maps a dialect's refusal onto the merchant API error.
 pub fn dialect_error(account: &str, e: DialectError) -> ApiError {
     match e {
-        DialectError::Rejected { code, message } => ApiError::provider_error(account, &code, &message),
+        DialectError::Rejected { code, message } => {
+            ApiError::provider_error(account, &code, &message)
+        }
         DialectError::BadMessage(m) => {
             let mut err = ApiError::provider_error(account, "bad_answer", &m);
             err.message = format!("provider account {account} gave an answer payglot could not verify; query the payment for its outcome");
             err
         }
-        DialectError::Unsupported(m) => ApiError::unsupported(account, format!("provider account {account}: {m}")),
-        DialectError::Invalid(m) => ApiError::invalid_request(format!("provider account {account}: {m}")),
+        DialectError::Unsupported(m) => {
+            ApiError::unsupported(account, format!("provider account {account}: {m}"))
+        }
+        DialectError::Invalid(m) => {
+            ApiError::invalid_request(format!("provider account {account}: {m}"))
+        }
     }
 }
 
@@ -289,7 +355,9 @@ pub async fn query(
         .store
         .payment_by_out_trade_no(&merchant.id, out_trade_no)
         .await?
-        .ok_or_else(|| ApiError::not_found(format!("no payment with out_trade_no {out_trade_no:?}")))?;
+        .ok_or_else(|| {
+            ApiError::not_found(format!("no payment with out_trade_no {out_trade_no:?}"))
+        })?;
     if payment.status.is_final() {
         return Ok(Reply::json(200, &payment.to_merchant_json()));
     }
@@ -303,16 +371,28 @@ pub async fn query(
 
 /// Asks a payment's own provider account for its state and applies a verified answer.
 /// Returns the updated payment, or `None` when the provider could not tell.
-pub async fn refresh_from_provider(gateway: &Gateway, live: &LiveConfig, payment: &Payment, now: i64) -> Option<Payment> {
+pub async fn refresh_from_provider(
+    gateway: &Gateway,
+    live: &LiveConfig,
+    payment: &Payment,
+    now: i64,
+) -> Option<Payment> {
     let account = &payment.provider;
-    let (Some(dialect), Some(provider)) = (live.dialect(account), live.config.providers.get(account)) else {
+    let (Some(dialect), Some(provider)) =
+        (live.dialect(account), live.config.providers.get(account))
+    else {
         tracing::warn!(payment_id = %payment.payment_id, account = %account, "the payment's provider account is no longer defined; answering from the store");
         return None;
     };
     let call = dialect.query_payment(payment, now).ok()?;
     let answer = gateway
         .upstream
-        .call_provider(&provider.base_url, &call, provider.connect_timeout_ms, provider.timeout_ms)
+        .call_provider(
+            &provider.base_url,
+            &call,
+            provider.connect_timeout_ms,
+            provider.timeout_ms,
+        )
         .await;
     let answer = match answer {
         Ok(a) => a,
@@ -321,8 +401,15 @@ pub async fn refresh_from_provider(gateway: &Gateway, live: &LiveConfig, payment
             return None;
         }
     };
-    match dialect.read_query(payment, ProviderResponse { status: answer.status, body: &answer.body }) {
-        Ok(report) => match apply_report(gateway, payment, &report, ReportSource::Query, now).await {
+    match dialect.read_query(
+        payment,
+        ProviderResponse {
+            status: answer.status,
+            body: &answer.body,
+        },
+    ) {
+        Ok(report) => match apply_report(gateway, payment, &report, ReportSource::Query, now).await
+        {
             Ok(p) => Some(p),
             Err(e) => {
                 tracing::warn!(payment_id = %payment.payment_id, account = %account, error = %e, "query answer not applied");

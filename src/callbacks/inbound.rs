@@ -10,14 +10,22 @@ use crate::model::now_unix;
 use crate::server::{Gateway, HttpIn, Reply};
 
 fn reply(r: CallbackReply, status: u16) -> Reply {
-    Reply { status, content_type: r.content_type, body: r.body }
+    Reply {
+        status,
+        content_type: r.content_type,
+        body: r.body,
+    }
 }
 
 pub async fn handle(gateway: &Gateway, account: &str, request: &HttpIn) -> Reply {
     let live = gateway.config.current();
     let Some(dialect) = live.dialect(account) else {
         tracing::warn!(account, "callback for an unknown provider account refused");
-        return Reply { status: 404, content_type: "text/plain; charset=utf-8", body: "unknown provider account".into() };
+        return Reply {
+            status: 404,
+            content_type: "text/plain; charset=utf-8",
+            body: "unknown provider account".into(),
+        };
     };
     let inbound = InboundHttp {
         method: &request.method,

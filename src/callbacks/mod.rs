@@ -28,7 +28,10 @@ pub enum ReportError {
     /// The statement is about another payment.
     WrongPayment(String),
     /// The provider says a different amount than the order's: never settle on it.
-    AmountMismatch { expected: i64, reported: Option<i64> },
+    AmountMismatch {
+        expected: i64,
+        reported: Option<i64>,
+    },
     Store(StoreError),
 }
 
@@ -37,7 +40,10 @@ impl fmt::Display for ReportError {
         match self {
             ReportError::WrongPayment(id) => write!(f, "statement is about payment {id}"),
             ReportError::AmountMismatch { expected, reported } => {
-                write!(f, "amount {reported:?} fen does not match the order's {expected} fen")
+                write!(
+                    f,
+                    "amount {reported:?} fen does not match the order's {expected} fen"
+                )
             }
             ReportError::Store(e) => write!(f, "{e}"),
         }
@@ -59,7 +65,10 @@ pub async fn apply_report(
         return Ok(payment.clone());
     }
     if report.status == PaymentStatus::Succeeded && report.amount != Some(payment.amount) {
-        return Err(ReportError::AmountMismatch { expected: payment.amount, reported: report.amount });
+        return Err(ReportError::AmountMismatch {
+            expected: payment.amount,
+            reported: report.amount,
+        });
     }
     let settlement = Settlement {
         status: report.status,
@@ -67,7 +76,11 @@ pub async fn apply_report(
         paid_amount: report.amount,
         paid_at: report.paid_at,
     };
-    match gateway.store.settle_payment(&payment.payment_id, &settlement, now).await {
+    match gateway
+        .store
+        .settle_payment(&payment.payment_id, &settlement, now)
+        .await
+    {
         Ok(Settled::Moved(p)) => {
             tracing::info!(payment_id = %p.payment_id, status = %p.status, ?source, "payment settled");
             gateway.outbox_wake.notify_one();

@@ -120,7 +120,8 @@ impl fmt::Display for DialectError {
 pub trait Dialect: Send + Sync {
     fn dialect(&self) -> &'static str;
     /// Builds the create request (or the finished answer for browser-only providers).
-    fn create_payment(&self, order: &CreateOrder<'_>, now: i64) -> Result<CreateStep, DialectError>;
+    fn create_payment(&self, order: &CreateOrder<'_>, now: i64)
+        -> Result<CreateStep, DialectError>;
     /// Verifies and reads the provider's answer to a create.
     fn read_create(
         &self,
@@ -136,7 +137,11 @@ pub trait Dialect: Send + Sync {
         answer: ProviderResponse<'_>,
     ) -> Result<PaymentReport, DialectError>;
     /// Verifies (and decrypts) a payment callback and reads it.
-    fn read_callback(&self, callback: InboundHttp<'_>, now: i64) -> Result<PaymentReport, DialectError>;
+    fn read_callback(
+        &self,
+        callback: InboundHttp<'_>,
+        now: i64,
+    ) -> Result<PaymentReport, DialectError>;
     /// The reply that tells the provider its callback was taken (`true`) or must be retried.
     fn callback_reply(&self, accepted: bool) -> CallbackReply;
 }
@@ -179,7 +184,12 @@ pub fn check_credentials(
             errors.push(format!(
                 "credentials.{name}: unknown credential for dialect {} (expected: {})",
                 provider.dialect,
-                required.iter().chain(optional).copied().collect::<Vec<_>>().join(", ")
+                required
+                    .iter()
+                    .chain(optional)
+                    .copied()
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ));
         }
     }

@@ -111,7 +111,10 @@ mod tests {
     fn form_round_trip() {
         let body = encode_form([("params", r#"{"a":"b c&d"}"#), ("x", "中")]);
         let back = parse_form(body.as_bytes());
-        assert_eq!(back[0], ("params".to_string(), r#"{"a":"b c&d"}"#.to_string()));
+        assert_eq!(
+            back[0],
+            ("params".to_string(), r#"{"a":"b c&d"}"#.to_string())
+        );
         assert_eq!(back[1].1, "中");
     }
 }

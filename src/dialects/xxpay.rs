@@ -108,19 +108,29 @@ fn value_text(v: &Value) -> String {
     }
 }
 
+/// A JSON message as signable text fields, and the object itself for nested values.
+type JsonFields = (BTreeMap<String, String>, Map<String, Value>);
+
 /// Reads a JSON object into signable text fields. Returns the object too, for nested values.
-fn json_fields(body: &[u8]) -> Result<(BTreeMap<String, String>, Map<String, Value>), String> {
+fn json_fields(body: &[u8]) -> Result<JsonFields, String> {
     let value: Value =
         serde_json::from_slice(body).map_err(|e| format!("answer is not JSON: {e}"))?;
     let Value::Object(object) = value else {
         return Err("answer is not a JSON object".into());
     };
-    let fields = object.iter().map(|(k, v)| (k.clone(), value_text(v))).collect();
+    let fields = object
+        .iter()
+        .map(|(k, v)| (k.clone(), value_text(v)))
+        .collect();
     Ok((fields, object))
 }
 
 /// Verifies a signed JSON answer: with nested values signed as JSON text, or left out.
-fn verify_answer(fields: &BTreeMap<String, String>, object: &Map<String, Value>, key: &str) -> bool {
+fn verify_answer(
+    fields: &BTreeMap<String, String>,
+    object: &Map<String, Value>,
+    key: &str,
+) -> bool {
     if verify(fields, key) {
         return true;
     }
@@ -199,7 +209,10 @@ impl Xxpay {
             return Err(errors);
         }
         let products = if provider.products.is_empty() {
-            DEFAULT_PRODUCTS.iter().map(|(k, v)| (k.to_string(), *v)).collect()
+            DEFAULT_PRODUCTS
+                .iter()
+                .map(|(k, v)| (k.to_string(), *v))
+                .collect()
         } else {
             provider.products.clone()
         };
@@ -213,8 +226,10 @@ impl Xxpay {
     }
 
     fn request(&self, path: &str, mut fields: Map<String, Value>) -> ProviderRequest {
-        let text: BTreeMap<String, String> =
-            fields.iter().map(|(k, v)| (k.clone(), value_text(v))).collect();
+        let text: BTreeMap<String, String> = fields
+            .iter()
+            .map(|(k, v)| (k.clone(), value_text(v)))
+            .collect();
         fields.insert("sign".into(), Value::String(sign(&text, &self.key)));
         let params = Value::Object(fields).to_string();
         ProviderRequest {
@@ -226,23 +241,29 @@ impl Xxpay {
     }
 
     /// Reads a signed answer; a FAIL answer becomes `Rejected`.
-    fn read_answer(
-        &self,
-        answer: ProviderResponse<'_>,
-    ) -> Result<(BTreeMap<String, String>, Map<String, Value>), DialectError> {
+    fn read_answer(&self, answer: ProviderResponse<'_>) -> Result<JsonFields, DialectError> {
         if !(200..300).contains(&answer.status) {
-            return Err(DialectError::BadMessage(format!("HTTP status {}", answer.status)));
+            return Err(DialectError::BadMessage(format!(
+                "HTTP status {}",
+                answer.status
+            )));
         }
         let (fields, object) = json_fields(answer.body).map_err(DialectError::BadMessage)?;
         let code = fields.get("retCode").map(String::as_str).unwrap_or("");
         if code != "SUCCESS" {
             return Err(DialectError::Rejected {
-                code: if code.is_empty() { "FAIL".into() } else { code.into() },
+                code: if code.is_empty() {
+                    "FAIL".into()
+                } else {
+                    code.into()
+                },
                 message: fields.get("retMsg").cloned().unwrap_or_default(),
             });
         }
         if !verify_answer(&fields, &object, &self.key) {
-            return Err(DialectError::BadMessage("answer signature does not verify".into()));
+            return Err(DialectError::BadMessage(
+                "answer signature does not verify".into(),
+            ));
         }
         Ok((fields, object))
     }
@@ -281,7 +302,11 @@ impl Dialect for Xxpay {
         "xxpay"
     }
 
-    fn create_payment(&self, order: &CreateOrder<'_>, _now: i64) -> Result<CreateStep, DialectError> {
+    fn create_payment(
+        &self,
+        order: &CreateOrder<'_>,
+        _now: i64,
+    ) -> Result<CreateStep, DialectError> {
         let p = order.payment;
         let key = product_key(p.channel, p.scene);
         let product = *self.products.get(&key).ok_or_else(|| {
@@ -306,9 +331,19 @@ impl Dialect for Xxpay {
         if let Some(url) = &p.return_url {
             f.insert("returnUrl".into(), Value::String(url.clone()));
         }
-        f.insert("notifyUrl".into(), Value::String(order.callback_url.clone()));
-        f.insert("subject".into(), Value::String(truncate_chars(&p.subject, 64)));
-        let body = if p.description.is_empty() { &p.subject } else { &p.description };
+        f.insert(
+            "notifyUrl".into(),
+            Value::String(order.callback_url.clone()),
+        );
+        f.insert(
+            "subject".into(),
+            Value::String(truncate_chars(&p.subject, 64)),
+        );
+        let body = if p.description.is_empty() {
+            &p.subject
+        } else {
+            &p.description
+        };
         f.insert("body".into(), Value::String(truncate_chars(body, 256)));
         Ok(CreateStep::Call(self.request(CREATE_PATH, f)))
     }
@@ -340,7 +375,10 @@ impl Dialect for Xxpay {
         let mut f = Map::new();
         f.insert("mchId".into(), Value::String(self.mch_id.clone()));
         f.insert("appId".into(), Value::String(self.app_id.clone()));
-        f.insert("mchOrderNo".into(), Value::String(payment.payment_id.clone()));
+        f.insert(
+            "mchOrderNo".into(),
+            Value::String(payment.payment_id.clone()),
+        );
         Ok(self.request(QUERY_PATH, f))
     }
 
@@ -360,10 +398,16 @@ impl Dialect for Xxpay {
         Ok(report)
     }
 
-    fn read_callback(&self, callback: InboundHttp<'_>, _now: i64) -> Result<PaymentReport, DialectError> {
+    fn read_callback(
+        &self,
+        callback: InboundHttp<'_>,
+        _now: i64,
+    ) -> Result<PaymentReport, DialectError> {
         let fields = callback_fields(callback).map_err(DialectError::BadMessage)?;
         if !verify(&fields, &self.key) {
-            return Err(DialectError::BadMessage("callback signature does not verify".into()));
+            return Err(DialectError::BadMessage(
+                "callback signature does not verify".into(),
+            ));
         }
         self.report(&fields)
     }
@@ -384,7 +428,11 @@ pub fn callback_fields(callback: InboundHttp<'_>) -> Result<BTreeMap<String, Str
     if callback.content_type.contains("json") || first == Some(&b'{') {
         return json_fields(body).map(|(fields, _)| fields);
     }
-    let source = if body.is_empty() { callback.query.as_bytes() } else { body };
+    let source = if body.is_empty() {
+        callback.query.as_bytes()
+    } else {
+        body
+    };
     let fields: BTreeMap<String, String> = parse_form(source).into_iter().collect();
     if fields.is_empty() {
         return Err("callback has no fields".into());
@@ -408,7 +456,8 @@ pub mod provider {
             .find(|(k, _)| k == "params")
             .map(|(_, v)| v)
             .ok_or("参数格式校验错误: params missing")?;
-        let (fields, _) = json_fields(params.as_bytes()).map_err(|e| format!("参数格式校验错误: {e}"))?;
+        let (fields, _) =
+            json_fields(params.as_bytes()).map_err(|e| format!("参数格式校验错误: {e}"))?;
         let mch_id = fields.get("mchId").map(String::as_str).unwrap_or("");
         let key = key_for_mch(mch_id).ok_or("商户不存在")?;
         if !verify(&fields, &key) {
@@ -420,8 +469,10 @@ pub mod provider {
     /// A signed SUCCESS answer.
     pub fn success(mut fields: Map<String, Value>, key: &str) -> String {
         fields.insert("retCode".into(), Value::String("SUCCESS".into()));
-        let text: BTreeMap<String, String> =
-            fields.iter().map(|(k, v)| (k.clone(), value_text(v))).collect();
+        let text: BTreeMap<String, String> = fields
+            .iter()
+            .map(|(k, v)| (k.clone(), value_text(v)))
+            .collect();
         fields.insert("sign".into(), Value::String(sign(&text, key)));
         Value::Object(fields).to_string()
     }
@@ -447,7 +498,11 @@ mod tests {
 
     fn account() -> Xxpay {
         let mut provider = ProviderConfig::for_tests("xxpay-test", "xxpay");
-        for (k, v) in [("mch_id", "20001222"), ("app_id", "0ae8be35ff634e2abe94f5f32f6d5c4f"), ("key", "K3y")] {
+        for (k, v) in [
+            ("mch_id", "20001222"),
+            ("app_id", "0ae8be35ff634e2abe94f5f32f6d5c4f"),
+            ("key", "K3y"),
+        ] {
             provider.credentials.insert(k.into(), Secret::new(v));
         }
         Xxpay::from_config(&provider).unwrap()
@@ -492,7 +547,8 @@ mod tests {
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-        let expected = md5_hex(b"amount=100&currency=cny&mchId=20001222&key=K3y").to_ascii_uppercase();
+        let expected =
+            md5_hex(b"amount=100&currency=cny&mchId=20001222&key=K3y").to_ascii_uppercase();
         assert_eq!(expected, "CE349EFFAF9E5C85A2131D9BD90320DC");
         assert_eq!(sign(&fields, "K3y"), expected);
         let mut signed = fields.clone();
@@ -513,15 +569,21 @@ mod tests {
             auth_code: None,
             openid: None,
         };
-        let CreateStep::Call(req) = x.create_payment(&order, 0).unwrap() else { panic!("call expected") };
+        let CreateStep::Call(req) = x.create_payment(&order, 0).unwrap() else {
+            panic!("call expected")
+        };
         assert_eq!(req.method, "POST");
         assert_eq!(req.path, CREATE_PATH);
-        let fields = provider::read_request(&req.body, |m| (m == "20001222").then(|| "K3y".into())).unwrap();
+        let fields =
+            provider::read_request(&req.body, |m| (m == "20001222").then(|| "K3y".into())).unwrap();
         assert_eq!(fields["productId"], "8006");
         assert_eq!(fields["amount"], "100");
         assert_eq!(fields["mchOrderNo"], p.payment_id);
         assert_eq!(fields["body"], "学费");
-        assert_eq!(fields["notifyUrl"], "https://pay.example.edu/callbacks/xxpay-test");
+        assert_eq!(
+            fields["notifyUrl"],
+            "https://pay.example.edu/callbacks/xxpay-test"
+        );
         assert!(provider::read_request(&req.body, |_| Some("wrong".into())).is_err());
     }
 
@@ -529,7 +591,13 @@ mod tests {
     fn create_answer_from_the_document_example_shape() {
         let x = account();
         let p = payment();
-        let order = CreateOrder { payment: &p, callback_url: String::new(), client_ip: None, auth_code: None, openid: None };
+        let order = CreateOrder {
+            payment: &p,
+            callback_url: String::new(),
+            client_ip: None,
+            auth_code: None,
+            openid: None,
+        };
         let mut answer = Map::new();
         answer.insert("payOrderId".into(), "P01000020181013115051810".into());
         answer.insert(
@@ -537,19 +605,50 @@ mod tests {
             serde_json::json!({"payUrl": "http://127.0.0.1:3020/api/qrcode/create_qrcode?params=https://qr.alipay.com/bax07593fh9xkcrimmy8203b"}),
         );
         let body = provider::success(answer, "K3y");
-        let created = x.read_create(&order, ProviderResponse { status: 200, body: body.as_bytes() }).unwrap();
-        assert_eq!(created.provider_trade_no.as_deref(), Some("P01000020181013115051810"));
-        assert_eq!(created.action, Action::QrCode { qr_code: "https://qr.alipay.com/bax07593fh9xkcrimmy8203b".into() });
+        let created = x
+            .read_create(
+                &order,
+                ProviderResponse {
+                    status: 200,
+                    body: body.as_bytes(),
+                },
+            )
+            .unwrap();
+        assert_eq!(
+            created.provider_trade_no.as_deref(),
+            Some("P01000020181013115051810")
+        );
+        assert_eq!(
+            created.action,
+            Action::QrCode {
+                qr_code: "https://qr.alipay.com/bax07593fh9xkcrimmy8203b".into()
+            }
+        );
 
         let tampered = body.replace("P0100", "P0200");
         assert!(matches!(
-            x.read_create(&order, ProviderResponse { status: 200, body: tampered.as_bytes() }),
+            x.read_create(
+                &order,
+                ProviderResponse {
+                    status: 200,
+                    body: tampered.as_bytes()
+                }
+            ),
             Err(DialectError::BadMessage(_))
         ));
         let fail = provider::failure("签名失败");
         assert_eq!(
-            x.read_create(&order, ProviderResponse { status: 200, body: fail.as_bytes() }),
-            Err(DialectError::Rejected { code: "FAIL".into(), message: "签名失败".into() })
+            x.read_create(
+                &order,
+                ProviderResponse {
+                    status: 200,
+                    body: fail.as_bytes()
+                }
+            ),
+            Err(DialectError::Rejected {
+                code: "FAIL".into(),
+                message: "签名失败".into()
+            })
         );
     }
 
@@ -559,12 +658,19 @@ mod tests {
             action_for("POST;https://bank.example/pay?a=1&b=x%20y", Scene::Web),
             Action::FormPost {
                 url: "https://bank.example/pay".into(),
-                fields: [("a".to_string(), "1".to_string()), ("b".to_string(), "x y".to_string())].into_iter().collect()
+                fields: [
+                    ("a".to_string(), "1".to_string()),
+                    ("b".to_string(), "x y".to_string())
+                ]
+                .into_iter()
+                .collect()
             }
         );
         assert_eq!(
             action_for("https://h5.example/pay", Scene::H5),
-            Action::Redirect { url: "https://h5.example/pay".into() }
+            Action::Redirect {
+                url: "https://h5.example/pay".into()
+            }
         );
     }
 
@@ -586,7 +692,12 @@ mod tests {
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
         let body = provider::notify_body(fields.clone(), "K3y");
-        let inbound = InboundHttp { method: "POST", query: "", content_type: "application/x-www-form-urlencoded", body: body.as_bytes() };
+        let inbound = InboundHttp {
+            method: "POST",
+            query: "",
+            content_type: "application/x-www-form-urlencoded",
+            body: body.as_bytes(),
+        };
         let report = x.read_callback(inbound, 0).unwrap();
         assert_eq!(report.status, PaymentStatus::Succeeded);
         assert_eq!(report.amount, Some(100));
@@ -594,14 +705,23 @@ mod tests {
         assert_eq!(report.provider_trade_no.as_deref(), Some("P01"));
 
         let forged = provider::notify_body(fields.clone(), "not-the-key");
-        let inbound = InboundHttp { body: forged.as_bytes(), ..inbound };
+        let inbound = InboundHttp {
+            body: forged.as_bytes(),
+            ..inbound
+        };
         assert!(x.read_callback(inbound, 0).is_err());
 
         let mut other = fields;
         other.insert("mchId".into(), "999".into());
         let body = provider::notify_body(other, "K3y");
-        let inbound = InboundHttp { body: body.as_bytes(), ..inbound };
-        assert!(x.read_callback(inbound, 0).is_err(), "another merchant's callback");
+        let inbound = InboundHttp {
+            body: body.as_bytes(),
+            ..inbound
+        };
+        assert!(
+            x.read_callback(inbound, 0).is_err(),
+            "another merchant's callback"
+        );
         assert_eq!(x.callback_reply(true).body, "success");
         assert_ne!(x.callback_reply(false).body, "success");
     }
@@ -621,7 +741,16 @@ mod tests {
         let x = account();
         let mut p = payment();
         p.scene = Scene::Barcode;
-        let order = CreateOrder { payment: &p, callback_url: String::new(), client_ip: None, auth_code: None, openid: None };
-        assert!(matches!(x.create_payment(&order, 0), Err(DialectError::Unsupported(_))));
+        let order = CreateOrder {
+            payment: &p,
+            callback_url: String::new(),
+            client_ip: None,
+            auth_code: None,
+            openid: None,
+        };
+        assert!(matches!(
+            x.create_payment(&order, 0),
+            Err(DialectError::Unsupported(_))
+        ));
     }
 }

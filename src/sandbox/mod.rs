@@ -6,7 +6,11 @@
 //! `base_url` is `http://{sandbox.listen}/{dialect}` is served by the sandbox with that
 //! account's credentials. A payment is paid by `POST /{dialect}/pay/{provider order no}`
 //! (the pay page at the same path with GET has a button for it).
+//!
+//! `/merchant/notify` is a demo merchant: it accepts payglot's notifications (answering 200)
+//! and `GET /merchant/events` lists what it received, so the first run needs no merchant code.
 
+pub mod merchant;
 pub mod xxpay;
 
 use crate::config::Config;
@@ -19,13 +23,22 @@ use tokio::sync::watch;
 /// All simulated providers behind one listener.
 pub struct Sandbox {
     pub xxpay: xxpay::XxpaySandbox,
+    /// A demo merchant endpoint that takes payglot's notifications (`/merchant/...`).
+    pub merchant: merchant::DemoMerchant,
 }
 
 impl Sandbox {
     /// A sandbox at `base_url` (like `http://127.0.0.1:8090`) that sends callbacks with
     /// `upstream` and retries them after each of `notify_retry_secs`.
     pub fn new(base_url: &str, upstream: Arc<Upstream>, notify_retry_secs: Vec<u64>) -> Self {
-        Sandbox { xxpay: xxpay::XxpaySandbox::new(&format!("{base_url}/xxpay"), upstream, notify_retry_secs) }
+        Sandbox {
+            xxpay: xxpay::XxpaySandbox::new(
+                &format!("{base_url}/xxpay"),
+                upstream,
+                notify_retry_secs,
+            ),
+            merchant: merchant::DemoMerchant::default(),
+        }
     }
 
     /// The sandbox a routes.yaml asks for, serving every provider account that points at it.
@@ -34,18 +47,31 @@ impl Sandbox {
         let base = format!("http://{}", sandbox.listen);
         let me = Sandbox::new(&base, upstream, sandbox.notify_retry_secs.clone());
         for p in config.providers.values() {
-            let cred = |k: &str| p.credentials.get(k).map(|s| s.expose().to_string()).unwrap_or_default();
+            let cred = |k: &str| {
+                p.credentials
+                    .get(k)
+                    .map(|s| s.expose().to_string())
+                    .unwrap_or_default()
+            };
             if p.dialect == "xxpay" && p.base_url == format!("{base}/xxpay") {
-                me.xxpay.add_account(&cred("mch_id"), &cred("app_id"), &cred("key"));
+                me.xxpay
+                    .add_account(&cred("mch_id"), &cred("app_id"), &cred("key"));
             }
         }
         Some(me)
     }
 
     async fn handle(&self, request: crate::server::HttpIn) -> Reply {
-        match request.path.strip_prefix("/xxpay") {
-            Some(rest) => self.xxpay.handle(rest, &request).await,
-            None => Reply { status: 404, content_type: "text/plain; charset=utf-8", body: "no such sandbox provider".into() },
+        if let Some(rest) = request.path.strip_prefix("/xxpay") {
+            return self.xxpay.handle(rest, &request).await;
+        }
+        match request.path.strip_prefix("/merchant") {
+            Some(rest) => self.merchant.handle(rest, &request),
+            None => Reply {
+                status: 404,
+                content_type: "text/plain; charset=utf-8",
+                body: "no such sandbox provider".into(),
+            },
         }
     }
 }

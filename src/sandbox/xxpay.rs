@@ -46,11 +46,19 @@ pub struct XxpaySandbox {
 }
 
 fn text(status: u16, body: impl Into<String>) -> Reply {
-    Reply { status, content_type: "text/plain; charset=utf-8", body: body.into() }
+    Reply {
+        status,
+        content_type: "text/plain; charset=utf-8",
+        body: body.into(),
+    }
 }
 
 fn json_text(body: String) -> Reply {
-    Reply { status: 200, content_type: "application/json", body }
+    Reply {
+        status: 200,
+        content_type: "application/json",
+        body,
+    }
 }
 
 impl XxpaySandbox {
@@ -66,7 +74,9 @@ impl XxpaySandbox {
     }
 
     pub fn add_account(&self, mch_id: &str, app_id: &str, key: &str) {
-        self.ledger().accounts.insert(mch_id.to_string(), (app_id.to_string(), key.to_string()));
+        self.ledger()
+            .accounts
+            .insert(mch_id.to_string(), (app_id.to_string(), key.to_string()));
     }
 
     fn ledger(&self) -> std::sync::MutexGuard<'_, Ledger> {
@@ -74,7 +84,10 @@ impl XxpaySandbox {
     }
 
     fn key_for(&self, mch_id: &str) -> Option<String> {
-        self.ledger().accounts.get(mch_id).map(|(_, key)| key.clone())
+        self.ledger()
+            .accounts
+            .get(mch_id)
+            .map(|(_, key)| key.clone())
     }
 
     pub async fn handle(&self, path: &str, request: &HttpIn) -> Reply {
@@ -93,7 +106,17 @@ impl XxpaySandbox {
             Err(message) => return provider::failure(&message),
         };
         let get = |k: &str| fields.get(k).cloned().unwrap_or_default();
-        for required in ["mchId", "appId", "productId", "mchOrderNo", "currency", "amount", "notifyUrl", "subject", "body"] {
+        for required in [
+            "mchId",
+            "appId",
+            "productId",
+            "mchOrderNo",
+            "currency",
+            "amount",
+            "notifyUrl",
+            "subject",
+            "body",
+        ] {
             if get(required).is_empty() {
                 return provider::failure(&format!("参数格式校验错误: {required} 不能为空"));
             }
@@ -147,10 +170,15 @@ impl XxpaySandbox {
         };
         let ledger = self.ledger();
         let mch_id = fields.get("mchId").cloned().unwrap_or_default();
-        let by_pay_id = fields.get("payOrderId").and_then(|id| ledger.orders.get(id));
+        let by_pay_id = fields
+            .get("payOrderId")
+            .and_then(|id| ledger.orders.get(id));
         let order = by_pay_id.or_else(|| {
             let no = fields.get("mchOrderNo").cloned().unwrap_or_default();
-            ledger.by_mch_order.get(&(mch_id.clone(), no)).and_then(|id| ledger.orders.get(id))
+            ledger
+                .by_mch_order
+                .get(&(mch_id.clone(), no))
+                .and_then(|id| ledger.orders.get(id))
         });
         let Some(order) = order.filter(|o| o.mch_id == mch_id) else {
             return provider::failure("订单不存在");
@@ -173,11 +201,13 @@ impl XxpaySandbox {
             "<!doctype html><meta charset=utf-8><title>xxpay sandbox</title>\
              <h1>xxpay sandbox</h1><p>Order {} for {} fen: <b>{}</b></p>\
              <form method=post><button>Pay</button></form>",
-            order.mch_order_no,
-            order.amount,
-            order.status
+            order.mch_order_no, order.amount, order.status
         );
-        Reply { status: 200, content_type: "text/html; charset=utf-8", body }
+        Reply {
+            status: 200,
+            content_type: "text/html; charset=utf-8",
+            body,
+        }
     }
 
     /// Marks an order paid and starts sending its notify.
@@ -207,14 +237,23 @@ impl XxpaySandbox {
         let body = provider::notify_body(fields, key);
         let url = order.notify_url.clone();
         let upstream = self.upstream.clone();
-        let delays: Vec<u64> = std::iter::once(0).chain(self.notify_retry_secs.iter().copied()).collect();
+        let delays: Vec<u64> = std::iter::once(0)
+            .chain(self.notify_retry_secs.iter().copied())
+            .collect();
         let sent = self.notifies_sent.clone();
         tokio::spawn(async move {
             for delay in delays {
                 tokio::time::sleep(Duration::from_secs(delay)).await;
                 sent.fetch_add(1, Ordering::Relaxed);
                 let answer = upstream
-                    .send("POST", &url, &[("content-type", "application/x-www-form-urlencoded")], body.clone().into_bytes(), 2000, 10_000)
+                    .send(
+                        "POST",
+                        &url,
+                        &[("content-type", "application/x-www-form-urlencoded")],
+                        body.clone().into_bytes(),
+                        2000,
+                        10_000,
+                    )
                     .await;
                 if matches!(&answer, Ok(a) if String::from_utf8_lossy(&a.body).trim() == ACK) {
                     return;

@@ -31,7 +31,7 @@ pub enum Inserted {
     New,
     /// This merchant already has a payment with this out_trade_no; here it is, with the
     /// fingerprint of the request that created it.
-    Existing(Payment, String),
+    Existing(Box<Payment>, String),
 }
 
 /// A provider's verified word about a payment, to apply.
@@ -86,14 +86,25 @@ impl EventState {
 #[async_trait]
 pub trait Store: Send + Sync {
     /// Records a merchant's request nonce; `false` when it was seen since `not_before`.
-    async fn remember_nonce(&self, merchant_id: &str, nonce: &str, now: i64, not_before: i64) -> StoreResult<bool>;
+    async fn remember_nonce(
+        &self,
+        merchant_id: &str,
+        nonce: &str,
+        now: i64,
+        not_before: i64,
+    ) -> StoreResult<bool>;
 
     /// Writes a new pending payment before its provider is called, or returns the one this
     /// merchant already has under the same out_trade_no.
     async fn insert_payment(&self, payment: &Payment, fingerprint: &str) -> StoreResult<Inserted>;
 
     /// Moves a pending payment to another provider account (failover before any acceptance).
-    async fn set_payment_provider(&self, payment_id: &str, provider: &str, now: i64) -> StoreResult<()>;
+    async fn set_payment_provider(
+        &self,
+        payment_id: &str,
+        provider: &str,
+        now: i64,
+    ) -> StoreResult<()>;
 
     /// Records the provider's answer to the create: its order number and the action.
     async fn record_created(
@@ -108,13 +119,22 @@ pub trait Store: Send + Sync {
     /// merchant was told synchronously.
     async fn fail_unaccepted(&self, payment_id: &str, now: i64) -> StoreResult<()>;
 
-    async fn payment_by_out_trade_no(&self, merchant_id: &str, out_trade_no: &str) -> StoreResult<Option<Payment>>;
+    async fn payment_by_out_trade_no(
+        &self,
+        merchant_id: &str,
+        out_trade_no: &str,
+    ) -> StoreResult<Option<Payment>>;
 
     async fn payment_by_id(&self, payment_id: &str) -> StoreResult<Option<Payment>>;
 
     /// Applies a verified provider statement: moves the status forward and writes the
     /// merchant event in the same transaction. A final payment is never changed.
-    async fn settle_payment(&self, payment_id: &str, settlement: &Settlement, now: i64) -> StoreResult<Settled>;
+    async fn settle_payment(
+        &self,
+        payment_id: &str,
+        settlement: &Settlement,
+        now: i64,
+    ) -> StoreResult<Settled>;
 
     /// Events due for delivery, oldest first, at most one per payment (the earliest
     /// undelivered one), so each payment's events arrive in order.
@@ -132,7 +152,10 @@ pub trait Store: Send + Sync {
     ) -> StoreResult<()>;
 
     /// Events of one payment with their state, in order (for tests and ops).
-    async fn events_for_payment(&self, payment_id: &str) -> StoreResult<Vec<(OutboxEvent, EventState)>>;
+    async fn events_for_payment(
+        &self,
+        payment_id: &str,
+    ) -> StoreResult<Vec<(OutboxEvent, EventState)>>;
 
     /// Whether the store answers.
     async fn ping(&self) -> StoreResult<()>;
@@ -147,5 +170,6 @@ pub async fn open(url: &StoreUrl) -> StoreResult<Arc<dyn Store>> {
 
 /// Builds the event a settlement emits, for store implementations.
 pub fn event_for(payment: &Payment, now: i64) -> Option<NewEvent> {
-    crate::model::EventType::for_payment(payment.status).map(|kind| NewEvent::for_payment(payment, kind, now))
+    crate::model::EventType::for_payment(payment.status)
+        .map(|kind| NewEvent::for_payment(payment, kind, now))
 }

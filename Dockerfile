@@ -1,0 +1,20 @@
+# Multi-stage build: a release binary, then a slim runtime image running as a non-root user.
+# Mount your routes.yaml at /etc/payglot/routes.yaml and a volume for the SQLite store.
+FROM rust:1-slim-bookworm AS build
+WORKDIR /src
+COPY Cargo.toml Cargo.lock ./
+COPY src ./src
+RUN cargo build --release --locked
+
+FROM debian:bookworm-slim
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends ca-certificates \
+ && rm -rf /var/lib/apt/lists/* \
+ && useradd --system --uid 10001 --home-dir /var/lib/payglot --create-home payglot
+COPY --from=build /src/target/release/payglot /usr/local/bin/payglot
+USER payglot
+WORKDIR /var/lib/payglot
+VOLUME ["/var/lib/payglot"]
+EXPOSE 8080 9901
+ENTRYPOINT ["/usr/local/bin/payglot"]
+CMD ["serve", "--config", "/etc/payglot/routes.yaml"]

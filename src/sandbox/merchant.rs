@@ -1,0 +1,43 @@
+//! A demo merchant endpoint for first runs: `POST /merchant/notify` takes a payglot
+//! notification and answers 200; `GET /merchant/events` lists the ones received, newest last.
+//! It does not check signatures (it has no merchant key); real merchants must.
+
+use crate::server::{HttpIn, Reply};
+use std::sync::Mutex;
+
+#[derive(Default)]
+pub struct DemoMerchant {
+    received: Mutex<Vec<serde_json::Value>>,
+}
+
+impl DemoMerchant {
+    pub fn handle(&self, path: &str, request: &HttpIn) -> Reply {
+        let mut received = self.received.lock().unwrap_or_else(|p| p.into_inner());
+        match (request.method.as_str(), path) {
+            ("POST", "/notify") => {
+                let body = serde_json::from_slice(&request.body).unwrap_or(serde_json::Value::Null);
+                received.push(serde_json::json!({
+                    "event_id": request.header("payglot-event-id"),
+                    "timestamp": request.header("payglot-timestamp"),
+                    "signature": request.header("payglot-signature"),
+                    "body": body,
+                }));
+                // Keep the last 1000 only: this is a demo, not a store.
+                if received.len() > 1000 {
+                    received.remove(0);
+                }
+                Reply {
+                    status: 200,
+                    content_type: "text/plain; charset=utf-8",
+                    body: "ok".into(),
+                }
+            }
+            ("GET", "/events") => Reply::json(200, &serde_json::Value::Array(received.clone())),
+            _ => Reply {
+                status: 404,
+                content_type: "text/plain; charset=utf-8",
+                body: "no such demo merchant endpoint".into(),
+            },
+        }
+    }
+}

@@ -1,0 +1,423 @@
+//! Test harness: a real `payglot serve` process (with its sandbox providers) on loopback
+//! ports, a merchant HTTP server that records notifications, and a signing client.
+#![allow(dead_code)]
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use payglot::api::auth::{event_signature, request_signature};
+use payglot::upstream::{Answer, Upstream};
+use serde_json::Value;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+
+pub const MERCHANT: &str = "school-a";
+pub const MERCHANT_KEY: &str = "school-a-key-0123456789";
+pub const XXPAY_A: (&str, &str, &str) = ("1001", "app-a", "xxpay-key-a");
+pub const XXPAY_B: (&str, &str, &str) = ("1002", "app-b", "xxpay-key-b");
+
+/// A loopback port nobody listens on right now, never the same one twice in this process.
+pub fn free_port() -> u16 {
+    static HANDED_OUT: Mutex<Vec<u16>> = Mutex::new(Vec::new());
+    loop {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut handed_out = HANDED_OUT.lock().unwrap();
+        if !handed_out.contains(&port) {
+            handed_out.push(port);
+            return port;
+        }
+    }
+}
+
+pub fn now() -> i64 {
+    payglot::model::now_unix()
+}
+
+/// Polls `check` until it returns `Some`, or panics after `timeout`.
+pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let start = Instant::now();
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        if start.elapsed() > timeout {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// One notification as the merchant server received it.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub event_id: String,
+    pub timestamp: String,
+    pub signature: String,
+    pub body: String,
+}
+
+impl Received {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body).expect("event body is JSON")
+    }
+
+    pub fn signature_valid(&self) -> bool {
+        event_signature(
+            MERCHANT_KEY,
+            &self.timestamp,
+            &self.event_id,
+            self.body.as_bytes(),
+        ) == self.signature
+    }
+}
+
+/// A merchant's notify endpoint on a fixed port; it can be down (not listening) or failing.
+pub struct MerchantServer {
+    pub port: u16,
+    pub received: Arc<Mutex<Vec<Received>>>,
+    pub failing: Arc<AtomicBool>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl MerchantServer {
+    pub fn new() -> Self {
+        MerchantServer {
+            port: free_port(),
+            received: Default::default(),
+            failing: Default::default(),
+            task: None,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/notify", self.port)
+    }
+
+    pub async fn start(&mut self) {
+        let listener = TcpListener::bind(("127.0.0.1", self.port))
+            .await
+            .expect("merchant port");
+        let received = self.received.clone();
+        let failing = self.failing.clone();
+        self.task = Some(tokio::spawn(async move {
+            let mut connections = JoinSet::new();
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let received = received.clone();
+                let failing = failing.clone();
+                connections.spawn(async move {
+                    let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
+                        let received = received.clone();
+                        let failing = failing.clone();
+                        async move {
+                            let header = |n: &str| {
+                                req.headers()
+                                    .get(n)
+                                    .and_then(|v| v.to_str().ok())
+                                    .unwrap_or("")
+                                    .to_string()
+                            };
+                            let (event_id, timestamp, signature) = (
+                                header("payglot-event-id"),
+                                header("payglot-timestamp"),
+                                header("payglot-signature"),
+                            );
+                            let body = req
+                                .into_body()
+                                .collect()
+                                .await
+                                .map(|b| b.to_bytes())
+                                .unwrap_or_default();
+                            let status = if failing.load(Ordering::SeqCst) {
+                                500
+                            } else {
+                                received.lock().unwrap().push(Received {
+                                    event_id,
+                                    timestamp,
+                                    signature,
+                                    body: String::from_utf8_lossy(&body).into_owned(),
+                                });
+                                200
+                            };
+                            let mut r = Response::new(Full::new(Bytes::from_static(b"ok")));
+                            *r.status_mut() = hyper::StatusCode::from_u16(status).unwrap();
+                            Ok::<_, std::convert::Infallible>(r)
+                        }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), svc)
+                        .await;
+                });
+            }
+        }));
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(t) = self.task.take() {
+            t.abort();
+        }
+    }
+
+    pub fn events(&self) -> Vec<Received> {
+        self.received.lock().unwrap().clone()
+    }
+}
+
+impl Drop for MerchantServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Ports and files of one gateway under test.
+pub struct Gateway {
+    pub dir: tempfile::TempDir,
+    pub config_path: PathBuf,
+    pub port: u16,
+    pub admin_port: u16,
+    pub sandbox_port: u16,
+    pub notify_url: String,
+    /// Where providers are told to call back; the gateway itself unless a test changes it.
+    pub public_url: String,
+    child: Option<Child>,
+    client: Upstream,
+}
+
+impl Gateway {
+    /// A gateway whose merchant `school-a` notifies `notify_url` and routes to `xxpay-a`.
+    pub fn new(notify_url: &str) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config_path = dir.path().join("routes.yaml");
+        let port = free_port();
+        let g = Gateway {
+            config_path,
+            dir,
+            port,
+            public_url: format!("http://127.0.0.1:{port}"),
+            admin_port: free_port(),
+            sandbox_port: free_port(),
+            notify_url: notify_url.to_string(),
+            child: None,
+            client: Upstream::new(),
+        };
+        g.write_config(&g.routes_yaml("xxpay-a"));
+        g
+    }
+
+    /// The test routes.yaml, with the merchant's default route going to `route_to`.
+    pub fn routes_yaml(&self, route_to: &str) -> String {
+        let account = |(mch, app, key): (&str, &str, &str)| {
+            format!(
+                "    dialect: xxpay\n    base_url: http://127.0.0.1:{}/xxpay\n    credentials: {{ mch_id: \"{mch}\", app_id: {app}, key: {key} }}\n    timeout_ms: 3000\n",
+                self.sandbox_port
+            )
+        };
+        format!(
+            "listen: 127.0.0.1:{}\nadmin_listen: 127.0.0.1:{}\npublic_url: {}\nstore: sqlite://payglot.db\n\
+             sandbox:\n  listen: 127.0.0.1:{}\n  notify_retry_secs: [1, 1, 1]\n\
+             delivery:\n  retry_schedule_secs: [1]\n  poll_ms: 100\n\
+             providers:\n  xxpay-a:\n{}  xxpay-b:\n{}\
+             merchants:\n  {MERCHANT}:\n    key: {MERCHANT_KEY}\n    notify_url: {}\n    routes:\n      - to: {route_to}\n",
+            self.port,
+            self.admin_port,
+            self.public_url,
+            self.sandbox_port,
+            account(XXPAY_A),
+            account(XXPAY_B),
+            self.notify_url
+        )
+    }
+
+    /// Replaces routes.yaml the way an editor does: write aside, then rename over it.
+    pub fn write_config(&self, text: &str) {
+        let tmp = self.dir.path().join(".routes.yaml.tmp");
+        std::fs::write(&tmp, text).expect("write config");
+        std::fs::rename(&tmp, &self.config_path).expect("rename config");
+    }
+
+    pub async fn start(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("payglot.log"))
+            .expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_payglot"))
+            .args(["serve", "--config"])
+            .arg(&self.config_path)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start payglot");
+        self.child = Some(child);
+        let url = format!("http://127.0.0.1:{}/healthz", self.admin_port);
+        let client = Upstream::new();
+        eventually("the gateway to listen", Duration::from_secs(20), || {
+            let client = &client;
+            let url = url.clone();
+            async move {
+                client
+                    .send("GET", &url, &[], vec![], 200, 500)
+                    .await
+                    .ok()
+                    .filter(|a| a.status == 200)
+            }
+        })
+        .await;
+    }
+
+    /// `kill -9`.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("payglot.log")).unwrap_or_default()
+    }
+
+    pub fn base(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub async fn http(
+        &self,
+        method: &str,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Answer {
+        self.client
+            .send(method, url, headers, body.to_vec(), 1000, 10_000)
+            .await
+            .expect("HTTP call")
+    }
+
+    /// A merchant API call signed with `key` at `timestamp` with `nonce`.
+    pub async fn call_signed(
+        &self,
+        method: &str,
+        path: &str,
+        body: &str,
+        key: &str,
+        timestamp: i64,
+        nonce: &str,
+    ) -> (u16, Value) {
+        let ts = timestamp.to_string();
+        let sig = request_signature(key, &ts, nonce, method, path, body.as_bytes());
+        let headers = [
+            ("content-type", "application/json"),
+            ("payglot-merchant", MERCHANT),
+            ("payglot-timestamp", ts.as_str()),
+            ("payglot-nonce", nonce),
+            ("payglot-signature", sig.as_str()),
+        ];
+        let a = self
+            .http(
+                method,
+                &format!("{}{path}", self.base()),
+                &headers,
+                body.as_bytes(),
+            )
+            .await;
+        (
+            a.status,
+            serde_json::from_slice(&a.body).unwrap_or(Value::Null),
+        )
+    }
+
+    /// A correctly signed merchant API call.
+    pub async fn call(&self, method: &str, path: &str, body: &str) -> (u16, Value) {
+        let nonce = payglot::model::random_id("n", 24);
+        self.call_signed(method, path, body, MERCHANT_KEY, now(), &nonce)
+            .await
+    }
+
+    pub async fn admin(&self, method: &str, path: &str) -> (u16, Value) {
+        let a = self
+            .http(
+                method,
+                &format!("http://127.0.0.1:{}{path}", self.admin_port),
+                &[],
+                b"",
+            )
+            .await;
+        (
+            a.status,
+            serde_json::from_slice(&a.body).unwrap_or(Value::Null),
+        )
+    }
+
+    /// Pays an order at the sandbox, the way a payer would.
+    pub async fn pay_at_sandbox(&self, provider_trade_no: &str) {
+        let a = self
+            .http(
+                "POST",
+                &format!(
+                    "http://127.0.0.1:{}/xxpay/pay/{provider_trade_no}",
+                    self.sandbox_port
+                ),
+                &[],
+                b"",
+            )
+            .await;
+        assert_eq!(
+            a.status,
+            200,
+            "sandbox pay: {}",
+            String::from_utf8_lossy(&a.body)
+        );
+    }
+
+    /// POSTs a callback to the gateway as a provider would; returns (status, body).
+    pub async fn callback(&self, account: &str, form_body: &str) -> (u16, String) {
+        let a = self
+            .http(
+                "POST",
+                &format!("{}/callbacks/{account}", self.base()),
+                &[("content-type", "application/x-www-form-urlencoded")],
+                form_body.as_bytes(),
+            )
+            .await;
+        (a.status, String::from_utf8_lossy(&a.body).into_owned())
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        self.kill();
+        if std::thread::panicking() {
+            eprintln!("--- payglot log ---\n{}", self.log());
+        }
+    }
+}
+
+/// A create-payment body.
+pub fn payment_body(out_trade_no: &str, amount: i64) -> String {
+    serde_json::json!({
+        "out_trade_no": out_trade_no,
+        "amount": amount,
+        "subject": "Tuition 2026 autumn",
+        "channel": "alipay",
+        "scene": "qr",
+    })
+    .to_string()
+}

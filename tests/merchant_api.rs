@@ -1,0 +1,248 @@
+//! The merchant API over real HTTP: a full sandbox payment, idempotency, and bad input.
+
+mod common;
+
+use common::*;
+use std::time::Duration;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn payment_is_created_paid_notified_once_and_queried() {
+    let mut merchant = MerchantServer::new();
+    merchant.start().await;
+    let mut gw = Gateway::new(&merchant.url());
+    gw.start().await;
+
+    let (status, payment) = gw
+        .call("POST", "/v1/payments", &payment_body("T-1001", 1980))
+        .await;
+    assert_eq!(status, 200, "{payment}");
+    assert_eq!(payment["status"], "pending");
+    assert_eq!(payment["amount"], 1980);
+    assert_eq!(payment["provider"], "xxpay-a");
+    assert_eq!(payment["action"]["type"], "qr_code");
+    let payment_id = payment["payment_id"].as_str().unwrap().to_string();
+    assert_eq!(payment_id.len(), 30);
+    let trade_no = payment["provider_trade_no"]
+        .as_str()
+        .expect("provider order number")
+        .to_string();
+    // The QR code of the sandbox is its pay page for this order.
+    assert!(payment["action"]["qr_code"]
+        .as_str()
+        .unwrap()
+        .ends_with(&format!("/xxpay/pay/{trade_no}")));
+
+    gw.pay_at_sandbox(&trade_no).await;
+
+    let events = eventually(
+        "the payment.succeeded notification",
+        Duration::from_secs(15),
+        || {
+            let events = merchant.events();
+            async move { (!events.is_empty()).then_some(events) }
+        },
+    )
+    .await;
+    // Wait past the sandbox's first notify retry to be sure no second event follows.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let events_after = merchant.events();
+    assert_eq!(
+        events_after.len(),
+        1,
+        "exactly one notification: {events_after:?}"
+    );
+    let event = &events[0];
+    assert!(
+        event.signature_valid(),
+        "Payglot-Signature verifies with the merchant key"
+    );
+    let body = event.json();
+    assert_eq!(body["type"], "payment.succeeded");
+    assert_eq!(body["id"], event.event_id.as_str());
+    assert_eq!(body["data"]["payment_id"], payment_id.as_str());
+    assert_eq!(body["data"]["out_trade_no"], "T-1001");
+    assert_eq!(body["data"]["amount"], 1980);
+    assert_eq!(body["data"]["paid_amount"], 1980);
+    assert_eq!(body["data"]["status"], "succeeded");
+    assert!((now() - event.timestamp.parse::<i64>().unwrap()).abs() < 60);
+
+    let (status, queried) = gw.call("GET", "/v1/payments/T-1001", "").await;
+    assert_eq!(status, 200);
+    assert_eq!(queried["status"], "succeeded");
+    assert_eq!(queried["paid_amount"], 1980);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn query_asks_the_provider_while_pending() {
+    // The sandbox's callbacks go to an address where nobody listens: the query alone must
+    // find out from the provider that the payment was paid.
+    let mut gw = Gateway::new("http://127.0.0.1:9/notify");
+    gw.public_url = format!("http://127.0.0.1:{}", free_port());
+    gw.write_config(&gw.routes_yaml("xxpay-a"));
+    gw.start().await;
+    let (_, payment) = gw
+        .call("POST", "/v1/payments", &payment_body("T-Q1", 100))
+        .await;
+    let trade_no = payment["provider_trade_no"].as_str().unwrap().to_string();
+    let (_, pending) = gw.call("GET", "/v1/payments/T-Q1", "").await;
+    assert_eq!(pending["status"], "pending");
+    gw.pay_at_sandbox(&trade_no).await;
+    let (status, paid) = gw.call("GET", "/v1/payments/T-Q1", "").await;
+    assert_eq!(status, 200);
+    assert_eq!(paid["status"], "succeeded", "{paid}");
+    assert_eq!(paid["paid_amount"], 100);
+    assert!(
+        !gw.log().contains("/callbacks/"),
+        "no callback reached the gateway"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_is_idempotent_on_out_trade_no() {
+    let mut gw = Gateway::new("http://127.0.0.1:9/notify");
+    gw.start().await;
+    let body = payment_body("T-2001", 500);
+    let (s1, first) = gw.call("POST", "/v1/payments", &body).await;
+    let (s2, second) = gw.call("POST", "/v1/payments", &body).await;
+    assert_eq!((s1, s2), (200, 200));
+    assert_eq!(first["payment_id"], second["payment_id"]);
+    assert_eq!(
+        first["provider_trade_no"], second["provider_trade_no"],
+        "no second provider order"
+    );
+
+    let (status, error) = gw
+        .call("POST", "/v1/payments", &payment_body("T-2001", 501))
+        .await;
+    assert_eq!(status, 409);
+    assert_eq!(error["error"]["code"], "duplicate_out_trade_no");
+    let (_, stored) = gw.call("GET", "/v1/payments/T-2001", "").await;
+    assert_eq!(
+        stored["amount"], 500,
+        "the conflicting request changed nothing"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_requests_get_their_documented_error_and_create_nothing() {
+    let mut gw = Gateway::new("http://127.0.0.1:9/notify");
+    gw.start().await;
+    let body = payment_body("T-BAD", 100);
+
+    let nonce = "bad-key-nonce-0001";
+    let (status, e) = gw
+        .call_signed(
+            "POST",
+            "/v1/payments",
+            &body,
+            "not-the-merchant-key",
+            now(),
+            nonce,
+        )
+        .await;
+    assert_eq!(
+        (status, e["error"]["code"].as_str()),
+        (401, Some("invalid_signature")),
+        "{e}"
+    );
+
+    let (status, e) = gw
+        .call_signed(
+            "POST",
+            "/v1/payments",
+            &body,
+            MERCHANT_KEY,
+            now() - 301,
+            "stale-nonce-000001",
+        )
+        .await;
+    assert_eq!(status, 401);
+    assert!(
+        e["error"]["message"].as_str().unwrap().contains("300"),
+        "{e}"
+    );
+
+    let (status, e) = gw
+        .call_signed(
+            "POST",
+            "/v1/payments",
+            &payment_body("T-REPLAY", 100),
+            MERCHANT_KEY,
+            now(),
+            "replayed-nonce-0001",
+        )
+        .await;
+    assert_eq!(status, 200, "{e}");
+    let (status, e) = gw
+        .call_signed(
+            "POST",
+            "/v1/payments",
+            &payment_body("T-REPLAY", 100),
+            MERCHANT_KEY,
+            now(),
+            "replayed-nonce-0001",
+        )
+        .await;
+    assert_eq!(status, 401);
+    assert!(
+        e["error"]["message"].as_str().unwrap().contains("Nonce"),
+        "{e}"
+    );
+
+    // A nonce burnt by a bad signature? No: only signed requests use nonces up.
+    let (status, _) = gw
+        .call_signed(
+            "POST",
+            "/v1/payments",
+            &payment_body("T-NONCE", 100),
+            MERCHANT_KEY,
+            now(),
+            nonce,
+        )
+        .await;
+    assert_eq!(status, 200);
+
+    for (bad, what) in [
+        (
+            "{\"out_trade_no\": \"T-BAD\", \"amount\": ".to_string(),
+            "truncated JSON",
+        ),
+        ("[1,2,3]".to_string(), "not an object"),
+        (body.replace("100", "0"), "zero amount"),
+        (body.replace("100", "-100"), "negative amount"),
+        (body.replace("100", "1.5"), "fractional amount"),
+        (body.replace("100", "\"100\""), "amount as a string"),
+        (body.replace("100", "100000000000"), "absurd amount"),
+        (body.replace("\"alipay\"", "\"paypal\""), "unknown channel"),
+        (
+            body.replace("\"qr\"", "\"barcode\""),
+            "barcode without auth_code",
+        ),
+        (body.replace("}", ",\"amuont\":1}"), "unknown field"),
+    ] {
+        let (status, e) = gw.call("POST", "/v1/payments", &bad).await;
+        assert_eq!(status, 400, "{what}: {e}");
+        assert_eq!(e["error"]["code"], "invalid_request", "{what}");
+        assert!(!e["error"]["message"].as_str().unwrap().is_empty());
+    }
+
+    let oversized = serde_json::json!({"out_trade_no": "T-BAD", "amount": 1, "subject": "x".repeat(70_000), "channel": "alipay", "scene": "qr"}).to_string();
+    let (status, e) = gw.call("POST", "/v1/payments", &oversized).await;
+    assert_eq!(status, 413, "{e}");
+
+    let (status, e) = gw.call("GET", "/v1/payments/T-BAD", "").await;
+    assert_eq!(status, 404, "nothing was created: {e}");
+    assert_eq!(e["error"]["code"], "not_found");
+
+    let (status, e) = gw.call("GET", "/v1/nothing-here", "").await;
+    assert_eq!(
+        (status, e["error"]["code"].as_str()),
+        (404, Some("not_found"))
+    );
+    let a = gw
+        .http("GET", &format!("{}/favicon.ico", gw.base()), &[], b"")
+        .await;
+    assert_eq!(a.status, 404);
+    let e: serde_json::Value = serde_json::from_slice(&a.body).expect("404 is JSON");
+    assert_eq!(e["error"]["code"], "not_found");
+}
