@@ -81,6 +81,8 @@ pub async fn start(config_path: &Path, watch_config: bool) -> Result<Running, St
         store,
         upstream: upstream.clone(),
         outbox_wake: Arc::new(Notify::new()),
+        limits: Default::default(),
+        balances: Default::default(),
     });
     let (shutdown, shutdown_rx) = watch::channel(false);
     let mut tasks = Vec::new();

@@ -75,6 +75,10 @@ impl PaymentStatus {
 pub enum Action {
     QrCode {
         qr_code: String,
+        /// What the payer must pay, when the provider asks for a different amount than the
+        /// order's (xiaojitong's `reallyprice`), in fen.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        amount: Option<i64>,
     },
     Redirect {
         url: String,
@@ -120,18 +124,40 @@ string_enum!(
     TransferStatus { Pending => "pending", Succeeded => "succeeded", Failed => "failed" }
 );
 
-/// A refund of part or all of a paid payment.
+/// A refund of part or all of a paid payment. It goes to the payment's provider account.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Refund {
     pub refund_id: String,
     pub out_refund_no: String,
+    pub merchant_id: String,
     pub payment_id: String,
+    pub out_trade_no: String,
     pub amount: i64,
     pub reason: Option<String>,
     pub status: TransferStatus,
+    pub provider: String,
     pub provider_refund_no: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
+}
+
+impl Refund {
+    /// The refund as merchants see it.
+    pub fn to_merchant_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "refund_id": self.refund_id,
+            "out_refund_no": self.out_refund_no,
+            "payment_id": self.payment_id,
+            "out_trade_no": self.out_trade_no,
+            "amount": self.amount,
+            "reason": self.reason,
+            "status": self.status,
+            "provider": self.provider,
+            "provider_refund_no": self.provider_refund_no,
+            "created_at": rfc3339(self.created_at),
+            "updated_at": rfc3339(self.updated_at),
+        })
+    }
 }
 
 /// A payout (代付) to a bank account or wallet.
@@ -141,18 +167,69 @@ pub struct Payout {
     pub out_payout_no: String,
     pub merchant_id: String,
     pub amount: i64,
-    pub bank_code: String,
-    pub bank_name: String,
-    pub account_type: String,
-    pub account_name: String,
-    pub account_no: String,
-    pub province: String,
-    pub city: String,
+    pub currency: String,
+    /// The payee: bank code and name, account type and holder, account number, province, city.
+    pub payee: Payee,
+    pub remark: Option<String>,
     pub status: TransferStatus,
     pub provider: String,
     pub provider_payout_no: Option<String>,
+    pub notify_url: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
+}
+
+/// Where a payout goes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Payee {
+    /// `bank` (card transfer), `wechat`, `alipay` or `other`.
+    pub account_type: String,
+    pub account_name: String,
+    pub account_no: String,
+    #[serde(default)]
+    pub bank_code: String,
+    #[serde(default)]
+    pub bank_name: String,
+    #[serde(default)]
+    pub province: String,
+    #[serde(default)]
+    pub city: String,
+    /// `personal` (default) or `corporate`.
+    #[serde(default)]
+    pub account_attr: Option<String>,
+}
+
+impl Payee {
+    /// The account number with all but the last four characters masked, for output and logs.
+    pub fn masked_account_no(&self) -> String {
+        let n = self.account_no.chars().count();
+        let keep: String = self.account_no.chars().skip(n.saturating_sub(4)).collect();
+        format!("{}{keep}", "*".repeat(n.saturating_sub(4)))
+    }
+}
+
+impl Payout {
+    /// The payout as merchants see it; the account number is masked.
+    pub fn to_merchant_json(&self) -> serde_json::Value {
+        let mut payee = serde_json::to_value(&self.payee).expect("payee serializes");
+        payee["account_no"] = serde_json::Value::String(self.payee.masked_account_no());
+        serde_json::json!({
+            "payout_id": self.payout_id,
+            "out_payout_no": self.out_payout_no,
+            "merchant_id": self.merchant_id,
+            "amount": self.amount,
+            "currency": self.currency,
+            "payee": payee,
+            "remark": self.remark,
+            "status": self.status,
+            "provider": self.provider,
+            "provider_payout_no": self.provider_payout_no,
+            "notify_url": self.notify_url,
+            "created_at": rfc3339(self.created_at),
+            "updated_at": rfc3339(self.updated_at),
+        })
+    }
 }
 
 string_enum!(
@@ -234,24 +311,49 @@ pub struct NewEvent {
 }
 
 impl NewEvent {
-    /// The event a payment emits when it moves to a final status.
-    pub fn for_payment(payment: &Payment, kind: EventType, now: i64) -> NewEvent {
+    /// An event about `data`; events with the same `order_key` are delivered in order.
+    pub fn new(kind: EventType, merchant_id: &str, order_key: &str, notify_url: &str, data: serde_json::Value, now: i64) -> NewEvent {
         let id = random_id("evt_", 24);
-        let body = EventBody {
-            id: id.clone(),
-            kind: kind.as_str().to_string(),
-            created_at: rfc3339(now),
-            data: payment.to_merchant_json(),
-        };
+        let body = EventBody { id: id.clone(), kind: kind.as_str().to_string(), created_at: rfc3339(now), data };
         NewEvent {
             id,
             kind,
-            merchant_id: payment.merchant_id.clone(),
-            payment_id: payment.payment_id.clone(),
-            notify_url: payment.notify_url.clone().unwrap_or_default(),
+            merchant_id: merchant_id.to_string(),
+            payment_id: order_key.to_string(),
+            notify_url: notify_url.to_string(),
             body: serde_json::to_string(&body).expect("event serializes"),
             created_at: now,
         }
+    }
+
+    /// The event a payment emits when it moves to a final status.
+    pub fn for_payment(payment: &Payment, kind: EventType, now: i64) -> NewEvent {
+        let notify_url = payment.notify_url.clone().unwrap_or_default();
+        Self::new(kind, &payment.merchant_id, &payment.payment_id, &notify_url, payment.to_merchant_json(), now)
+    }
+
+    /// The event a refund emits when it is final; ordered after its payment's events.
+    pub fn for_refund(refund: &Refund, payment: &Payment, now: i64) -> Option<NewEvent> {
+        let kind = match refund.status {
+            TransferStatus::Succeeded => EventType::RefundSucceeded,
+            TransferStatus::Failed => EventType::RefundFailed,
+            TransferStatus::Pending => return None,
+        };
+        let mut data = refund.to_merchant_json();
+        data["payment"] = payment.to_merchant_json();
+        let notify_url = payment.notify_url.clone().unwrap_or_default();
+        Some(Self::new(kind, &refund.merchant_id, &refund.payment_id, &notify_url, data, now))
+    }
+
+    /// The event a payout emits when it is final.
+    pub fn for_payout(payout: &Payout, now: i64) -> Option<NewEvent> {
+        let kind = match payout.status {
+            TransferStatus::Succeeded => EventType::PayoutSucceeded,
+            TransferStatus::Failed => EventType::PayoutFailed,
+            TransferStatus::Pending => return None,
+        };
+        let notify_url = payout.notify_url.clone().unwrap_or_default();
+        Some(Self::new(kind, &payout.merchant_id, &payout.payout_id, &notify_url, payout.to_merchant_json(), now))
     }
 }
 
@@ -284,6 +386,12 @@ pub fn random_id(prefix: &str, len: usize) -> String {
         }
     }
     id
+}
+
+/// A new refund or payout id: a letter, 10-digit unix time and 19 random characters.
+pub fn new_transfer_id(letter: char, now: i64) -> String {
+    let prefix = format!("{letter}{:010}", now.max(0) % 10_000_000_000);
+    random_id(&prefix, 19)
 }
 
 /// A new payment id: "P", a 10-digit unix time and 19 random characters (30 in all), so ids
@@ -321,6 +429,7 @@ mod tests {
     fn actions_serialize_with_a_type_tag() {
         let a = Action::QrCode {
             qr_code: "weixin://x".into(),
+            amount: None,
         };
         assert_eq!(
             serde_json::to_string(&a).unwrap(),

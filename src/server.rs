@@ -19,6 +19,9 @@ use tokio::task::JoinSet;
 /// Request bodies larger than this are refused with 413.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
+/// How much of a too-large body is read (and dropped) before the 413 is sent.
+const DRAIN_BYTES: usize = 1 << 20;
+
 /// What every request handler works with: live config, store, upstream client.
 pub struct Gateway {
     pub config: Arc<ConfigHandle>,
@@ -26,6 +29,11 @@ pub struct Gateway {
     pub upstream: Arc<Upstream>,
     /// Woken when an event is written, so the delivery worker sends it at once.
     pub outbox_wake: Arc<Notify>,
+    /// Providers' rate limits, shared by all merchants.
+    pub limits: crate::upstream::RateLimits,
+    /// The last balance each account reported: (fen, unix seconds), served inside the
+    /// provider's balance interval.
+    pub balances: std::sync::Mutex<std::collections::HashMap<String, (i64, i64)>>,
 }
 
 /// A request with its whole body read.
@@ -96,6 +104,11 @@ pub async fn read_request(req: Request<Incoming>, limit: usize) -> Result<HttpIn
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit as u64) {
+        // Read a modest excess before answering, so a client still sending gets the 413
+        // rather than a reset connection; a huge body is refused at once.
+        if declared.is_some_and(|n| n <= DRAIN_BYTES as u64) {
+            let _ = Limited::new(req.into_body(), DRAIN_BYTES).collect().await;
+        }
         return Err(ApiError::body_too_large(limit));
     }
     let (parts, body) = req.into_parts();

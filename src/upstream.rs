@@ -163,3 +163,46 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     }
     text
 }
+
+/// Providers' own rate limits (jings: one query per order per minute, one balance query per
+/// three minutes), applied across all merchants of this gateway process.
+#[derive(Default)]
+pub struct RateLimits {
+    last_call: Mutex<HashMap<String, std::time::Instant>>,
+}
+
+impl RateLimits {
+    /// Takes the slot for `key` if its last call is at least `interval` ago; `Err` holds the
+    /// time left.
+    pub fn try_acquire(&self, key: &str, interval: Duration) -> Result<(), Duration> {
+        let mut calls = self.last_call.lock().unwrap_or_else(|p| p.into_inner());
+        let now = std::time::Instant::now();
+        if let Some(last) = calls.get(key) {
+            let since = now.duration_since(*last);
+            if since < interval {
+                return Err(interval - since);
+            }
+        }
+        calls.insert(key.to_string(), now);
+        // Keep the map small: forget slots older than an hour.
+        if calls.len() > 10_000 {
+            calls.retain(|_, t| now.duration_since(*t) < Duration::from_secs(3600));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rate_limits_hold_a_slot_per_key() {
+        let limits = RateLimits::default();
+        assert!(limits.try_acquire("a", Duration::from_secs(60)).is_ok());
+        let left = limits.try_acquire("a", Duration::from_secs(60)).unwrap_err();
+        assert!(left > Duration::from_secs(59));
+        assert!(limits.try_acquire("b", Duration::from_secs(60)).is_ok());
+        assert!(limits.try_acquire("a", Duration::ZERO).is_ok());
+    }
+}

@@ -45,6 +45,18 @@ impl ApiError {
         Self::new(409, code, message)
     }
 
+    pub fn invalid_state(message: impl Into<String>) -> Self {
+        Self::new(409, "invalid_state", message)
+    }
+
+    pub fn amount_exceeds_refundable(message: impl Into<String>) -> Self {
+        Self::new(422, "amount_exceeds_refundable", message)
+    }
+
+    pub fn rate_limited(message: impl Into<String>) -> Self {
+        Self::new(429, "rate_limited", message)
+    }
+
     pub fn body_too_large(limit: usize) -> Self {
         Self::new(
             413,

@@ -1,13 +1,21 @@
-//! The merchant API (`/v1`): authentication, routing of endpoints to handlers, error mapping.
-//! This is the core every door calls.
+//! The merchant API (`/v1`): authentication, routing of endpoints to handlers, error mapping,
+//! and the one helper every handler uses to call a provider account. This is the core every
+//! door calls.
 
+pub mod accounts;
 pub mod auth;
 pub mod error;
 pub mod payments;
+pub mod payouts;
+pub mod refunds;
 
+use crate::config::{LiveConfig, MerchantConfig, ProviderConfig, RouteTarget};
+use crate::dialects::{Dialect, DialectError, ProviderRequest, Refusal};
 use crate::model::now_unix;
 use crate::server::{Gateway, HttpIn, Reply};
+use crate::upstream::{Answer, UpstreamError};
 use error::ApiError;
+use std::sync::Arc;
 
 /// Handles one `/v1/...` request.
 pub async fn handle(gateway: &Gateway, request: &HttpIn) -> Reply {
@@ -17,27 +25,63 @@ pub async fn handle(gateway: &Gateway, request: &HttpIn) -> Reply {
     }
 }
 
-enum Endpoint<'a> {
+enum Endpoint {
     CreatePayment,
-    QueryPayment(&'a str),
+    QueryPayment(String),
+    ClosePayment(String),
+    CreateRefund(String),
+    QueryRefund(String),
+    CreatePayout,
+    QueryPayout(String),
+    Balance,
+    PaymentMethods,
+    Checkout(String),
 }
 
-fn endpoint<'a>(method: &str, path: &'a str) -> Result<Endpoint<'a>, ApiError> {
-    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    match (method, segments.as_slice()) {
-        ("POST", ["v1", "payments"]) => Ok(Endpoint::CreatePayment),
-        ("GET", ["v1", "payments", id]) if !id.is_empty() => Ok(Endpoint::QueryPayment(id)),
-        (_, ["v1", "payments"]) | (_, ["v1", "payments", _]) => Err(ApiError::method_not_allowed(
-            format!("{method} is not allowed on {path}"),
-        )),
-        _ => Err(ApiError::not_found(format!(
-            "no such endpoint: {method} {path}"
-        ))),
+fn endpoint(method: &str, path: &str) -> Result<Endpoint, ApiError> {
+    let segments: Vec<String> = path.trim_start_matches('/').split('/').map(percent_decode).collect();
+    let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
+    let id = |s: &str| s.to_string();
+    let found = match (method, segments.as_slice()) {
+        ("POST", ["v1", "payments"]) => Some(Endpoint::CreatePayment),
+        ("GET", ["v1", "payments", no]) if !no.is_empty() => Some(Endpoint::QueryPayment(id(no))),
+        ("POST", ["v1", "payments", no, "close"]) => Some(Endpoint::ClosePayment(id(no))),
+        ("POST", ["v1", "payments", no, "refunds"]) => Some(Endpoint::CreateRefund(id(no))),
+        ("GET", ["v1", "payments", pid, "checkout"]) => Some(Endpoint::Checkout(id(pid))),
+        ("GET", ["v1", "refunds", no]) if !no.is_empty() => Some(Endpoint::QueryRefund(id(no))),
+        ("POST", ["v1", "payouts"]) => Some(Endpoint::CreatePayout),
+        ("GET", ["v1", "payouts", no]) if !no.is_empty() => Some(Endpoint::QueryPayout(id(no))),
+        ("GET", ["v1", "balance"]) => Some(Endpoint::Balance),
+        ("GET", ["v1", "payment-methods"]) => Some(Endpoint::PaymentMethods),
+        _ => None,
+    };
+    if let Some(e) = found {
+        return Ok(e);
+    }
+    let known_path = matches!(
+        segments.as_slice(),
+        ["v1", "payments"]
+            | ["v1", "payments", _]
+            | ["v1", "payments", _, "close" | "refunds" | "checkout"]
+            | ["v1", "refunds", _]
+            | ["v1", "payouts"]
+            | ["v1", "payouts", _]
+            | ["v1", "balance"]
+            | ["v1", "payment-methods"]
+    );
+    if known_path {
+        Err(ApiError::method_not_allowed(format!("{method} is not allowed on {path}")))
+    } else {
+        Err(ApiError::not_found(format!("no such endpoint: {method} {path}")))
     }
 }
 
 async fn dispatch(gateway: &Gateway, request: &HttpIn) -> Result<Reply, ApiError> {
     let endpoint = endpoint(&request.method, &request.path)?;
+    if let Endpoint::Checkout(payment_id) = &endpoint {
+        // Unsigned: the payer's browser opens it; the payment_id is unguessable.
+        return payments::checkout(gateway, payment_id).await;
+    }
     // The request runs against the config it started with, even if a reload swaps it.
     let live = gateway.config.current();
     let now = now_unix();
@@ -47,27 +91,22 @@ async fn dispatch(gateway: &Gateway, request: &HttpIn) -> Result<Reply, ApiError
         nonce: request.header("payglot-nonce"),
         signature: request.header("payglot-signature"),
     };
-    let merchant_id = auth::authenticate(
-        &live,
-        gateway.store.as_ref(),
-        headers,
-        &request.method,
-        &request.path_and_query(),
-        &request.body,
-        now,
-    )
-    .await?;
-    let merchant = live
-        .merchant(&merchant_id)
-        .expect("authenticated merchant exists");
+    let merchant_id =
+        auth::authenticate(&live, gateway.store.as_ref(), headers, &request.method, &request.path_and_query(), &request.body, now)
+            .await?;
+    let merchant = live.merchant(&merchant_id).expect("authenticated merchant exists");
+    let body = &request.body;
     match endpoint {
-        Endpoint::CreatePayment => {
-            payments::create(gateway, &live, merchant, &request.body, now).await
-        }
-        Endpoint::QueryPayment(out_trade_no) => {
-            let out_trade_no = percent_decode(out_trade_no);
-            payments::query(gateway, &live, merchant, &out_trade_no, now).await
-        }
+        Endpoint::CreatePayment => payments::create(gateway, &live, merchant, body, now).await,
+        Endpoint::QueryPayment(no) => payments::query(gateway, &live, merchant, &no, now).await,
+        Endpoint::ClosePayment(no) => payments::close(gateway, &live, merchant, &no, now).await,
+        Endpoint::CreateRefund(no) => refunds::create(gateway, &live, merchant, &no, body, now).await,
+        Endpoint::QueryRefund(no) => refunds::query(gateway, &live, merchant, &no, now).await,
+        Endpoint::CreatePayout => payouts::create(gateway, &live, merchant, body, now).await,
+        Endpoint::QueryPayout(no) => payouts::query(gateway, &live, merchant, &no, now).await,
+        Endpoint::Balance => accounts::balance(gateway, &live, merchant, &request.query, now).await,
+        Endpoint::PaymentMethods => accounts::payment_methods(gateway, &live, merchant, &request.query, now).await,
+        Endpoint::Checkout(_) => unreachable!("answered above"),
     }
 }
 
@@ -78,4 +117,94 @@ fn percent_decode(segment: &str) -> String {
         .next()
         .map(|(_, v)| v.into_owned())
         .unwrap_or_default()
+}
+
+/// Maps a dialect's refusal onto the merchant API error.
+pub fn dialect_error(account: &str, e: DialectError) -> ApiError {
+    match e {
+        DialectError::Rejected { code, message, kind } => match kind {
+            Refusal::Generic => ApiError::provider_error(account, &code, &message),
+            Refusal::InvalidState => {
+                let mut err = ApiError::invalid_state(format!("provider account {account} refused: {message}"));
+                err.provider = Some(account.to_string());
+                err.provider_code = Some(code);
+                err.provider_message = Some(message);
+                err
+            }
+            Refusal::AmountExceeded => {
+                let mut err = ApiError::amount_exceeds_refundable(format!("provider account {account} refused: {message}"));
+                err.provider = Some(account.to_string());
+                err.provider_code = Some(code);
+                err.provider_message = Some(message);
+                err
+            }
+            Refusal::NotEnabled => {
+                let mut err = ApiError::unsupported(account, format!("provider account {account} has not enabled this: {message}"));
+                err.provider_code = Some(code);
+                err.provider_message = Some(message);
+                err
+            }
+        },
+        DialectError::BadMessage(m) => {
+            let mut err = ApiError::provider_error(account, "bad_answer", &m);
+            err.message = format!("provider account {account} gave an answer payglot could not verify; query for the outcome");
+            err
+        }
+        DialectError::Unsupported(m) => ApiError::unsupported(account, format!("provider account {account}: {m}")),
+        DialectError::Invalid(m) => ApiError::invalid_request(format!("provider account {account}: {m}")),
+    }
+}
+
+/// A provider account as a handler needs it: its settings and its dialect.
+pub struct Account<'a> {
+    pub name: &'a str,
+    pub config: &'a ProviderConfig,
+    pub dialect: Arc<dyn Dialect>,
+}
+
+/// The account `name` in the live config, or an error naming it.
+pub fn account<'a>(live: &'a LiveConfig, name: &'a str) -> Result<Account<'a>, ApiError> {
+    match (live.config.providers.get(name), live.dialect(name)) {
+        (Some(config), Some(dialect)) => Ok(Account { name, config, dialect: dialect.clone() }),
+        _ => Err(ApiError::provider_unavailable(
+            Some(name),
+            format!("provider account {name} is no longer defined in routes.yaml"),
+        )),
+    }
+}
+
+/// Sends one dialect request to an account. Errors are the merchant API's 503s.
+pub async fn send(gateway: &Gateway, account: &Account<'_>, request: &ProviderRequest) -> Result<Answer, (UpstreamError, ApiError)> {
+    let c = account.config;
+    gateway
+        .upstream
+        .call_provider(&c.base_url, request, c.connect_timeout_ms, c.timeout_ms)
+        .await
+        .map_err(|e| {
+            let api = ApiError::provider_unavailable(Some(account.name), format!("provider account {}: {e}", account.name));
+            (e, api)
+        })
+}
+
+/// Whether `account` is one this merchant's routes use (merchants only reach their accounts).
+pub fn merchant_uses(merchant: &MerchantConfig, account: &str) -> bool {
+    merchant.routes.iter().any(|r| {
+        r.fallback.iter().any(|f| f == account)
+            || match &r.target {
+                RouteTarget::One(a) => a == account,
+                RouteTarget::Split(parts) => parts.iter().any(|(a, _)| a == account),
+            }
+    })
+}
+
+/// The `provider` query parameter, checked against the merchant's accounts.
+pub fn provider_param<'a>(merchant: &MerchantConfig, query: &'a str) -> Result<String, ApiError> {
+    let provider = form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == "provider")
+        .map(|(_, v)| v.into_owned())
+        .ok_or_else(|| ApiError::invalid_request("provider: query parameter required (a provider account id)"))?;
+    if !merchant_uses(merchant, &provider) {
+        return Err(ApiError::not_found(format!("provider account {provider:?} is not one of this merchant's")));
+    }
+    Ok(provider)
 }

@@ -13,10 +13,11 @@
 //! A payment whose every provider refused it is stored as `failed`; send a new out_trade_no.
 
 use super::error::ApiError;
+use super::{account, dialect_error, send};
 use crate::callbacks::{apply_report, ReportSource};
 use crate::config::{LiveConfig, MerchantConfig};
 use crate::dialects::{CreateOrder, CreateStep, DialectError, ProviderResponse};
-use crate::model::{new_payment_id, Channel, Payment, PaymentStatus, Scene};
+use crate::model::{new_payment_id, Action, Channel, Payment, PaymentStatus, Scene};
 use crate::routing::{candidates, PaymentFacts};
 use crate::server::{Gateway, Reply};
 use crate::store::Inserted;
@@ -50,6 +51,10 @@ pub struct CreatePaymentRequest {
     pub auth_code: Option<String>,
     #[serde(default)]
     pub openid: Option<String>,
+    /// Provider-specific fields (zhixiao: user_no, user_name, piaoju; mct: sub_appid,
+    /// jump_url; jings: orderuid), passed to whichever dialect serves the payment.
+    #[serde(default)]
+    pub extra: serde_json::Map<String, serde_json::Value>,
 }
 
 fn default_currency() -> String {
@@ -259,6 +264,7 @@ async fn create_at(
         client_ip: request.client_ip.as_deref(),
         auth_code: request.auth_code.as_deref(),
         openid: request.openid.as_deref(),
+        extra: &request.extra,
     };
     let created = match dialect.create_payment(&order, now) {
         Err(e) => return Err(Attempt::NotTaken(dialect_error(account, e))),
@@ -309,6 +315,7 @@ async fn create_at(
             provider_trade_no: created.provider_trade_no.clone(),
             status: created.status,
             amount: Some(payment.amount),
+            paid_amount: None,
             paid_at: Some(now),
         };
         if let Err(e) =
@@ -324,26 +331,6 @@ async fn create_at(
     stored.ok_or_else(|| Attempt::MaybeTaken(ApiError::internal("payment vanished from the store")))
 }
 
-/// Maps a dialect's refusal onto the merchant API error.
-pub fn dialect_error(account: &str, e: DialectError) -> ApiError {
-    match e {
-        DialectError::Rejected { code, message } => {
-            ApiError::provider_error(account, &code, &message)
-        }
-        DialectError::BadMessage(m) => {
-            let mut err = ApiError::provider_error(account, "bad_answer", &m);
-            err.message = format!("provider account {account} gave an answer payglot could not verify; query the payment for its outcome");
-            err
-        }
-        DialectError::Unsupported(m) => {
-            ApiError::unsupported(account, format!("provider account {account}: {m}"))
-        }
-        DialectError::Invalid(m) => {
-            ApiError::invalid_request(format!("provider account {account}: {m}"))
-        }
-    }
-}
-
 pub async fn query(
     gateway: &Gateway,
     live: &LiveConfig,
@@ -351,13 +338,7 @@ pub async fn query(
     out_trade_no: &str,
     now: i64,
 ) -> Result<Reply, ApiError> {
-    let payment = gateway
-        .store
-        .payment_by_out_trade_no(&merchant.id, out_trade_no)
-        .await?
-        .ok_or_else(|| {
-            ApiError::not_found(format!("no payment with out_trade_no {out_trade_no:?}"))
-        })?;
+    let payment = payment_of(gateway, merchant, out_trade_no).await?;
     if payment.status.is_final() {
         return Ok(Reply::json(200, &payment.to_merchant_json()));
     }
@@ -370,55 +351,122 @@ pub async fn query(
 }
 
 /// Asks a payment's own provider account for its state and applies a verified answer.
-/// Returns the updated payment, or `None` when the provider could not tell.
-pub async fn refresh_from_provider(
-    gateway: &Gateway,
-    live: &LiveConfig,
-    payment: &Payment,
-    now: i64,
-) -> Option<Payment> {
-    let account = &payment.provider;
-    let (Some(dialect), Some(provider)) =
-        (live.dialect(account), live.config.providers.get(account))
-    else {
-        tracing::warn!(payment_id = %payment.payment_id, account = %account, "the payment's provider account is no longer defined; answering from the store");
-        return None;
-    };
-    let call = dialect.query_payment(payment, now).ok()?;
-    let answer = gateway
-        .upstream
-        .call_provider(
-            &provider.base_url,
-            &call,
-            provider.connect_timeout_ms,
-            provider.timeout_ms,
-        )
-        .await;
-    let answer = match answer {
+/// Returns the updated payment, or `None` when the provider could not tell (or its rate limit
+/// says not now: the stored state is the answer then).
+pub async fn refresh_from_provider(gateway: &Gateway, live: &LiveConfig, payment: &Payment, now: i64) -> Option<Payment> {
+    let account = match account(live, &payment.provider) {
         Ok(a) => a,
         Err(e) => {
-            tracing::warn!(payment_id = %payment.payment_id, account = %account, error = %e, "query failed; answering from the store");
+            tracing::warn!(payment_id = %payment.payment_id, error = %e.message, "answering from the store");
             return None;
         }
     };
-    match dialect.read_query(
-        payment,
-        ProviderResponse {
-            status: answer.status,
-            body: &answer.body,
-        },
-    ) {
-        Ok(report) => match apply_report(gateway, payment, &report, ReportSource::Query, now).await
-        {
+    if let Some(interval) = account.dialect.query_interval() {
+        let key = format!("query/{}/{}", account.name, payment.payment_id);
+        if gateway.limits.try_acquire(&key, interval).is_err() {
+            return None;
+        }
+    }
+    let call = account.dialect.query_payment(payment, now).ok()?;
+    let answer = match send(gateway, &account, &call).await {
+        Ok(a) => a,
+        Err((e, _)) => {
+            tracing::warn!(payment_id = %payment.payment_id, account = %account.name, error = %e, "query failed; answering from the store");
+            return None;
+        }
+    };
+    match account.dialect.read_query(payment, ProviderResponse { status: answer.status, body: &answer.body }) {
+        Ok(report) => match apply_report(gateway, payment, &report, ReportSource::Query, now).await {
             Ok(p) => Some(p),
             Err(e) => {
-                tracing::warn!(payment_id = %payment.payment_id, account = %account, error = %e, "query answer not applied");
+                tracing::warn!(payment_id = %payment.payment_id, account = %account.name, error = %e, "query answer not applied");
                 None
             }
         },
         Err(e) => {
-            tracing::warn!(payment_id = %payment.payment_id, account = %account, error = %e, "query answer refused");
+            tracing::warn!(payment_id = %payment.payment_id, account = %account.name, error = %e, "query answer refused");
             None
         }
     }
+}
+
+async fn payment_of(gateway: &Gateway, merchant: &MerchantConfig, out_trade_no: &str) -> Result<Payment, ApiError> {
+    gateway
+        .store
+        .payment_by_out_trade_no(&merchant.id, out_trade_no)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no payment with out_trade_no {out_trade_no:?}")))
+}
+
+/// `POST /v1/payments/{out_trade_no}/close`: closes an unpaid payment at its provider, then
+/// locally (with a `payment.closed` event). Closing a closed payment answers it again.
+pub async fn close(
+    gateway: &Gateway,
+    live: &LiveConfig,
+    merchant: &MerchantConfig,
+    out_trade_no: &str,
+    now: i64,
+) -> Result<Reply, ApiError> {
+    let payment = payment_of(gateway, merchant, out_trade_no).await?;
+    match payment.status {
+        PaymentStatus::Closed => return Ok(Reply::json(200, &payment.to_merchant_json())),
+        PaymentStatus::Succeeded | PaymentStatus::Failed => {
+            return Err(ApiError::invalid_state(format!("payment {out_trade_no:?} is {}; only a pending payment can be closed", payment.status)))
+        }
+        PaymentStatus::Pending => {}
+    }
+    let account = account(live, &payment.provider)?;
+    let call = account.dialect.close_payment(&payment, now).map_err(|e| dialect_error(account.name, e))?;
+    let answer = send(gateway, &account, &call).await.map_err(|(_, e)| e)?;
+    if let Err(e) = account.dialect.read_close(&payment, ProviderResponse { status: answer.status, body: &answer.body }) {
+        // The provider would not close it: perhaps it was just paid. Learn its state.
+        refresh_from_provider(gateway, live, &payment, now).await;
+        return Err(dialect_error(account.name, e));
+    }
+    let report = crate::dialects::PaymentReport {
+        payment_id: payment.payment_id.clone(),
+        provider_trade_no: None,
+        status: PaymentStatus::Closed,
+        amount: None,
+        paid_amount: None,
+        paid_at: None,
+    };
+    let closed = apply_report(gateway, &payment, &report, ReportSource::Query, now).await.map_err(|e| match e {
+        crate::callbacks::ReportError::Store(e) => ApiError::from(e),
+        other => ApiError::internal(other.to_string()),
+    })?;
+    Ok(Reply::json(200, &closed.to_merchant_json()))
+}
+
+/// `GET /v1/payments/{payment_id}/checkout`: an HTML page that submits a `form_post` action
+/// from the payer's browser (jings requires the browser, not a server, to post the order).
+pub async fn checkout(gateway: &Gateway, payment_id: &str) -> Result<Reply, ApiError> {
+    let payment = gateway
+        .store
+        .payment_by_id(payment_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("no such payment"))?;
+    let Some(Action::FormPost { url, fields }) = &payment.action else {
+        return Err(ApiError::not_found("this payment has no form to post"));
+    };
+    if payment.status != PaymentStatus::Pending {
+        return Err(ApiError::invalid_state(format!("this payment is {}", payment.status)));
+    }
+    let mut inputs = String::new();
+    for (k, v) in fields {
+        inputs.push_str(&format!("<input type=\"hidden\" name=\"{}\" value=\"{}\">\n", html_escape(k), html_escape(v)));
+    }
+    let body = format!(
+        "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>{title}</title></head>\n\
+         <body onload=\"document.forms[0].submit()\">\n<form method=\"post\" action=\"{action}\">\n{inputs}\
+         <noscript><button type=\"submit\">Pay {amount}</button></noscript>\n</form>\n</body></html>\n",
+        title = html_escape(&payment.subject),
+        action = html_escape(url),
+        amount = crate::money::fen_to_yuan(payment.amount),
+    );
+    Ok(Reply { status: 200, content_type: "text/html; charset=utf-8", body })
+}
+
+fn html_escape(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#39;")
 }

@@ -4,8 +4,8 @@
 //! logged; a valid one is applied (status and outbox event in one transaction), then acked.
 //! When the store is down the reply is a non-ack, so the provider retries.
 
-use super::{apply_report, ReportError, ReportSource};
-use crate::dialects::{CallbackReply, InboundHttp};
+use super::{apply_payout_report, apply_report, ReportError, ReportSource};
+use crate::dialects::{CallbackReply, CallbackReport, InboundHttp, PaymentReport, PayoutReport};
 use crate::model::now_unix;
 use crate::server::{Gateway, HttpIn, Reply};
 
@@ -41,30 +41,72 @@ pub async fn handle(gateway: &Gateway, account: &str, request: &HttpIn) -> Reply
             return reply(dialect.callback_reply(false), 400);
         }
     };
+    let outcome = match report {
+        CallbackReport::Payment(report) => on_payment(gateway, account, &report, now).await,
+        CallbackReport::Payout(report) => on_payout(gateway, account, &report, now).await,
+    };
+    match outcome {
+        Ok(()) => reply(dialect.callback_reply(true), 200),
+        Err(status) => reply(dialect.callback_reply(false), status),
+    }
+}
+
+/// Applies a payment callback; `Err` is the HTTP status of the non-ack.
+async fn on_payment(gateway: &Gateway, account: &str, report: &PaymentReport, now: i64) -> Result<(), u16> {
     let payment = match gateway.store.payment_by_id(&report.payment_id).await {
         Ok(Some(p)) => p,
         Ok(None) => {
             tracing::warn!(account, payment_id = %report.payment_id, "callback for an unknown payment refused");
-            return reply(dialect.callback_reply(false), 404);
+            return Err(404);
         }
         Err(e) => {
             tracing::error!(account, error = %e, "store unavailable; callback not acked so the provider retries");
-            return reply(dialect.callback_reply(false), 503);
+            return Err(503);
         }
     };
     if payment.provider != account {
         tracing::warn!(account, payment_id = %payment.payment_id, owner = %payment.provider, "callback from an account that does not own the payment refused");
-        return reply(dialect.callback_reply(false), 400);
+        return Err(400);
     }
-    match apply_report(gateway, &payment, &report, ReportSource::Callback, now).await {
-        Ok(_) => reply(dialect.callback_reply(true), 200),
+    match apply_report(gateway, &payment, report, ReportSource::Callback, now).await {
+        Ok(_) => Ok(()),
         Err(ReportError::Store(e)) => {
             tracing::error!(account, error = %e, "store unavailable; callback not acked so the provider retries");
-            reply(dialect.callback_reply(false), 503)
+            Err(503)
         }
         Err(e) => {
             tracing::warn!(account, payment_id = %payment.payment_id, error = %e, "callback refused");
-            reply(dialect.callback_reply(false), 400)
+            Err(400)
+        }
+    }
+}
+
+/// Applies a payout callback; `Err` is the HTTP status of the non-ack.
+async fn on_payout(gateway: &Gateway, account: &str, report: &PayoutReport, now: i64) -> Result<(), u16> {
+    let payout = match gateway.store.payout_by_id(&report.payout_id).await {
+        Ok(Some(p)) => p,
+        Ok(None) => {
+            tracing::warn!(account, payout_id = %report.payout_id, "callback for an unknown payout refused");
+            return Err(404);
+        }
+        Err(e) => {
+            tracing::error!(account, error = %e, "store unavailable; callback not acked so the provider retries");
+            return Err(503);
+        }
+    };
+    if payout.provider != account {
+        tracing::warn!(account, payout_id = %payout.payout_id, "payout callback from an account that does not own it refused");
+        return Err(400);
+    }
+    match apply_payout_report(gateway, &payout, report, now).await {
+        Ok(_) => Ok(()),
+        Err(ReportError::Store(e)) => {
+            tracing::error!(account, error = %e, "store unavailable; callback not acked so the provider retries");
+            Err(503)
+        }
+        Err(e) => {
+            tracing::warn!(account, payout_id = %payout.payout_id, error = %e, "payout callback refused");
+            Err(400)
         }
     }
 }

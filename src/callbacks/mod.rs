@@ -8,8 +8,8 @@
 pub mod delivery;
 pub mod inbound;
 
-use crate::dialects::PaymentReport;
-use crate::model::{Payment, PaymentStatus};
+use crate::dialects::{PaymentReport, PayoutReport};
+use crate::model::{Payment, PaymentStatus, Payout, TransferStatus};
 use crate::server::Gateway;
 use crate::store::{Settled, Settlement, StoreError};
 use std::fmt;
@@ -89,4 +89,27 @@ pub async fn apply_report(
         Ok(Settled::Unchanged(p)) => Ok(p),
         Err(e) => Err(ReportError::Store(e)),
     }
+}
+
+/// Applies a verified provider statement about a payout: final statuses write the event.
+pub async fn apply_payout_report(gateway: &Gateway, payout: &Payout, report: &PayoutReport, now: i64) -> Result<Payout, ReportError> {
+    if report.payout_id != payout.payout_id {
+        return Err(ReportError::WrongPayment(report.payout_id.clone()));
+    }
+    if report.amount.is_some_and(|a| a != payout.amount) {
+        return Err(ReportError::AmountMismatch { expected: payout.amount, reported: report.amount });
+    }
+    if report.status == TransferStatus::Pending && (report.provider_payout_no.is_none() || payout.provider_payout_no.is_some()) {
+        return Ok(payout.clone());
+    }
+    let updated = gateway
+        .store
+        .settle_payout(&payout.payout_id, report.status, report.provider_payout_no.as_deref(), true, now)
+        .await
+        .map_err(ReportError::Store)?;
+    if updated.status != payout.status {
+        tracing::info!(payout_id = %payout.payout_id, status = %updated.status, "payout settled");
+        gateway.outbox_wake.notify_one();
+    }
+    Ok(updated)
 }

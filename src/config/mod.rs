@@ -70,6 +70,8 @@ struct RawProvider {
     #[serde(default)]
     products: BTreeMap<String, u32>,
     #[serde(default)]
+    options: BTreeMap<String, serde_yaml::Value>,
+    #[serde(default)]
     retired: bool,
 }
 
@@ -186,6 +188,8 @@ pub struct ProviderConfig {
     pub connect_timeout_ms: u64,
     /// xxpay's `channel/scene` → productId table.
     pub products: BTreeMap<String, u32>,
+    /// Dialect settings (AES mode, key encoding, paths...), documented in each dialect.
+    pub options: BTreeMap<String, String>,
     /// Takes no new payments, keeps serving existing ones.
     pub retired: bool,
 }
@@ -201,6 +205,7 @@ impl ProviderConfig {
             timeout_ms: 5000,
             connect_timeout_ms: 1000,
             products: BTreeMap::new(),
+            options: BTreeMap::new(),
             retired: false,
         }
     }
@@ -391,6 +396,21 @@ pub fn parse(
                 errors.push(format!("{path}.products.{key}: {e}"));
             }
         }
+        let mut options = BTreeMap::new();
+        for (k, v) in &p.options {
+            match v {
+                serde_yaml::Value::String(s) => {
+                    options.insert(k.clone(), s.clone());
+                }
+                serde_yaml::Value::Number(n) => {
+                    options.insert(k.clone(), n.to_string());
+                }
+                serde_yaml::Value::Bool(b) => {
+                    options.insert(k.clone(), b.to_string());
+                }
+                _ => errors.push(format!("{path}.options.{k}: must be a string, number or boolean")),
+            }
+        }
         let provider = ProviderConfig {
             name: name.clone(),
             dialect: p.dialect.clone(),
@@ -399,6 +419,7 @@ pub fn parse(
             timeout_ms: p.timeout_ms.unwrap_or(5000),
             connect_timeout_ms: p.connect_timeout_ms.unwrap_or(2000),
             products: p.products.clone(),
+            options,
             retired: p.retired,
         };
         if let Err(es) = dialects::build(&provider) {

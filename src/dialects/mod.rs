@@ -2,16 +2,21 @@
 //! an HTTP request, and the bytes of an HTTP answer or callback into a canonical result, with
 //! time passed in. All I/O lives in the server, callback and delivery layers.
 
+pub mod jings;
+pub mod mct;
 pub mod signing;
+pub mod xiaojitong;
 pub mod xxpay;
+pub mod zhixiao;
 
 use crate::config::ProviderConfig;
-use crate::model::{Action, Channel, Payment, PaymentStatus, Scene};
+use crate::model::{Action, Channel, Payment, PaymentStatus, Payout, Refund, Scene, TransferStatus};
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// The dialects payglot knows, by the name used in routes.yaml.
-pub const DIALECTS: &[&str] = &["xxpay"];
+pub const DIALECTS: &[&str] = &["xiaojitong", "zhixiao", "jings", "mct", "xxpay"];
 
 /// An HTTP request to send to a provider, relative to the account's `base_url`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,6 +63,15 @@ pub struct CreateOrder<'a> {
     pub auth_code: Option<&'a str>,
     /// The payer's id for `jsapi` / `miniapp` payments.
     pub openid: Option<&'a str>,
+    /// Provider-specific fields the merchant passed in `extra` (documented per dialect).
+    pub extra: &'a serde_json::Map<String, serde_json::Value>,
+}
+
+impl CreateOrder<'_> {
+    /// A string from `extra`.
+    pub fn extra_str(&self, key: &str) -> Option<&str> {
+        self.extra.get(key).and_then(|v| v.as_str()).filter(|s| !s.is_empty())
+    }
 }
 
 /// What a provider answered to a create: its order number and what the payer does next.
@@ -84,17 +98,96 @@ pub struct PaymentReport {
     pub payment_id: String,
     pub provider_trade_no: Option<String>,
     pub status: PaymentStatus,
-    /// The amount the provider says the order is for (or was paid), in fen.
+    /// The order amount the provider states, in fen; `None` when its message does not say
+    /// (a stated amount must equal the payment's).
     pub amount: Option<i64>,
+    /// What the payer actually paid, when the provider says and it differs from `amount`.
+    pub paid_amount: Option<i64>,
     /// When the provider says it was paid, unix seconds.
     pub paid_at: Option<i64>,
+}
+
+/// A verified callback: about a payment, or about a payout.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CallbackReport {
+    Payment(PaymentReport),
+    Payout(PayoutReport),
+}
+
+/// A provider's verified statement about a refund.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RefundReport {
+    pub provider_refund_no: Option<String>,
+    pub status: TransferStatus,
+}
+
+/// A provider's verified statement about a payout.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PayoutReport {
+    pub payout_id: String,
+    pub provider_payout_no: Option<String>,
+    pub status: TransferStatus,
+    pub amount: Option<i64>,
+}
+
+/// One payment method an account offers (mct `paylist`).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct PaymentMethod {
+    pub name: String,
+    pub tag: String,
+    /// The provider's scene codes, as it lists them.
+    pub types: Vec<String>,
+}
+
+/// The operations of the merchant API, for `unsupported_operation` messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    ClosePayment,
+    Refund,
+    QueryRefund,
+    CreatePayout,
+    QueryPayout,
+    Balance,
+    PaymentMethods,
+}
+
+impl Operation {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Operation::ClosePayment => "close payment",
+            Operation::Refund => "refund",
+            Operation::QueryRefund => "query refund",
+            Operation::CreatePayout => "create payout",
+            Operation::QueryPayout => "query payout",
+            Operation::Balance => "balance",
+            Operation::PaymentMethods => "payment methods",
+        }
+    }
+}
+
+/// The error for an operation the provider does not offer.
+pub fn unsupported<T>(dialect: &str, op: Operation) -> Result<T, DialectError> {
+    Err(DialectError::Unsupported(format!("{dialect} does not offer {}", op.as_str())))
+}
+
+/// How a provider's refusal maps onto the merchant API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// The provider said no: 502 provider_error.
+    Generic,
+    /// The object is not in a state that allows it (already paid, not paid...): 409.
+    InvalidState,
+    /// More than can be refunded: 422 amount_exceeds_refundable.
+    AmountExceeded,
+    /// The account has not enabled this: 422 unsupported_operation.
+    NotEnabled,
 }
 
 /// Why a dialect could not do what was asked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DialectError {
     /// The provider answered, with a valid message, that it did not do it.
-    Rejected { code: String, message: String },
+    Rejected { code: String, message: String, kind: Refusal },
     /// The provider's answer or callback is malformed or its signature is wrong.
     BadMessage(String),
     /// The provider does not offer this operation, or cannot express this request.
@@ -106,7 +199,7 @@ pub enum DialectError {
 impl fmt::Display for DialectError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            DialectError::Rejected { code, message } => {
+            DialectError::Rejected { code, message, .. } => {
                 write!(f, "provider refused: {code} {message}")
             }
             DialectError::BadMessage(m) => write!(f, "bad provider message: {m}"),
@@ -116,7 +209,15 @@ impl fmt::Display for DialectError {
     }
 }
 
-/// One provider account speaking one dialect: the merchant side of the protocol.
+impl DialectError {
+    /// A plain refusal with the provider's code and message.
+    pub fn rejected(code: impl Into<String>, message: impl Into<String>) -> Self {
+        DialectError::Rejected { code: code.into(), message: message.into(), kind: Refusal::Generic }
+    }
+}
+
+/// One provider account speaking one dialect: the merchant side of the protocol. Operations
+/// a provider does not offer keep the default, which answers `Unsupported` without any call.
 pub trait Dialect: Send + Sync {
     fn dialect(&self) -> &'static str;
     /// Builds the create request (or the finished answer for browser-only providers).
@@ -136,20 +237,129 @@ pub trait Dialect: Send + Sync {
         payment: &Payment,
         answer: ProviderResponse<'_>,
     ) -> Result<PaymentReport, DialectError>;
-    /// Verifies (and decrypts) a payment callback and reads it.
-    fn read_callback(
-        &self,
-        callback: InboundHttp<'_>,
-        now: i64,
-    ) -> Result<PaymentReport, DialectError>;
+    /// Verifies (and decrypts) a callback and reads it.
+    fn read_callback(&self, callback: InboundHttp<'_>, now: i64) -> Result<CallbackReport, DialectError>;
     /// The reply that tells the provider its callback was taken (`true`) or must be retried.
     fn callback_reply(&self, accepted: bool) -> CallbackReply;
+
+    /// The provider's limit on queries of one order (jings: one a minute).
+    fn query_interval(&self) -> Option<Duration> {
+        None
+    }
+    /// The provider's limit on balance queries (jings: one every three minutes).
+    fn balance_interval(&self) -> Option<Duration> {
+        None
+    }
+
+    fn close_payment(&self, _payment: &Payment, _now: i64) -> Result<ProviderRequest, DialectError> {
+        unsupported(self.dialect(), Operation::ClosePayment)
+    }
+    fn read_close(&self, _payment: &Payment, _answer: ProviderResponse<'_>) -> Result<(), DialectError> {
+        unsupported(self.dialect(), Operation::ClosePayment)
+    }
+    fn refund(&self, _payment: &Payment, _refund: &Refund, _now: i64) -> Result<ProviderRequest, DialectError> {
+        unsupported(self.dialect(), Operation::Refund)
+    }
+    fn read_refund(&self, _refund: &Refund, _answer: ProviderResponse<'_>) -> Result<RefundReport, DialectError> {
+        unsupported(self.dialect(), Operation::Refund)
+    }
+    /// A refund query; providers without one answer Unsupported and the store is the answer.
+    fn query_refund(&self, _refund: &Refund, _now: i64) -> Result<ProviderRequest, DialectError> {
+        unsupported(self.dialect(), Operation::QueryRefund)
+    }
+    fn read_refund_query(&self, _refund: &Refund, _answer: ProviderResponse<'_>) -> Result<RefundReport, DialectError> {
+        unsupported(self.dialect(), Operation::QueryRefund)
+    }
+    fn create_payout(&self, _payout: &Payout, _callback_url: &str, _now: i64) -> Result<ProviderRequest, DialectError> {
+        unsupported(self.dialect(), Operation::CreatePayout)
+    }
+    fn read_payout(&self, _payout: &Payout, _answer: ProviderResponse<'_>) -> Result<PayoutReport, DialectError> {
+        unsupported(self.dialect(), Operation::CreatePayout)
+    }
+    fn query_payout(&self, _payout: &Payout, _now: i64) -> Result<ProviderRequest, DialectError> {
+        unsupported(self.dialect(), Operation::QueryPayout)
+    }
+    fn read_payout_query(&self, _payout: &Payout, _answer: ProviderResponse<'_>) -> Result<PayoutReport, DialectError> {
+        unsupported(self.dialect(), Operation::QueryPayout)
+    }
+    fn balance(&self, _now: i64) -> Result<ProviderRequest, DialectError> {
+        unsupported(self.dialect(), Operation::Balance)
+    }
+    /// The balance in fen.
+    fn read_balance(&self, _answer: ProviderResponse<'_>) -> Result<i64, DialectError> {
+        unsupported(self.dialect(), Operation::Balance)
+    }
+    fn payment_methods(&self, _now: i64) -> Result<ProviderRequest, DialectError> {
+        unsupported(self.dialect(), Operation::PaymentMethods)
+    }
+    fn read_payment_methods(&self, _answer: ProviderResponse<'_>) -> Result<Vec<PaymentMethod>, DialectError> {
+        unsupported(self.dialect(), Operation::PaymentMethods)
+    }
+}
+
+/// A provider's answer as JSON, or a BadMessage saying why not.
+pub fn answer_json(answer: ProviderResponse<'_>) -> Result<serde_json::Value, DialectError> {
+    if !(200..300).contains(&answer.status) {
+        return Err(DialectError::BadMessage(format!("HTTP status {}", answer.status)));
+    }
+    signing::parse_loose_json(&String::from_utf8_lossy(answer.body)).map_err(DialectError::BadMessage)
+}
+
+/// The text of a JSON value as providers sign it: strings as they are, numbers as written,
+/// objects and arrays as compact JSON, null as empty.
+pub fn json_text(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
+/// A field of a JSON object as text ("" when missing).
+pub fn field(object: &serde_json::Value, key: &str) -> String {
+    object.get(key).map(json_text).unwrap_or_default()
+}
+
+/// A credential of a provider account (checked present by `check_credentials`).
+pub fn credential(provider: &ProviderConfig, name: &str) -> String {
+    provider.credentials.get(name).map(|s| s.expose().to_string()).unwrap_or_default()
+}
+
+/// Cuts a string to at most `max_bytes` bytes on a character boundary (providers count bytes).
+pub fn truncate_bytes(s: &str, max_bytes: usize) -> String {
+    let mut end = 0;
+    for (i, c) in s.char_indices() {
+        if i + c.len_utf8() > max_bytes {
+            break;
+        }
+        end = i + c.len_utf8();
+    }
+    s[..end].to_string()
+}
+
+/// Beijing time (UTC+8) as `YYYY-MM-DD HH:MM:SS`, the providers' clock.
+pub fn beijing_time(unix_seconds: i64) -> String {
+    let t = std::time::UNIX_EPOCH + Duration::from_secs((unix_seconds + 8 * 3600).max(0) as u64);
+    let text = humantime::format_rfc3339_seconds(t).to_string();
+    // "2018-09-02T12:35:06Z" -> "2018-09-02 12:35:06"
+    text.trim_end_matches('Z').replacen('T', " ", 1)
+}
+
+/// Parses Beijing time `YYYY-MM-DD HH:MM:SS` into unix seconds.
+pub fn parse_beijing_time(text: &str) -> Option<i64> {
+    let t = humantime::parse_rfc3339(&format!("{}Z", text.trim().replacen(' ', "T", 1))).ok()?;
+    let secs = t.duration_since(std::time::UNIX_EPOCH).ok()?.as_secs() as i64;
+    Some(secs - 8 * 3600)
 }
 
 /// Builds the dialect for one provider account, checking its credentials and options.
 /// Errors are messages relative to the provider's entry in routes.yaml.
 pub fn build(provider: &ProviderConfig) -> Result<Arc<dyn Dialect>, Vec<String>> {
     match provider.dialect.as_str() {
+        "xiaojitong" => Ok(Arc::new(xiaojitong::Xiaojitong::from_config(provider)?)),
+        "zhixiao" => Ok(Arc::new(zhixiao::Zhixiao::from_config(provider)?)),
+        "jings" => Ok(Arc::new(jings::Jings::from_config(provider)?)),
+        "mct" => Ok(Arc::new(mct::Mct::from_config(provider)?)),
         "xxpay" => Ok(Arc::new(xxpay::Xxpay::from_config(provider)?)),
         other => Err(vec![format!(
             "dialect: unknown dialect {other:?} (known: {})",
@@ -161,6 +371,19 @@ pub fn build(provider: &ProviderConfig) -> Result<Arc<dyn Dialect>, Vec<String>>
 /// The key a provider's product table uses for a channel and scene: `wechat/qr`.
 pub fn product_key(channel: Channel, scene: Scene) -> String {
     format!("{channel}/{scene}")
+}
+
+/// Checks that only known option names are set; returns messages.
+pub fn check_options(provider: &ProviderConfig, known: &[&str]) -> Vec<String> {
+    provider
+        .options
+        .keys()
+        .filter(|k| !known.contains(&k.as_str()))
+        .map(|k| {
+            let expected = if known.is_empty() { "none".to_string() } else { known.join(", ") };
+            format!("options.{k}: unknown option for dialect {} (expected: {expected})", provider.dialect)
+        })
+        .collect()
 }
 
 /// Checks that exactly the expected credential names are present; returns messages.
@@ -194,4 +417,58 @@ pub fn check_credentials(
         }
     }
     errors
+}
+
+/// Shared fixtures for the dialects' unit tests.
+#[cfg(test)]
+pub mod tests_support {
+    use crate::model::*;
+
+    /// A pending 1.00 yuan alipay qr payment.
+    pub fn payment() -> Payment {
+        Payment {
+            payment_id: "P1700000000abcdefghijklmnopqrs".into(),
+            merchant_id: "school-a".into(),
+            out_trade_no: "T1".into(),
+            amount: 100,
+            currency: "CNY".into(),
+            subject: "学费".into(),
+            description: String::new(),
+            channel: Channel::Alipay,
+            scene: Scene::Qr,
+            status: PaymentStatus::Pending,
+            provider: "test-account".into(),
+            provider_trade_no: None,
+            paid_amount: None,
+            paid_at: None,
+            refunded_amount: 0,
+            attach: None,
+            notify_url: None,
+            return_url: None,
+            action: None,
+            created_at: 0,
+            updated_at: 0,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn beijing_time_round_trips() {
+        // 2018-09-02 12:35:06 in Beijing is 04:35:06 UTC.
+        let unix = 1_535_862_906;
+        assert_eq!(beijing_time(unix), "2018-09-02 12:35:06");
+        assert_eq!(parse_beijing_time("2018-09-02 12:35:06"), Some(unix));
+        assert_eq!(parse_beijing_time("garbage"), None);
+    }
+
+    #[test]
+    fn truncates_on_character_boundaries() {
+        assert_eq!(truncate_bytes("学费abc", 4), "学");
+        assert_eq!(truncate_bytes("学费abc", 7), "学费a");
+        assert_eq!(truncate_bytes("abc", 10), "abc");
+    }
 }

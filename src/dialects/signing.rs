@@ -1,5 +1,5 @@
 //! Signing and encoding helpers shared by the dialects: sorted `k=v` strings, md5/sha1 hex,
-//! and constant-time comparison of signatures.
+//! constant-time comparison of signatures, form encoding, and AES (ECB or CBC, PKCS#7).
 
 use md5::{Digest, Md5};
 use sha1::Sha1;
@@ -116,5 +116,246 @@ mod tests {
             ("params".to_string(), r#"{"a":"b c&d"}"#.to_string())
         );
         assert_eq!(back[1].1, "中");
+    }
+}
+
+/// Block modes the AES helpers offer (providers' documents differ, accounts choose).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AesMode {
+    Ecb,
+    /// CBC with the given 16-byte IV.
+    Cbc([u8; 16]),
+}
+
+enum AesKey {
+    K128(aes::Aes128),
+    K192(aes::Aes192),
+    K256(aes::Aes256),
+}
+
+impl AesKey {
+    fn new(key: &[u8]) -> Result<Self, String> {
+        use aes::cipher::KeyInit;
+        match key.len() {
+            16 => Ok(AesKey::K128(aes::Aes128::new_from_slice(key).map_err(|e| e.to_string())?)),
+            24 => Ok(AesKey::K192(aes::Aes192::new_from_slice(key).map_err(|e| e.to_string())?)),
+            32 => Ok(AesKey::K256(aes::Aes256::new_from_slice(key).map_err(|e| e.to_string())?)),
+            n => Err(format!("an AES key has 16, 24 or 32 bytes, not {n}")),
+        }
+    }
+
+    fn encrypt(&self, block: &mut [u8; 16]) {
+        use aes::cipher::BlockEncrypt;
+        let b = aes::Block::from_mut_slice(block);
+        match self {
+            AesKey::K128(c) => c.encrypt_block(b),
+            AesKey::K192(c) => c.encrypt_block(b),
+            AesKey::K256(c) => c.encrypt_block(b),
+        }
+    }
+
+    fn decrypt(&self, block: &mut [u8; 16]) {
+        use aes::cipher::BlockDecrypt;
+        let b = aes::Block::from_mut_slice(block);
+        match self {
+            AesKey::K128(c) => c.decrypt_block(b),
+            AesKey::K192(c) => c.decrypt_block(b),
+            AesKey::K256(c) => c.decrypt_block(b),
+        }
+    }
+}
+
+/// AES with PKCS#5/#7 padding; the key length picks AES-128, -192 or -256.
+pub fn aes_encrypt(key: &[u8], mode: AesMode, plain: &[u8]) -> Result<Vec<u8>, String> {
+    let cipher = AesKey::new(key)?;
+    let pad = 16 - plain.len() % 16;
+    let mut data = plain.to_vec();
+    data.extend(std::iter::repeat_n(pad as u8, pad));
+    let mut chain = match mode {
+        AesMode::Cbc(iv) => Some(iv),
+        AesMode::Ecb => None,
+    };
+    for chunk in data.chunks_exact_mut(16) {
+        let block: &mut [u8; 16] = chunk.try_into().expect("16-byte chunk");
+        if let Some(prev) = &chain {
+            for (b, p) in block.iter_mut().zip(prev) {
+                *b ^= p;
+            }
+        }
+        cipher.encrypt(block);
+        if chain.is_some() {
+            chain = Some(*block);
+        }
+    }
+    Ok(data)
+}
+
+/// Reverses `aes_encrypt`; a wrong key or corrupted text shows as bad padding.
+pub fn aes_decrypt(key: &[u8], mode: AesMode, cipher_text: &[u8]) -> Result<Vec<u8>, String> {
+    let cipher = AesKey::new(key)?;
+    if cipher_text.is_empty() || cipher_text.len() % 16 != 0 {
+        return Err("ciphertext is not a whole number of AES blocks".into());
+    }
+    let mut data = cipher_text.to_vec();
+    let mut chain = match mode {
+        AesMode::Cbc(iv) => Some(iv),
+        AesMode::Ecb => None,
+    };
+    for chunk in data.chunks_exact_mut(16) {
+        let block: &mut [u8; 16] = chunk.try_into().expect("16-byte chunk");
+        let this_cipher_block = *block;
+        cipher.decrypt(block);
+        if let Some(prev) = &chain {
+            for (b, p) in block.iter_mut().zip(prev) {
+                *b ^= p;
+            }
+            chain = Some(this_cipher_block);
+        }
+    }
+    let pad = *data.last().expect("not empty") as usize;
+    if pad == 0 || pad > 16 || data[data.len() - pad..].iter().any(|b| *b as usize != pad) {
+        return Err("bad padding (wrong key or corrupted data)".into());
+    }
+    data.truncate(data.len() - pad);
+    Ok(data)
+}
+
+#[cfg(test)]
+mod aes_tests {
+    use super::*;
+
+    #[test]
+    fn aes_known_answers() {
+        // FIPS-197 appendix C.1 / C.3, one block (the padding block follows it).
+        let key128 = hex::decode("000102030405060708090a0b0c0d0e0f").unwrap();
+        let plain = hex::decode("00112233445566778899aabbccddeeff").unwrap();
+        let out = aes_encrypt(&key128, AesMode::Ecb, &plain).unwrap();
+        assert_eq!(hex::encode(&out[..16]), "69c4e0d86a7b0430d8cdb78070b4c55a");
+        let key256 = hex::decode("000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f").unwrap();
+        let out = aes_encrypt(&key256, AesMode::Ecb, &plain).unwrap();
+        assert_eq!(hex::encode(&out[..16]), "8ea2b7ca516745bfeafc49904b496089");
+        // NIST SP 800-38A F.2.1 CBC-AES128, first block.
+        let key = hex::decode("2b7e151628aed2a6abf7158809cf4f3c").unwrap();
+        let iv: [u8; 16] = hex::decode("000102030405060708090a0b0c0d0e0f").unwrap().try_into().unwrap();
+        let plain = hex::decode("6bc1bee22e409f96e93d7e117393172a").unwrap();
+        let out = aes_encrypt(&key, AesMode::Cbc(iv), &plain).unwrap();
+        assert_eq!(hex::encode(&out[..16]), "7649abac8119b246cee98e9b12e9197d");
+    }
+
+    #[test]
+    fn aes_round_trips_and_refuses_wrong_keys() {
+        let key = b"AD42F6697B035B7580E4FEF93BE20B4D";
+        for mode in [AesMode::Ecb, AesMode::Cbc([7; 16])] {
+            for len in [0, 1, 15, 16, 17, 100] {
+                let plain = vec![b'x'; len];
+                let c = aes_encrypt(key, mode, &plain).unwrap();
+                assert_eq!(c.len(), (len / 16 + 1) * 16);
+                assert_eq!(aes_decrypt(key, mode, &c).unwrap(), plain);
+            }
+        }
+        let c = aes_encrypt(key, AesMode::Ecb, b"{\"a\":1}").unwrap();
+        assert!(aes_decrypt(b"0000000000000000000000000000000X", AesMode::Ecb, &c).is_err());
+        assert!(aes_decrypt(key, AesMode::Ecb, &c[..15]).is_err());
+        assert!(aes_encrypt(b"short", AesMode::Ecb, b"x").is_err());
+    }
+}
+
+/// Parses JSON, and failing that the loose JSON some provider documents show: bare keys,
+/// single quotes, `;` between fields, `//` comments and trailing commas.
+pub fn parse_loose_json(text: &str) -> Result<serde_json::Value, String> {
+    match serde_json::from_str(text) {
+        Ok(v) => Ok(v),
+        Err(strict) => serde_json::from_str(&tighten_json(text)).map_err(|_| format!("not JSON: {strict}")),
+    }
+}
+
+/// Rewrites loose JSON into strict JSON (see `parse_loose_json`).
+fn tighten_json(text: &str) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = String::with_capacity(text.len() + 16);
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        match c {
+            '"' | '\'' => {
+                // A string: copy it with double quotes, keeping escapes.
+                out.push('"');
+                i += 1;
+                while i < chars.len() && chars[i] != c {
+                    if chars[i] == '\\' && i + 1 < chars.len() {
+                        out.push(chars[i]);
+                        i += 1;
+                    } else if chars[i] == '"' {
+                        out.push('\\');
+                    }
+                    out.push(chars[i]);
+                    i += 1;
+                }
+                out.push('"');
+                i += 1;
+            }
+            '/' if chars.get(i + 1) == Some(&'/') => {
+                while i < chars.len() && chars[i] != '\n' {
+                    i += 1;
+                }
+            }
+            ';' => {
+                out.push(',');
+                i += 1;
+            }
+            c if c.is_alphabetic() || c == '_' => {
+                let start = i;
+                while i < chars.len() && (chars[i].is_alphanumeric() || chars[i] == '_') {
+                    i += 1;
+                }
+                let word: String = chars[start..i].iter().collect();
+                let mut j = i;
+                while j < chars.len() && chars[j].is_whitespace() {
+                    j += 1;
+                }
+                if chars.get(j) == Some(&':') || !matches!(word.as_str(), "true" | "false" | "null") {
+                    out.push('"');
+                    out.push_str(&word);
+                    out.push('"');
+                } else {
+                    out.push_str(&word);
+                }
+            }
+            _ => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    // Drop commas that end an object or array.
+    let mut cleaned = String::with_capacity(out.len());
+    let tail: Vec<char> = out.chars().collect();
+    for (k, c) in tail.iter().enumerate() {
+        if *c == ',' {
+            let next = tail[k + 1..].iter().find(|n| !n.is_whitespace());
+            if matches!(next, Some('}') | Some(']') | None) {
+                continue;
+            }
+        }
+        cleaned.push(*c);
+    }
+    cleaned
+}
+
+#[cfg(test)]
+mod loose_json_tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_documents_loose_examples() {
+        let v = parse_loose_json("{\n  ret_code:\"1\";\n  ret_content:\"加密信息\";\n  sign:\"签名\"\n}").unwrap();
+        assert_eq!(v["ret_code"], "1");
+        assert_eq!(v["sign"], "签名");
+        let v = parse_loose_json("{\n  body:'xxx 学生学费',\n  total_fee:\"19800\",\n  pay_type:1,\n  piaoju:{//个人\n  payer_type:1,\n  },\n}").unwrap();
+        assert_eq!(v["body"], "xxx 学生学费");
+        assert_eq!(v["pay_type"], 1);
+        assert_eq!(v["piaoju"]["payer_type"], 1);
+        assert_eq!(parse_loose_json(r#"{"a":"it's"}"#).unwrap()["a"], "it's");
+        assert!(parse_loose_json("{a:").is_err());
     }
 }

@@ -40,21 +40,26 @@
 //!   providers differ here.
 //! - Callbacks are read from a form body, a JSON body or the query string, whichever holds
 //!   the fields.
+//! - Payouts (代付, §3): `mchTransOrderNo` is payglot's payout_id; the payee's account type
+//!   bank/wechat/alipay/other is 1/2/3/4 and personal/corporate is accountAttr 0/1. A callback
+//!   with `mchTransOrderNo` is a payout notify (§3.3, sent with GET), else a payment notify.
 //! - The product table defaults to the document's appendix 4.1; an account's `products:`
 //!   replaces it completely, so ops list only the products their account has enabled.
 
 use super::signing::{encode_form, md5_hex, parse_form, same_hex_signature, sorted_pairs};
 use super::{
-    check_credentials, product_key, CallbackReply, CreateOrder, CreateStep, Created, Dialect,
+    check_credentials, check_options, json_text, CallbackReport, PayoutReport, product_key, CallbackReply, CreateOrder, CreateStep, Created, Dialect,
     DialectError, InboundHttp, PaymentReport, ProviderRequest, ProviderResponse,
 };
 use crate::config::ProviderConfig;
-use crate::model::{Action, Payment, PaymentStatus, Scene};
+use crate::model::{Action, Payment, PaymentStatus, Payout, Scene, TransferStatus};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 
 pub const CREATE_PATH: &str = "/api/pay/create_order";
 pub const QUERY_PATH: &str = "/api/pay/query_order";
+pub const TRANS_CREATE_PATH: &str = "/api/trans/create_order";
+pub const TRANS_QUERY_PATH: &str = "/api/trans/query_order";
 pub const ACK: &str = "success";
 
 /// The product table of the document's appendix 4.1, by `channel/scene`.
@@ -98,16 +103,6 @@ pub fn verify(fields: &BTreeMap<String, String>, key: &str) -> bool {
     }
 }
 
-/// The text a JSON value is signed as: strings as they are, numbers and booleans as written,
-/// objects and arrays as compact JSON, null as empty (and so left out).
-fn value_text(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        Value::Null => String::new(),
-        other => other.to_string(),
-    }
-}
-
 /// A JSON message as signable text fields, and the object itself for nested values.
 type JsonFields = (BTreeMap<String, String>, Map<String, Value>);
 
@@ -120,7 +115,7 @@ fn json_fields(body: &[u8]) -> Result<JsonFields, String> {
     };
     let fields = object
         .iter()
-        .map(|(k, v)| (k.clone(), value_text(v)))
+        .map(|(k, v)| (k.clone(), json_text(v)))
         .collect();
     Ok((fields, object))
 }
@@ -182,7 +177,7 @@ fn action_for(pay_url: &str, scene: Scene) -> Action {
                         .map(|(_, v)| v)
                 })
                 .unwrap_or_else(|| pay_url.to_string());
-            Action::QrCode { qr_code: content }
+            Action::QrCode { qr_code: content, amount: None }
         }
         _ => Action::Redirect {
             url: pay_url.to_string(),
@@ -204,7 +199,8 @@ pub struct Xxpay {
 
 impl Xxpay {
     pub fn from_config(provider: &ProviderConfig) -> Result<Self, Vec<String>> {
-        let errors = check_credentials(provider, &["mch_id", "app_id", "key"], &[]);
+        let mut errors = check_credentials(provider, &["mch_id", "app_id", "key"], &[]);
+        errors.extend(check_options(provider, &[]));
         if !errors.is_empty() {
             return Err(errors);
         }
@@ -228,7 +224,7 @@ impl Xxpay {
     fn request(&self, path: &str, mut fields: Map<String, Value>) -> ProviderRequest {
         let text: BTreeMap<String, String> = fields
             .iter()
-            .map(|(k, v)| (k.clone(), value_text(v)))
+            .map(|(k, v)| (k.clone(), json_text(v)))
             .collect();
         fields.insert("sign".into(), Value::String(sign(&text, &self.key)));
         let params = Value::Object(fields).to_string();
@@ -251,14 +247,10 @@ impl Xxpay {
         let (fields, object) = json_fields(answer.body).map_err(DialectError::BadMessage)?;
         let code = fields.get("retCode").map(String::as_str).unwrap_or("");
         if code != "SUCCESS" {
-            return Err(DialectError::Rejected {
-                code: if code.is_empty() {
-                    "FAIL".into()
-                } else {
-                    code.into()
-                },
-                message: fields.get("retMsg").cloned().unwrap_or_default(),
-            });
+            return Err(DialectError::rejected(
+                if code.is_empty() { "FAIL" } else { code },
+                fields.get("retMsg").cloned().unwrap_or_default(),
+            ));
         }
         if !verify_answer(&fields, &object, &self.key) {
             return Err(DialectError::BadMessage(
@@ -293,7 +285,43 @@ impl Xxpay {
             status,
             amount: Some(amount),
             paid_at,
+            paid_amount: None,
         })
+    }
+
+    fn payout_report(&self, fields: &BTreeMap<String, String>) -> Result<PayoutReport, DialectError> {
+        let get = |k: &str| fields.get(k).map(String::as_str).unwrap_or("");
+        if get("mchId") != self.mch_id {
+            return Err(DialectError::BadMessage(format!("mchId {:?} is not this account's", get("mchId"))));
+        }
+        let amount = crate::money::parse_fen(get("amount")).map_err(|e| DialectError::BadMessage(format!("amount: {e}")))?;
+        Ok(PayoutReport {
+            payout_id: get("mchTransOrderNo").to_string(),
+            provider_payout_no: fields.get("transOrderId").filter(|s| !s.is_empty()).cloned(),
+            status: payout_status(get("status")),
+            amount: Some(amount),
+        })
+    }
+
+    fn checked_payout_report(&self, payout: &Payout, fields: &BTreeMap<String, String>) -> Result<PayoutReport, DialectError> {
+        let report = self.payout_report(fields)?;
+        if report.payout_id != payout.payout_id || report.amount != Some(payout.amount) {
+            return Err(DialectError::BadMessage(format!(
+                "answer is about payout {} of {:?} fen, not {} of {} fen",
+                report.payout_id, report.amount, payout.payout_id, payout.amount
+            )));
+        }
+        Ok(report)
+    }
+}
+
+/// Maps xxpay's payout status (§3.1.4, §3.2.4): 2 成功 and 4 业务处理完成 → succeeded,
+/// 3 失败 → failed, 0 订单生成 and 1 代付中 → pending.
+pub fn payout_status(code: &str) -> TransferStatus {
+    match code.trim() {
+        "2" | "4" => TransferStatus::Succeeded,
+        "3" => TransferStatus::Failed,
+        _ => TransferStatus::Pending,
     }
 }
 
@@ -402,14 +430,69 @@ impl Dialect for Xxpay {
         &self,
         callback: InboundHttp<'_>,
         _now: i64,
-    ) -> Result<PaymentReport, DialectError> {
+    ) -> Result<CallbackReport, DialectError> {
         let fields = callback_fields(callback).map_err(DialectError::BadMessage)?;
         if !verify(&fields, &self.key) {
             return Err(DialectError::BadMessage(
                 "callback signature does not verify".into(),
             ));
         }
-        self.report(&fields)
+        // §3.3: payout notifies carry mchTransOrderNo; payment notifies mchOrderNo.
+        if fields.contains_key("mchTransOrderNo") {
+            self.payout_report(&fields).map(CallbackReport::Payout)
+        } else {
+            self.report(&fields).map(CallbackReport::Payment)
+        }
+    }
+
+    fn create_payout(&self, payout: &Payout, callback_url: &str, _now: i64) -> Result<ProviderRequest, DialectError> {
+        let payee = &payout.payee;
+        let account_type = match payee.account_type.as_str() {
+            "bank" => "1",
+            "wechat" => "2",
+            "alipay" => "3",
+            "other" => "4",
+            other => return Err(DialectError::Invalid(format!("payee.account_type {other:?}: xxpay takes bank, wechat, alipay or other"))),
+        };
+        let account_attr = match payee.account_attr.as_deref().unwrap_or("personal") {
+            "personal" => "0",
+            "corporate" => "1",
+            other => return Err(DialectError::Invalid(format!("payee.account_attr {other:?}: personal or corporate"))),
+        };
+        let mut f = Map::new();
+        f.insert("mchId".into(), Value::String(self.mch_id.clone()));
+        f.insert("appId".into(), Value::String(self.app_id.clone()));
+        f.insert("mchTransOrderNo".into(), Value::String(payout.payout_id.clone()));
+        f.insert("currency".into(), Value::String("cny".into()));
+        f.insert("amount".into(), Value::from(payout.amount));
+        f.insert("notifyUrl".into(), Value::String(callback_url.to_string()));
+        f.insert("accountAttr".into(), Value::String(account_attr.into()));
+        f.insert("bankCode".into(), Value::String(payee.bank_code.clone()));
+        f.insert("bankName".into(), Value::String(payee.bank_name.clone()));
+        f.insert("accountType".into(), Value::String(account_type.into()));
+        f.insert("accountName".into(), Value::String(payee.account_name.clone()));
+        f.insert("accountNo".into(), Value::String(payee.account_no.clone()));
+        f.insert("province".into(), Value::String(payee.province.clone()));
+        f.insert("city".into(), Value::String(payee.city.clone()));
+        Ok(self.request(TRANS_CREATE_PATH, f))
+    }
+
+    fn read_payout(&self, payout: &Payout, answer: ProviderResponse<'_>) -> Result<PayoutReport, DialectError> {
+        let (fields, _) = self.read_answer(answer)?;
+        self.checked_payout_report(payout, &fields)
+    }
+
+    fn query_payout(&self, payout: &Payout, _now: i64) -> Result<ProviderRequest, DialectError> {
+        let mut f = Map::new();
+        f.insert("mchId".into(), Value::String(self.mch_id.clone()));
+        f.insert("appId".into(), Value::String(self.app_id.clone()));
+        f.insert("mchTransOrderNo".into(), Value::String(payout.payout_id.clone()));
+        Ok(self.request(TRANS_QUERY_PATH, f))
+    }
+
+    fn read_payout_query(&self, payout: &Payout, answer: ProviderResponse<'_>) -> Result<PayoutReport, DialectError> {
+        let (fields, _) = self.read_answer(answer)?;
+        self.checked_payout_report(payout, &fields)
     }
 
     fn callback_reply(&self, accepted: bool) -> CallbackReply {
@@ -471,7 +554,7 @@ pub mod provider {
         fields.insert("retCode".into(), Value::String("SUCCESS".into()));
         let text: BTreeMap<String, String> = fields
             .iter()
-            .map(|(k, v)| (k.clone(), value_text(v)))
+            .map(|(k, v)| (k.clone(), json_text(v)))
             .collect();
         fields.insert("sign".into(), Value::String(sign(&text, key)));
         Value::Object(fields).to_string()
@@ -568,6 +651,7 @@ mod tests {
             client_ip: Some("210.73.10.148"),
             auth_code: None,
             openid: None,
+            extra: &Default::default(),
         };
         let CreateStep::Call(req) = x.create_payment(&order, 0).unwrap() else {
             panic!("call expected")
@@ -597,6 +681,7 @@ mod tests {
             client_ip: None,
             auth_code: None,
             openid: None,
+            extra: &Default::default(),
         };
         let mut answer = Map::new();
         answer.insert("payOrderId".into(), "P01000020181013115051810".into());
@@ -621,7 +706,8 @@ mod tests {
         assert_eq!(
             created.action,
             Action::QrCode {
-                qr_code: "https://qr.alipay.com/bax07593fh9xkcrimmy8203b".into()
+                qr_code: "https://qr.alipay.com/bax07593fh9xkcrimmy8203b".into(),
+                amount: None
             }
         );
 
@@ -645,10 +731,7 @@ mod tests {
                     body: fail.as_bytes()
                 }
             ),
-            Err(DialectError::Rejected {
-                code: "FAIL".into(),
-                message: "签名失败".into()
-            })
+            Err(DialectError::rejected("FAIL", "签名失败"))
         );
     }
 
@@ -698,7 +781,9 @@ mod tests {
             content_type: "application/x-www-form-urlencoded",
             body: body.as_bytes(),
         };
-        let report = x.read_callback(inbound, 0).unwrap();
+        let CallbackReport::Payment(report) = x.read_callback(inbound, 0).unwrap() else {
+            panic!("a payment callback")
+        };
         assert_eq!(report.status, PaymentStatus::Succeeded);
         assert_eq!(report.amount, Some(100));
         assert_eq!(report.paid_at, Some(1505049094));
@@ -747,6 +832,7 @@ mod tests {
             client_ip: None,
             auth_code: None,
             openid: None,
+            extra: &Default::default(),
         };
         assert!(matches!(
             x.create_payment(&order, 0),

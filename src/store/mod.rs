@@ -5,7 +5,7 @@
 pub mod sqlite;
 
 use crate::config::StoreUrl;
-use crate::model::{Action, NewEvent, Payment, PaymentStatus};
+use crate::model::{Action, NewEvent, Payment, PaymentStatus, Payout, Refund, TransferStatus};
 use async_trait::async_trait;
 use std::fmt;
 use std::sync::Arc;
@@ -50,6 +50,26 @@ pub enum Settled {
     Moved(Payment),
     /// The payment was already final (a duplicate or late message); nothing changed.
     Unchanged(Payment),
+}
+
+/// What happened when a new refund was written.
+#[derive(Debug, Clone)]
+pub enum RefundInserted {
+    /// Written as pending; the caller now calls the provider.
+    New,
+    /// This merchant already has a refund with this out_refund_no (with its fingerprint).
+    Existing(Box<Refund>, String),
+    /// The payment is not paid, so nothing can be refunded.
+    NotPaid(PaymentStatus),
+    /// More than paid minus refunded (minus refunds in progress); the refundable fen.
+    Exceeds(i64),
+}
+
+/// What happened when a new payout was written.
+#[derive(Debug, Clone)]
+pub enum PayoutInserted {
+    New,
+    Existing(Box<Payout>, String),
 }
 
 /// One outbox row to deliver.
@@ -135,6 +155,41 @@ pub trait Store: Send + Sync {
         settlement: &Settlement,
         now: i64,
     ) -> StoreResult<Settled>;
+
+    /// Writes a pending refund of a paid payment, if the amount fits what is refundable
+    /// (paid, minus refunded, minus refunds still pending), in one transaction.
+    async fn insert_refund(&self, refund: &Refund, fingerprint: &str) -> StoreResult<RefundInserted>;
+
+    /// Moves a pending refund to a final status; on success adds it to the payment's
+    /// refunded_amount. With `emit`, writes the merchant event in the same transaction.
+    async fn settle_refund(
+        &self,
+        refund_id: &str,
+        status: TransferStatus,
+        provider_refund_no: Option<&str>,
+        emit: bool,
+        now: i64,
+    ) -> StoreResult<Refund>;
+
+    async fn refund_by_out_no(&self, merchant_id: &str, out_refund_no: &str) -> StoreResult<Option<Refund>>;
+
+    /// Writes a pending payout before its provider is called.
+    async fn insert_payout(&self, payout: &Payout, fingerprint: &str) -> StoreResult<PayoutInserted>;
+
+    /// Moves a pending payout to a final status (with its event when `emit`), or records the
+    /// provider's number while pending.
+    async fn settle_payout(
+        &self,
+        payout_id: &str,
+        status: TransferStatus,
+        provider_payout_no: Option<&str>,
+        emit: bool,
+        now: i64,
+    ) -> StoreResult<Payout>;
+
+    async fn payout_by_out_no(&self, merchant_id: &str, out_payout_no: &str) -> StoreResult<Option<Payout>>;
+
+    async fn payout_by_id(&self, payout_id: &str) -> StoreResult<Option<Payout>>;
 
     /// Events due for delivery, oldest first, at most one per payment (the earliest
     /// undelivered one), so each payment's events arrive in order.

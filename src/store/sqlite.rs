@@ -58,6 +58,41 @@ CREATE TABLE nonces (
     PRIMARY KEY (merchant_id, nonce)
 );
 CREATE INDEX nonces_seen ON nonces (seen_at);
+"#, r#"
+CREATE TABLE refunds (
+    refund_id          TEXT PRIMARY KEY,
+    merchant_id        TEXT NOT NULL,
+    out_refund_no      TEXT NOT NULL,
+    payment_id         TEXT NOT NULL REFERENCES payments (payment_id),
+    out_trade_no       TEXT NOT NULL,
+    amount             INTEGER NOT NULL,
+    reason             TEXT,
+    status             TEXT NOT NULL,
+    provider           TEXT NOT NULL,
+    provider_refund_no TEXT,
+    fingerprint        TEXT NOT NULL,
+    created_at         INTEGER NOT NULL,
+    updated_at         INTEGER NOT NULL,
+    UNIQUE (merchant_id, out_refund_no)
+);
+CREATE INDEX refunds_payment ON refunds (payment_id, status);
+CREATE TABLE payouts (
+    payout_id          TEXT PRIMARY KEY,
+    merchant_id        TEXT NOT NULL,
+    out_payout_no      TEXT NOT NULL,
+    amount             INTEGER NOT NULL,
+    currency           TEXT NOT NULL,
+    payee              TEXT NOT NULL,
+    remark             TEXT,
+    status             TEXT NOT NULL,
+    provider           TEXT NOT NULL,
+    provider_payout_no TEXT,
+    notify_url         TEXT,
+    fingerprint        TEXT NOT NULL,
+    created_at         INTEGER NOT NULL,
+    updated_at         INTEGER NOT NULL,
+    UNIQUE (merchant_id, out_payout_no)
+);
 "#];
 
 pub struct SqliteStore {
@@ -184,6 +219,74 @@ fn event_row(row: &Row<'_>) -> rusqlite::Result<OutboxEvent> {
         attempts: row.get(6)?,
         created_at: row.get(7)?,
     })
+}
+
+const REFUND_COLUMNS: &str = "refund_id, out_refund_no, merchant_id, payment_id, out_trade_no, amount, reason, status, provider, provider_refund_no, created_at, updated_at, fingerprint";
+
+fn refund_row(row: &Row<'_>) -> rusqlite::Result<(Refund, String)> {
+    Ok((
+        Refund {
+            refund_id: row.get(0)?,
+            out_refund_no: row.get(1)?,
+            merchant_id: row.get(2)?,
+            payment_id: row.get(3)?,
+            out_trade_no: row.get(4)?,
+            amount: row.get(5)?,
+            reason: row.get(6)?,
+            status: parse_column(row, 7)?,
+            provider: row.get(8)?,
+            provider_refund_no: row.get(9)?,
+            created_at: row.get(10)?,
+            updated_at: row.get(11)?,
+        },
+        row.get(12)?,
+    ))
+}
+
+const PAYOUT_COLUMNS: &str = "payout_id, out_payout_no, merchant_id, amount, currency, payee, remark, status, provider, provider_payout_no, notify_url, created_at, updated_at, fingerprint";
+
+fn payout_row(row: &Row<'_>) -> rusqlite::Result<(Payout, String)> {
+    let payee: String = row.get(5)?;
+    let payee = serde_json::from_str(&payee)
+        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(5, rusqlite::types::Type::Text, e.into()))?;
+    Ok((
+        Payout {
+            payout_id: row.get(0)?,
+            out_payout_no: row.get(1)?,
+            merchant_id: row.get(2)?,
+            amount: row.get(3)?,
+            currency: row.get(4)?,
+            payee,
+            remark: row.get(6)?,
+            status: parse_column(row, 7)?,
+            provider: row.get(8)?,
+            provider_payout_no: row.get(9)?,
+            notify_url: row.get(10)?,
+            created_at: row.get(11)?,
+            updated_at: row.get(12)?,
+        },
+        row.get(13)?,
+    ))
+}
+
+fn insert_event(conn: &Connection, e: &NewEvent) -> rusqlite::Result<()> {
+    conn.execute(
+        "INSERT INTO events (id, merchant_id, payment_id, kind, notify_url, body, state, next_attempt_at, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', ?7, ?7)",
+        params![e.id, e.merchant_id, e.payment_id, e.kind.as_str(), e.notify_url, e.body, e.created_at],
+    )
+    .map(|_| ())
+}
+
+fn load_refund(conn: &Connection, refund_id: &str) -> rusqlite::Result<Option<Refund>> {
+    conn.query_row(&format!("SELECT {REFUND_COLUMNS} FROM refunds WHERE refund_id = ?1"), params![refund_id], refund_row)
+        .optional()
+        .map(|o| o.map(|(r, _)| r))
+}
+
+fn load_payout(conn: &Connection, payout_id: &str) -> rusqlite::Result<Option<Payout>> {
+    conn.query_row(&format!("SELECT {PAYOUT_COLUMNS} FROM payouts WHERE payout_id = ?1"), params![payout_id], payout_row)
+        .optional()
+        .map(|o| o.map(|(p, _)| p))
 }
 
 const EVENT_COLUMNS: &str =
@@ -344,15 +447,200 @@ impl Store for SqliteStore {
                 params![p.payment_id, p.status.as_str(), p.provider_trade_no, p.paid_amount, p.paid_at, now],
             )?;
             if let Some(e) = event_for(&p, now) {
-                tx.execute(
-                    "INSERT INTO events (id, merchant_id, payment_id, kind, notify_url, body, state, next_attempt_at, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', ?7, ?7)",
-                    params![e.id, e.merchant_id, e.payment_id, e.kind.as_str(), e.notify_url, e.body, now],
-                )?;
+                insert_event(&tx, &e)?;
             }
             tx.commit()?;
             Ok(Settled::Moved(p))
         })
         .await
+    }
+
+    async fn insert_refund(&self, refund: &Refund, fingerprint: &str) -> StoreResult<RefundInserted> {
+        let r = refund.clone();
+        let fingerprint = fingerprint.to_string();
+        self.run(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let existing = tx
+                .query_row(
+                    &format!("SELECT {REFUND_COLUMNS} FROM refunds WHERE merchant_id = ?1 AND out_refund_no = ?2"),
+                    params![r.merchant_id, r.out_refund_no],
+                    refund_row,
+                )
+                .optional()?;
+            if let Some((existing, fp)) = existing {
+                return Ok(RefundInserted::Existing(Box::new(existing), fp));
+            }
+            let Some(payment) = load_payment(&tx, &r.payment_id)? else {
+                return Err(rusqlite::Error::QueryReturnedNoRows);
+            };
+            if payment.status != PaymentStatus::Succeeded {
+                return Ok(RefundInserted::NotPaid(payment.status));
+            }
+            let in_progress: i64 = tx.query_row(
+                "SELECT COALESCE(SUM(amount), 0) FROM refunds WHERE payment_id = ?1 AND status = 'pending'",
+                params![r.payment_id],
+                |row| row.get(0),
+            )?;
+            let refundable = payment.paid_amount.unwrap_or(payment.amount) - payment.refunded_amount - in_progress;
+            if r.amount > refundable {
+                return Ok(RefundInserted::Exceeds(refundable.max(0)));
+            }
+            tx.execute(
+                &format!("INSERT INTO refunds ({REFUND_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"),
+                params![
+                    r.refund_id, r.out_refund_no, r.merchant_id, r.payment_id, r.out_trade_no, r.amount, r.reason,
+                    r.status.as_str(), r.provider, r.provider_refund_no, r.created_at, r.updated_at, fingerprint
+                ],
+            )?;
+            tx.commit()?;
+            Ok(RefundInserted::New)
+        })
+        .await
+    }
+
+    async fn settle_refund(
+        &self,
+        refund_id: &str,
+        status: TransferStatus,
+        provider_refund_no: Option<&str>,
+        emit: bool,
+        now: i64,
+    ) -> StoreResult<Refund> {
+        let refund_id = refund_id.to_string();
+        let provider_refund_no = provider_refund_no.map(str::to_string);
+        self.run(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let Some(mut r) = load_refund(&tx, &refund_id)? else {
+                return Err(rusqlite::Error::QueryReturnedNoRows);
+            };
+            if r.provider_refund_no.is_none() {
+                r.provider_refund_no = provider_refund_no;
+            }
+            let moves = r.status == TransferStatus::Pending && status != TransferStatus::Pending;
+            if moves {
+                r.status = status;
+            }
+            r.updated_at = now;
+            tx.execute(
+                "UPDATE refunds SET status = ?2, provider_refund_no = ?3, updated_at = ?4 WHERE refund_id = ?1",
+                params![r.refund_id, r.status.as_str(), r.provider_refund_no, now],
+            )?;
+            if moves && status == TransferStatus::Succeeded {
+                tx.execute(
+                    "UPDATE payments SET refunded_amount = refunded_amount + ?2, updated_at = ?3 WHERE payment_id = ?1",
+                    params![r.payment_id, r.amount, now],
+                )?;
+            }
+            if moves && emit {
+                let payment = load_payment(&tx, &r.payment_id)?.ok_or(rusqlite::Error::QueryReturnedNoRows)?;
+                if let Some(e) = NewEvent::for_refund(&r, &payment, now) {
+                    insert_event(&tx, &e)?;
+                }
+            }
+            tx.commit()?;
+            Ok(r)
+        })
+        .await
+    }
+
+    async fn refund_by_out_no(&self, merchant_id: &str, out_refund_no: &str) -> StoreResult<Option<Refund>> {
+        let (merchant_id, out_refund_no) = (merchant_id.to_string(), out_refund_no.to_string());
+        self.run(move |c| {
+            c.query_row(
+                &format!("SELECT {REFUND_COLUMNS} FROM refunds WHERE merchant_id = ?1 AND out_refund_no = ?2"),
+                params![merchant_id, out_refund_no],
+                refund_row,
+            )
+            .optional()
+            .map(|o| o.map(|(r, _)| r))
+        })
+        .await
+    }
+
+    async fn insert_payout(&self, payout: &Payout, fingerprint: &str) -> StoreResult<PayoutInserted> {
+        let p = payout.clone();
+        let fingerprint = fingerprint.to_string();
+        self.run(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let existing = tx
+                .query_row(
+                    &format!("SELECT {PAYOUT_COLUMNS} FROM payouts WHERE merchant_id = ?1 AND out_payout_no = ?2"),
+                    params![p.merchant_id, p.out_payout_no],
+                    payout_row,
+                )
+                .optional()?;
+            if let Some((existing, fp)) = existing {
+                return Ok(PayoutInserted::Existing(Box::new(existing), fp));
+            }
+            tx.execute(
+                &format!("INSERT INTO payouts ({PAYOUT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"),
+                params![
+                    p.payout_id, p.out_payout_no, p.merchant_id, p.amount, p.currency,
+                    serde_json::to_string(&p.payee).expect("payee serializes"), p.remark, p.status.as_str(), p.provider,
+                    p.provider_payout_no, p.notify_url, p.created_at, p.updated_at, fingerprint
+                ],
+            )?;
+            tx.commit()?;
+            Ok(PayoutInserted::New)
+        })
+        .await
+    }
+
+    async fn settle_payout(
+        &self,
+        payout_id: &str,
+        status: TransferStatus,
+        provider_payout_no: Option<&str>,
+        emit: bool,
+        now: i64,
+    ) -> StoreResult<Payout> {
+        let payout_id = payout_id.to_string();
+        let provider_payout_no = provider_payout_no.map(str::to_string);
+        self.run(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let Some(mut p) = load_payout(&tx, &payout_id)? else {
+                return Err(rusqlite::Error::QueryReturnedNoRows);
+            };
+            if p.provider_payout_no.is_none() {
+                p.provider_payout_no = provider_payout_no;
+            }
+            let moves = p.status == TransferStatus::Pending && status != TransferStatus::Pending;
+            if moves {
+                p.status = status;
+            }
+            p.updated_at = now;
+            tx.execute(
+                "UPDATE payouts SET status = ?2, provider_payout_no = ?3, updated_at = ?4 WHERE payout_id = ?1",
+                params![p.payout_id, p.status.as_str(), p.provider_payout_no, now],
+            )?;
+            if moves && emit {
+                if let Some(e) = NewEvent::for_payout(&p, now) {
+                    insert_event(&tx, &e)?;
+                }
+            }
+            tx.commit()?;
+            Ok(p)
+        })
+        .await
+    }
+
+    async fn payout_by_out_no(&self, merchant_id: &str, out_payout_no: &str) -> StoreResult<Option<Payout>> {
+        let (merchant_id, out_payout_no) = (merchant_id.to_string(), out_payout_no.to_string());
+        self.run(move |c| {
+            c.query_row(
+                &format!("SELECT {PAYOUT_COLUMNS} FROM payouts WHERE merchant_id = ?1 AND out_payout_no = ?2"),
+                params![merchant_id, out_payout_no],
+                payout_row,
+            )
+            .optional()
+            .map(|o| o.map(|(p, _)| p))
+        })
+        .await
+    }
+
+    async fn payout_by_id(&self, payout_id: &str) -> StoreResult<Option<Payout>> {
+        let payout_id = payout_id.to_string();
+        self.run(move |c| load_payout(c, &payout_id)).await
     }
 
     async fn due_events(&self, now: i64, limit: usize) -> StoreResult<Vec<OutboxEvent>> {

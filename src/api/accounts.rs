@@ -1,0 +1,50 @@
+//! Questions about a provider account rather than a payment: `GET /v1/balance?provider=ID`
+//! (jings) and `GET /v1/payment-methods?provider=ID` (mct paylist). A merchant may ask only
+//! about accounts its routes use. Balance respects the provider's rate limit: inside it, the
+//! last answer is served with the time it was read.
+
+use super::error::ApiError;
+use super::{account, dialect_error, provider_param, send};
+use crate::config::{LiveConfig, MerchantConfig};
+use crate::dialects::ProviderResponse;
+use crate::model::rfc3339;
+use crate::server::{Gateway, Reply};
+use serde_json::json;
+
+pub async fn balance(gateway: &Gateway, live: &LiveConfig, merchant: &MerchantConfig, query: &str, now: i64) -> Result<Reply, ApiError> {
+    let name = provider_param(merchant, query)?;
+    let account = account(live, &name)?;
+    let call = account.dialect.balance(now).map_err(|e| dialect_error(account.name, e))?;
+    if let Some(interval) = account.dialect.balance_interval() {
+        if let Err(left) = gateway.limits.try_acquire(&format!("balance/{name}"), interval) {
+            let cached = gateway.balances.lock().unwrap_or_else(|p| p.into_inner()).get(&name).copied();
+            return match cached {
+                Some((fen, at)) => Ok(Reply::json(200, &json!({"provider": name, "balance": fen, "as_of": rfc3339(at), "cached": true}))),
+                None => Err(ApiError::rate_limited(format!(
+                    "provider account {name} allows one balance query every {} s; retry in {} s",
+                    interval.as_secs(),
+                    left.as_secs() + 1
+                ))),
+            };
+        }
+    }
+    let answer = send(gateway, &account, &call).await.map_err(|(_, e)| e)?;
+    let fen = account
+        .dialect
+        .read_balance(ProviderResponse { status: answer.status, body: &answer.body })
+        .map_err(|e| dialect_error(account.name, e))?;
+    gateway.balances.lock().unwrap_or_else(|p| p.into_inner()).insert(name.clone(), (fen, now));
+    Ok(Reply::json(200, &json!({"provider": name, "balance": fen, "as_of": rfc3339(now), "cached": false})))
+}
+
+pub async fn payment_methods(gateway: &Gateway, live: &LiveConfig, merchant: &MerchantConfig, query: &str, now: i64) -> Result<Reply, ApiError> {
+    let name = provider_param(merchant, query)?;
+    let account = account(live, &name)?;
+    let call = account.dialect.payment_methods(now).map_err(|e| dialect_error(account.name, e))?;
+    let answer = send(gateway, &account, &call).await.map_err(|(_, e)| e)?;
+    let methods = account
+        .dialect
+        .read_payment_methods(ProviderResponse { status: answer.status, body: &answer.body })
+        .map_err(|e| dialect_error(account.name, e))?;
+    Ok(Reply::json(200, &json!({"provider": name, "methods": methods})))
+}

@@ -1,0 +1,153 @@
+//! `POST /v1/payouts` and `GET /v1/payouts/{out_payout_no}` (代付).
+//!
+//! The request names the provider account (`provider`, one of the merchant's accounts) or
+//! leaves it to payglot, which takes the first of the merchant's accounts whose dialect offers
+//! payouts. The payout is written as `pending` before the provider is called; its callback
+//! (or a query) settles it with a `payout.succeeded` / `payout.failed` event. Account numbers
+//! are masked in every answer and event.
+
+use super::error::ApiError;
+use super::{account, dialect_error, merchant_uses, send};
+use crate::callbacks::apply_payout_report;
+use crate::config::{LiveConfig, MerchantConfig};
+use crate::dialects::{DialectError, ProviderResponse};
+use crate::model::{new_transfer_id, Payee, Payout, TransferStatus};
+use crate::server::{Gateway, Reply};
+use crate::store::PayoutInserted;
+use crate::upstream::UpstreamError;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreatePayoutRequest {
+    pub out_payout_no: String,
+    pub amount: i64,
+    #[serde(default = "default_currency")]
+    pub currency: String,
+    pub payee: Payee,
+    #[serde(default)]
+    pub remark: Option<String>,
+    #[serde(default)]
+    pub notify_url: Option<String>,
+    #[serde(default)]
+    pub provider: Option<String>,
+}
+
+fn default_currency() -> String {
+    "CNY".into()
+}
+
+pub async fn create(gateway: &Gateway, live: &LiveConfig, merchant: &MerchantConfig, body: &[u8], now: i64) -> Result<Reply, ApiError> {
+    let request: CreatePayoutRequest = serde_json::from_slice(body)
+        .map_err(|e| ApiError::invalid_request(format!("body is not a valid payout request: {e}")))?;
+    let n = &request.out_payout_no;
+    if n.is_empty() || n.len() > 64 || !n.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) {
+        return Err(ApiError::invalid_request("out_payout_no: 1 to 64 characters of letters, digits, '-', '_' or '.'"));
+    }
+    if let Err(e) = crate::money::check_amount(request.amount) {
+        return Err(ApiError::invalid_request(format!("amount: {e} (a positive integer number of fen)")));
+    }
+    let p = &request.payee;
+    if p.account_name.trim().is_empty() || p.account_no.trim().is_empty() {
+        return Err(ApiError::invalid_request("payee: account_name and account_no are required"));
+    }
+    if !["bank", "wechat", "alipay", "other"].contains(&p.account_type.as_str()) {
+        return Err(ApiError::invalid_request("payee.account_type: bank, wechat, alipay or other"));
+    }
+    let notify_url = request
+        .notify_url
+        .clone()
+        .or_else(|| merchant.notify_url.clone())
+        .ok_or_else(|| ApiError::invalid_request("notify_url: required (no default notify_url is configured for this merchant)"))?;
+    let provider = match &request.provider {
+        Some(name) if merchant_uses(merchant, name) => name.clone(),
+        Some(name) => return Err(ApiError::not_found(format!("provider account {name:?} is not one of this merchant's"))),
+        None => merchant
+            .routes
+            .iter()
+            .flat_map(|r| r.target.accounts().into_iter().map(str::to_string).chain(r.fallback.iter().cloned()))
+            .find(|a| live.config.providers.get(a).is_some_and(|p| p.dialect == "xxpay"))
+            .ok_or_else(|| ApiError::unsupported("(none)", "none of this merchant's provider accounts offers payouts"))?,
+    };
+    let payout = Payout {
+        payout_id: new_transfer_id('W', now),
+        out_payout_no: request.out_payout_no.clone(),
+        merchant_id: merchant.id.clone(),
+        amount: request.amount,
+        currency: request.currency.to_ascii_uppercase(),
+        payee: request.payee.clone(),
+        remark: request.remark.clone(),
+        status: TransferStatus::Pending,
+        provider: provider.clone(),
+        provider_payout_no: None,
+        notify_url: Some(notify_url),
+        created_at: now,
+        updated_at: now,
+    };
+    let account = account(live, &provider)?;
+    let callback_url = format!("{}/callbacks/{provider}", live.config.public_url);
+    let call = account.dialect.create_payout(&payout, &callback_url, now).map_err(|e| dialect_error(account.name, e))?;
+    let fingerprint = hex::encode(Sha256::digest(serde_json::to_vec(&request).expect("serializes")));
+    match gateway.store.insert_payout(&payout, &fingerprint).await? {
+        PayoutInserted::New => {}
+        PayoutInserted::Existing(existing, fp) if fp == fingerprint => return Ok(Reply::json(200, &existing.to_merchant_json())),
+        PayoutInserted::Existing(..) => {
+            return Err(ApiError::duplicate(
+                "duplicate_out_payout_no",
+                format!("out_payout_no {:?} was already used for a different payout", request.out_payout_no),
+            ))
+        }
+    }
+    let outcome = match send(gateway, &account, &call).await {
+        Err((UpstreamError::Connect(_), e)) => {
+            gateway.store.settle_payout(&payout.payout_id, TransferStatus::Failed, None, false, now).await?;
+            return Err(e);
+        }
+        Err((_, e)) => return Err(e),
+        Ok(answer) => account.dialect.read_payout(&payout, ProviderResponse { status: answer.status, body: &answer.body }),
+    };
+    match outcome {
+        Ok(report) => {
+            let updated = apply_payout_report(gateway, &payout, &report, now).await.map_err(|e| ApiError::internal(e.to_string()))?;
+            Ok(Reply::json(200, &updated.to_merchant_json()))
+        }
+        Err(e @ DialectError::Rejected { .. }) => {
+            gateway.store.settle_payout(&payout.payout_id, TransferStatus::Failed, None, false, now).await?;
+            Err(dialect_error(account.name, e))
+        }
+        Err(e) => Err(dialect_error(account.name, e)),
+    }
+}
+
+pub async fn query(gateway: &Gateway, live: &LiveConfig, merchant: &MerchantConfig, out_payout_no: &str, now: i64) -> Result<Reply, ApiError> {
+    let payout = gateway
+        .store
+        .payout_by_out_no(&merchant.id, out_payout_no)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no payout with out_payout_no {out_payout_no:?}")))?;
+    if payout.status != TransferStatus::Pending {
+        return Ok(Reply::json(200, &payout.to_merchant_json()));
+    }
+    let Ok(account) = account(live, &payout.provider) else {
+        return Ok(Reply::json(200, &payout.to_merchant_json()));
+    };
+    let Ok(call) = account.dialect.query_payout(&payout, now) else {
+        return Ok(Reply::json(200, &payout.to_merchant_json()));
+    };
+    let report = match send(gateway, &account, &call).await {
+        Ok(answer) => account.dialect.read_payout_query(&payout, ProviderResponse { status: answer.status, body: &answer.body }),
+        Err((e, _)) => {
+            tracing::warn!(payout_id = %payout.payout_id, error = %e, "payout query failed; answering from the store");
+            return Ok(Reply::json(200, &payout.to_merchant_json()));
+        }
+    };
+    let current = match report {
+        Ok(r) => apply_payout_report(gateway, &payout, &r, now).await.unwrap_or(payout),
+        Err(e) => {
+            tracing::warn!(payout_id = %payout.payout_id, error = %e, "payout query answer refused");
+            payout
+        }
+    };
+    Ok(Reply::json(200, &current.to_merchant_json()))
+}

@@ -1,0 +1,159 @@
+//! `POST /v1/payments/{out_trade_no}/refunds` and `GET /v1/refunds/{out_refund_no}`.
+//!
+//! A refund goes to the provider account of its payment. It is checked and written as
+//! `pending` before the provider is called, inside one store transaction that never lets the
+//! refunds of a payment add up to more than was paid (refunds in progress count). Idempotent on
+//! `out_refund_no`: the same body returns the stored refund; a different one is `409
+//! duplicate_out_refund_no`. A provider that refuses leaves the refund `failed` (the merchant is
+//! told in the answer); a timeout leaves it `pending` for a later query.
+
+use super::error::ApiError;
+use super::{account, dialect_error, send};
+use crate::config::{LiveConfig, MerchantConfig};
+use crate::dialects::{DialectError, ProviderResponse, RefundReport};
+use crate::model::{new_transfer_id, Refund, TransferStatus};
+use crate::server::{Gateway, Reply};
+use crate::store::RefundInserted;
+use crate::upstream::UpstreamError;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateRefundRequest {
+    pub out_refund_no: String,
+    /// Fen, a positive JSON integer.
+    pub amount: i64,
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+pub async fn create(
+    gateway: &Gateway,
+    live: &LiveConfig,
+    merchant: &MerchantConfig,
+    out_trade_no: &str,
+    body: &[u8],
+    now: i64,
+) -> Result<Reply, ApiError> {
+    let request: CreateRefundRequest = serde_json::from_slice(body)
+        .map_err(|e| ApiError::invalid_request(format!("body is not a valid refund request: {e}")))?;
+    let n = &request.out_refund_no;
+    if n.is_empty() || n.len() > 64 || !n.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) {
+        return Err(ApiError::invalid_request("out_refund_no: 1 to 64 characters of letters, digits, '-', '_' or '.'"));
+    }
+    if let Err(e) = crate::money::check_amount(request.amount) {
+        return Err(ApiError::invalid_request(format!("amount: {e} (a positive integer number of fen)")));
+    }
+    if request.reason.as_ref().is_some_and(|r| r.chars().count() > 100) {
+        return Err(ApiError::invalid_request("reason: at most 100 characters"));
+    }
+    let payment = gateway
+        .store
+        .payment_by_out_trade_no(&merchant.id, out_trade_no)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no payment with out_trade_no {out_trade_no:?}")))?;
+    let refund = Refund {
+        refund_id: new_transfer_id('R', now),
+        out_refund_no: request.out_refund_no.clone(),
+        merchant_id: merchant.id.clone(),
+        payment_id: payment.payment_id.clone(),
+        out_trade_no: payment.out_trade_no.clone(),
+        amount: request.amount,
+        reason: request.reason.clone(),
+        status: TransferStatus::Pending,
+        provider: payment.provider.clone(),
+        provider_refund_no: None,
+        created_at: now,
+        updated_at: now,
+    };
+    let account = account(live, &payment.provider)?;
+    // Built first: a provider without refunds is told before anything is written.
+    let call = account.dialect.refund(&payment, &refund, now).map_err(|e| dialect_error(account.name, e))?;
+    let fingerprint = hex::encode(Sha256::digest(format!("{out_trade_no}\n{}", serde_json::to_string(&request).expect("serializes"))));
+    match gateway.store.insert_refund(&refund, &fingerprint).await? {
+        RefundInserted::New => {}
+        RefundInserted::Existing(existing, fp) if fp == fingerprint => return Ok(Reply::json(200, &existing.to_merchant_json())),
+        RefundInserted::Existing(..) => {
+            return Err(ApiError::duplicate(
+                "duplicate_out_refund_no",
+                format!("out_refund_no {:?} was already used for a different refund", request.out_refund_no),
+            ))
+        }
+        RefundInserted::NotPaid(status) => {
+            return Err(ApiError::invalid_state(format!("payment {out_trade_no:?} is {status}; only a paid payment can be refunded")))
+        }
+        RefundInserted::Exceeds(refundable) => {
+            return Err(ApiError::amount_exceeds_refundable(format!(
+                "refund of {} fen is more than the {refundable} fen still refundable",
+                request.amount
+            )))
+        }
+    }
+    let outcome = match send(gateway, &account, &call).await {
+        Err((UpstreamError::Connect(_), e)) => {
+            // Never reached the provider: the refund did not happen.
+            gateway.store.settle_refund(&refund.refund_id, TransferStatus::Failed, None, false, now).await?;
+            return Err(e);
+        }
+        Err((_, e)) => return Err(e),
+        Ok(answer) => account.dialect.read_refund(&refund, ProviderResponse { status: answer.status, body: &answer.body }),
+    };
+    match outcome {
+        Ok(RefundReport { provider_refund_no, status }) => {
+            let settled = gateway.store.settle_refund(&refund.refund_id, status, provider_refund_no.as_deref(), true, now).await?;
+            gateway.outbox_wake.notify_one();
+            Ok(Reply::json(200, &settled.to_merchant_json()))
+        }
+        Err(e @ DialectError::Rejected { .. }) => {
+            gateway.store.settle_refund(&refund.refund_id, TransferStatus::Failed, None, false, now).await?;
+            Err(dialect_error(account.name, e))
+        }
+        // An answer payglot cannot verify: the refund may have happened; it stays pending.
+        Err(e) => Err(dialect_error(account.name, e)),
+    }
+}
+
+pub async fn query(
+    gateway: &Gateway,
+    live: &LiveConfig,
+    merchant: &MerchantConfig,
+    out_refund_no: &str,
+    now: i64,
+) -> Result<Reply, ApiError> {
+    let refund = gateway
+        .store
+        .refund_by_out_no(&merchant.id, out_refund_no)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no refund with out_refund_no {out_refund_no:?}")))?;
+    if refund.status != TransferStatus::Pending {
+        return Ok(Reply::json(200, &refund.to_merchant_json()));
+    }
+    let Ok(account) = account(live, &refund.provider) else {
+        return Ok(Reply::json(200, &refund.to_merchant_json()));
+    };
+    // Providers without a refund query: the stored state is the answer.
+    let Ok(call) = account.dialect.query_refund(&refund, now) else {
+        return Ok(Reply::json(200, &refund.to_merchant_json()));
+    };
+    let report = match send(gateway, &account, &call).await {
+        Ok(answer) => account.dialect.read_refund_query(&refund, ProviderResponse { status: answer.status, body: &answer.body }),
+        Err((e, _)) => {
+            tracing::warn!(refund_id = %refund.refund_id, error = %e, "refund query failed; answering from the store");
+            return Ok(Reply::json(200, &refund.to_merchant_json()));
+        }
+    };
+    match report {
+        Ok(r) => {
+            let settled = gateway.store.settle_refund(&refund.refund_id, r.status, r.provider_refund_no.as_deref(), true, now).await?;
+            if settled.status != TransferStatus::Pending {
+                gateway.outbox_wake.notify_one();
+            }
+            Ok(Reply::json(200, &settled.to_merchant_json()))
+        }
+        Err(e) => {
+            tracing::warn!(refund_id = %refund.refund_id, error = %e, "refund query answer refused");
+            Ok(Reply::json(200, &refund.to_merchant_json()))
+        }
+    }
+}

@@ -1,0 +1,561 @@
+//! mct (`shared/seeds/003_9f6d31196de882bf.txt`, paths `/mct1/...`).
+//!
+//! Transport (§2.2): every call is a form POST of `open_id`, `timestamp` (unix seconds, refused
+//! outside ±600 s), `data` and `sign`. `data` is the request JSON encrypted with AES-256-ECB,
+//! PKCS#5 padding, key = open_key, sent as **hex** (§2.3). Answers are JSON
+//! `{errcode, msg, timestamp, data, sign}` with `data` encrypted the same way.
+//!
+//! Signature (§2.4, §2.5): every field but `sign`, plus `open_key`, sorted by name, joined as
+//! `k=v&k=v` (raw values), then `md5(sha1(text))`, both lowercase hex. Answers are verified
+//! when they carry `data`; the notify (§4.8, GET) is verified the same way and must be inside
+//! the ±600 s window.
+//!
+//! | operation | path | data |
+//! | --- | --- | --- |
+//! | paylist | /mct1/paylist | pmt_type "2,3,4" |
+//! | order list | /mct1/order | (reconciliation) |
+//! | order/view | /mct1/order/view | out_no |
+//! | payorder | /mct1/payorder | out_no, pmt_tag, ord_name, original_amount, trade_amount, remark, notify_url + scene fields |
+//! | paystatus | /mct1/paystatus | out_no (a payment's or a refund's) |
+//! | paycancel | /mct1/paycancel | out_no |
+//! | payrefund | /mct1/payrefund | out_no, refund_out_no, refund_amount, remark, shop_pass = sha1(password) |
+//!
+//! Scenes of payorder (§4.4): `qr` → `trade_qrcode` as a qr_code action; `barcode` adds
+//! `auth_code` (often paid at once: status 1); `jsapi` with `extra.jump_url` → redirect to
+//! `jsapi_pay_url`; wechat `jsapi` / `miniapp` natively: `JSAPI=1`, `sub_appid` (from
+//! `extra.sub_appid` or `options.sub_appid`), `sub_openid` = openid → jsapi action with appId,
+//! timeStamp, nonceStr, signType, package, paySign; alipay `jsapi` (服务窗) natively:
+//! `JSAPI=1`, `buyer_id` = openid → jsapi action with tradeNO.
+//!
+//! Mapping: out_no is payglot's payment_id (refund_out_no its refund_id); ord_no the
+//! provider_trade_no; amounts are integer fen (original_amount = trade_amount = amount, no
+//! discounts). pmt_tag by channel: wechat → Weixin, alipay → Alipay (override with
+//! `options.pmt_tag_<channel>`, from paylist).
+//!
+//! Status (§4.4): 1 交易成功 → succeeded, 2 待支付 and 9 等待输入密码 → pending, 4 已取消 →
+//! closed. Refunds: payrefund status 1 → succeeded, any other → failed; paystatus of the refund
+//! order: 1 → succeeded, 4 → failed, else pending.
+//!
+//! Error codes (§5) map onto merchant API errors: 8012, 8013, 8019 (wrong order state) → 409;
+//! 8021, 8022, 8040 (refund too large) → 422 amount_exceeds_refundable; 8007 (payment method
+//! not enabled) → 422 unsupported_operation; every other code → 502 provider_error with code
+//! and message.
+//!
+//! Decisions: `data` hex is sent uppercase as in the document's examples (`options.hex_case:
+//! lower` changes it; both are accepted). The cancel answer's `ord_stautus` typo is read as
+//! `ord_status` too. `shop_pass` defaults to the document's 123456 when not configured. A
+//! paylist answer whose data is plain JSON (as the §4.1.4 example) is read as is.
+
+use super::signing::{aes_decrypt, aes_encrypt, encode_form, md5_hex, parse_form, parse_loose_json, same_hex_signature, sha1_hex, sorted_pairs, AesMode};
+use super::{
+    check_credentials, check_options, credential, field, json_text, truncate_bytes, CallbackReply, CallbackReport,
+    CreateOrder, CreateStep, Created, Dialect, DialectError, InboundHttp, PaymentMethod, PaymentReport, ProviderRequest,
+    ProviderResponse, RefundReport, Refusal,
+};
+use crate::config::ProviderConfig;
+use crate::model::{Action, Channel, Payment, PaymentStatus, Refund, Scene, TransferStatus};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+
+pub const TIMESTAMP_WINDOW_SECS: i64 = 600;
+pub const ACK: &str = "notify_success";
+const OPTIONS: &[&str] = &["hex_case", "sub_appid", "pmt_tag_wechat", "pmt_tag_alipay", "pmt_tag_unionpay", "pmt_tag_qq", "pmt_tag_jd", "pmt_tag_bank"];
+
+/// `md5(sha1(sorted k=v incl. open_key))` of `fields` (the `sign` field is left out).
+pub fn sign(fields: &BTreeMap<String, String>, open_key: &str) -> String {
+    let text = sorted_pairs(
+        fields
+            .iter()
+            .filter(|(k, _)| k.as_str() != "sign")
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .chain([("open_key", open_key)]),
+        false,
+    );
+    md5_hex(sha1_hex(text.as_bytes()).as_bytes())
+}
+
+/// The envelope of one store (open_id, open_key): encryption, signing, verification.
+#[derive(Clone)]
+pub struct Envelope {
+    pub open_id: String,
+    open_key: String,
+    upper_hex: bool,
+}
+
+impl std::fmt::Debug for Envelope {
+    // The open_key never prints.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Envelope").field("open_id", &self.open_id).finish_non_exhaustive()
+    }
+}
+
+impl Envelope {
+    pub fn new(open_id: &str, open_key: &str, upper_hex: bool) -> Result<Self, String> {
+        if open_key.len() != 32 {
+            return Err(format!("credentials.open_key: AES-256 needs 32 bytes, it has {}", open_key.len()));
+        }
+        Ok(Envelope { open_id: open_id.into(), open_key: open_key.into(), upper_hex })
+    }
+
+    /// hex(AES-256-ECB(json)).
+    pub fn seal(&self, json: &Value) -> String {
+        let sealed = aes_encrypt(self.open_key.as_bytes(), AesMode::Ecb, json.to_string().as_bytes()).expect("32-byte key");
+        let text = hex::encode(sealed);
+        if self.upper_hex { text.to_ascii_uppercase() } else { text }
+    }
+
+    /// Reverses `seal` (either hex case).
+    pub fn open(&self, data: &str) -> Result<Value, String> {
+        let raw = hex::decode(data.trim()).map_err(|e| format!("data is not hex: {e}"))?;
+        let plain = aes_decrypt(self.open_key.as_bytes(), AesMode::Ecb, &raw)?;
+        parse_loose_json(&String::from_utf8_lossy(&plain))
+    }
+
+    pub fn sign(&self, fields: &BTreeMap<String, String>) -> String {
+        sign(fields, &self.open_key)
+    }
+
+    pub fn verify(&self, fields: &BTreeMap<String, String>) -> bool {
+        fields.get("sign").is_some_and(|given| same_hex_signature(&self.sign(fields), given))
+    }
+
+    /// The form body of a request.
+    pub fn request_body(&self, content: &Value, now: i64) -> String {
+        let mut fields = BTreeMap::new();
+        fields.insert("open_id".to_string(), self.open_id.clone());
+        fields.insert("timestamp".to_string(), now.to_string());
+        fields.insert("data".to_string(), self.seal(content));
+        let sign = self.sign(&fields);
+        fields.insert("sign".into(), sign);
+        encode_form(fields.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+    }
+
+    /// A signed answer `{errcode, msg, timestamp, data, sign}` (errors carry no data or sign).
+    pub fn answer(&self, errcode: i64, msg: &str, content: Option<&Value>, now: i64) -> String {
+        let Some(content) = content else {
+            return json!({"errcode": errcode, "msg": msg}).to_string();
+        };
+        let mut fields = BTreeMap::new();
+        fields.insert("errcode".to_string(), errcode.to_string());
+        fields.insert("msg".to_string(), msg.to_string());
+        fields.insert("timestamp".to_string(), now.to_string());
+        fields.insert("data".to_string(), self.seal(content));
+        let sign = self.sign(&fields);
+        json!({"errcode": errcode, "msg": msg, "timestamp": now, "data": fields["data"], "sign": sign}).to_string()
+    }
+}
+
+/// Checks a message's timestamp against the ±600 s window.
+pub fn check_timestamp(text: &str, now: i64) -> Result<(), String> {
+    let ts: i64 = text.trim().parse().map_err(|_| format!("timestamp {text:?} is not unix seconds"))?;
+    if (now - ts).abs() > TIMESTAMP_WINDOW_SECS {
+        return Err(format!("timestamp {ts} is more than {TIMESTAMP_WINDOW_SECS} s from now ({now})"));
+    }
+    Ok(())
+}
+
+/// How mct's error codes (§5) map onto merchant API errors.
+pub fn refusal(errcode: &str) -> Refusal {
+    match errcode {
+        "8012" | "8013" | "8019" => Refusal::InvalidState,
+        "8021" | "8022" | "8040" => Refusal::AmountExceeded,
+        "8007" => Refusal::NotEnabled,
+        _ => Refusal::Generic,
+    }
+}
+
+/// mct's order status as the canonical payment status.
+pub fn payment_status(code: &str) -> PaymentStatus {
+    match code.trim() {
+        "1" => PaymentStatus::Succeeded,
+        "4" => PaymentStatus::Closed,
+        _ => PaymentStatus::Pending,
+    }
+}
+
+pub struct Mct {
+    envelope: Envelope,
+    shop_pass: String,
+    sub_appid: Option<String>,
+    pmt_tags: BTreeMap<String, String>,
+}
+
+impl Mct {
+    pub fn from_config(provider: &ProviderConfig) -> Result<Self, Vec<String>> {
+        let mut errors = check_credentials(provider, &["open_id", "open_key"], &["shop_pass"]);
+        errors.extend(check_options(provider, OPTIONS));
+        let upper_hex = match provider.options.get("hex_case").map(String::as_str).unwrap_or("upper") {
+            "upper" => true,
+            "lower" => false,
+            other => {
+                errors.push(format!("options.hex_case: {other:?} is not upper or lower"));
+                true
+            }
+        };
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        let envelope = Envelope::new(&credential(provider, "open_id"), &credential(provider, "open_key"), upper_hex).map_err(|e| vec![e])?;
+        let mut pmt_tags: BTreeMap<String, String> = [("wechat", "Weixin"), ("alipay", "Alipay")].iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        for channel in Channel::ALL {
+            if let Some(tag) = provider.options.get(&format!("pmt_tag_{channel}")) {
+                pmt_tags.insert(channel.to_string(), tag.clone());
+            }
+        }
+        let shop_pass = provider.credentials.get("shop_pass").map(|s| s.expose().to_string()).unwrap_or_else(|| "123456".into());
+        Ok(Mct { envelope, shop_pass, sub_appid: provider.options.get("sub_appid").cloned(), pmt_tags })
+    }
+
+    fn request(&self, path: &str, content: Value, now: i64) -> ProviderRequest {
+        ProviderRequest {
+            method: "POST",
+            path: format!("/mct1{path}"),
+            content_type: Some("application/x-www-form-urlencoded"),
+            body: self.envelope.request_body(&content, now).into_bytes(),
+        }
+    }
+
+    /// Verifies an answer and opens its data; a non-zero errcode becomes `Rejected`.
+    fn read_answer(&self, answer: ProviderResponse<'_>) -> Result<Value, DialectError> {
+        if !(200..300).contains(&answer.status) {
+            return Err(DialectError::BadMessage(format!("HTTP status {}", answer.status)));
+        }
+        let json = parse_loose_json(&String::from_utf8_lossy(answer.body)).map_err(DialectError::BadMessage)?;
+        let errcode = field(&json, "errcode");
+        if errcode != "0" {
+            return Err(DialectError::Rejected { kind: refusal(&errcode), code: errcode, message: field(&json, "msg") });
+        }
+        let Some(Value::String(data)) = json.get("data") else {
+            return Err(DialectError::BadMessage("answer has no encrypted data".into()));
+        };
+        let fields: BTreeMap<String, String> = json
+            .as_object()
+            .expect("parsed an object with data")
+            .iter()
+            .map(|(k, v)| (k.clone(), json_text(v)))
+            .collect();
+        if !self.envelope.verify(&fields) {
+            return Err(DialectError::BadMessage("answer signature does not verify".into()));
+        }
+        self.envelope.open(data).map_err(|e| DialectError::BadMessage(format!("data: {e}")))
+    }
+
+    fn order_report(&self, payment: &Payment, data: &Value) -> Result<PaymentReport, DialectError> {
+        if field(data, "out_no") != payment.payment_id {
+            return Err(DialectError::BadMessage(format!("answer is about order {:?}", field(data, "out_no"))));
+        }
+        let amount = crate::money::parse_fen(&field(data, "trade_amount")).map_err(|e| DialectError::BadMessage(format!("trade_amount: {e}")))?;
+        let status = payment_status(&field(data, "status"));
+        Ok(PaymentReport {
+            payment_id: payment.payment_id.clone(),
+            provider_trade_no: Some(field(data, "ord_no")).filter(|s| !s.is_empty()),
+            status,
+            amount: Some(amount),
+            paid_amount: None,
+            paid_at: super::parse_beijing_time(&field(data, "trade_pay_time")),
+        })
+    }
+}
+
+impl Dialect for Mct {
+    fn dialect(&self) -> &'static str {
+        "mct"
+    }
+
+    fn create_payment(&self, order: &CreateOrder<'_>, now: i64) -> Result<CreateStep, DialectError> {
+        let p = order.payment;
+        let pmt_tag = self
+            .pmt_tags
+            .get(p.channel.as_str())
+            .ok_or_else(|| DialectError::Unsupported(format!("no mct pmt_tag for channel {} (set options.pmt_tag_{})", p.channel, p.channel)))?;
+        if !p.currency.eq_ignore_ascii_case("CNY") {
+            return Err(DialectError::Unsupported(format!("currency {} (mct takes CNY)", p.currency)));
+        }
+        let amount: Value = if p.scene == Scene::Miniapp { json!(p.amount.to_string()) } else { json!(p.amount) };
+        let mut c = json!({
+            "out_no": p.payment_id,
+            "pmt_tag": pmt_tag,
+            "ord_name": truncate_bytes(&p.subject, 100),
+            "original_amount": amount,
+            "trade_amount": amount,
+            "notify_url": order.callback_url,
+        });
+        if !p.description.is_empty() {
+            c["remark"] = json!(truncate_bytes(&p.description, 100));
+        }
+        let sub_appid = order.extra_str("sub_appid").map(str::to_string).or_else(|| self.sub_appid.clone());
+        match (p.scene, p.channel) {
+            (Scene::Qr, _) => {}
+            (Scene::Barcode, _) => c["auth_code"] = json!(order.auth_code.unwrap_or_default()),
+            (Scene::Jsapi, _) if order.extra_str("jump_url").is_some() => c["jump_url"] = json!(order.extra_str("jump_url")),
+            (Scene::Jsapi | Scene::Miniapp, Channel::Wechat) => {
+                let sub_appid = sub_appid.ok_or_else(|| DialectError::Invalid("extra.sub_appid (or options.sub_appid) is needed for wechat jsapi and mini programs".into()))?;
+                c["JSAPI"] = if p.scene == Scene::Miniapp { json!("1") } else { json!(1) };
+                c["sub_appid"] = json!(sub_appid);
+                c["sub_openid"] = json!(order.openid.unwrap_or_default());
+            }
+            (Scene::Jsapi, Channel::Alipay) => {
+                c["JSAPI"] = json!(1);
+                c["buyer_id"] = json!(order.openid.unwrap_or_default());
+            }
+            (scene, channel) => return Err(DialectError::Unsupported(format!("mct does not offer {channel}/{scene}"))),
+        }
+        Ok(CreateStep::Call(self.request("/payorder", c, now)))
+    }
+
+    fn read_create(&self, order: &CreateOrder<'_>, answer: ProviderResponse<'_>) -> Result<Created, DialectError> {
+        let data = self.read_answer(answer)?;
+        let p = order.payment;
+        let report = self.order_report(p, &data)?;
+        if report.amount != Some(p.amount) {
+            return Err(DialectError::BadMessage(format!("answer's trade_amount {:?} is not the order's {}", report.amount, p.amount)));
+        }
+        let action = match p.scene {
+            Scene::Barcode => Action::None,
+            Scene::Jsapi if !field(&data, "jsapi_pay_url").is_empty() => Action::Redirect { url: field(&data, "jsapi_pay_url") },
+            Scene::Jsapi | Scene::Miniapp if p.channel == Channel::Wechat => {
+                let params = ["appId", "timeStamp", "nonceStr", "signType", "package", "paySign"]
+                    .iter()
+                    .map(|k| (k.to_string(), field(&data, k).trim().to_string()))
+                    .collect();
+                Action::Jsapi { params }
+            }
+            Scene::Jsapi => Action::Jsapi { params: [("tradeNO".to_string(), field(&data, "trade_no"))].into_iter().collect() },
+            _ => Action::QrCode { qr_code: field(&data, "trade_qrcode"), amount: None },
+        };
+        Ok(Created { provider_trade_no: report.provider_trade_no, action, status: report.status })
+    }
+
+    fn query_payment(&self, payment: &Payment, now: i64) -> Result<ProviderRequest, DialectError> {
+        Ok(self.request("/paystatus", json!({"out_no": payment.payment_id}), now))
+    }
+
+    fn read_query(&self, payment: &Payment, answer: ProviderResponse<'_>) -> Result<PaymentReport, DialectError> {
+        let data = self.read_answer(answer)?;
+        self.order_report(payment, &data)
+    }
+
+    fn read_callback(&self, callback: InboundHttp<'_>, now: i64) -> Result<CallbackReport, DialectError> {
+        let source = if callback.query.is_empty() { callback.body } else { callback.query.as_bytes() };
+        let fields: BTreeMap<String, String> = parse_form(source).into_iter().collect();
+        if !self.envelope.verify(&fields) {
+            return Err(DialectError::BadMessage("notify signature does not verify".into()));
+        }
+        check_timestamp(fields.get("timestamp").map(String::as_str).unwrap_or(""), now).map_err(DialectError::BadMessage)?;
+        let get = |k: &str| fields.get(k).cloned().unwrap_or_default();
+        Ok(CallbackReport::Payment(PaymentReport {
+            payment_id: get("out_no"),
+            provider_trade_no: Some(get("ord_no")).filter(|s| !s.is_empty()),
+            status: payment_status(&get("status")),
+            amount: None,
+            paid_amount: None,
+            paid_at: None,
+        }))
+    }
+
+    fn callback_reply(&self, accepted: bool) -> CallbackReply {
+        CallbackReply { status: 200, content_type: "text/plain; charset=utf-8", body: if accepted { ACK } else { "fail" }.into() }
+    }
+
+    fn close_payment(&self, payment: &Payment, now: i64) -> Result<ProviderRequest, DialectError> {
+        Ok(self.request("/paycancel", json!({"out_no": payment.payment_id}), now))
+    }
+
+    fn read_close(&self, _payment: &Payment, answer: ProviderResponse<'_>) -> Result<(), DialectError> {
+        let data = self.read_answer(answer)?;
+        let status = Some(field(&data, "ord_status")).filter(|s| !s.is_empty()).unwrap_or_else(|| field(&data, "ord_stautus"));
+        if status != "4" {
+            return Err(DialectError::BadMessage(format!("cancel answer has ord_status {status:?}, not 4")));
+        }
+        Ok(())
+    }
+
+    fn refund(&self, payment: &Payment, refund: &Refund, now: i64) -> Result<ProviderRequest, DialectError> {
+        let mut c = json!({
+            "out_no": payment.payment_id,
+            "refund_out_no": refund.refund_id,
+            "refund_amount": refund.amount,
+            "shop_pass": sha1_hex(self.shop_pass.as_bytes()),
+        });
+        if let Some(reason) = &refund.reason {
+            c["remark"] = json!(truncate_bytes(reason, 100));
+        }
+        Ok(self.request("/payrefund", c, now))
+    }
+
+    fn read_refund(&self, refund: &Refund, answer: ProviderResponse<'_>) -> Result<RefundReport, DialectError> {
+        let data = self.read_answer(answer)?;
+        if field(&data, "trade_amount") != refund.amount.to_string() {
+            return Err(DialectError::BadMessage("refund answer's trade_amount is not the refund's amount".into()));
+        }
+        let status = if field(&data, "status") == "1" { TransferStatus::Succeeded } else { TransferStatus::Failed };
+        Ok(RefundReport { provider_refund_no: Some(field(&data, "ord_no")).filter(|s| !s.is_empty()), status })
+    }
+
+    fn query_refund(&self, refund: &Refund, now: i64) -> Result<ProviderRequest, DialectError> {
+        Ok(self.request("/paystatus", json!({"out_no": refund.refund_id}), now))
+    }
+
+    fn read_refund_query(&self, refund: &Refund, answer: ProviderResponse<'_>) -> Result<RefundReport, DialectError> {
+        let data = self.read_answer(answer)?;
+        if field(&data, "out_no") != refund.refund_id {
+            return Err(DialectError::BadMessage("answer is about another refund".into()));
+        }
+        let status = match field(&data, "status").as_str() {
+            "1" => TransferStatus::Succeeded,
+            "4" => TransferStatus::Failed,
+            _ => TransferStatus::Pending,
+        };
+        Ok(RefundReport { provider_refund_no: Some(field(&data, "ord_no")).filter(|s| !s.is_empty()), status })
+    }
+
+    fn payment_methods(&self, now: i64) -> Result<ProviderRequest, DialectError> {
+        Ok(self.request("/paylist", json!({"pmt_type": "2,3,4"}), now))
+    }
+
+    fn read_payment_methods(&self, answer: ProviderResponse<'_>) -> Result<Vec<PaymentMethod>, DialectError> {
+        let plain = parse_loose_json(&String::from_utf8_lossy(answer.body)).map_err(DialectError::BadMessage)?;
+        let list = match plain.get("data") {
+            Some(Value::Array(_)) if field(&plain, "errcode") == "0" => plain["data"].clone(),
+            _ => self.read_answer(answer)?,
+        };
+        let items = list.as_array().ok_or_else(|| DialectError::BadMessage("paylist data is not a list".into()))?;
+        Ok(items
+            .iter()
+            .map(|m| PaymentMethod {
+                name: field(m, "pmt_name"),
+                tag: field(m, "pmt_tag"),
+                types: field(m, "pmt_type").split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect(),
+            })
+            .collect())
+    }
+}
+
+/// The provider side of mct, for the sandbox and the compatible front door.
+pub mod provider {
+    use super::*;
+
+    /// Verifies a request form (signature and ±600 s window) with the open_key of its open_id,
+    /// and opens its data. Errors are (errcode, msg) as §5 lists them.
+    pub fn read_request(body: &[u8], now: i64, envelope_for: impl Fn(&str) -> Option<Envelope>) -> Result<(Envelope, Value), (i64, String)> {
+        let fields: BTreeMap<String, String> = parse_form(body).into_iter().collect();
+        let open_id = fields.get("open_id").map(String::as_str).unwrap_or("");
+        if open_id.is_empty() {
+            return Err((8, "token不能为空".into()));
+        }
+        let envelope = envelope_for(open_id).ok_or((3002, "门店不存在".to_string()))?;
+        if !envelope.verify(&fields) {
+            return Err((5, "验证签名错误".into()));
+        }
+        check_timestamp(fields.get("timestamp").map(String::as_str).unwrap_or(""), now).map_err(|_| (9, "timestamp error".to_string()))?;
+        let data = envelope.open(fields.get("data").map(String::as_str).unwrap_or("")).map_err(|_| (8044, "out_no不能为空".to_string()))?;
+        Ok((envelope, data))
+    }
+
+    /// A signed notify query string.
+    pub fn notify_query(envelope: &Envelope, ord_no: &str, out_no: &str, status: &str, rand_str: &str, now: i64) -> String {
+        let mut fields = BTreeMap::new();
+        for (k, v) in [("ord_no", ord_no), ("timestamp", &now.to_string()), ("rand_str", rand_str), ("out_no", out_no), ("status", status)] {
+            fields.insert(k.to_string(), v.to_string());
+        }
+        let sign = envelope.sign(&fields);
+        fields.insert("sign".into(), sign);
+        encode_form(fields.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Secret;
+
+    const OPEN_ID: &str = "87f46f5db1b65f0ac195285f49ee6958";
+    const OPEN_KEY: &str = "0828e83720fdbe3685a7b94214af04f9";
+
+    fn account() -> Mct {
+        let mut p = ProviderConfig::for_tests("mct-test", "mct");
+        p.credentials.insert("open_id".into(), Secret::new(OPEN_ID));
+        p.credentials.insert("open_key".into(), Secret::new(OPEN_KEY));
+        p.options.insert("sub_appid".into(), "wxde66bf91cac57773".into());
+        Mct::from_config(&p).unwrap()
+    }
+
+    #[test]
+    fn signature_matches_the_documents_vector() {
+        // §2.4: open_id, timestamp and data, plus open_key, sorted; sha1 then md5.
+        let fields: BTreeMap<String, String> = [("open_id", OPEN_ID), ("timestamp", "1497957842"), ("data", "3304A5EC2CDEB4D12ED3338B5C01BF6B")]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        assert_eq!(sign(&fields, OPEN_KEY), "915be5aff09f2686870e1d17e93b3542");
+    }
+
+    #[test]
+    fn data_is_aes256_ecb_hex() {
+        let env = Envelope::new(OPEN_ID, OPEN_KEY, true).unwrap();
+        let sealed = env.seal(&json!({"out_no": "1"}));
+        assert!(sealed.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_lowercase()));
+        let raw = hex::decode(&sealed).unwrap();
+        assert_eq!(aes_decrypt(OPEN_KEY.as_bytes(), AesMode::Ecb, &raw).unwrap(), br#"{"out_no":"1"}"#);
+        assert_eq!(env.open(&sealed.to_ascii_lowercase()).unwrap(), json!({"out_no": "1"}));
+        assert!(Envelope::new(OPEN_ID, "short", true).is_err());
+    }
+
+    #[test]
+    fn payorder_round_trip_through_the_provider_side() {
+        let m = account();
+        let mut p = crate::dialects::tests_support::payment();
+        p.channel = Channel::Wechat;
+        p.scene = Scene::Miniapp;
+        let extra = Default::default();
+        let order = CreateOrder { payment: &p, callback_url: "https://gw/callbacks/mct".into(), client_ip: None, auth_code: None, openid: Some("oRBX"), extra: &extra };
+        let now = 1_700_000_000;
+        let CreateStep::Call(req) = m.create_payment(&order, now).unwrap() else { panic!() };
+        assert_eq!(req.path, "/mct1/payorder");
+        let env = Envelope::new(OPEN_ID, OPEN_KEY, true).unwrap();
+        let (_, data) = provider::read_request(&req.body, now + 10, |id| (id == OPEN_ID).then(|| env.clone())).unwrap();
+        assert_eq!(data["sub_appid"], "wxde66bf91cac57773");
+        assert_eq!(data["sub_openid"], "oRBX");
+        assert_eq!(data["trade_amount"], "100");
+        assert_eq!(provider::read_request(&req.body, now + 601, |_| Some(env.clone())).unwrap_err().0, 9, "outside ±600 s");
+
+        let answer = env.answer(0, "ok", Some(&json!({"ord_no": "9149853698138671785993018", "out_no": p.payment_id, "trade_amount": "100", "status": "2",
+            "appId": " wxad4459eb8e963029", "timeStamp": "1498536981", "nonceStr": "TkU7", "signType": "MD5", "package": "prepay_id=wx1", "paySign": "8A1C"})), now);
+        let created = m.read_create(&order, ProviderResponse { status: 200, body: answer.as_bytes() }).unwrap();
+        let Action::Jsapi { params } = created.action else { panic!() };
+        assert_eq!(params["appId"], "wxad4459eb8e963029");
+        assert_eq!(params["package"], "prepay_id=wx1");
+        let tampered = answer.replace("\"msg\":\"ok\"", "\"msg\":\"ko\"");
+        assert!(m.read_create(&order, ProviderResponse { status: 200, body: tampered.as_bytes() }).is_err());
+        let refused = r#"{"errcode":8045,"msg":"out_no已经存在，请勿重复发起支付"}"#;
+        assert!(matches!(m.read_create(&order, ProviderResponse { status: 200, body: refused.as_bytes() }), Err(DialectError::Rejected { code, .. }) if code == "8045"));
+    }
+
+    #[test]
+    fn notify_is_verified_inside_the_window() {
+        let m = account();
+        let env = Envelope::new(OPEN_ID, OPEN_KEY, true).unwrap();
+        let q = provider::notify_query(&env, "91497948693", "P1", "1", "abc", 1_700_000_000);
+        let inbound = InboundHttp { method: "GET", query: &q, content_type: "", body: b"" };
+        let CallbackReport::Payment(r) = m.read_callback(inbound, 1_700_000_100).unwrap() else { panic!() };
+        assert_eq!((r.payment_id.as_str(), r.status), ("P1", PaymentStatus::Succeeded));
+        assert!(m.read_callback(inbound, 1_700_000_700).is_err(), "a replay after 600 s");
+        let forged = q.replace("status=1", "status=4");
+        assert!(m.read_callback(InboundHttp { query: &forged, ..inbound }, 1_700_000_100).is_err());
+        assert_eq!(m.callback_reply(true).body, "notify_success");
+    }
+
+    #[test]
+    fn error_codes_and_status() {
+        assert_eq!(refusal("8022"), Refusal::AmountExceeded);
+        assert_eq!(refusal("8012"), Refusal::InvalidState);
+        assert_eq!(refusal("8007"), Refusal::NotEnabled);
+        assert_eq!(refusal("5"), Refusal::Generic);
+        assert_eq!(payment_status("9"), PaymentStatus::Pending);
+        assert_eq!(payment_status("4"), PaymentStatus::Closed);
+        let plain = r#"{"errcode":0,"msg":"ok","data":[{"pmt_name":"支付宝","pmt_type":"2,3","pmt_tag":"AlipayCS"}]}"#;
+        let methods = account().read_payment_methods(ProviderResponse { status: 200, body: plain.as_bytes() }).unwrap();
+        assert_eq!(methods[0].tag, "AlipayCS");
+        assert_eq!(methods[0].types, vec!["2", "3"]);
+    }
+}

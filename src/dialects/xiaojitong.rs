@@ -1,0 +1,326 @@
+//! xiaojitong (校际通第三方支付系统, `shared/seeds/000_05268521ca73c191.txt`).
+//!
+//! Transport: POST with form fields (the document shows the bodies as yaml); answers are JSON
+//! `{code, msg, data}` with code 1 for success and -1..-5 for errors. Answers are not signed:
+//! payglot checks that an answer echoes its own order number and price.
+//!
+//! | operation | request | signature |
+//! | --- | --- | --- |
+//! | createOrder `POST /createOrder` | mid, payid, param, price, sign, ishtml=0, notifyurl, returnurl | md5(mid + payid + param + price + key) |
+//! | checkOrder `POST /checkOrder` | orderid (the provider's 云端订单号) | none |
+//! | callback `GET {notifyurl}?mid&payid&param&price&reallyprice&sign` | ack `{"code":1}` | md5(mid + payid + param + price + reallyprice + key) |
+//!
+//! Field mapping: `payid` is payglot's payment_id; `price` is the amount in yuan with two
+//! decimals; `param` is sent empty; the answer's `orderid` is the provider_trade_no and its
+//! `payurl` the QR code content. `reallyprice` is what the payer must pay (the provider may add
+//! a few fen to tell simultaneous payments apart): it is shown as the qr_code action's `amount`
+//! and becomes the payment's `paid_amount`; the order's `price` must equal the payment amount.
+//!
+//! Status: the callback is only sent for a paid order → succeeded. checkOrder code 1 means paid
+//! (its `data` is the return URL carrying the same signed fields as the callback) → succeeded;
+//! any other code → still pending. The provider offers no close, refund or payout.
+//!
+//! Decisions: the payer's channel is configured at the provider (the answer's `paytype` says
+//! 1 wechat / 2 alipay), so payglot accepts wechat and alipay `qr` payments only. The return URL
+//! of checkOrder is signed like the callback; a signature with or without `mid` is accepted
+//! since the document shows the URL without it.
+
+use super::signing::{encode_form, md5_hex, parse_form, same_hex_signature};
+use super::{
+    answer_json, check_credentials, check_options, credential, field, CallbackReply, CallbackReport, CreateOrder,
+    CreateStep, Created, Dialect, DialectError, InboundHttp, PaymentReport, ProviderRequest, ProviderResponse,
+};
+use crate::config::ProviderConfig;
+use crate::model::{Action, Channel, Payment, PaymentStatus, Scene};
+use crate::money::{fen_to_yuan, yuan_to_fen};
+use std::collections::BTreeMap;
+
+pub const CREATE_PATH: &str = "/createOrder";
+pub const CHECK_PATH: &str = "/checkOrder";
+pub const ACK: &str = r#"{"code":1}"#;
+
+/// md5 of the concatenated values and the key, lowercase hex.
+pub fn sign(values: &[&str], key: &str) -> String {
+    let mut text = values.concat();
+    text.push_str(key);
+    md5_hex(text.as_bytes())
+}
+
+/// The createOrder signature: md5(mid + payid + param + price + key).
+pub fn create_sign(mid: &str, payid: &str, param: &str, price: &str, key: &str) -> String {
+    sign(&[mid, payid, param, price], key)
+}
+
+/// The callback signature: md5(mid + payid + param + price + reallyprice + key).
+pub fn callback_sign(mid: &str, payid: &str, param: &str, price: &str, reallyprice: &str, key: &str) -> String {
+    sign(&[mid, payid, param, price, reallyprice], key)
+}
+
+pub struct Xiaojitong {
+    mid: String,
+    key: String,
+}
+
+fn yuan_field(text: &str, name: &str) -> Result<i64, DialectError> {
+    yuan_to_fen(text).map_err(|e| DialectError::BadMessage(format!("{name}: {e}")))
+}
+
+impl Xiaojitong {
+    pub fn from_config(provider: &ProviderConfig) -> Result<Self, Vec<String>> {
+        let mut errors = check_credentials(provider, &["mid", "key"], &[]);
+        errors.extend(check_options(provider, &[]));
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        Ok(Xiaojitong { mid: credential(provider, "mid"), key: credential(provider, "key") })
+    }
+
+    /// Reads the signed callback fields (callback query or checkOrder's return URL).
+    fn signed_report(&self, fields: &BTreeMap<String, String>, with_mid: bool) -> Result<PaymentReport, DialectError> {
+        let get = |k: &str| fields.get(k).map(String::as_str).unwrap_or("");
+        // checkOrder's URL spells it reallyPrice.
+        let really = fields.get("reallyprice").or_else(|| fields.get("reallyPrice")).map(String::as_str).unwrap_or("");
+        let given = get("sign");
+        let with = callback_sign(&self.mid, get("payid"), get("param"), get("price"), really, &self.key);
+        let without = sign(&[get("payid"), get("param"), get("price"), really], &self.key);
+        let valid = same_hex_signature(&with, given) || (!with_mid && same_hex_signature(&without, given));
+        if !valid {
+            return Err(DialectError::BadMessage("signature does not verify".into()));
+        }
+        if with_mid && get("mid") != self.mid {
+            return Err(DialectError::BadMessage(format!("mid {:?} is not this account's", get("mid"))));
+        }
+        let amount = yuan_field(get("price"), "price")?;
+        let paid = yuan_field(really, "reallyprice")?;
+        Ok(PaymentReport {
+            payment_id: get("payid").to_string(),
+            provider_trade_no: None,
+            status: PaymentStatus::Succeeded,
+            amount: Some(amount),
+            paid_amount: Some(paid),
+            paid_at: None,
+        })
+    }
+}
+
+impl Dialect for Xiaojitong {
+    fn dialect(&self) -> &'static str {
+        "xiaojitong"
+    }
+
+    fn create_payment(&self, order: &CreateOrder<'_>, _now: i64) -> Result<CreateStep, DialectError> {
+        let p = order.payment;
+        if !matches!(p.channel, Channel::Wechat | Channel::Alipay) || p.scene != Scene::Qr {
+            return Err(DialectError::Unsupported(format!(
+                "xiaojitong takes wechat and alipay qr payments, not {}/{}",
+                p.channel, p.scene
+            )));
+        }
+        if !p.currency.eq_ignore_ascii_case("CNY") {
+            return Err(DialectError::Unsupported(format!("currency {} (xiaojitong takes CNY only)", p.currency)));
+        }
+        let price = fen_to_yuan(p.amount);
+        let param = "";
+        let sign = create_sign(&self.mid, &p.payment_id, param, &price, &self.key);
+        let return_url = p.return_url.clone().unwrap_or_default();
+        let body = encode_form([
+            ("mid", self.mid.as_str()),
+            ("payid", p.payment_id.as_str()),
+            ("param", param),
+            ("price", price.as_str()),
+            ("sign", sign.as_str()),
+            ("ishtml", "0"),
+            ("notifyurl", order.callback_url.as_str()),
+            ("returnurl", return_url.as_str()),
+        ]);
+        Ok(CreateStep::Call(ProviderRequest {
+            method: "POST",
+            path: CREATE_PATH.into(),
+            content_type: Some("application/x-www-form-urlencoded"),
+            body: body.into_bytes(),
+        }))
+    }
+
+    fn read_create(&self, order: &CreateOrder<'_>, answer: ProviderResponse<'_>) -> Result<Created, DialectError> {
+        let json = answer_json(answer)?;
+        let code = field(&json, "code");
+        if code != "1" {
+            return Err(DialectError::rejected(code, field(&json, "msg")));
+        }
+        let data = json.get("data").ok_or_else(|| DialectError::BadMessage("answer has no data".into()))?;
+        let p = order.payment;
+        if field(data, "payid") != p.payment_id || yuan_field(&field(data, "price"), "price")? != p.amount {
+            return Err(DialectError::BadMessage("answer does not echo this order's payid and price".into()));
+        }
+        let payable = yuan_field(&field(data, "reallyprice"), "reallyprice")?;
+        let qr_code = field(data, "payurl");
+        if qr_code.is_empty() {
+            return Err(DialectError::BadMessage("answer has no payurl".into()));
+        }
+        Ok(Created {
+            provider_trade_no: Some(field(data, "orderid")).filter(|s| !s.is_empty()),
+            action: Action::QrCode { qr_code, amount: Some(payable) },
+            status: PaymentStatus::Pending,
+        })
+    }
+
+    fn query_payment(&self, payment: &Payment, _now: i64) -> Result<ProviderRequest, DialectError> {
+        let orderid = payment
+            .provider_trade_no
+            .as_deref()
+            .ok_or_else(|| DialectError::Invalid("the provider gave no order number to query by".into()))?;
+        Ok(ProviderRequest {
+            method: "POST",
+            path: CHECK_PATH.into(),
+            content_type: Some("application/x-www-form-urlencoded"),
+            body: encode_form([("orderid", orderid)]).into_bytes(),
+        })
+    }
+
+    fn read_query(&self, payment: &Payment, answer: ProviderResponse<'_>) -> Result<PaymentReport, DialectError> {
+        let json = answer_json(answer)?;
+        if field(&json, "code") != "1" {
+            // Not paid (or unknown to the provider): nothing to settle.
+            return Ok(PaymentReport {
+                payment_id: payment.payment_id.clone(),
+                provider_trade_no: None,
+                status: PaymentStatus::Pending,
+                amount: None,
+                paid_amount: None,
+                paid_at: None,
+            });
+        }
+        let url = field(&json, "data");
+        let query = url.split_once('?').map(|(_, q)| q).unwrap_or("");
+        let fields: BTreeMap<String, String> = parse_form(query.as_bytes()).into_iter().collect();
+        let report = self.signed_report(&fields, false)?;
+        if report.payment_id != payment.payment_id {
+            return Err(DialectError::BadMessage(format!("answer is about order {}", report.payment_id)));
+        }
+        Ok(report)
+    }
+
+    fn read_callback(&self, callback: InboundHttp<'_>, _now: i64) -> Result<CallbackReport, DialectError> {
+        let source = if callback.query.is_empty() { callback.body } else { callback.query.as_bytes() };
+        let fields: BTreeMap<String, String> = parse_form(source).into_iter().collect();
+        self.signed_report(&fields, true).map(CallbackReport::Payment)
+    }
+
+    fn callback_reply(&self, accepted: bool) -> CallbackReply {
+        CallbackReply {
+            status: 200,
+            content_type: "application/json",
+            body: if accepted { ACK } else { r#"{"code":-1}"# }.to_string(),
+        }
+    }
+}
+
+/// The provider side of xiaojitong, for the sandbox and the compatible front door.
+pub mod provider {
+    use super::*;
+
+    /// Verifies a createOrder form with the key of its `mid`; returns the fields.
+    pub fn read_create(body: &[u8], key_for_mid: impl Fn(&str) -> Option<String>) -> Result<BTreeMap<String, String>, (i64, String)> {
+        let fields: BTreeMap<String, String> = parse_form(body).into_iter().collect();
+        let get = |k: &str| fields.get(k).map(String::as_str).unwrap_or("");
+        let key = key_for_mid(get("mid")).ok_or((-2, "商户不存在".to_string()))?;
+        let expected = create_sign(get("mid"), get("payid"), get("param"), get("price"), &key);
+        if !same_hex_signature(&expected, get("sign")) {
+            return Err((-3, "签名错误".into()));
+        }
+        Ok(fields)
+    }
+
+    /// A callback query string for a paid order.
+    pub fn callback_query(mid: &str, payid: &str, param: &str, price: &str, reallyprice: &str, key: &str) -> String {
+        let sign = callback_sign(mid, payid, param, price, reallyprice, key);
+        encode_form([("mid", mid), ("payid", payid), ("param", param), ("price", price), ("reallyprice", reallyprice), ("sign", sign.as_str())])
+    }
+
+    /// checkOrder's answer for a paid order: the return URL with the signed fields.
+    pub fn paid_check_answer(return_url: &str, payid: &str, param: &str, price: &str, reallyprice: &str, key: &str) -> String {
+        let sign = sign(&[payid, param, price, reallyprice], key);
+        let query = encode_form([("payid", payid), ("param", param), ("price", price), ("reallyPrice", reallyprice), ("sign", sign.as_str())]);
+        serde_json::json!({"code": 1, "msg": "成功", "data": format!("{return_url}?{query}")}).to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Secret;
+    use crate::model::Payment;
+
+    fn account() -> Xiaojitong {
+        let mut p = ProviderConfig::for_tests("xjt", "xiaojitong");
+        p.credentials.insert("mid".into(), Secret::new("2"));
+        p.credentials.insert("key".into(), Secret::new("k3y"));
+        Xiaojitong::from_config(&p).unwrap()
+    }
+
+    fn payment() -> Payment {
+        let mut p = crate::dialects::tests_support::payment();
+        p.channel = Channel::Wechat;
+        p.amount = 1;
+        p
+    }
+
+    #[test]
+    fn create_sign_is_md5_of_concatenated_values() {
+        // By hand: md5("2" + "1648306925" + "pay_notify" + "0.01" + "k3y").
+        assert_eq!(create_sign("2", "1648306925", "pay_notify", "0.01", "k3y"), md5_hex(b"21648306925pay_notify0.01k3y"));
+        let x = account();
+        let p = payment();
+        let extra = Default::default();
+        let order = CreateOrder { payment: &p, callback_url: "http://gw/callbacks/xjt".into(), client_ip: None, auth_code: None, openid: None, extra: &extra };
+        let CreateStep::Call(req) = x.create_payment(&order, 0).unwrap() else { panic!() };
+        let fields = provider::read_create(&req.body, |m| (m == "2").then(|| "k3y".into())).unwrap();
+        assert_eq!(fields["price"], "0.01");
+        assert_eq!(fields["payid"], p.payment_id);
+        assert_eq!(fields["notifyurl"], "http://gw/callbacks/xjt");
+        assert!(provider::read_create(&req.body, |_| Some("other".into())).is_err());
+    }
+
+    #[test]
+    fn create_answer_keeps_reallyprice_as_the_payable_amount() {
+        let x = account();
+        let p = payment();
+        let extra = Default::default();
+        let order = CreateOrder { payment: &p, callback_url: String::new(), client_ip: None, auth_code: None, openid: None, extra: &extra };
+        let body = serde_json::json!({"code": 1, "msg": "成功", "data": {"mid": 2, "payid": p.payment_id, "orderid": "20220326232724", "paytype": 1,
+            "price": 0.01, "reallyprice": 0.02, "payurl": "wxp://f2f0CYCNxDDXkQOo9XHfOF9HiWiEyajgwsttCCYxjJRdZ_U", "state": 0, "order_time_out": 5, "date": 1648308444654u64}}).to_string();
+        let created = x.read_create(&order, ProviderResponse { status: 200, body: body.as_bytes() }).unwrap();
+        assert_eq!(created.provider_trade_no.as_deref(), Some("20220326232724"));
+        assert_eq!(created.action, Action::QrCode { qr_code: "wxp://f2f0CYCNxDDXkQOo9XHfOF9HiWiEyajgwsttCCYxjJRdZ_U".into(), amount: Some(2) });
+        let wrong_price = body.replace("\"price\":0.01", "\"price\":0.03");
+        assert!(x.read_create(&order, ProviderResponse { status: 200, body: wrong_price.as_bytes() }).is_err());
+        let refused = r#"{"code":-2,"msg":"签名错误"}"#;
+        assert_eq!(x.read_create(&order, ProviderResponse { status: 200, body: refused.as_bytes() }), Err(DialectError::rejected("-2", "签名错误")));
+    }
+
+    #[test]
+    fn callbacks_are_verified_with_reallyprice() {
+        let x = account();
+        let q = provider::callback_query("2", "P1", "", "0.01", "0.03", "k3y");
+        let inbound = InboundHttp { method: "GET", query: &q, content_type: "", body: b"" };
+        let CallbackReport::Payment(r) = x.read_callback(inbound, 0).unwrap() else { panic!() };
+        assert_eq!((r.status, r.amount, r.paid_amount), (PaymentStatus::Succeeded, Some(1), Some(3)));
+        let forged = q.replace("0.03", "0.04");
+        assert!(x.read_callback(InboundHttp { query: &forged, ..inbound }, 0).is_err());
+        assert_eq!(x.callback_reply(true).body, r#"{"code":1}"#);
+    }
+
+    #[test]
+    fn check_order_reads_the_signed_return_url() {
+        let x = account();
+        let mut p = payment();
+        p.payment_id = "21648342529607".into();
+        let body = provider::paid_check_answer("http://127.0.0.1/", "21648342529607", "", "0.01", "0.03", "k3y");
+        let r = x.read_query(&p, ProviderResponse { status: 200, body: body.as_bytes() }).unwrap();
+        assert_eq!((r.status, r.paid_amount), (PaymentStatus::Succeeded, Some(3)));
+        let unpaid = r#"{"code":-1,"msg":"未支付","data":null}"#;
+        assert_eq!(x.read_query(&p, ProviderResponse { status: 200, body: unpaid.as_bytes() }).unwrap().status, PaymentStatus::Pending);
+        let forged = body.replace("0.03", "0.01");
+        assert!(x.read_query(&p, ProviderResponse { status: 200, body: forged.as_bytes() }).is_err());
+    }
+}

@@ -1,0 +1,465 @@
+//! zhixiao (知校聚合支付接口文档 v1.27, `shared/seeds/001_512b47c65d0826bf.txt`).
+//!
+//! Transport (§1.3): every call is a POST with form fields `id` (appid), `param` (the request
+//! JSON, AES-encrypted, base64) and `sign = md5(id + param + appsecret)` in lowercase hex.
+//! Answers are JSON `{ret_code, ret_content, sign}` where `ret_content` is the encrypted answer
+//! JSON and `sign = md5(ret_code + ret_content + appsecret)`. The payment notify (2.5) arrives
+//! the same way as a request: a form POST of id/param/sign.
+//!
+//! | operation | § | param | answer (ret_content) |
+//! | --- | --- | --- | --- |
+//! | create | 2.1 | body, out_trade_no, total_fee (fen), user_no, user_name, return_url, notify_url, pay_type, openid, piaoju | out_trade_no, order_id, url, sp_data |
+//! | query | 2.2 | out_trade_no | out_trade_no, order_id, status, time_end |
+//! | cancel | 2.3 | out_trade_no | out_trade_no, order_id |
+//! | refund | 2.4 | out_trade_no, refund_fee (fen, partial allowed) | out_trade_no, order_id |
+//! | notify | 2.5 | out_trade_no, order_id, time_end, user_no, user_name, uid, pay_type | none |
+//!
+//! Mapping: out_trade_no is payglot's payment_id, order_id the provider_trade_no, pay_type
+//! 1 wechat / 2 alipay. From the create request's `extra`: `user_no`, `user_name`, `piaoju`
+//! (the invoice object, passed as given). Actions: `miniapp` (wechat only; the document does
+//! not support alipay mini programs) → jsapi with `sp_data`; `qr` → qr_code of the pay page
+//! url; `h5`, `web`, `jsapi` → redirect to it.
+//!
+//! Status (2.2): 1 待支付 → pending, 2 支付成功 → succeeded, 3 支付失败 → failed. A notify means
+//! paid. Neither states an amount: the order was created at the provider with the payment's
+//! amount, and payglot settles on the verified word for that order. A refund answer with a
+//! success code means the refund is done (there is no refund query). Payment lifetime: 1 hour.
+//!
+//! Where the document is loose (settings of the provider account, `options:`):
+//! - `ret_code`: §1.3 says 0 is success, its example shows "1"; both are taken as success,
+//!   negative codes as errors (-1 general, -2 parameters, -3 account frozen).
+//! - `aes_key_encoding`: `text` (default: the key's characters are the key bytes, so the
+//!   32-character test key is AES-256) or `hex` (the key is 16/24/32 bytes in hex).
+//! - `aes_mode`: `ecb` (default) or `cbc` with `aes_iv` (16 characters; default: the first 16
+//!   bytes of the key). Padding is PKCS#7.
+//! - The document gives no paths: `path_create` (default `/order/create`), `path_query`
+//!   (`/order/query`), `path_cancel` (`/order/cancel`), `path_refund` (`/order/refund`).
+//! - The examples are loose JSON (bare keys, `;`); answers are read tolerantly.
+
+use super::signing::{aes_decrypt, aes_encrypt, encode_form, md5_hex, parse_form, parse_loose_json, same_hex_signature, AesMode};
+use super::{
+    check_credentials, check_options, credential, field, json_text, parse_beijing_time, truncate_bytes, CallbackReply,
+    CallbackReport, CreateOrder, CreateStep, Created, Dialect, DialectError, InboundHttp, PaymentReport, ProviderRequest,
+    ProviderResponse, Refund, RefundReport, Refusal,
+};
+use crate::config::ProviderConfig;
+use crate::model::{Action, Channel, Payment, PaymentStatus, Scene, TransferStatus};
+use base64::Engine;
+use serde_json::{json, Map, Value};
+use std::collections::BTreeMap;
+
+const OPTIONS: &[&str] = &["aes_key_encoding", "aes_mode", "aes_iv", "path_create", "path_query", "path_cancel", "path_refund"];
+
+/// The envelope crypto of one account: AES key and mode, and the md5 key (appsecret).
+#[derive(Clone)]
+pub struct Envelope {
+    pub appid: String,
+    appsecret: String,
+    aes_key: Vec<u8>,
+    mode: AesMode,
+}
+
+impl Envelope {
+    /// Builds the envelope from credentials and the AES options (see the module doc).
+    pub fn new(appid: &str, appsecret: &str, aes_key: &str, options: &BTreeMap<String, String>) -> Result<Self, Vec<String>> {
+        let mut errors = Vec::new();
+        let key = match options.get("aes_key_encoding").map(String::as_str).unwrap_or("text") {
+            "text" => aes_key.as_bytes().to_vec(),
+            "hex" => hex::decode(aes_key).unwrap_or_else(|_| {
+                errors.push("credentials.aes_key: is not hex (options.aes_key_encoding is hex)".into());
+                Vec::new()
+            }),
+            other => {
+                errors.push(format!("options.aes_key_encoding: {other:?} is not text or hex"));
+                Vec::new()
+            }
+        };
+        if errors.is_empty() && ![16, 24, 32].contains(&key.len()) {
+            errors.push(format!("credentials.aes_key: gives {} key bytes; AES needs 16, 24 or 32", key.len()));
+        }
+        let mode = match options.get("aes_mode").map(String::as_str).unwrap_or("ecb") {
+            "ecb" => AesMode::Ecb,
+            "cbc" => {
+                let iv_text = options.get("aes_iv").map(|s| s.as_bytes().to_vec()).unwrap_or_else(|| key.iter().copied().take(16).collect());
+                match <[u8; 16]>::try_from(iv_text.as_slice()) {
+                    Ok(iv) => AesMode::Cbc(iv),
+                    Err(_) => {
+                        errors.push("options.aes_iv: must be 16 characters".into());
+                        AesMode::Ecb
+                    }
+                }
+            }
+            other => {
+                errors.push(format!("options.aes_mode: {other:?} is not ecb or cbc"));
+                AesMode::Ecb
+            }
+        };
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        Ok(Envelope { appid: appid.into(), appsecret: appsecret.into(), aes_key: key, mode })
+    }
+
+    /// base64(AES(json)).
+    pub fn seal(&self, json: &Value) -> String {
+        let sealed = aes_encrypt(&self.aes_key, self.mode, json.to_string().as_bytes()).expect("key length checked");
+        base64::engine::general_purpose::STANDARD.encode(sealed)
+    }
+
+    /// Reverses `seal`.
+    pub fn open(&self, text: &str) -> Result<Value, String> {
+        let raw = base64::engine::general_purpose::STANDARD
+            .decode(text.trim())
+            .map_err(|e| format!("not base64: {e}"))?;
+        let plain = aes_decrypt(&self.aes_key, self.mode, &raw)?;
+        parse_loose_json(&String::from_utf8_lossy(&plain))
+    }
+
+    /// md5(parts... + appsecret), lowercase.
+    pub fn sign(&self, parts: &[&str]) -> String {
+        let mut text = parts.concat();
+        text.push_str(&self.appsecret);
+        md5_hex(text.as_bytes())
+    }
+
+    /// The form body of a request (or a notify): id, param, sign.
+    pub fn request_body(&self, content: &Value) -> String {
+        let param = self.seal(content);
+        let sign = self.sign(&[&self.appid, &param]);
+        encode_form([("id", self.appid.as_str()), ("param", param.as_str()), ("sign", sign.as_str())])
+    }
+
+    /// Verifies a request form (id/param/sign) and opens its param.
+    pub fn read_request(&self, body: &[u8]) -> Result<Value, String> {
+        let fields: BTreeMap<String, String> = parse_form(body).into_iter().collect();
+        let get = |k: &str| fields.get(k).map(String::as_str).unwrap_or("");
+        if get("id") != self.appid {
+            return Err(format!("id {:?} is not this account's", get("id")));
+        }
+        if !same_hex_signature(&self.sign(&[get("id"), get("param")]), get("sign")) {
+            return Err("signature does not verify".into());
+        }
+        self.open(get("param"))
+    }
+
+    /// An answer: `{ret_code, ret_content, sign}` with the content sealed (or a plain message
+    /// for errors).
+    pub fn answer(&self, ret_code: i64, content: Option<&Value>, error_message: &str) -> String {
+        let ret_content = match content {
+            Some(c) => self.seal(c),
+            None => error_message.to_string(),
+        };
+        let code = ret_code.to_string();
+        let sign = self.sign(&[&code, &ret_content]);
+        json!({"ret_code": ret_code, "ret_content": ret_content, "sign": sign}).to_string()
+    }
+}
+
+pub struct Zhixiao {
+    envelope: Envelope,
+    paths: [String; 4],
+}
+
+impl std::fmt::Debug for Zhixiao {
+    // Keys never print.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Zhixiao").field("appid", &self.envelope.appid).field("paths", &self.paths).finish_non_exhaustive()
+    }
+}
+
+impl Zhixiao {
+    pub fn from_config(provider: &ProviderConfig) -> Result<Self, Vec<String>> {
+        let mut errors = check_credentials(provider, &["appid", "appsecret", "aes_key"], &[]);
+        errors.extend(check_options(provider, OPTIONS));
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        let envelope = Envelope::new(
+            &credential(provider, "appid"),
+            &credential(provider, "appsecret"),
+            &credential(provider, "aes_key"),
+            &provider.options,
+        )?;
+        let path = |k: &str, d: &str| provider.options.get(k).cloned().unwrap_or_else(|| d.to_string());
+        Ok(Zhixiao {
+            envelope,
+            paths: [
+                path("path_create", "/order/create"),
+                path("path_query", "/order/query"),
+                path("path_cancel", "/order/cancel"),
+                path("path_refund", "/order/refund"),
+            ],
+        })
+    }
+
+    fn request(&self, path: &str, content: Value) -> ProviderRequest {
+        ProviderRequest {
+            method: "POST",
+            path: path.to_string(),
+            content_type: Some("application/x-www-form-urlencoded"),
+            body: self.envelope.request_body(&content).into_bytes(),
+        }
+    }
+
+    /// Verifies an answer and opens its content; error codes become `Rejected`.
+    fn read_answer(&self, answer: ProviderResponse<'_>) -> Result<Value, DialectError> {
+        if !(200..300).contains(&answer.status) {
+            return Err(DialectError::BadMessage(format!("HTTP status {}", answer.status)));
+        }
+        let json = parse_loose_json(&String::from_utf8_lossy(answer.body)).map_err(DialectError::BadMessage)?;
+        let code = field(&json, "ret_code");
+        let content = field(&json, "ret_content");
+        if !same_hex_signature(&self.envelope.sign(&[&code, &content]), &field(&json, "sign")) {
+            return Err(DialectError::BadMessage("answer signature does not verify".into()));
+        }
+        if code != "0" && code != "1" {
+            // Errors carry a message, plain or sealed.
+            let message = self.envelope.open(&content).map(|v| json_text(&v)).unwrap_or(content);
+            let kind = if code == "-3" { Refusal::NotEnabled } else { Refusal::Generic };
+            return Err(DialectError::Rejected { code, message, kind });
+        }
+        if content.is_empty() {
+            return Ok(Value::Object(Map::new()));
+        }
+        self.envelope.open(&content).map_err(|e| DialectError::BadMessage(format!("ret_content: {e}")))
+    }
+
+    fn expect_order(&self, content: &Value, payment_id: &str) -> Result<(), DialectError> {
+        let no = field(content, "out_trade_no");
+        if no != payment_id {
+            return Err(DialectError::BadMessage(format!("answer is about order {no:?}, not {payment_id}")));
+        }
+        Ok(())
+    }
+}
+
+/// zhixiao's query status (2.2) as the canonical status.
+pub fn payment_status(code: &str) -> PaymentStatus {
+    match code.trim() {
+        "2" => PaymentStatus::Succeeded,
+        "3" => PaymentStatus::Failed,
+        _ => PaymentStatus::Pending,
+    }
+}
+
+impl Dialect for Zhixiao {
+    fn dialect(&self) -> &'static str {
+        "zhixiao"
+    }
+
+    fn create_payment(&self, order: &CreateOrder<'_>, _now: i64) -> Result<CreateStep, DialectError> {
+        let p = order.payment;
+        let pay_type = match p.channel {
+            Channel::Wechat => 1,
+            Channel::Alipay => 2,
+            other => return Err(DialectError::Unsupported(format!("zhixiao takes wechat and alipay, not {other}"))),
+        };
+        if p.scene == Scene::Barcode || (p.scene == Scene::Miniapp && p.channel != Channel::Wechat) {
+            return Err(DialectError::Unsupported(format!("zhixiao does not offer {}/{}", p.channel, p.scene)));
+        }
+        if !p.currency.eq_ignore_ascii_case("CNY") {
+            return Err(DialectError::Unsupported(format!("currency {} (zhixiao takes CNY only)", p.currency)));
+        }
+        let body = if p.description.is_empty() { &p.subject } else { &p.description };
+        let mut c = json!({
+            "body": truncate_bytes(body, 128),
+            "out_trade_no": p.payment_id,
+            "total_fee": p.amount.to_string(),
+            "notify_url": order.callback_url,
+            "pay_type": pay_type,
+        });
+        if let Some(url) = &p.return_url {
+            c["return_url"] = json!(url);
+        }
+        if p.scene == Scene::Miniapp {
+            c["openid"] = json!(order.openid.unwrap_or_default());
+        }
+        for key in ["user_no", "user_name"] {
+            if let Some(v) = order.extra_str(key) {
+                c[key] = json!(v);
+            }
+        }
+        if let Some(piaoju) = order.extra.get("piaoju") {
+            if !piaoju.is_object() {
+                return Err(DialectError::Invalid("extra.piaoju must be an object (the invoice data of §2.1)".into()));
+            }
+            c["piaoju"] = piaoju.clone();
+        }
+        Ok(CreateStep::Call(self.request(&self.paths[0], c)))
+    }
+
+    fn read_create(&self, order: &CreateOrder<'_>, answer: ProviderResponse<'_>) -> Result<Created, DialectError> {
+        let content = self.read_answer(answer)?;
+        self.expect_order(&content, &order.payment.payment_id)?;
+        let url = field(&content, "url");
+        let action = match order.payment.scene {
+            Scene::Miniapp => {
+                let sp = match content.get("sp_data") {
+                    Some(Value::String(s)) => parse_loose_json(s).unwrap_or(Value::Null),
+                    Some(v) => v.clone(),
+                    None => Value::Null,
+                };
+                let params: BTreeMap<String, String> = sp
+                    .as_object()
+                    .ok_or_else(|| DialectError::BadMessage("mini program answer has no sp_data".into()))?
+                    .iter()
+                    .map(|(k, v)| (k.clone(), json_text(v)))
+                    .collect();
+                Action::Jsapi { params }
+            }
+            _ if url.is_empty() => return Err(DialectError::BadMessage("answer has no url".into())),
+            Scene::Qr => Action::QrCode { qr_code: url, amount: None },
+            _ => Action::Redirect { url },
+        };
+        Ok(Created {
+            provider_trade_no: Some(field(&content, "order_id")).filter(|s| !s.is_empty()),
+            action,
+            status: PaymentStatus::Pending,
+        })
+    }
+
+    fn query_payment(&self, payment: &Payment, _now: i64) -> Result<ProviderRequest, DialectError> {
+        Ok(self.request(&self.paths[1], json!({"out_trade_no": payment.payment_id})))
+    }
+
+    fn read_query(&self, payment: &Payment, answer: ProviderResponse<'_>) -> Result<PaymentReport, DialectError> {
+        let content = self.read_answer(answer)?;
+        self.expect_order(&content, &payment.payment_id)?;
+        let status = payment_status(&field(&content, "status"));
+        Ok(PaymentReport {
+            payment_id: payment.payment_id.clone(),
+            provider_trade_no: Some(field(&content, "order_id")).filter(|s| !s.is_empty()),
+            status,
+            amount: None,
+            paid_amount: None,
+            paid_at: if status == PaymentStatus::Succeeded { parse_beijing_time(&field(&content, "time_end")) } else { None },
+        })
+    }
+
+    fn read_callback(&self, callback: InboundHttp<'_>, _now: i64) -> Result<CallbackReport, DialectError> {
+        let content = self.envelope.read_request(callback.body).map_err(DialectError::BadMessage)?;
+        let payment_id = field(&content, "out_trade_no");
+        if payment_id.is_empty() {
+            return Err(DialectError::BadMessage("notify has no out_trade_no".into()));
+        }
+        Ok(CallbackReport::Payment(PaymentReport {
+            payment_id,
+            provider_trade_no: Some(field(&content, "order_id")).filter(|s| !s.is_empty()),
+            status: PaymentStatus::Succeeded,
+            amount: None,
+            paid_amount: None,
+            paid_at: parse_beijing_time(&field(&content, "time_end")),
+        }))
+    }
+
+    fn callback_reply(&self, accepted: bool) -> CallbackReply {
+        let body = if accepted { self.envelope.answer(0, None, "") } else { self.envelope.answer(-1, None, "fail") };
+        CallbackReply { status: 200, content_type: "application/json", body }
+    }
+
+    fn close_payment(&self, payment: &Payment, _now: i64) -> Result<ProviderRequest, DialectError> {
+        Ok(self.request(&self.paths[2], json!({"out_trade_no": payment.payment_id})))
+    }
+
+    fn read_close(&self, payment: &Payment, answer: ProviderResponse<'_>) -> Result<(), DialectError> {
+        let content = self.read_answer(answer)?;
+        self.expect_order(&content, &payment.payment_id)
+    }
+
+    fn refund(&self, payment: &Payment, refund: &Refund, _now: i64) -> Result<ProviderRequest, DialectError> {
+        Ok(self.request(&self.paths[3], json!({"out_trade_no": payment.payment_id, "refund_fee": refund.amount.to_string()})))
+    }
+
+    fn read_refund(&self, refund: &Refund, answer: ProviderResponse<'_>) -> Result<RefundReport, DialectError> {
+        let content = self.read_answer(answer)?;
+        self.expect_order(&content, &refund.payment_id)?;
+        Ok(RefundReport { provider_refund_no: None, status: TransferStatus::Succeeded })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Secret;
+
+    /// The document's test credentials (§1.3).
+    fn account(options: &[(&str, &str)]) -> Zhixiao {
+        let mut p = ProviderConfig::for_tests("zx", "zhixiao");
+        p.credentials.insert("appid".into(), Secret::new("partner1"));
+        p.credentials.insert("appsecret".into(), Secret::new("weiweixiao"));
+        p.credentials.insert("aes_key".into(), Secret::new("AD42F6697B035B7580E4FEF93BE20B4D"));
+        for (k, v) in options {
+            p.options.insert(k.to_string(), v.to_string());
+        }
+        Zhixiao::from_config(&p).unwrap()
+    }
+
+    #[test]
+    fn requests_are_sealed_and_signed_with_the_test_credentials() {
+        let z = account(&[]);
+        let p = crate::dialects::tests_support::payment();
+        let extra: Map<String, Value> = serde_json::from_value(json!({"user_no": "2013141516", "piaoju": {"payer_type": 1, "payer_name": "小明", "phone": "13000000000"}})).unwrap();
+        let order = CreateOrder { payment: &p, callback_url: "https://gw/callbacks/zx".into(), client_ip: None, auth_code: None, openid: None, extra: &extra };
+        let CreateStep::Call(req) = z.create_payment(&order, 0).unwrap() else { panic!() };
+        let fields: BTreeMap<String, String> = parse_form(&req.body).into_iter().collect();
+        assert_eq!(fields["id"], "partner1");
+        // sign = md5(id + param + appsecret), computed by hand here.
+        assert_eq!(fields["sign"], md5_hex(format!("partner1{}weiweixiao", fields["param"]).as_bytes()));
+        // param is AES-256-ECB (the 32-character key's bytes) of the JSON, base64.
+        let raw = base64::engine::general_purpose::STANDARD.decode(&fields["param"]).unwrap();
+        let plain = aes_decrypt(b"AD42F6697B035B7580E4FEF93BE20B4D", AesMode::Ecb, &raw).unwrap();
+        let content: Value = serde_json::from_slice(&plain).unwrap();
+        assert_eq!(content["total_fee"], "100");
+        assert_eq!(content["out_trade_no"], p.payment_id);
+        assert_eq!(content["pay_type"], 2);
+        assert_eq!(content["user_no"], "2013141516");
+        assert_eq!(content["piaoju"]["payer_name"], "小明");
+    }
+
+    #[test]
+    fn key_encoding_and_mode_are_account_settings() {
+        let hex_key = account(&[("aes_key_encoding", "hex")]);
+        assert_eq!(hex_key.envelope.aes_key.len(), 16, "hex: AES-128");
+        let cbc = account(&[("aes_mode", "cbc")]);
+        let sealed = cbc.envelope.seal(&json!({"a": 1}));
+        assert_eq!(cbc.envelope.open(&sealed).unwrap(), json!({"a": 1}));
+        assert!(account(&[]).envelope.open(&sealed).is_err(), "ECB cannot read CBC");
+        let mut p = ProviderConfig::for_tests("zx", "zhixiao");
+        for (k, v) in [("appid", "a"), ("appsecret", "b"), ("aes_key", "short")] {
+            p.credentials.insert(k.into(), Secret::new(v));
+        }
+        assert!(Zhixiao::from_config(&p).unwrap_err()[0].contains("16, 24 or 32"));
+        p.options.insert("aes_mood".into(), "ecb".into());
+        assert!(Zhixiao::from_config(&p).unwrap_err().iter().any(|e| e.contains("options.aes_mood")));
+    }
+
+    #[test]
+    fn answers_are_verified_and_both_success_codes_taken() {
+        let z = account(&[]);
+        let p = crate::dialects::tests_support::payment();
+        for code in [0, 1] {
+            let body = z.envelope.answer(code, Some(&json!({"out_trade_no": p.payment_id, "order_id": "1464678934786097", "status": "2", "time_end": "2017-07-23 16:00:00"})), "");
+            let r = z.read_query(&p, ProviderResponse { status: 200, body: body.as_bytes() }).unwrap();
+            assert_eq!(r.status, PaymentStatus::Succeeded);
+            assert_eq!(r.paid_at, Some(1_500_796_800));
+        }
+        let forged = z.envelope.answer(0, Some(&json!({"out_trade_no": p.payment_id, "status": "2"})), "").replace("\"sign\":\"", "\"sign\":\"0");
+        assert!(z.read_query(&p, ProviderResponse { status: 200, body: forged.as_bytes() }).is_err());
+        let refused = z.envelope.answer(-2, None, "参数校验失败");
+        assert_eq!(z.read_query(&p, ProviderResponse { status: 200, body: refused.as_bytes() }), Err(DialectError::rejected("-2", "参数校验失败")));
+    }
+
+    #[test]
+    fn notify_is_a_signed_sealed_form() {
+        let z = account(&[]);
+        let body = z.envelope.request_body(&json!({"out_trade_no": "P1", "order_id": "1464678934786097", "time_end": "2017-07-23 16:00:00", "uid": "2088", "pay_type": "2"}));
+        let inbound = InboundHttp { method: "POST", query: "", content_type: "application/x-www-form-urlencoded", body: body.as_bytes() };
+        let CallbackReport::Payment(r) = z.read_callback(inbound, 0).unwrap() else { panic!() };
+        assert_eq!((r.payment_id.as_str(), r.status), ("P1", PaymentStatus::Succeeded));
+        let other = Envelope::new("partner1", "not-the-secret", "AD42F6697B035B7580E4FEF93BE20B4D", &BTreeMap::new()).unwrap();
+        let forged = other.request_body(&json!({"out_trade_no": "P1"}));
+        assert!(z.read_callback(InboundHttp { body: forged.as_bytes(), ..inbound }, 0).is_err());
+        let ack: Value = serde_json::from_str(&z.callback_reply(true).body).unwrap();
+        assert_eq!(ack["ret_code"], 0);
+    }
+}
