@@ -2,29 +2,68 @@
 //! over real HTTP so a new user can run the whole flow on one machine and integration tests
 //! talk to something that checks signatures as strictly as a real provider.
 //!
-//! Paths: each dialect lives under its own prefix (`/xxpay/...`); a provider account whose
-//! `base_url` is `http://{sandbox.listen}/{dialect}` is served by the sandbox with that
-//! account's credentials. A payment is paid by `POST /{dialect}/pay/{provider order no}`
-//! (the pay page at the same path with GET has a button for it).
+//! Paths: each dialect lives under its own prefix (`/xxpay/...`, `/zhixiao/...`,
+//! `/xiaojitong/...`, `/jings/...`, `/mct/...`); a provider account whose `base_url` is
+//! `http://{sandbox.listen}/{dialect}` is served by the sandbox with that account's
+//! credentials and options. A payment is paid by `POST /{dialect}/pay/{order}` where `{order}`
+//! is the provider's order number or the merchant's (payglot's payment_id); the pay page at
+//! the same path with GET has a button for it. The sandbox then sends the dialect's signed
+//! callback and retries it until acked. An xxpay payout completes with
+//! `POST /xxpay/payout/{order}`.
 //!
 //! `/merchant/notify` is a demo merchant: it accepts payglot's notifications (answering 200)
 //! and `GET /merchant/events` lists what it received, so the first run needs no merchant code.
 
+pub mod jings;
+pub mod ledger;
+pub mod mct;
 pub mod merchant;
+pub mod xiaojitong;
 pub mod xxpay;
+pub mod zhixiao;
 
-use crate::config::Config;
-use crate::server::{read_request, serve_http, Reply};
+use crate::config::{Config, ProviderConfig};
+use crate::dialects::credential;
+use crate::server::{read_request, serve_http, HttpIn, Reply};
 use crate::upstream::Upstream;
-use std::sync::Arc;
+use ledger::{Ledger, Notifier};
+use std::collections::HashMap;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+/// The credentials the sandbox knows, per dialect, by the account id each dialect sends.
+#[derive(Default)]
+pub struct Accounts {
+    /// mch_id → (app_id, key)
+    pub xxpay: HashMap<String, (String, String)>,
+    /// mid → key
+    pub xiaojitong: HashMap<String, String>,
+    /// appid → envelope
+    pub zhixiao: HashMap<String, crate::dialects::zhixiao::Envelope>,
+    /// uid → token
+    pub jings: HashMap<String, String>,
+    /// open_id → (envelope, shop_pass)
+    pub mct: HashMap<String, (crate::dialects::mct::Envelope, String)>,
+}
+
 /// All simulated providers behind one listener.
 pub struct Sandbox {
-    pub xxpay: xxpay::XxpaySandbox,
+    pub base_url: String,
+    ledger: Mutex<Ledger>,
+    pub accounts: Mutex<Accounts>,
+    pub notifier: Notifier,
     /// A demo merchant endpoint that takes payglot's notifications (`/merchant/...`).
     pub merchant: merchant::DemoMerchant,
+}
+
+pub(crate) fn text(status: u16, body: impl Into<String>) -> Reply {
+    Reply { status, content_type: "text/plain; charset=utf-8", body: body.into() }
+}
+
+pub(crate) fn json_reply(body: String) -> Reply {
+    Reply { status: 200, content_type: "application/json", body }
 }
 
 impl Sandbox {
@@ -32,11 +71,10 @@ impl Sandbox {
     /// `upstream` and retries them after each of `notify_retry_secs`.
     pub fn new(base_url: &str, upstream: Arc<Upstream>, notify_retry_secs: Vec<u64>) -> Self {
         Sandbox {
-            xxpay: xxpay::XxpaySandbox::new(
-                &format!("{base_url}/xxpay"),
-                upstream,
-                notify_retry_secs,
-            ),
+            base_url: base_url.to_string(),
+            ledger: Mutex::new(Ledger::default()),
+            accounts: Mutex::new(Accounts::default()),
+            notifier: Notifier { upstream, retry_secs: notify_retry_secs, attempts: Arc::new(AtomicU64::new(0)) },
             merchant: merchant::DemoMerchant::default(),
         }
     }
@@ -44,35 +82,122 @@ impl Sandbox {
     /// The sandbox a routes.yaml asks for, serving every provider account that points at it.
     pub fn from_config(config: &Config, upstream: Arc<Upstream>) -> Option<Self> {
         let sandbox = config.sandbox.as_ref()?;
-        let base = format!("http://{}", sandbox.listen);
-        let me = Sandbox::new(&base, upstream, sandbox.notify_retry_secs.clone());
+        let me = Sandbox::new(&format!("http://{}", sandbox.listen), upstream, sandbox.notify_retry_secs.clone());
         for p in config.providers.values() {
-            let cred = |k: &str| {
-                p.credentials
-                    .get(k)
-                    .map(|s| s.expose().to_string())
-                    .unwrap_or_default()
-            };
-            if p.dialect == "xxpay" && p.base_url == format!("{base}/xxpay") {
-                me.xxpay
-                    .add_account(&cred("mch_id"), &cred("app_id"), &cred("key"));
+            if p.base_url == me.url(&p.dialect) {
+                me.add_account(p);
             }
         }
         Some(me)
     }
 
-    async fn handle(&self, request: crate::server::HttpIn) -> Reply {
-        if let Some(rest) = request.path.strip_prefix("/xxpay") {
-            return self.xxpay.handle(rest, &request).await;
+    /// The base URL of one simulated provider.
+    pub fn url(&self, dialect: &str) -> String {
+        format!("{}/{dialect}", self.base_url)
+    }
+
+    /// Serves `provider`'s account with its credentials (as validated by its dialect).
+    pub fn add_account(&self, p: &ProviderConfig) {
+        let c = |k: &str| credential(p, k);
+        let mut a = self.accounts();
+        match p.dialect.as_str() {
+            "xxpay" => {
+                a.xxpay.insert(c("mch_id"), (c("app_id"), c("key")));
+            }
+            "xiaojitong" => {
+                a.xiaojitong.insert(c("mid"), c("key"));
+            }
+            "zhixiao" => {
+                if let Ok(env) = crate::dialects::zhixiao::Envelope::new(&c("appid"), &c("appsecret"), &c("aes_key"), &p.options) {
+                    a.zhixiao.insert(c("appid"), env);
+                }
+            }
+            "jings" => {
+                a.jings.insert(c("uid"), c("token"));
+            }
+            "mct" => {
+                let upper = p.options.get("hex_case").map(String::as_str) != Some("lower");
+                if let Ok(env) = crate::dialects::mct::Envelope::new(&c("open_id"), &c("open_key"), upper) {
+                    let pass = p.credentials.get("shop_pass").map(|s| s.expose().to_string()).unwrap_or_else(|| "123456".into());
+                    a.mct.insert(c("open_id"), (env, pass));
+                }
+            }
+            _ => {}
         }
-        match request.path.strip_prefix("/merchant") {
-            Some(rest) => self.merchant.handle(rest, &request),
-            None => Reply {
-                status: 404,
-                content_type: "text/plain; charset=utf-8",
-                body: "no such sandbox provider".into(),
-            },
+    }
+
+    pub fn ledger(&self) -> MutexGuard<'_, Ledger> {
+        self.ledger.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn accounts(&self) -> MutexGuard<'_, Accounts> {
+        self.accounts.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    async fn handle(&self, request: HttpIn) -> Reply {
+        let path = request.path.clone();
+        let (dialect, rest) = match path.trim_start_matches('/').split_once('/') {
+            Some((d, r)) => (d.to_string(), format!("/{r}")),
+            None => (path.trim_start_matches('/').to_string(), "/".to_string()),
+        };
+        // The pay page and pay action are the same for every dialect.
+        if let Some(order) = rest.strip_prefix("/pay/") {
+            return match request.method.as_str() {
+                "GET" => self.pay_page(&dialect, order),
+                "POST" => self.pay(&dialect, order),
+                _ => text(405, "GET or POST"),
+            };
         }
+        match dialect.as_str() {
+            "xxpay" => xxpay::handle(self, &rest, &request),
+            "xiaojitong" => xiaojitong::handle(self, &rest, &request),
+            "zhixiao" => zhixiao::handle(self, &rest, &request),
+            "jings" => jings::handle(self, &rest, &request),
+            "mct" => mct::handle(self, &rest, &request),
+            "merchant" => self.merchant.handle(&rest, &request),
+            _ => text(404, "no such sandbox provider"),
+        }
+    }
+
+    pub(crate) fn pay_page(&self, dialect: &str, number: &str) -> Reply {
+        let ledger = self.ledger();
+        let Some(order) = ledger.find_any(dialect, number).and_then(|no| ledger.order(&no).cloned()) else {
+            return text(404, "no such order");
+        };
+        let body = format!(
+            "<!doctype html><meta charset=utf-8><title>{dialect} sandbox</title>\
+             <h1>{dialect} sandbox</h1><p data-order=\"{no}\">Order {mno}: {yuan} yuan, <b>{status}</b></p>\
+             <form method=post action=\"{base}/pay/{no}\"><button>Pay</button></form>",
+            no = order.provider_no,
+            mno = order.merchant_order_no,
+            yuan = crate::money::fen_to_yuan(order.payable),
+            status = order.status,
+            base = self.url(dialect),
+        );
+        Reply { status: 200, content_type: "text/html; charset=utf-8", body }
+    }
+
+    /// Marks an order paid and sends its callback.
+    fn pay(&self, dialect: &str, number: &str) -> Reply {
+        let order = {
+            let mut ledger = self.ledger();
+            let Some(no) = ledger.find_any(dialect, number) else {
+                return text(404, "no such order");
+            };
+            ledger.pay(&no).expect("found above")
+        };
+        let notify = match dialect {
+            "xxpay" => xxpay::notify(self, &order),
+            "xiaojitong" => xiaojitong::notify(self, &order),
+            "zhixiao" => zhixiao::notify(self, &order),
+            "jings" => jings::notify(self, &order),
+            "mct" => mct::notify(self, &order, "1"),
+            _ => None,
+        };
+        if let Some(n) = notify {
+            self.notifier.spawn(n);
+        }
+        json_reply(serde_json::json!({"order": order.provider_no, "merchant_order_no": order.merchant_order_no, "status": order.status}).to_string())
     }
 }
 

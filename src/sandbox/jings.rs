@@ -1,0 +1,76 @@
+//! Simulated jings: `pay.action` takes the payer's browser form (checked against the uid's
+//! token) and shows the pay page; `requstOrderStatus.action` and `requstBalance.action` answer
+//! signed GETs (balance only with a `reqtime` within 10 minutes of Beijing time); the notify is
+//! a signed form POST, taken by any 2xx.
+
+use super::ledger::{Ack, Notify, Order};
+use super::{json_reply, text, Sandbox};
+use crate::dialects::jings::provider;
+use crate::dialects::{beijing_time, parse_beijing_time};
+use crate::model::{now_unix, PaymentStatus};
+use crate::money::{fen_to_yuan, yuan_to_fen};
+use crate::server::{HttpIn, Reply};
+use serde_json::json;
+
+pub fn handle(sb: &Sandbox, path: &str, request: &HttpIn) -> Reply {
+    let token_for = |uid: &str| sb.accounts().jings.get(uid).cloned();
+    match (request.method.as_str(), path) {
+        ("POST", "/pay.action") => {
+            let fields = match provider::read_pay_form(&request.body, token_for) {
+                Ok(f) => f,
+                Err(e) => return text(400, format!("支付请求错误: {e}")),
+            };
+            let get = |k: &str| fields.get(k).cloned().unwrap_or_default();
+            let Ok(amount) = yuan_to_fen(&get("paymoney")) else {
+                return text(400, "paymoney 错误");
+            };
+            let extra = [("orderuid".to_string(), get("orderuid"))].into_iter().collect();
+            let created = sb.ledger().create("jings", "1000", &get("uid"), &get("orderid"), amount, amount, &get("notifyurl"), extra);
+            match created {
+                Ok(order) => sb.pay_page("jings", &order.provider_no),
+                Err(()) => text(400, "订单号重复"),
+            }
+        }
+        ("GET", "/requstOrderStatus.action") => {
+            let fields = match provider::read_query(&request.query, &["orderid", "uid"], token_for) {
+                Ok(f) => f,
+                Err(e) => return json_reply(json!({"msg": e, "status": "-2"}).to_string()),
+            };
+            let ledger = sb.ledger();
+            let Some(o) = ledger.order_by_merchant_no(&fields["uid"], fields.get("orderid").map(String::as_str).unwrap_or("")) else {
+                return json_reply(json!({"msg": "订单不存在", "status": "-2"}).to_string());
+            };
+            let status = match o.status {
+                PaymentStatus::Succeeded => "0",
+                PaymentStatus::Closed | PaymentStatus::Failed => "1",
+                PaymentStatus::Pending => "-1",
+            };
+            let realpay = if o.status == PaymentStatus::Succeeded { fen_to_yuan(o.payable) } else { String::new() };
+            json_reply(
+                json!({"msg": "", "orderid": o.merchant_order_no, "payid": o.provider_no, "paymoney": fen_to_yuan(o.amount), "realpay": realpay, "status": status})
+                    .to_string(),
+            )
+        }
+        ("GET", "/requstBalance.action") => {
+            let fields = match provider::read_query(&request.query, &["uid", "reqtime"], token_for) {
+                Ok(f) => f,
+                Err(e) => return json_reply(json!({"msg": e, "status": "1"}).to_string()),
+            };
+            let reqtime = fields.get("reqtime").cloned().unwrap_or_default();
+            if parse_beijing_time(&reqtime).is_none_or(|t| (t - now_unix()).abs() > 600) {
+                return json_reply(json!({"msg": format!("reqtime 与服务器时间误差超过10分钟 ({})", beijing_time(now_unix())), "status": "1"}).to_string());
+            }
+            let balance = sb.ledger().paid_total("jings", &fields["uid"]);
+            json_reply(json!({"balance": fen_to_yuan(balance), "msg": "", "reqtime": reqtime, "status": "0", "uid": fields["uid"]}).to_string())
+        }
+        _ => text(404, "no such jings endpoint"),
+    }
+}
+
+/// The notify (1.2): a signed form POST; any 2xx is the ack.
+pub fn notify(sb: &Sandbox, order: &Order) -> Option<Notify> {
+    let token = sb.accounts().jings.get(&order.account)?.clone();
+    let orderuid = order.fields.get("orderuid").cloned().unwrap_or_default();
+    let body = provider::notify_body(&order.provider_no, &order.merchant_order_no, &orderuid, &fen_to_yuan(order.amount), &fen_to_yuan(order.payable), &token);
+    Some(Notify { method: "POST", url: order.notify_url.clone(), content_type: Some("application/x-www-form-urlencoded"), body: body.into_bytes(), ack: Ack::Status2xx })
+}

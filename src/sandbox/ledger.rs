@@ -1,0 +1,236 @@
+//! The sandbox's in-memory ledger, shared by every simulated provider: orders with their
+//! amounts and status, refunds and payouts, and the notify sender that retries a callback on
+//! the configured schedule until the merchant side answers with the dialect's ack.
+
+use crate::model::{now_unix, PaymentStatus, TransferStatus};
+use crate::upstream::{Answer, Upstream};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// One order at a simulated provider.
+#[derive(Debug, Clone)]
+pub struct Order {
+    pub dialect: &'static str,
+    /// The provider's order number.
+    pub provider_no: String,
+    /// The merchant account (mch_id, mid, appid, uid, open_id) that created it.
+    pub account: String,
+    /// The merchant's order number (payglot's payment_id).
+    pub merchant_order_no: String,
+    pub amount: i64,
+    /// What the payer must pay (xiaojitong's reallyprice); usually the amount.
+    pub payable: i64,
+    pub notify_url: String,
+    pub status: PaymentStatus,
+    pub paid_at: Option<i64>,
+    pub refunded: i64,
+    /// Anything else the dialect keeps (product id, scene, return url...).
+    pub fields: BTreeMap<String, String>,
+}
+
+/// A refund or payout at a simulated provider.
+#[derive(Debug, Clone)]
+pub struct Transfer {
+    pub dialect: &'static str,
+    pub provider_no: String,
+    pub account: String,
+    pub merchant_no: String,
+    pub order_provider_no: Option<String>,
+    pub amount: i64,
+    pub status: TransferStatus,
+    pub notify_url: String,
+    pub fields: BTreeMap<String, String>,
+}
+
+#[derive(Default)]
+pub struct Ledger {
+    orders: HashMap<String, Order>,
+    by_merchant_no: HashMap<(String, String), String>,
+    transfers: HashMap<String, Transfer>,
+    transfers_by_merchant_no: HashMap<(String, String), String>,
+    next: AtomicU64,
+}
+
+impl Ledger {
+    /// A new provider order number with a dialect-looking prefix.
+    pub fn next_no(&self, prefix: &str) -> String {
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        format!("{prefix}{}{:06}", now_unix(), n % 1_000_000)
+    }
+
+    /// Records a new order; `Err` when the account already used this merchant order number.
+    #[allow(clippy::too_many_arguments)]
+    pub fn create(
+        &mut self,
+        dialect: &'static str,
+        prefix: &str,
+        account: &str,
+        merchant_order_no: &str,
+        amount: i64,
+        payable: i64,
+        notify_url: &str,
+        fields: BTreeMap<String, String>,
+    ) -> Result<Order, ()> {
+        let key = (account.to_string(), merchant_order_no.to_string());
+        if self.by_merchant_no.contains_key(&key) {
+            return Err(());
+        }
+        let order = Order {
+            dialect,
+            provider_no: self.next_no(prefix),
+            account: account.into(),
+            merchant_order_no: merchant_order_no.into(),
+            amount,
+            payable,
+            notify_url: notify_url.into(),
+            status: PaymentStatus::Pending,
+            paid_at: None,
+            refunded: 0,
+            fields,
+        };
+        self.by_merchant_no.insert(key, order.provider_no.clone());
+        self.orders.insert(order.provider_no.clone(), order.clone());
+        Ok(order)
+    }
+
+    pub fn order(&self, provider_no: &str) -> Option<&Order> {
+        self.orders.get(provider_no)
+    }
+
+    pub fn order_mut(&mut self, provider_no: &str) -> Option<&mut Order> {
+        self.orders.get_mut(provider_no)
+    }
+
+    /// An account's order by the merchant's order number.
+    pub fn order_by_merchant_no(&self, account: &str, merchant_order_no: &str) -> Option<&Order> {
+        let no = self.by_merchant_no.get(&(account.to_string(), merchant_order_no.to_string()))?;
+        self.orders.get(no)
+    }
+
+    /// Any order by its provider number or its merchant order number (for the pay endpoint).
+    pub fn find_any(&self, dialect: &str, number: &str) -> Option<String> {
+        if self.orders.get(number).is_some_and(|o| o.dialect == dialect) {
+            return Some(number.to_string());
+        }
+        self.orders.values().find(|o| o.dialect == dialect && o.merchant_order_no == number).map(|o| o.provider_no.clone())
+    }
+
+    /// Whether an account has a pending order asking the payer for exactly `payable`.
+    pub fn pending_with_payable(&self, dialect: &str, account: &str, payable: i64) -> bool {
+        self.orders
+            .values()
+            .any(|o| o.dialect == dialect && o.account == account && o.status == PaymentStatus::Pending && o.payable == payable)
+    }
+
+    /// What an account's paid orders add up to, less refunds (a simulated balance).
+    pub fn paid_total(&self, dialect: &str, account: &str) -> i64 {
+        self.orders
+            .values()
+            .filter(|o| o.dialect == dialect && o.account == account && o.status == PaymentStatus::Succeeded)
+            .map(|o| o.payable - o.refunded)
+            .sum()
+    }
+
+    /// Marks an order paid (once); returns it.
+    pub fn pay(&mut self, provider_no: &str) -> Option<Order> {
+        let order = self.orders.get_mut(provider_no)?;
+        if order.status == PaymentStatus::Pending {
+            order.status = PaymentStatus::Succeeded;
+            order.paid_at = Some(now_unix());
+        }
+        Some(order.clone())
+    }
+
+    /// Records a refund or payout; `Err` when the merchant number was used.
+    pub fn create_transfer(&mut self, transfer: Transfer) -> Result<Transfer, ()> {
+        let key = (transfer.account.clone(), transfer.merchant_no.clone());
+        if self.transfers_by_merchant_no.contains_key(&key) {
+            return Err(());
+        }
+        self.transfers_by_merchant_no.insert(key, transfer.provider_no.clone());
+        self.transfers.insert(transfer.provider_no.clone(), transfer.clone());
+        Ok(transfer)
+    }
+
+    pub fn transfer_by_merchant_no(&self, account: &str, merchant_no: &str) -> Option<&Transfer> {
+        let no = self.transfers_by_merchant_no.get(&(account.to_string(), merchant_no.to_string()))?;
+        self.transfers.get(no)
+    }
+
+    pub fn find_transfer(&self, dialect: &str, number: &str) -> Option<String> {
+        if self.transfers.get(number).is_some_and(|t| t.dialect == dialect) {
+            return Some(number.to_string());
+        }
+        self.transfers.values().find(|t| t.dialect == dialect && t.merchant_no == number).map(|t| t.provider_no.clone())
+    }
+
+    pub fn transfer_mut(&mut self, provider_no: &str) -> Option<&mut Transfer> {
+        self.transfers.get_mut(provider_no)
+    }
+}
+
+/// A callback to send: request and how to recognise the ack.
+pub struct Notify {
+    pub method: &'static str,
+    pub url: String,
+    pub content_type: Option<&'static str>,
+    pub body: Vec<u8>,
+    pub ack: Ack,
+}
+
+/// What the merchant side answers when it took a callback.
+#[derive(Debug, Clone, Copy)]
+pub enum Ack {
+    /// A 2xx with exactly this text (xxpay `success`, mct `notify_success`).
+    Text(&'static str),
+    /// A 2xx with a JSON body whose field has this value as text (xiaojitong `code` 1,
+    /// zhixiao `ret_code` 0).
+    JsonField(&'static str, &'static str),
+    /// Any 2xx (jings).
+    Status2xx,
+}
+
+impl Ack {
+    pub fn matches(&self, answer: &Answer) -> bool {
+        if !(200..300).contains(&answer.status) {
+            return false;
+        }
+        match self {
+            Ack::Text(t) => String::from_utf8_lossy(&answer.body).trim() == *t,
+            Ack::JsonField(k, v) => serde_json::from_slice::<serde_json::Value>(&answer.body)
+                .ok()
+                .is_some_and(|j| crate::dialects::field(&j, k) == *v),
+            Ack::Status2xx => true,
+        }
+    }
+}
+
+/// Sends callbacks with retries; counts attempts.
+pub struct Notifier {
+    pub upstream: Arc<Upstream>,
+    pub retry_secs: Vec<u64>,
+    pub attempts: Arc<AtomicU64>,
+}
+
+impl Notifier {
+    /// Sends `notify` now and after each retry delay until acked.
+    pub fn spawn(&self, notify: Notify) {
+        let upstream = self.upstream.clone();
+        let attempts = self.attempts.clone();
+        let delays: Vec<u64> = std::iter::once(0).chain(self.retry_secs.iter().copied()).collect();
+        tokio::spawn(async move {
+            for delay in delays {
+                tokio::time::sleep(Duration::from_secs(delay)).await;
+                attempts.fetch_add(1, Ordering::Relaxed);
+                let headers: Vec<(&str, &str)> = notify.content_type.iter().map(|ct| ("content-type", *ct)).collect();
+                let answer = upstream.send(notify.method, &notify.url, &headers, notify.body.clone(), 2000, 10_000).await;
+                if answer.as_ref().is_ok_and(|a| notify.ack.matches(a)) {
+                    return;
+                }
+            }
+        });
+    }
+}
+

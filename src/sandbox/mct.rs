@@ -1,0 +1,209 @@
+//! Simulated mct: form POSTs to `/mct1/...` whose `data` is opened with the store's open_key,
+//! signatures md5(sha1(...)) and the ±600 s window checked, answers sealed and signed. Barcode
+//! payments are paid at once; refunds check the supervisor password (`shop_pass`, sha1); the
+//! notify is a signed GET acked by `notify_success`. Error codes are the document's §5.
+
+use super::ledger::{Ack, Notify, Order, Transfer};
+use super::{json_reply, text, Sandbox};
+use crate::dialects::mct::{provider, Envelope, ACK};
+use crate::dialects::signing::sha1_hex;
+use crate::dialects::{beijing_time, field};
+use crate::model::{now_unix, random_id, PaymentStatus, TransferStatus};
+use crate::server::{HttpIn, Reply};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+
+fn failure(code: i64, msg: &str) -> String {
+    json!({"errcode": code, "msg": msg}).to_string()
+}
+
+pub fn handle(sb: &Sandbox, path: &str, request: &HttpIn) -> Reply {
+    let Some(op) = path.strip_prefix("/mct1") else {
+        return text(404, "no such mct endpoint");
+    };
+    if request.method != "POST" {
+        return text(405, "POST only");
+    }
+    let now = now_unix();
+    let read = provider::read_request(&request.body, now, |id| sb.accounts().mct.get(id).map(|(e, _)| e.clone()));
+    let (env, data) = match read {
+        Ok(r) => r,
+        Err((code, msg)) => return json_reply(failure(code, &msg)),
+    };
+    let answer = match op {
+        "/payorder" => payorder(sb, &env, &data, now),
+        "/paystatus" | "/order/view" => paystatus(sb, &env, &data, now),
+        "/paycancel" => paycancel(sb, &env, &data, now),
+        "/payrefund" => payrefund(sb, &env, &data, now),
+        "/paylist" => env.answer(
+            0,
+            "ok",
+            Some(&json!([
+                {"pmt_name": "微信", "pmt_type": "2,3,4", "pmt_tag": "Weixin", "pmt_currency": "CNY", "pmt_split_refund": "1"},
+                {"pmt_name": "支付宝", "pmt_type": "2,3,4", "pmt_tag": "Alipay", "pmt_currency": "CNY", "pmt_split_refund": "1"}
+            ])),
+            now,
+        ),
+        _ => return text(404, "no such mct endpoint"),
+    };
+    json_reply(answer)
+}
+
+fn status_code(status: PaymentStatus) -> &'static str {
+    match status {
+        PaymentStatus::Succeeded => "1",
+        PaymentStatus::Pending => "2",
+        PaymentStatus::Closed | PaymentStatus::Failed => "4",
+    }
+}
+
+fn order_data(sb: &Sandbox, o: &Order) -> Value {
+    json!({
+        "ord_no": o.provider_no,
+        "ord_mct_id": "174141",
+        "ord_shop_id": "583",
+        "ord_currency": "CNY",
+        "currency_sign": "¥",
+        "pmt_tag": o.fields.get("pmt_tag"),
+        "pmt_name": if o.fields.get("pmt_tag").map(String::as_str) == Some("Alipay") { "支付宝" } else { "微信支付" },
+        "ord_type": "1",
+        "trade_no": format!("sandbox{}", o.provider_no),
+        "trade_amount": o.amount.to_string(),
+        "original_amount": o.amount.to_string(),
+        "discount_amount": "0",
+        "ignore_amount": "0",
+        "trade_qrcode": format!("{}/pay/{}", sb.url("mct"), o.provider_no),
+        "trade_pay_time": o.paid_at.map(beijing_time),
+        "trade_result": "{}",
+        "status": status_code(o.status),
+        "out_no": o.merchant_order_no,
+    })
+}
+
+fn payorder(sb: &Sandbox, env: &Envelope, d: &Value, now: i64) -> String {
+    let out_no = field(d, "out_no");
+    if out_no.is_empty() {
+        return failure(8044, "out_no不能为空");
+    }
+    let pmt_tag = field(d, "pmt_tag");
+    if !["Weixin", "Alipay"].contains(&pmt_tag.as_str()) {
+        return failure(8007, "付款方式未开通");
+    }
+    let amount = match field(d, "trade_amount").parse::<i64>() {
+        Ok(a) if a > 0 && field(d, "original_amount") == a.to_string() => a,
+        _ => return failure(8006, "收款金额有误"),
+    };
+    let jsapi = field(d, "JSAPI") == "1";
+    if jsapi && pmt_tag == "Weixin" && (field(d, "sub_appid").is_empty() || field(d, "sub_openid").is_empty()) {
+        return failure(8011, "支付失败，sub_appid 或 sub_openid 为空");
+    }
+    let extra: BTreeMap<String, String> = [("pmt_tag", pmt_tag.clone())].into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+    let created = sb.ledger().create("mct", "9149", &env.open_id, &out_no, amount, amount, &field(d, "notify_url"), extra);
+    let Ok(mut order) = created else {
+        return failure(8045, "out_no已经存在，请勿重复发起支付");
+    };
+    if !field(d, "auth_code").is_empty() {
+        // Barcode: the payer's code is charged at once.
+        order = sb.ledger().pay(&order.provider_no).expect("just created");
+        if let Some(n) = notify(sb, &order, "1") {
+            sb.notifier.spawn(n);
+        }
+    }
+    let mut data = order_data(sb, &order);
+    if !field(d, "jump_url").is_empty() {
+        data["jsapi_pay_url"] = json!(format!("{}/pay/{}", sb.url("mct"), order.provider_no));
+    } else if jsapi && pmt_tag == "Weixin" {
+        for (k, v) in [
+            ("appId", field(d, "sub_appid")),
+            ("timeStamp", now.to_string()),
+            ("nonceStr", random_id("", 16)),
+            ("signType", "MD5".into()),
+            ("package", format!("prepay_id=wx{}", order.provider_no)),
+            ("paySign", "SANDBOX".into()),
+        ] {
+            data[k] = json!(v);
+        }
+    }
+    env.answer(0, "ok", Some(&data), now)
+}
+
+fn paystatus(sb: &Sandbox, env: &Envelope, d: &Value, now: i64) -> String {
+    let ledger = sb.ledger();
+    let out_no = field(d, "out_no");
+    if let Some(o) = ledger.order_by_merchant_no(&env.open_id, &out_no) {
+        return env.answer(0, "ok", Some(&order_data(sb, o)), now);
+    }
+    if let Some(t) = ledger.transfer_by_merchant_no(&env.open_id, &out_no) {
+        let data = json!({"ord_no": t.provider_no, "out_no": t.merchant_no, "ord_type": "2", "trade_amount": t.amount.to_string(),
+            "status": if t.status == TransferStatus::Succeeded { "1" } else { "4" }});
+        return env.answer(0, "ok", Some(&data), now);
+    }
+    failure(8002, "订单不存在")
+}
+
+fn paycancel(sb: &Sandbox, env: &Envelope, d: &Value, now: i64) -> String {
+    let mut ledger = sb.ledger();
+    let Some(no) = ledger.order_by_merchant_no(&env.open_id, &field(d, "out_no")).map(|o| o.provider_no.clone()) else {
+        return failure(8002, "订单不存在");
+    };
+    let order = ledger.order_mut(&no).expect("found above");
+    if order.status != PaymentStatus::Pending {
+        return failure(8012, "当前订单不能取消，如果已经付款，请使用退款功能");
+    }
+    order.status = PaymentStatus::Closed;
+    // The document's own spelling.
+    env.answer(0, "订单取消成功", Some(&json!({"ord_no": no, "ord_stautus": 4})), now)
+}
+
+fn payrefund(sb: &Sandbox, env: &Envelope, d: &Value, now: i64) -> String {
+    let shop_pass = sb.accounts().mct.get(&env.open_id).map(|(_, p)| p.clone()).unwrap_or_default();
+    if field(d, "shop_pass").is_empty() {
+        return failure(8016, "主管密码不能为空");
+    }
+    if field(d, "shop_pass") != sha1_hex(shop_pass.as_bytes()) {
+        return failure(8017, "主管密码错误");
+    }
+    let Ok(amount) = field(d, "refund_amount").parse::<i64>() else {
+        return failure(8015, "退款金额不能为空");
+    };
+    let mut ledger = sb.ledger();
+    let Some(no) = ledger.order_by_merchant_no(&env.open_id, &field(d, "out_no")).map(|o| o.provider_no.clone()) else {
+        return failure(8018, "原始订单不存在");
+    };
+    let order = ledger.order(&no).expect("found above").clone();
+    if order.status != PaymentStatus::Succeeded {
+        return failure(8019, "当前订单不允许退款，状态异常");
+    }
+    if amount <= 0 || amount > order.amount - order.refunded {
+        return failure(8022, "退款金额大于支付金额");
+    }
+    let transfer = Transfer {
+        dialect: "mct",
+        provider_no: ledger.next_no("9150"),
+        account: env.open_id.clone(),
+        merchant_no: field(d, "refund_out_no"),
+        order_provider_no: Some(no.clone()),
+        amount,
+        status: TransferStatus::Succeeded,
+        notify_url: String::new(),
+        fields: BTreeMap::new(),
+    };
+    let Ok(t) = ledger.create_transfer(transfer) else {
+        return failure(8020, "退款单号已经存在，请勿重复提交");
+    };
+    ledger.order_mut(&no).expect("found above").refunded += amount;
+    let data = json!({"ord_no": t.provider_no, "ord_shop_id": "585", "ord_mct_id": "174144", "trade_amount": amount.to_string(),
+        "trade_discout_amount": "0", "ord_currency": "CNY", "currency_sign": "¥", "trade_time": beijing_time(now), "original_ord_no": no, "status": "1"});
+    env.answer(0, "订单退款成功", Some(&data), now)
+}
+
+/// The notify (§4.8): a signed GET acked by `notify_success`.
+pub fn notify(sb: &Sandbox, order: &Order, status: &str) -> Option<Notify> {
+    if order.notify_url.is_empty() {
+        return None;
+    }
+    let env = sb.accounts().mct.get(&order.account)?.0.clone();
+    let query = provider::notify_query(&env, &order.provider_no, &order.merchant_order_no, status, &random_id("", 32), now_unix());
+    let sep = if order.notify_url.contains('?') { '&' } else { '?' };
+    Some(Notify { method: "GET", url: format!("{}{sep}{query}", order.notify_url), content_type: None, body: Vec::new(), ack: Ack::Text(ACK) })
+}

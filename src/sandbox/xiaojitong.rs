@@ -1,0 +1,102 @@
+//! Simulated xiaojitong: createOrder and checkOrder with md5-of-concatenation signatures, and
+//! the GET callback acked by `{"code":1}`. Like the real service it asks the payer for a
+//! slightly different `reallyprice` (one fen more per pending order of the same price), so
+//! simultaneous payments can be told apart.
+
+use super::ledger::{Ack, Notify, Order};
+use super::{json_reply, text, Sandbox};
+use crate::dialects::xiaojitong::provider;
+use crate::dialects::signing::parse_form;
+use crate::model::{now_unix, PaymentStatus};
+use crate::money::{fen_to_yuan, yuan_to_fen};
+use crate::server::{HttpIn, Reply};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+
+fn yuan_number(fen: i64) -> Value {
+    serde_json::from_str(&fen_to_yuan(fen)).expect("a decimal number")
+}
+
+fn failure(code: i64, msg: &str) -> Reply {
+    json_reply(json!({"code": code, "msg": msg}).to_string())
+}
+
+pub fn handle(sb: &Sandbox, path: &str, request: &HttpIn) -> Reply {
+    match (request.method.as_str(), path) {
+        ("POST", "/createOrder") => create(sb, &request.body),
+        ("POST", "/checkOrder") => check(sb, &request.body),
+        _ => text(404, "no such xiaojitong endpoint"),
+    }
+}
+
+fn create(sb: &Sandbox, body: &[u8]) -> Reply {
+    let fields = match provider::read_create(body, |mid| sb.accounts().xiaojitong.get(mid).cloned()) {
+        Ok(f) => f,
+        Err((code, msg)) => return failure(code, &msg),
+    };
+    let get = |k: &str| fields.get(k).cloned().unwrap_or_default();
+    let Ok(price) = yuan_to_fen(&get("price")) else {
+        return failure(-4, "价格错误");
+    };
+    if price <= 0 || get("payid").is_empty() {
+        return failure(-4, "参数错误");
+    }
+    let mut ledger = sb.ledger();
+    // One fen more for each pending order already asking for the same amount.
+    let mut payable = price;
+    while ledger.pending_with_payable("xiaojitong", &get("mid"), payable) {
+        payable += 1;
+    }
+    let extra: BTreeMap<String, String> =
+        [("param", get("param")), ("returnurl", get("returnurl"))].into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+    let Ok(order) = ledger.create("xiaojitong", "2022", &get("mid"), &get("payid"), price, payable, &get("notifyurl"), extra) else {
+        return failure(-5, "订单号重复");
+    };
+    let data = json!({
+        "mid": get("mid").parse::<i64>().map(Value::from).unwrap_or(Value::String(get("mid"))),
+        "payid": order.merchant_order_no,
+        "orderid": order.provider_no,
+        "paytype": 1,
+        "price": yuan_number(order.amount),
+        "reallyprice": yuan_number(order.payable),
+        "payurl": format!("{}/pay/{}", sb.url("xiaojitong"), order.provider_no),
+        "state": 0,
+        "order_time_out": 5,
+        "date": now_unix() * 1000,
+    });
+    json_reply(json!({"code": 1, "msg": "成功", "data": data}).to_string())
+}
+
+fn check(sb: &Sandbox, body: &[u8]) -> Reply {
+    let fields: BTreeMap<String, String> = parse_form(body).into_iter().collect();
+    let orderid = fields.get("orderid").cloned().unwrap_or_default();
+    let ledger = sb.ledger();
+    let Some(order) = ledger.order(&orderid).filter(|o| o.dialect == "xiaojitong") else {
+        return json_reply(json!({"code": -1, "msg": "订单不存在", "data": null}).to_string());
+    };
+    if order.status != PaymentStatus::Succeeded {
+        return json_reply(json!({"code": -2, "msg": "订单未支付", "data": null}).to_string());
+    }
+    let Some(key) = sb.accounts().xiaojitong.get(&order.account).cloned() else {
+        return failure(-1, "商户不存在");
+    };
+    let param = order.fields.get("param").cloned().unwrap_or_default();
+    let return_url = order.fields.get("returnurl").filter(|u| !u.is_empty()).cloned().unwrap_or_else(|| "http://127.0.0.1/".into());
+    json_reply(provider::paid_check_answer(
+        &return_url,
+        &order.merchant_order_no,
+        &param,
+        &fen_to_yuan(order.amount),
+        &fen_to_yuan(order.payable),
+        &key,
+    ))
+}
+
+/// The merchant callback: GET with signed query fields, ack `{"code":1}`.
+pub fn notify(sb: &Sandbox, order: &Order) -> Option<Notify> {
+    let key = sb.accounts().xiaojitong.get(&order.account)?.clone();
+    let param = order.fields.get("param").cloned().unwrap_or_default();
+    let query = provider::callback_query(&order.account, &order.merchant_order_no, &param, &fen_to_yuan(order.amount), &fen_to_yuan(order.payable), &key);
+    let sep = if order.notify_url.contains('?') { '&' } else { '?' };
+    Some(Notify { method: "GET", url: format!("{}{sep}{query}", order.notify_url), content_type: None, body: Vec::new(), ack: Ack::JsonField("code", "1") })
+}

@@ -1,0 +1,139 @@
+//! Simulated zhixiao: every request is an id/param/sign form whose param is opened with the
+//! account's AES settings; answers are `{ret_code, ret_content, sign}`. Paths are the
+//! dialect's defaults (`/order/create`, `/order/query`, `/order/cancel`, `/order/refund`).
+//! After payment the notify is POSTed as the same kind of form and retried until the answer's
+//! ret_code is 0.
+
+use super::ledger::{Ack, Notify, Order};
+use super::{json_reply, text, Sandbox};
+use crate::dialects::zhixiao::Envelope;
+use crate::dialects::{beijing_time, field, signing::parse_form};
+use crate::model::PaymentStatus;
+use crate::server::{HttpIn, Reply};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+
+pub fn handle(sb: &Sandbox, path: &str, request: &HttpIn) -> Reply {
+    if request.method != "POST" {
+        return text(405, "POST only");
+    }
+    let form: BTreeMap<String, String> = parse_form(&request.body).into_iter().collect();
+    let appid = form.get("id").cloned().unwrap_or_default();
+    let Some(env) = sb.accounts().zhixiao.get(&appid).cloned() else {
+        return json_reply(json!({"ret_code": -1, "ret_content": "appid 不存在", "sign": ""}).to_string());
+    };
+    let content = match env.read_request(&request.body) {
+        Ok(c) => c,
+        Err(_) => return json_reply(env.answer(-2, None, "参数校验失败")),
+    };
+    let answer = match path {
+        "/order/create" => create(sb, &env, &content),
+        "/order/query" => with_order(sb, &env, &content, |o| Ok(query_content(o))),
+        "/order/cancel" => cancel(sb, &env, &content),
+        "/order/refund" => refund(sb, &env, &content),
+        _ => return text(404, "no such zhixiao endpoint"),
+    };
+    json_reply(answer)
+}
+
+fn query_content(o: &Order) -> Value {
+    let status = match o.status {
+        PaymentStatus::Succeeded => "2",
+        PaymentStatus::Failed | PaymentStatus::Closed => "3",
+        PaymentStatus::Pending => "1",
+    };
+    let mut c = json!({"out_trade_no": o.merchant_order_no, "order_id": o.provider_no, "status": status});
+    if let Some(at) = o.paid_at {
+        c["time_end"] = json!(beijing_time(at));
+    }
+    c
+}
+
+fn create(sb: &Sandbox, env: &Envelope, c: &Value) -> String {
+    for required in ["body", "out_trade_no", "total_fee", "notify_url"] {
+        if field(c, required).is_empty() {
+            return env.answer(-2, None, &format!("{required} 不能为空"));
+        }
+    }
+    let Ok(amount) = field(c, "total_fee").parse::<i64>() else {
+        return env.answer(-2, None, "total_fee 错误");
+    };
+    if field(c, "body").len() > 128 || field(c, "out_trade_no").len() > 40 {
+        return env.answer(-2, None, "参数过长");
+    }
+    let mut extra = BTreeMap::new();
+    extra.insert("pay_type".to_string(), field(c, "pay_type"));
+    let created = sb.ledger().create("zhixiao", "1464", &env.appid, &field(c, "out_trade_no"), amount, amount, &field(c, "notify_url"), extra);
+    let Ok(order) = created else {
+        return env.answer(-1, None, "订单号重复");
+    };
+    let mut answer = json!({
+        "out_trade_no": order.merchant_order_no,
+        "order_id": order.provider_no,
+        "url": format!("{}/pay/{}", sb.url("zhixiao"), order.provider_no),
+    });
+    if !field(c, "openid").is_empty() {
+        answer["sp_data"] = json!(json!({
+            "appId": "wxsandbox", "timeStamp": "1498536981", "nonceStr": "sandbox", "package": format!("prepay_id={}", order.provider_no),
+            "signType": "MD5", "paySign": "SANDBOX"
+        })
+        .to_string());
+    }
+    env.answer(0, Some(&answer), "")
+}
+
+fn with_order(sb: &Sandbox, env: &Envelope, c: &Value, f: impl FnOnce(&mut Order) -> Result<Value, &'static str>) -> String {
+    let mut ledger = sb.ledger();
+    let Some(no) = ledger.order_by_merchant_no(&env.appid, &field(c, "out_trade_no")).map(|o| o.provider_no.clone()) else {
+        return env.answer(-1, None, "订单不存在");
+    };
+    match f(ledger.order_mut(&no).expect("found above")) {
+        Ok(content) => env.answer(0, Some(&content), ""),
+        Err(message) => env.answer(-1, None, message),
+    }
+}
+
+fn cancel(sb: &Sandbox, env: &Envelope, c: &Value) -> String {
+    with_order(sb, env, c, |o| {
+        if o.status == PaymentStatus::Succeeded {
+            return Err("订单已支付，不能取消");
+        }
+        o.status = PaymentStatus::Closed;
+        Ok(json!({"out_trade_no": o.merchant_order_no, "order_id": o.provider_no}))
+    })
+}
+
+fn refund(sb: &Sandbox, env: &Envelope, c: &Value) -> String {
+    let Ok(fee) = field(c, "refund_fee").parse::<i64>() else {
+        return env.answer(-2, None, "refund_fee 错误");
+    };
+    with_order(sb, env, c, |o| {
+        if o.status != PaymentStatus::Succeeded {
+            return Err("订单未支付");
+        }
+        if fee <= 0 || fee > o.amount - o.refunded {
+            return Err("退款金额超过可退金额");
+        }
+        o.refunded += fee;
+        Ok(json!({"out_trade_no": o.merchant_order_no, "order_id": o.provider_no}))
+    })
+}
+
+/// The payment notify (2.5): a sealed, signed form POST; ack ret_code 0.
+pub fn notify(sb: &Sandbox, order: &Order) -> Option<Notify> {
+    let env = sb.accounts().zhixiao.get(&order.account)?.clone();
+    let content = json!({
+        "out_trade_no": order.merchant_order_no,
+        "order_id": order.provider_no,
+        "time_end": beijing_time(order.paid_at.unwrap_or_default()),
+        "uid": "2088612279536603",
+        "pay_type": order.fields.get("pay_type").cloned().unwrap_or_else(|| "2".into()),
+    });
+    Some(Notify {
+        method: "POST",
+        url: order.notify_url.clone(),
+        content_type: Some("application/x-www-form-urlencoded"),
+        body: env.request_body(&content).into_bytes(),
+        ack: Ack::JsonField("ret_code", "0"),
+    })
+}
