@@ -13,10 +13,7 @@ async fn handle(gateway: &Gateway, method: &str, path: &str) -> Reply {
         ("GET", "/healthz") => Reply::json(200, &json!({"status": "ok"})),
         ("GET", "/readyz") => match gateway.store.ping().await {
             Ok(()) => Reply::json(200, &json!({"status": "ready"})),
-            Err(e) => Reply::json(
-                503,
-                &json!({"status": "not_ready", "reason": e.to_string()}),
-            ),
+            Err(e) => Reply::json(503, &json!({"status": "not_ready", "reason": e.to_string()})),
         },
         ("GET", "/admin/config") => {
             let live = gateway.config.current();
@@ -37,10 +34,9 @@ async fn handle(gateway: &Gateway, method: &str, path: &str) -> Reply {
                 .unwrap_or_else(|e| Err(e.to_string()));
             match result {
                 Ok(()) => Reply::json(200, &json!({"reloaded": true})),
-                Err(errors) => Reply::json(
-                    422,
-                    &json!({"reloaded": false, "errors": errors.lines().collect::<Vec<_>>()}),
-                ),
+                Err(errors) => {
+                    Reply::json(422, &json!({"reloaded": false, "errors": errors.lines().collect::<Vec<_>>()}))
+                }
             }
         }
         _ => Reply::json(

@@ -55,25 +55,16 @@ impl Running {
 }
 
 async fn bind(what: &str, addr: SocketAddr) -> Result<TcpListener, String> {
-    TcpListener::bind(addr)
-        .await
-        .map_err(|e| format!("cannot listen on {addr} ({what}): {e}"))
+    TcpListener::bind(addr).await.map_err(|e| format!("cannot listen on {addr} ({what}): {e}"))
 }
 
 /// Loads routes.yaml, opens the store, and starts the listeners, the sandbox (when the file
 /// has a `sandbox:` section), the delivery worker and the config watchers.
 pub async fn start(config_path: &Path, watch_config: bool) -> Result<Running, String> {
-    let live = LiveConfig::load(config_path).map_err(|errors| {
-        format!(
-            "{} is not valid:\n  {}",
-            config_path.display(),
-            errors.join("\n  ")
-        )
-    })?;
+    let live = LiveConfig::load(config_path)
+        .map_err(|errors| format!("{} is not valid:\n  {}", config_path.display(), errors.join("\n  ")))?;
     let config = live.config.clone();
-    let store = store::open(&config.store)
-        .await
-        .map_err(|e| e.to_string())?;
+    let store = store::open(&config.store).await.map_err(|e| e.to_string())?;
     let upstream = Arc::new(upstream::Upstream::new());
     let handle = Arc::new(ConfigHandle::new(live));
     let gateway = Arc::new(Gateway {
@@ -90,59 +81,27 @@ pub async fn start(config_path: &Path, watch_config: bool) -> Result<Running, St
     let mut sandbox_listen = None;
     let mut sandbox = None;
     if let Some(sb) = sandbox::Sandbox::from_config(&config, upstream.clone()) {
-        let listener = bind(
-            "sandbox",
-            config.sandbox.as_ref().expect("sandbox config").listen,
-        )
-        .await?;
+        let listener = bind("sandbox", config.sandbox.as_ref().expect("sandbox config").listen).await?;
         sandbox_listen = listener.local_addr().ok();
         let sb = Arc::new(sb);
         sandbox = Some(sb.clone());
-        tasks.push(tokio::spawn(sandbox::serve(
-            listener,
-            sb,
-            shutdown_rx.clone(),
-        )));
+        tasks.push(tokio::spawn(sandbox::serve(listener, sb, shutdown_rx.clone())));
     }
 
     let listener = bind("merchant API and callbacks", config.listen).await?;
     let listen = listener.local_addr().map_err(|e| e.to_string())?;
-    tasks.push(tokio::spawn(server::serve(
-        listener,
-        gateway.clone(),
-        shutdown_rx.clone(),
-    )));
+    tasks.push(tokio::spawn(server::serve(listener, gateway.clone(), shutdown_rx.clone())));
 
     let mut admin_listen = None;
     if let Some(addr) = config.admin_listen {
         let listener = bind("admin", addr).await?;
         admin_listen = listener.local_addr().ok();
-        tasks.push(tokio::spawn(admin::serve(
-            listener,
-            gateway.clone(),
-            shutdown_rx.clone(),
-        )));
+        tasks.push(tokio::spawn(admin::serve(listener, gateway.clone(), shutdown_rx.clone())));
     }
 
-    tasks.push(tokio::spawn(callbacks::delivery::run(
-        gateway.clone(),
-        shutdown_rx.clone(),
-    )));
+    tasks.push(tokio::spawn(callbacks::delivery::run(gateway.clone(), shutdown_rx.clone())));
 
-    let watchers = if watch_config {
-        Some(spawn_watchers(handle)?)
-    } else {
-        None
-    };
+    let watchers = if watch_config { Some(spawn_watchers(handle)?) } else { None };
     tracing::info!(%listen, admin = ?admin_listen, sandbox = ?sandbox_listen, "payglot serving");
-    Ok(Running {
-        listen,
-        admin_listen,
-        sandbox_listen,
-        gateway,
-        sandbox,
-        shutdown,
-        tasks,
-        _watchers: watchers,
-    })
+    Ok(Running { listen, admin_listen, sandbox_listen, gateway, sandbox, shutdown, tasks, _watchers: watchers })
 }

@@ -312,7 +312,14 @@ pub struct NewEvent {
 
 impl NewEvent {
     /// An event about `data`; events with the same `order_key` are delivered in order.
-    pub fn new(kind: EventType, merchant_id: &str, order_key: &str, notify_url: &str, data: serde_json::Value, now: i64) -> NewEvent {
+    pub fn new(
+        kind: EventType,
+        merchant_id: &str,
+        order_key: &str,
+        notify_url: &str,
+        data: serde_json::Value,
+        now: i64,
+    ) -> NewEvent {
         let id = random_id("evt_", 24);
         let body = EventBody { id: id.clone(), kind: kind.as_str().to_string(), created_at: rfc3339(now), data };
         NewEvent {
@@ -365,10 +372,7 @@ pub fn rfc3339(unix_seconds: i64) -> String {
 
 /// Current unix time in seconds.
 pub fn now_unix() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
 
 /// Random id of `len` characters of `[0-9A-Za-z]`, behind a prefix.
@@ -427,18 +431,9 @@ mod tests {
 
     #[test]
     fn actions_serialize_with_a_type_tag() {
-        let a = Action::QrCode {
-            qr_code: "weixin://x".into(),
-            amount: None,
-        };
-        assert_eq!(
-            serde_json::to_string(&a).unwrap(),
-            r#"{"type":"qr_code","qr_code":"weixin://x"}"#
-        );
-        assert_eq!(
-            serde_json::to_string(&Action::None).unwrap(),
-            r#"{"type":"none"}"#
-        );
+        let a = Action::QrCode { qr_code: "weixin://x".into(), amount: None };
+        assert_eq!(serde_json::to_string(&a).unwrap(), r#"{"type":"qr_code","qr_code":"weixin://x"}"#);
+        assert_eq!(serde_json::to_string(&Action::None).unwrap(), r#"{"type":"none"}"#);
         assert_eq!("wechat".parse::<Channel>(), Ok(Channel::Wechat));
         assert!("wx".parse::<Channel>().unwrap_err().contains("wechat"));
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");

@@ -58,11 +58,7 @@ pub fn yuan_to_fen(text: &str) -> Result<i64, MoneyError> {
     let whole_fen = if whole.is_empty() {
         0
     } else {
-        whole
-            .parse::<i64>()
-            .map_err(|_| too_large())?
-            .checked_mul(100)
-            .ok_or_else(too_large)?
+        whole.parse::<i64>().map_err(|_| too_large())?.checked_mul(100).ok_or_else(too_large)?
     };
     let frac_fen = match frac.len() {
         0 => 0,
@@ -95,9 +91,7 @@ pub fn parse_fen(text: &str) -> Result<i64, MoneyError> {
     if !s.bytes().all(|b| b.is_ascii_digit()) {
         return Err(MoneyError::NotANumber(text.to_string()));
     }
-    let fen: i64 = s
-        .parse()
-        .map_err(|_| MoneyError::TooLarge(text.to_string()))?;
+    let fen: i64 = s.parse().map_err(|_| MoneyError::TooLarge(text.to_string()))?;
     if fen > MAX_FEN {
         return Err(MoneyError::TooLarge(text.to_string()));
     }
@@ -137,27 +131,15 @@ mod tests {
 
     #[test]
     fn refuses_bad_yuan() {
-        assert!(matches!(
-            yuan_to_fen("0.001"),
-            Err(MoneyError::TooManyDecimals(_))
-        ));
+        assert!(matches!(yuan_to_fen("0.001"), Err(MoneyError::TooManyDecimals(_))));
         assert!(matches!(yuan_to_fen("-1.00"), Err(MoneyError::Negative(_))));
         assert!(matches!(yuan_to_fen("abc"), Err(MoneyError::NotANumber(_))));
         assert!(matches!(yuan_to_fen("1e3"), Err(MoneyError::NotANumber(_))));
-        assert!(matches!(
-            yuan_to_fen("1.2.3"),
-            Err(MoneyError::NotANumber(_))
-        ));
+        assert!(matches!(yuan_to_fen("1.2.3"), Err(MoneyError::NotANumber(_))));
         assert!(matches!(yuan_to_fen("."), Err(MoneyError::NotANumber(_))));
         assert!(matches!(yuan_to_fen(""), Err(MoneyError::Empty)));
-        assert!(matches!(
-            yuan_to_fen("99999999999999999999"),
-            Err(MoneyError::TooLarge(_))
-        ));
-        assert!(matches!(
-            yuan_to_fen("100000000.01"),
-            Err(MoneyError::TooLarge(_))
-        ));
+        assert!(matches!(yuan_to_fen("99999999999999999999"), Err(MoneyError::TooLarge(_))));
+        assert!(matches!(yuan_to_fen("100000000.01"), Err(MoneyError::TooLarge(_))));
         assert_eq!(yuan_to_fen("100000000.00"), Ok(MAX_FEN));
     }
 

@@ -19,9 +19,7 @@ pub struct PaymentFacts<'a> {
 fn matches(m: &RouteMatch, facts: &PaymentFacts<'_>) -> bool {
     (m.channels.is_empty() || m.channels.contains(&facts.channel))
         && (m.scenes.is_empty() || m.scenes.contains(&facts.scene))
-        && m.currency
-            .as_deref()
-            .is_none_or(|c| c.eq_ignore_ascii_case(facts.currency))
+        && m.currency.as_deref().is_none_or(|c| c.eq_ignore_ascii_case(facts.currency))
         && m.min_amount.is_none_or(|lo| facts.amount >= lo)
         && m.max_amount.is_none_or(|hi| facts.amount <= hi)
 }
@@ -52,11 +50,7 @@ fn pick<'r>(route: &'r Route, payment_id: &str) -> &'r str {
 }
 
 /// The accounts to try for a new payment, in order: the chosen one, then its fallbacks.
-pub fn candidates(
-    merchant: &MerchantConfig,
-    facts: &PaymentFacts<'_>,
-    payment_id: &str,
-) -> Vec<String> {
+pub fn candidates(merchant: &MerchantConfig, facts: &PaymentFacts<'_>, payment_id: &str) -> Vec<String> {
     let Some(route) = merchant.routes.iter().find(|r| matches(&r.matches, facts)) else {
         return Vec::new();
     };
@@ -76,53 +70,26 @@ mod tests {
     use crate::config::Secret;
 
     fn merchant(routes: Vec<Route>) -> MerchantConfig {
-        MerchantConfig {
-            id: "m".into(),
-            key: Secret::new("k"),
-            notify_url: None,
-            routes,
-        }
+        MerchantConfig { id: "m".into(), key: Secret::new("k"), notify_url: None, routes }
     }
 
     fn facts(channel: Channel, amount: i64) -> PaymentFacts<'static> {
-        PaymentFacts {
-            channel,
-            scene: Scene::Qr,
-            currency: "CNY",
-            amount,
-        }
+        PaymentFacts { channel, scene: Scene::Qr, currency: "CNY", amount }
     }
 
     #[test]
     fn first_matching_rule_wins() {
         let m = merchant(vec![
             Route {
-                matches: RouteMatch {
-                    channels: vec![Channel::Wechat],
-                    max_amount: Some(1000),
-                    ..Default::default()
-                },
+                matches: RouteMatch { channels: vec![Channel::Wechat], max_amount: Some(1000), ..Default::default() },
                 target: RouteTarget::One("a".into()),
                 fallback: vec!["b".into()],
             },
-            Route {
-                matches: RouteMatch::default(),
-                target: RouteTarget::One("c".into()),
-                fallback: vec![],
-            },
+            Route { matches: RouteMatch::default(), target: RouteTarget::One("c".into()), fallback: vec![] },
         ]);
-        assert_eq!(
-            candidates(&m, &facts(Channel::Wechat, 500), "P1"),
-            vec!["a", "b"]
-        );
-        assert_eq!(
-            candidates(&m, &facts(Channel::Wechat, 5000), "P1"),
-            vec!["c"]
-        );
-        assert_eq!(
-            candidates(&m, &facts(Channel::Alipay, 500), "P1"),
-            vec!["c"]
-        );
+        assert_eq!(candidates(&m, &facts(Channel::Wechat, 500), "P1"), vec!["a", "b"]);
+        assert_eq!(candidates(&m, &facts(Channel::Wechat, 5000), "P1"), vec!["c"]);
+        assert_eq!(candidates(&m, &facts(Channel::Alipay, 500), "P1"), vec!["c"]);
     }
 
     #[test]

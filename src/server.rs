@@ -70,39 +70,25 @@ pub struct Reply {
 
 impl Reply {
     pub fn json(status: u16, value: &serde_json::Value) -> Self {
-        Reply {
-            status,
-            content_type: "application/json",
-            body: value.to_string(),
-        }
+        Reply { status, content_type: "application/json", body: value.to_string() }
     }
 
     pub fn error(e: &ApiError) -> Self {
-        Reply {
-            status: e.status,
-            content_type: "application/json",
-            body: e.body(),
-        }
+        Reply { status: e.status, content_type: "application/json", body: e.body() }
     }
 
     pub fn into_response(self) -> Response<Full<Bytes>> {
         let mut response = Response::new(Full::new(Bytes::from(self.body)));
-        *response.status_mut() = hyper::StatusCode::from_u16(self.status)
-            .unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
-        response
-            .headers_mut()
-            .insert(CONTENT_TYPE, HeaderValue::from_static(self.content_type));
+        *response.status_mut() =
+            hyper::StatusCode::from_u16(self.status).unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
+        response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(self.content_type));
         response
     }
 }
 
 /// Reads a request's body, refusing more than `limit` bytes.
 pub async fn read_request(req: Request<Incoming>, limit: usize) -> Result<HttpIn, ApiError> {
-    let declared = req
-        .headers()
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
+    let declared = req.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit as u64) {
         // Read a modest excess before answering, so a client still sending gets the 413
         // rather than a reset connection; a huge body is refused at once.
@@ -116,9 +102,7 @@ pub async fn read_request(req: Request<Incoming>, limit: usize) -> Result<HttpIn
         .collect()
         .await
         .map_err(|e| {
-            if e.downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some()
-            {
+            if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
                 ApiError::body_too_large(limit)
             } else {
                 ApiError::invalid_request(format!("could not read the request body: {e}"))
@@ -145,10 +129,7 @@ async fn handle(gateway: Arc<Gateway>, req: Request<Incoming>) -> Reply {
     } else if let Some(account) = request.path.strip_prefix("/callbacks/") {
         crate::callbacks::inbound::handle(&gateway, account, &request).await
     } else {
-        Reply::error(&ApiError::not_found(format!(
-            "no such endpoint: {} {}",
-            request.method, request.path
-        )))
+        Reply::error(&ApiError::not_found(format!("no such endpoint: {} {}", request.method, request.path)))
     };
     tracing::info!(
         method = %request.method,
@@ -162,11 +143,8 @@ async fn handle(gateway: Arc<Gateway>, req: Request<Incoming>) -> Reply {
 
 /// Serves HTTP/1.1 on `listener` with `service` until `shutdown` turns true. Connections in
 /// progress are dropped with the accept loop when this future is dropped or aborted.
-pub async fn serve_http<F, Fut>(
-    listener: TcpListener,
-    service: F,
-    mut shutdown: watch::Receiver<bool>,
-) where
+pub async fn serve_http<F, Fut>(listener: TcpListener, service: F, mut shutdown: watch::Receiver<bool>)
+where
     F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
     Fut: std::future::Future<Output = Response<Full<Bytes>>> + Send + 'static,
 {

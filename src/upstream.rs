@@ -60,9 +60,7 @@ impl Default for Upstream {
 
 impl Upstream {
     pub fn new() -> Self {
-        Upstream {
-            clients: Mutex::new(HashMap::new()),
-        }
+        Upstream { clients: Mutex::new(HashMap::new()) }
     }
 
     fn client(&self, connect_timeout_ms: u64) -> HttpsClient {
@@ -96,20 +94,8 @@ impl Upstream {
         timeout_ms: u64,
     ) -> Result<Answer, UpstreamError> {
         let url = format!("{base_url}{}", request.path);
-        let headers: Vec<(&str, &str)> = request
-            .content_type
-            .iter()
-            .map(|ct| ("content-type", *ct))
-            .collect();
-        self.send(
-            request.method,
-            &url,
-            &headers,
-            request.body.clone(),
-            connect_timeout_ms,
-            timeout_ms,
-        )
-        .await
+        let headers: Vec<(&str, &str)> = request.content_type.iter().map(|ct| ("content-type", *ct)).collect();
+        self.send(request.method, &url, &headers, request.body.clone(), connect_timeout_ms, timeout_ms).await
     }
 
     /// Sends one request and reads the whole answer (at most `MAX_ANSWER_BYTES`).
@@ -146,9 +132,7 @@ impl Upstream {
                 .to_bytes();
             Ok(Answer { status, body })
         };
-        tokio::time::timeout(Duration::from_millis(timeout_ms), exchange)
-            .await
-            .unwrap_or(Err(UpstreamError::Timeout))
+        tokio::time::timeout(Duration::from_millis(timeout_ms), exchange).await.unwrap_or(Err(UpstreamError::Timeout))
     }
 }
 

@@ -10,22 +10,12 @@ use std::time::Duration;
 
 /// A created, unpaid payment: (payment_id, provider_trade_no).
 async fn create(gw: &Gateway, out_trade_no: &str, amount: i64) -> (String, String) {
-    let (status, p) = gw
-        .call("POST", "/v1/payments", &payment_body(out_trade_no, amount))
-        .await;
+    let (status, p) = gw.call("POST", "/v1/payments", &payment_body(out_trade_no, amount)).await;
     assert_eq!(status, 200, "{p}");
-    (
-        p["payment_id"].as_str().unwrap().into(),
-        p["provider_trade_no"].as_str().unwrap().into(),
-    )
+    (p["payment_id"].as_str().unwrap().into(), p["provider_trade_no"].as_str().unwrap().into())
 }
 
-fn paid_fields(
-    payment_id: &str,
-    trade_no: &str,
-    mch_id: &str,
-    amount: i64,
-) -> BTreeMap<String, String> {
+fn paid_fields(payment_id: &str, trade_no: &str, mch_id: &str, amount: i64) -> BTreeMap<String, String> {
     [
         ("payOrderId", trade_no),
         ("mchId", mch_id),
@@ -51,18 +41,12 @@ async fn forged_callbacks_are_refused_and_duplicates_make_one_event() {
     let (payment_id, trade_no) = create(&gw, "T-CB1", 300).await;
     let key = XXPAY_A.2;
 
-    let forged = notify_body(
-        paid_fields(&payment_id, &trade_no, XXPAY_A.0, 300),
-        "guessed-key",
-    );
+    let forged = notify_body(paid_fields(&payment_id, &trade_no, XXPAY_A.0, 300), "guessed-key");
     let (status, body) = gw.callback("xxpay-a", &forged).await;
     assert_ne!(body, "success", "bad signature refused");
     assert_eq!(status, 400);
 
-    let unknown = notify_body(
-        paid_fields("P1795390000unknownpaymentxxxx", &trade_no, XXPAY_A.0, 300),
-        key,
-    );
+    let unknown = notify_body(paid_fields("P1795390000unknownpaymentxxxx", &trade_no, XXPAY_A.0, 300), key);
     let (status, body) = gw.callback("xxpay-a", &unknown).await;
     assert_ne!(body, "success", "unknown payment refused");
     assert_eq!(status, 404);
@@ -72,42 +56,23 @@ async fn forged_callbacks_are_refused_and_duplicates_make_one_event() {
     assert_ne!(body, "success", "amount different from the order refused");
 
     // Signed with account b's key, sent to account a's callback URL.
-    let other = notify_body(
-        paid_fields(&payment_id, &trade_no, XXPAY_B.0, 300),
-        XXPAY_B.2,
-    );
+    let other = notify_body(paid_fields(&payment_id, &trade_no, XXPAY_B.0, 300), XXPAY_B.2);
     let (_, body) = gw.callback("xxpay-a", &other).await;
     assert_ne!(body, "success", "another account's callback refused");
     let (_, body) = gw.callback("xxpay-b", &other).await;
-    assert_ne!(
-        body, "success",
-        "an account that does not own the payment is refused"
-    );
+    assert_ne!(body, "success", "an account that does not own the payment is refused");
 
     let (status, _) = gw.callback("no-such-account", &forged).await;
     assert_eq!(status, 404);
 
     let (_, p) = gw.call("GET", "/v1/payments/T-CB1", "").await;
-    assert_eq!(
-        p["status"], "pending",
-        "nothing forged moved the payment: {p}"
-    );
+    assert_eq!(p["status"], "pending", "nothing forged moved the payment: {p}");
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert!(
-        merchant.events().is_empty(),
-        "no event from forged callbacks"
-    );
+    assert!(merchant.events().is_empty(), "no event from forged callbacks");
 
     let valid = notify_body(paid_fields(&payment_id, &trade_no, XXPAY_A.0, 300), key);
-    assert_eq!(
-        gw.callback("xxpay-a", &valid).await,
-        (200, "success".to_string())
-    );
-    assert_eq!(
-        gw.callback("xxpay-a", &valid).await,
-        (200, "success".to_string()),
-        "a duplicate is acked again"
-    );
+    assert_eq!(gw.callback("xxpay-a", &valid).await, (200, "success".to_string()));
+    assert_eq!(gw.callback("xxpay-a", &valid).await, (200, "success".to_string()), "a duplicate is acked again");
     eventually("the notification", Duration::from_secs(10), || {
         let n = merchant.events().len();
         async move { (n >= 1).then_some(()) }
@@ -135,44 +100,28 @@ async fn events_wait_for_a_merchant_that_is_down_and_survive_a_restart() {
     // A few failed attempts on the 1 s schedule, then the merchant comes up.
     tokio::time::sleep(Duration::from_millis(2500)).await;
     merchant.start().await;
-    eventually(
-        "delivery once the merchant is up",
-        Duration::from_secs(10),
-        || {
-            let n = merchant.events().len();
-            async move { (n == 1).then_some(()) }
-        },
-    )
+    eventually("delivery once the merchant is up", Duration::from_secs(10), || {
+        let n = merchant.events().len();
+        async move { (n == 1).then_some(()) }
+    })
     .await;
 
     // Now the merchant fails with 500 and the gateway is killed while the event is pending.
-    merchant
-        .failing
-        .store(true, std::sync::atomic::Ordering::SeqCst);
+    merchant.failing.store(true, std::sync::atomic::Ordering::SeqCst);
     let (_, trade_no) = create(&gw, "T-DOWN2", 200).await;
     gw.pay_at_sandbox(&trade_no).await;
-    eventually(
-        "the second payment to settle",
-        Duration::from_secs(10),
-        || async {
-            let (_, p) = gw.call("GET", "/v1/payments/T-DOWN2", "").await;
-            (p["status"] == "succeeded").then_some(())
-        },
-    )
+    eventually("the second payment to settle", Duration::from_secs(10), || async {
+        let (_, p) = gw.call("GET", "/v1/payments/T-DOWN2", "").await;
+        (p["status"] == "succeeded").then_some(())
+    })
     .await;
     gw.kill();
-    merchant
-        .failing
-        .store(false, std::sync::atomic::Ordering::SeqCst);
+    merchant.failing.store(false, std::sync::atomic::Ordering::SeqCst);
     gw.start().await;
-    let events = eventually(
-        "delivery after the restart",
-        Duration::from_secs(10),
-        || {
-            let events = merchant.events();
-            async move { (events.len() == 2).then_some(events) }
-        },
-    )
+    let events = eventually("delivery after the restart", Duration::from_secs(10), || {
+        let events = merchant.events();
+        async move { (events.len() == 2).then_some(events) }
+    })
     .await;
     let second = events[1].json();
     assert_eq!(second["data"]["out_trade_no"], "T-DOWN2");

@@ -12,9 +12,7 @@ async fn payment_is_created_paid_notified_once_and_queried() {
     let mut gw = Gateway::new(&merchant.url());
     gw.start().await;
 
-    let (status, payment) = gw
-        .call("POST", "/v1/payments", &payment_body("T-1001", 1980))
-        .await;
+    let (status, payment) = gw.call("POST", "/v1/payments", &payment_body("T-1001", 1980)).await;
     assert_eq!(status, 200, "{payment}");
     assert_eq!(payment["status"], "pending");
     assert_eq!(payment["amount"], 1980);
@@ -22,40 +20,23 @@ async fn payment_is_created_paid_notified_once_and_queried() {
     assert_eq!(payment["action"]["type"], "qr_code");
     let payment_id = payment["payment_id"].as_str().unwrap().to_string();
     assert_eq!(payment_id.len(), 30);
-    let trade_no = payment["provider_trade_no"]
-        .as_str()
-        .expect("provider order number")
-        .to_string();
+    let trade_no = payment["provider_trade_no"].as_str().expect("provider order number").to_string();
     // The QR code of the sandbox is its pay page for this order.
-    assert!(payment["action"]["qr_code"]
-        .as_str()
-        .unwrap()
-        .ends_with(&format!("/xxpay/pay/{trade_no}")));
+    assert!(payment["action"]["qr_code"].as_str().unwrap().ends_with(&format!("/xxpay/pay/{trade_no}")));
 
     gw.pay_at_sandbox(&trade_no).await;
 
-    let events = eventually(
-        "the payment.succeeded notification",
-        Duration::from_secs(15),
-        || {
-            let events = merchant.events();
-            async move { (!events.is_empty()).then_some(events) }
-        },
-    )
+    let events = eventually("the payment.succeeded notification", Duration::from_secs(15), || {
+        let events = merchant.events();
+        async move { (!events.is_empty()).then_some(events) }
+    })
     .await;
     // Wait past the sandbox's first notify retry to be sure no second event follows.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let events_after = merchant.events();
-    assert_eq!(
-        events_after.len(),
-        1,
-        "exactly one notification: {events_after:?}"
-    );
+    assert_eq!(events_after.len(), 1, "exactly one notification: {events_after:?}");
     let event = &events[0];
-    assert!(
-        event.signature_valid(),
-        "Payglot-Signature verifies with the merchant key"
-    );
+    assert!(event.signature_valid(), "Payglot-Signature verifies with the merchant key");
     let body = event.json();
     assert_eq!(body["type"], "payment.succeeded");
     assert_eq!(body["id"], event.event_id.as_str());
@@ -80,9 +61,7 @@ async fn query_asks_the_provider_while_pending() {
     gw.public_url = format!("http://127.0.0.1:{}", free_port());
     gw.write_config(&gw.routes_yaml("xxpay-a"));
     gw.start().await;
-    let (_, payment) = gw
-        .call("POST", "/v1/payments", &payment_body("T-Q1", 100))
-        .await;
+    let (_, payment) = gw.call("POST", "/v1/payments", &payment_body("T-Q1", 100)).await;
     let trade_no = payment["provider_trade_no"].as_str().unwrap().to_string();
     let (_, pending) = gw.call("GET", "/v1/payments/T-Q1", "").await;
     assert_eq!(pending["status"], "pending");
@@ -91,10 +70,7 @@ async fn query_asks_the_provider_while_pending() {
     assert_eq!(status, 200);
     assert_eq!(paid["status"], "succeeded", "{paid}");
     assert_eq!(paid["paid_amount"], 100);
-    assert!(
-        !gw.log().contains("/callbacks/"),
-        "no callback reached the gateway"
-    );
+    assert!(!gw.log().contains("/callbacks/"), "no callback reached the gateway");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -106,21 +82,13 @@ async fn create_is_idempotent_on_out_trade_no() {
     let (s2, second) = gw.call("POST", "/v1/payments", &body).await;
     assert_eq!((s1, s2), (200, 200));
     assert_eq!(first["payment_id"], second["payment_id"]);
-    assert_eq!(
-        first["provider_trade_no"], second["provider_trade_no"],
-        "no second provider order"
-    );
+    assert_eq!(first["provider_trade_no"], second["provider_trade_no"], "no second provider order");
 
-    let (status, error) = gw
-        .call("POST", "/v1/payments", &payment_body("T-2001", 501))
-        .await;
+    let (status, error) = gw.call("POST", "/v1/payments", &payment_body("T-2001", 501)).await;
     assert_eq!(status, 409);
     assert_eq!(error["error"]["code"], "duplicate_out_trade_no");
     let (_, stored) = gw.call("GET", "/v1/payments/T-2001", "").await;
-    assert_eq!(
-        stored["amount"], 500,
-        "the conflicting request changed nothing"
-    );
+    assert_eq!(stored["amount"], 500, "the conflicting request changed nothing");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -130,83 +98,31 @@ async fn bad_requests_get_their_documented_error_and_create_nothing() {
     let body = payment_body("T-BAD", 100);
 
     let nonce = "bad-key-nonce-0001";
-    let (status, e) = gw
-        .call_signed(
-            "POST",
-            "/v1/payments",
-            &body,
-            "not-the-merchant-key",
-            now(),
-            nonce,
-        )
-        .await;
-    assert_eq!(
-        (status, e["error"]["code"].as_str()),
-        (401, Some("invalid_signature")),
-        "{e}"
-    );
+    let (status, e) = gw.call_signed("POST", "/v1/payments", &body, "not-the-merchant-key", now(), nonce).await;
+    assert_eq!((status, e["error"]["code"].as_str()), (401, Some("invalid_signature")), "{e}");
 
-    let (status, e) = gw
-        .call_signed(
-            "POST",
-            "/v1/payments",
-            &body,
-            MERCHANT_KEY,
-            now() - 301,
-            "stale-nonce-000001",
-        )
-        .await;
+    let (status, e) =
+        gw.call_signed("POST", "/v1/payments", &body, MERCHANT_KEY, now() - 301, "stale-nonce-000001").await;
     assert_eq!(status, 401);
-    assert!(
-        e["error"]["message"].as_str().unwrap().contains("300"),
-        "{e}"
-    );
+    assert!(e["error"]["message"].as_str().unwrap().contains("300"), "{e}");
 
     let (status, e) = gw
-        .call_signed(
-            "POST",
-            "/v1/payments",
-            &payment_body("T-REPLAY", 100),
-            MERCHANT_KEY,
-            now(),
-            "replayed-nonce-0001",
-        )
+        .call_signed("POST", "/v1/payments", &payment_body("T-REPLAY", 100), MERCHANT_KEY, now(), "replayed-nonce-0001")
         .await;
     assert_eq!(status, 200, "{e}");
     let (status, e) = gw
-        .call_signed(
-            "POST",
-            "/v1/payments",
-            &payment_body("T-REPLAY", 100),
-            MERCHANT_KEY,
-            now(),
-            "replayed-nonce-0001",
-        )
+        .call_signed("POST", "/v1/payments", &payment_body("T-REPLAY", 100), MERCHANT_KEY, now(), "replayed-nonce-0001")
         .await;
     assert_eq!(status, 401);
-    assert!(
-        e["error"]["message"].as_str().unwrap().contains("Nonce"),
-        "{e}"
-    );
+    assert!(e["error"]["message"].as_str().unwrap().contains("Nonce"), "{e}");
 
     // A nonce burnt by a bad signature? No: only signed requests use nonces up.
-    let (status, _) = gw
-        .call_signed(
-            "POST",
-            "/v1/payments",
-            &payment_body("T-NONCE", 100),
-            MERCHANT_KEY,
-            now(),
-            nonce,
-        )
-        .await;
+    let (status, _) =
+        gw.call_signed("POST", "/v1/payments", &payment_body("T-NONCE", 100), MERCHANT_KEY, now(), nonce).await;
     assert_eq!(status, 200);
 
     for (bad, what) in [
-        (
-            "{\"out_trade_no\": \"T-BAD\", \"amount\": ".to_string(),
-            "truncated JSON",
-        ),
+        ("{\"out_trade_no\": \"T-BAD\", \"amount\": ".to_string(), "truncated JSON"),
         ("[1,2,3]".to_string(), "not an object"),
         (body.replace("100", "0"), "zero amount"),
         (body.replace("100", "-100"), "negative amount"),
@@ -214,10 +130,7 @@ async fn bad_requests_get_their_documented_error_and_create_nothing() {
         (body.replace("100", "\"100\""), "amount as a string"),
         (body.replace("100", "100000000000"), "absurd amount"),
         (body.replace("\"alipay\"", "\"paypal\""), "unknown channel"),
-        (
-            body.replace("\"qr\"", "\"barcode\""),
-            "barcode without auth_code",
-        ),
+        (body.replace("\"qr\"", "\"barcode\""), "barcode without auth_code"),
         (body.replace("}", ",\"amuont\":1}"), "unknown field"),
     ] {
         let (status, e) = gw.call("POST", "/v1/payments", &bad).await;
@@ -235,13 +148,8 @@ async fn bad_requests_get_their_documented_error_and_create_nothing() {
     assert_eq!(e["error"]["code"], "not_found");
 
     let (status, e) = gw.call("GET", "/v1/nothing-here", "").await;
-    assert_eq!(
-        (status, e["error"]["code"].as_str()),
-        (404, Some("not_found"))
-    );
-    let a = gw
-        .http("GET", &format!("{}/favicon.ico", gw.base()), &[], b"")
-        .await;
+    assert_eq!((status, e["error"]["code"].as_str()), (404, Some("not_found")));
+    let a = gw.http("GET", &format!("{}/favicon.ico", gw.base()), &[], b"").await;
     assert_eq!(a.status, 404);
     let e: serde_json::Value = serde_json::from_slice(&a.body).expect("404 is JSON");
     assert_eq!(e["error"]["code"], "not_found");

@@ -11,7 +11,13 @@ use crate::model::rfc3339;
 use crate::server::{Gateway, Reply};
 use serde_json::json;
 
-pub async fn balance(gateway: &Gateway, live: &LiveConfig, merchant: &MerchantConfig, query: &str, now: i64) -> Result<Reply, ApiError> {
+pub async fn balance(
+    gateway: &Gateway,
+    live: &LiveConfig,
+    merchant: &MerchantConfig,
+    query: &str,
+    now: i64,
+) -> Result<Reply, ApiError> {
     let name = provider_param(merchant, query)?;
     let account = account(live, &name)?;
     let call = account.dialect.balance(now).map_err(|e| dialect_error(account.name, e))?;
@@ -19,7 +25,10 @@ pub async fn balance(gateway: &Gateway, live: &LiveConfig, merchant: &MerchantCo
         if let Err(left) = gateway.limits.try_acquire(&format!("balance/{name}"), interval) {
             let cached = gateway.balances.lock().unwrap_or_else(|p| p.into_inner()).get(&name).copied();
             return match cached {
-                Some((fen, at)) => Ok(Reply::json(200, &json!({"provider": name, "balance": fen, "as_of": rfc3339(at), "cached": true}))),
+                Some((fen, at)) => Ok(Reply::json(
+                    200,
+                    &json!({"provider": name, "balance": fen, "as_of": rfc3339(at), "cached": true}),
+                )),
                 None => Err(ApiError::rate_limited(format!(
                     "provider account {name} allows one balance query every {} s; retry in {} s",
                     interval.as_secs(),
@@ -37,7 +46,13 @@ pub async fn balance(gateway: &Gateway, live: &LiveConfig, merchant: &MerchantCo
     Ok(Reply::json(200, &json!({"provider": name, "balance": fen, "as_of": rfc3339(now), "cached": false})))
 }
 
-pub async fn payment_methods(gateway: &Gateway, live: &LiveConfig, merchant: &MerchantConfig, query: &str, now: i64) -> Result<Reply, ApiError> {
+pub async fn payment_methods(
+    gateway: &Gateway,
+    live: &LiveConfig,
+    merchant: &MerchantConfig,
+    query: &str,
+    now: i64,
+) -> Result<Reply, ApiError> {
     let name = provider_param(merchant, query)?;
     let account = account(live, &name)?;
     let call = account.dialect.payment_methods(now).map_err(|e| dialect_error(account.name, e))?;

@@ -17,14 +17,7 @@ fn mac(key: &str) -> HmacSha256 {
     HmacSha256::new_from_slice(key.as_bytes()).expect("HMAC takes keys of any length")
 }
 
-fn request_mac(
-    key: &str,
-    timestamp: &str,
-    nonce: &str,
-    method: &str,
-    path_and_query: &str,
-    body: &[u8],
-) -> HmacSha256 {
+fn request_mac(key: &str, timestamp: &str, nonce: &str, method: &str, path_and_query: &str, body: &[u8]) -> HmacSha256 {
     let mut m = mac(key);
     for part in [timestamp, nonce, method, path_and_query] {
         m.update(part.as_bytes());
@@ -43,11 +36,7 @@ pub fn request_signature(
     path_and_query: &str,
     body: &[u8],
 ) -> String {
-    hex::encode(
-        request_mac(key, timestamp, nonce, method, path_and_query, body)
-            .finalize()
-            .into_bytes(),
-    )
+    hex::encode(request_mac(key, timestamp, nonce, method, path_and_query, body).finalize().into_bytes())
 }
 
 /// The signature of a merchant notification.
@@ -80,8 +69,7 @@ pub async fn authenticate(
     now: i64,
 ) -> Result<String, ApiError> {
     let need = |v: Option<&'_ str>, name: &str| -> Result<String, ApiError> {
-        v.map(str::to_string)
-            .ok_or_else(|| ApiError::invalid_signature(format!("missing header {name}")))
+        v.map(str::to_string).ok_or_else(|| ApiError::invalid_signature(format!("missing header {name}")))
     };
     let merchant_id = need(headers.merchant, "Payglot-Merchant")?;
     let timestamp = need(headers.timestamp, "Payglot-Timestamp")?;
@@ -90,40 +78,26 @@ pub async fn authenticate(
     let merchant = live
         .merchant(&merchant_id)
         .ok_or_else(|| ApiError::invalid_signature(format!("unknown merchant {merchant_id:?}")))?;
-    let ts: i64 = timestamp
-        .parse()
-        .map_err(|_| ApiError::invalid_signature("Payglot-Timestamp must be unix seconds"))?;
+    let ts: i64 =
+        timestamp.parse().map_err(|_| ApiError::invalid_signature("Payglot-Timestamp must be unix seconds"))?;
     if (now - ts).abs() > TIMESTAMP_WINDOW_SECS {
         return Err(ApiError::invalid_signature(format!(
             "Payglot-Timestamp {ts} is more than {TIMESTAMP_WINDOW_SECS} s from the gateway's clock ({now})"
         )));
     }
     if !(16..=64).contains(&nonce.len()) || !nonce.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(ApiError::invalid_signature(
-            "Payglot-Nonce must be 16 to 64 printable characters",
-        ));
+        return Err(ApiError::invalid_signature("Payglot-Nonce must be 16 to 64 printable characters"));
     }
-    let given = hex::decode(signature.trim())
-        .map_err(|_| ApiError::invalid_signature("Payglot-Signature must be hex"))?;
+    let given =
+        hex::decode(signature.trim()).map_err(|_| ApiError::invalid_signature("Payglot-Signature must be hex"))?;
     // verify_slice compares in constant time.
-    request_mac(
-        merchant.key.expose(),
-        &timestamp,
-        &nonce,
-        method,
-        path_and_query,
-        body,
-    )
-    .verify_slice(&given)
-    .map_err(|_| ApiError::invalid_signature("Payglot-Signature does not match the request"))?;
+    request_mac(merchant.key.expose(), &timestamp, &nonce, method, path_and_query, body)
+        .verify_slice(&given)
+        .map_err(|_| ApiError::invalid_signature("Payglot-Signature does not match the request"))?;
     // Only a correctly signed request may use up a nonce.
-    let fresh = store
-        .remember_nonce(&merchant_id, &nonce, now, now - 2 * TIMESTAMP_WINDOW_SECS)
-        .await?;
+    let fresh = store.remember_nonce(&merchant_id, &nonce, now, now - 2 * TIMESTAMP_WINDOW_SECS).await?;
     if !fresh {
-        return Err(ApiError::invalid_signature(
-            "Payglot-Nonce was already used",
-        ));
+        return Err(ApiError::invalid_signature("Payglot-Nonce was already used"));
     }
     Ok(merchant_id)
 }
@@ -145,9 +119,6 @@ mod tests {
         let b = request_signature("k", "1", "n", "GET", "/v1/payments/y", b"");
         assert_ne!(a, b);
         assert_eq!(a.len(), 64);
-        assert_ne!(
-            event_signature("k", "1", "e", b"{}"),
-            event_signature("k", "2", "e", b"{}")
-        );
+        assert_ne!(event_signature("k", "1", "e", b"{}"), event_signature("k", "2", "e", b"{}"));
     }
 }

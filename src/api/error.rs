@@ -15,14 +15,7 @@ pub struct ApiError {
 
 impl ApiError {
     fn new(status: u16, code: &'static str, message: impl Into<String>) -> Self {
-        ApiError {
-            status,
-            code,
-            message: message.into(),
-            provider: None,
-            provider_code: None,
-            provider_message: None,
-        }
+        ApiError { status, code, message: message.into(), provider: None, provider_code: None, provider_message: None }
     }
 
     pub fn invalid_request(message: impl Into<String>) -> Self {
@@ -58,11 +51,7 @@ impl ApiError {
     }
 
     pub fn body_too_large(limit: usize) -> Self {
-        Self::new(
-            413,
-            "body_too_large",
-            format!("request body is larger than {limit} bytes"),
-        )
+        Self::new(413, "body_too_large", format!("request body is larger than {limit} bytes"))
     }
 
     pub fn unsupported(provider: &str, message: impl Into<String>) -> Self {
@@ -70,11 +59,7 @@ impl ApiError {
     }
 
     pub fn provider_error(provider: &str, code: &str, message: &str) -> Self {
-        let mut e = Self::new(
-            502,
-            "provider_error",
-            format!("provider account {provider} refused the request"),
-        );
+        let mut e = Self::new(502, "provider_error", format!("provider account {provider} refused the request"));
         e.provider = Some(provider.to_string());
         e.provider_code = Some(code.to_string());
         e.provider_message = Some(message.to_string());
@@ -88,11 +73,7 @@ impl ApiError {
     }
 
     pub fn store_unavailable() -> Self {
-        Self::new(
-            503,
-            "store_unavailable",
-            "the payment store is unavailable; retry shortly",
-        )
+        Self::new(503, "store_unavailable", "the payment store is unavailable; retry shortly")
     }
 
     pub fn internal(message: impl Into<String>) -> Self {

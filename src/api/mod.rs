@@ -91,9 +91,16 @@ async fn dispatch(gateway: &Gateway, request: &HttpIn) -> Result<Reply, ApiError
         nonce: request.header("payglot-nonce"),
         signature: request.header("payglot-signature"),
     };
-    let merchant_id =
-        auth::authenticate(&live, gateway.store.as_ref(), headers, &request.method, &request.path_and_query(), &request.body, now)
-            .await?;
+    let merchant_id = auth::authenticate(
+        &live,
+        gateway.store.as_ref(),
+        headers,
+        &request.method,
+        &request.path_and_query(),
+        &request.body,
+        now,
+    )
+    .await?;
     let merchant = live.merchant(&merchant_id).expect("authenticated merchant exists");
     let body = &request.body;
     match endpoint {
@@ -113,10 +120,7 @@ async fn dispatch(gateway: &Gateway, request: &HttpIn) -> Result<Reply, ApiError
 fn percent_decode(segment: &str) -> String {
     // form_urlencoded would also turn '+' into a space; path segments keep '+'.
     let escaped = segment.replace('+', "%2B");
-    form_urlencoded::parse(format!("x={escaped}").as_bytes())
-        .next()
-        .map(|(_, v)| v.into_owned())
-        .unwrap_or_default()
+    form_urlencoded::parse(format!("x={escaped}").as_bytes()).next().map(|(_, v)| v.into_owned()).unwrap_or_default()
 }
 
 /// Maps a dialect's refusal onto the merchant API error.
@@ -132,14 +136,18 @@ pub fn dialect_error(account: &str, e: DialectError) -> ApiError {
                 err
             }
             Refusal::AmountExceeded => {
-                let mut err = ApiError::amount_exceeds_refundable(format!("provider account {account} refused: {message}"));
+                let mut err =
+                    ApiError::amount_exceeds_refundable(format!("provider account {account} refused: {message}"));
                 err.provider = Some(account.to_string());
                 err.provider_code = Some(code);
                 err.provider_message = Some(message);
                 err
             }
             Refusal::NotEnabled => {
-                let mut err = ApiError::unsupported(account, format!("provider account {account} has not enabled this: {message}"));
+                let mut err = ApiError::unsupported(
+                    account,
+                    format!("provider account {account} has not enabled this: {message}"),
+                );
                 err.provider_code = Some(code);
                 err.provider_message = Some(message);
                 err
@@ -147,7 +155,8 @@ pub fn dialect_error(account: &str, e: DialectError) -> ApiError {
         },
         DialectError::BadMessage(m) => {
             let mut err = ApiError::provider_error(account, "bad_answer", &m);
-            err.message = format!("provider account {account} gave an answer payglot could not verify; query for the outcome");
+            err.message =
+                format!("provider account {account} gave an answer payglot could not verify; query for the outcome");
             err
         }
         DialectError::Unsupported(m) => ApiError::unsupported(account, format!("provider account {account}: {m}")),
@@ -174,16 +183,16 @@ pub fn account<'a>(live: &'a LiveConfig, name: &'a str) -> Result<Account<'a>, A
 }
 
 /// Sends one dialect request to an account. Errors are the merchant API's 503s.
-pub async fn send(gateway: &Gateway, account: &Account<'_>, request: &ProviderRequest) -> Result<Answer, (UpstreamError, ApiError)> {
+pub async fn send(
+    gateway: &Gateway,
+    account: &Account<'_>,
+    request: &ProviderRequest,
+) -> Result<Answer, (UpstreamError, ApiError)> {
     let c = account.config;
-    gateway
-        .upstream
-        .call_provider(&c.base_url, request, c.connect_timeout_ms, c.timeout_ms)
-        .await
-        .map_err(|e| {
-            let api = ApiError::provider_unavailable(Some(account.name), format!("provider account {}: {e}", account.name));
-            (e, api)
-        })
+    gateway.upstream.call_provider(&c.base_url, request, c.connect_timeout_ms, c.timeout_ms).await.map_err(|e| {
+        let api = ApiError::provider_unavailable(Some(account.name), format!("provider account {}: {e}", account.name));
+        (e, api)
+    })
 }
 
 /// Whether `account` is one this merchant's routes use (merchants only reach their accounts).
@@ -198,7 +207,7 @@ pub fn merchant_uses(merchant: &MerchantConfig, account: &str) -> bool {
 }
 
 /// The `provider` query parameter, checked against the merchant's accounts.
-pub fn provider_param<'a>(merchant: &MerchantConfig, query: &'a str) -> Result<String, ApiError> {
+pub fn provider_param(merchant: &MerchantConfig, query: &str) -> Result<String, ApiError> {
     let provider = form_urlencoded::parse(query.as_bytes())
         .find(|(k, _)| k == "provider")
         .map(|(_, v)| v.into_owned())

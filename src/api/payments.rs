@@ -68,9 +68,7 @@ fn check_url(field: &str, url: &str) -> Result<(), ApiError> {
     {
         Ok(())
     } else {
-        Err(ApiError::invalid_request(format!(
-            "{field}: must be an http:// or https:// URL of at most 512 characters"
-        )))
+        Err(ApiError::invalid_request(format!("{field}: must be an http:// or https:// URL of at most 512 characters")))
     }
 }
 
@@ -78,20 +76,11 @@ impl CreatePaymentRequest {
     fn validate(&self) -> Result<(), ApiError> {
         let bad = |m: String| Err(ApiError::invalid_request(m));
         let n = &self.out_trade_no;
-        if n.is_empty()
-            || n.len() > 64
-            || !n
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
-        {
-            return bad(
-                "out_trade_no: 1 to 64 characters of letters, digits, '-', '_' or '.'".into(),
-            );
+        if n.is_empty() || n.len() > 64 || !n.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) {
+            return bad("out_trade_no: 1 to 64 characters of letters, digits, '-', '_' or '.'".into());
         }
         if let Err(e) = crate::money::check_amount(self.amount) {
-            return bad(format!(
-                "amount: {e} (amount is a positive integer number of fen)"
-            ));
+            return bad(format!("amount: {e} (amount is a positive integer number of fen)"));
         }
         if self.currency.len() != 3 || !self.currency.bytes().all(|b| b.is_ascii_alphabetic()) {
             return bad("currency: a three-letter code such as CNY".into());
@@ -102,11 +91,7 @@ impl CreatePaymentRequest {
         if self.description.chars().count() > 256 {
             return bad("description: at most 256 characters".into());
         }
-        if self
-            .attach
-            .as_ref()
-            .is_some_and(|a| a.chars().count() > 256)
-        {
+        if self.attach.as_ref().is_some_and(|a| a.chars().count() > 256) {
             return bad("attach: at most 256 characters".into());
         }
         if let Some(u) = &self.notify_url {
@@ -116,9 +101,9 @@ impl CreatePaymentRequest {
             check_url("return_url", u)?;
         }
         match self.scene {
-            Scene::Barcode if self.auth_code.as_deref().unwrap_or("").is_empty() => bad(
-                "auth_code: required for scene barcode (the code scanned from the payer)".into(),
-            ),
+            Scene::Barcode if self.auth_code.as_deref().unwrap_or("").is_empty() => {
+                bad("auth_code: required for scene barcode (the code scanned from the payer)".into())
+            }
             Scene::Jsapi | Scene::Miniapp if self.openid.as_deref().unwrap_or("").is_empty() => {
                 bad(format!("openid: required for scene {}", self.scene))
             }
@@ -128,9 +113,7 @@ impl CreatePaymentRequest {
 
     /// A digest of the request, to tell a replay from a different request.
     fn fingerprint(&self) -> String {
-        hex::encode(Sha256::digest(
-            serde_json::to_vec(self).expect("request serializes"),
-        ))
+        hex::encode(Sha256::digest(serde_json::to_vec(self).expect("request serializes")))
     }
 }
 
@@ -141,19 +124,12 @@ pub async fn create(
     body: &[u8],
     now: i64,
 ) -> Result<Reply, ApiError> {
-    let request: CreatePaymentRequest = serde_json::from_slice(body).map_err(|e| {
-        ApiError::invalid_request(format!("body is not a valid payment request: {e}"))
-    })?;
+    let request: CreatePaymentRequest = serde_json::from_slice(body)
+        .map_err(|e| ApiError::invalid_request(format!("body is not a valid payment request: {e}")))?;
     request.validate()?;
-    let notify_url = request
-        .notify_url
-        .clone()
-        .or_else(|| merchant.notify_url.clone())
-        .ok_or_else(|| {
-            ApiError::invalid_request(
-                "notify_url: required (no default notify_url is configured for this merchant)",
-            )
-        })?;
+    let notify_url = request.notify_url.clone().or_else(|| merchant.notify_url.clone()).ok_or_else(|| {
+        ApiError::invalid_request("notify_url: required (no default notify_url is configured for this merchant)")
+    })?;
 
     let payment_id = new_payment_id(now);
     let facts = PaymentFacts {
@@ -164,9 +140,7 @@ pub async fn create(
     };
     let accounts = candidates(merchant, &facts, &payment_id);
     let Some(first) = accounts.first() else {
-        return Err(ApiError::invalid_request(
-            "no route of this merchant matches the payment",
-        ));
+        return Err(ApiError::invalid_request("no route of this merchant matches the payment"));
     };
     let mut payment = Payment {
         payment_id,
@@ -199,10 +173,7 @@ pub async fn create(
             } else {
                 Err(ApiError::duplicate(
                     "duplicate_out_trade_no",
-                    format!(
-                        "out_trade_no {:?} was already used for a different payment",
-                        request.out_trade_no
-                    ),
+                    format!("out_trade_no {:?} was already used for a different payment", request.out_trade_no),
                 ))
             };
         }
@@ -212,10 +183,7 @@ pub async fn create(
     let mut last_error = None;
     for (i, account) in accounts.iter().enumerate() {
         if i > 0 {
-            gateway
-                .store
-                .set_payment_provider(&payment.payment_id, account, now)
-                .await?;
+            gateway.store.set_payment_provider(&payment.payment_id, account, now).await?;
             payment.provider = account.clone();
         }
         match create_at(gateway, live, &payment, &request, account, now).await {
@@ -228,10 +196,7 @@ pub async fn create(
         }
     }
     // No account took it: the payment can never be paid.
-    gateway
-        .store
-        .fail_unaccepted(&payment.payment_id, now)
-        .await?;
+    gateway.store.fail_unaccepted(&payment.payment_id, now).await?;
     Err(last_error.unwrap_or_else(|| ApiError::internal("no provider account was tried")))
 }
 
@@ -251,12 +216,8 @@ async fn create_at(
     account: &str,
     now: i64,
 ) -> Result<Payment, Attempt> {
-    let (Some(dialect), Some(provider)) =
-        (live.dialect(account), live.config.providers.get(account))
-    else {
-        return Err(Attempt::NotTaken(ApiError::internal(format!(
-            "provider account {account} is not defined"
-        ))));
+    let (Some(dialect), Some(provider)) = (live.dialect(account), live.config.providers.get(account)) else {
+        return Err(Attempt::NotTaken(ApiError::internal(format!("provider account {account} is not defined"))));
     };
     let order = CreateOrder {
         payment,
@@ -272,16 +233,14 @@ async fn create_at(
         Ok(CreateStep::Call(call)) => {
             let answer = gateway
                 .upstream
-                .call_provider(
-                    &provider.base_url,
-                    &call,
-                    provider.connect_timeout_ms,
-                    provider.timeout_ms,
-                )
+                .call_provider(&provider.base_url, &call, provider.connect_timeout_ms, provider.timeout_ms)
                 .await;
             match answer {
                 Err(UpstreamError::Connect(e)) => {
-                    return Err(Attempt::NotTaken(ApiError::provider_unavailable(Some(account), format!("provider account {account}: {e}"))))
+                    return Err(Attempt::NotTaken(ApiError::provider_unavailable(
+                        Some(account),
+                        format!("provider account {account}: {e}"),
+                    )))
                 }
                 Err(e) => {
                     return Err(Attempt::MaybeTaken(ApiError::provider_unavailable(
@@ -289,25 +248,21 @@ async fn create_at(
                         format!("provider account {account}: {e}; the payment stays pending, query it for its outcome"),
                     )))
                 }
-                Ok(answer) => match dialect.read_create(&order, ProviderResponse { status: answer.status, body: &answer.body }) {
+                Ok(answer) => match dialect
+                    .read_create(&order, ProviderResponse { status: answer.status, body: &answer.body })
+                {
                     Ok(created) => created,
-                    Err(e @ (DialectError::Rejected { .. } | DialectError::Unsupported(_) | DialectError::Invalid(_))) => {
-                        return Err(Attempt::NotTaken(dialect_error(account, e)))
-                    }
+                    Err(
+                        e @ (DialectError::Rejected { .. } | DialectError::Unsupported(_) | DialectError::Invalid(_)),
+                    ) => return Err(Attempt::NotTaken(dialect_error(account, e))),
                     Err(e) => return Err(Attempt::MaybeTaken(dialect_error(account, e))),
                 },
             }
         }
     };
     let store = &gateway.store;
-    let stored = store
-        .record_created(
-            &payment.payment_id,
-            created.provider_trade_no.as_deref(),
-            &created.action,
-            now,
-        )
-        .await;
+    let stored =
+        store.record_created(&payment.payment_id, created.provider_trade_no.as_deref(), &created.action, now).await;
     stored.map_err(|e| Attempt::MaybeTaken(e.into()))?;
     if created.status.is_final() {
         let report = crate::dialects::PaymentReport {
@@ -318,16 +273,11 @@ async fn create_at(
             paid_amount: None,
             paid_at: Some(now),
         };
-        if let Err(e) =
-            apply_report(gateway, payment, &report, ReportSource::CreateAnswer, now).await
-        {
+        if let Err(e) = apply_report(gateway, payment, &report, ReportSource::CreateAnswer, now).await {
             tracing::error!(payment_id = %payment.payment_id, error = %e, "could not settle at create");
         }
     }
-    let stored = store
-        .payment_by_id(&payment.payment_id)
-        .await
-        .map_err(|e| Attempt::MaybeTaken(e.into()))?;
+    let stored = store.payment_by_id(&payment.payment_id).await.map_err(|e| Attempt::MaybeTaken(e.into()))?;
     stored.ok_or_else(|| Attempt::MaybeTaken(ApiError::internal("payment vanished from the store")))
 }
 
@@ -353,7 +303,12 @@ pub async fn query(
 /// Asks a payment's own provider account for its state and applies a verified answer.
 /// Returns the updated payment, or `None` when the provider could not tell (or its rate limit
 /// says not now: the stored state is the answer then).
-pub async fn refresh_from_provider(gateway: &Gateway, live: &LiveConfig, payment: &Payment, now: i64) -> Option<Payment> {
+pub async fn refresh_from_provider(
+    gateway: &Gateway,
+    live: &LiveConfig,
+    payment: &Payment,
+    now: i64,
+) -> Option<Payment> {
     let account = match account(live, &payment.provider) {
         Ok(a) => a,
         Err(e) => {
@@ -411,14 +366,18 @@ pub async fn close(
     match payment.status {
         PaymentStatus::Closed => return Ok(Reply::json(200, &payment.to_merchant_json())),
         PaymentStatus::Succeeded | PaymentStatus::Failed => {
-            return Err(ApiError::invalid_state(format!("payment {out_trade_no:?} is {}; only a pending payment can be closed", payment.status)))
+            return Err(ApiError::invalid_state(format!(
+                "payment {out_trade_no:?} is {}; only a pending payment can be closed",
+                payment.status
+            )))
         }
         PaymentStatus::Pending => {}
     }
     let account = account(live, &payment.provider)?;
     let call = account.dialect.close_payment(&payment, now).map_err(|e| dialect_error(account.name, e))?;
     let answer = send(gateway, &account, &call).await.map_err(|(_, e)| e)?;
-    if let Err(e) = account.dialect.read_close(&payment, ProviderResponse { status: answer.status, body: &answer.body }) {
+    if let Err(e) = account.dialect.read_close(&payment, ProviderResponse { status: answer.status, body: &answer.body })
+    {
         // The provider would not close it: perhaps it was just paid. Learn its state.
         refresh_from_provider(gateway, live, &payment, now).await;
         return Err(dialect_error(account.name, e));
@@ -441,11 +400,8 @@ pub async fn close(
 /// `GET /v1/payments/{payment_id}/checkout`: an HTML page that submits a `form_post` action
 /// from the payer's browser (jings requires the browser, not a server, to post the order).
 pub async fn checkout(gateway: &Gateway, payment_id: &str) -> Result<Reply, ApiError> {
-    let payment = gateway
-        .store
-        .payment_by_id(payment_id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("no such payment"))?;
+    let payment =
+        gateway.store.payment_by_id(payment_id).await?.ok_or_else(|| ApiError::not_found("no such payment"))?;
     let Some(Action::FormPost { url, fields }) = &payment.action else {
         return Err(ApiError::not_found("this payment has no form to post"));
     };

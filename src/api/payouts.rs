@@ -38,7 +38,13 @@ fn default_currency() -> String {
     "CNY".into()
 }
 
-pub async fn create(gateway: &Gateway, live: &LiveConfig, merchant: &MerchantConfig, body: &[u8], now: i64) -> Result<Reply, ApiError> {
+pub async fn create(
+    gateway: &Gateway,
+    live: &LiveConfig,
+    merchant: &MerchantConfig,
+    body: &[u8],
+    now: i64,
+) -> Result<Reply, ApiError> {
     let request: CreatePayoutRequest = serde_json::from_slice(body)
         .map_err(|e| ApiError::invalid_request(format!("body is not a valid payout request: {e}")))?;
     let n = &request.out_payout_no;
@@ -55,20 +61,22 @@ pub async fn create(gateway: &Gateway, live: &LiveConfig, merchant: &MerchantCon
     if !["bank", "wechat", "alipay", "other"].contains(&p.account_type.as_str()) {
         return Err(ApiError::invalid_request("payee.account_type: bank, wechat, alipay or other"));
     }
-    let notify_url = request
-        .notify_url
-        .clone()
-        .or_else(|| merchant.notify_url.clone())
-        .ok_or_else(|| ApiError::invalid_request("notify_url: required (no default notify_url is configured for this merchant)"))?;
+    let notify_url = request.notify_url.clone().or_else(|| merchant.notify_url.clone()).ok_or_else(|| {
+        ApiError::invalid_request("notify_url: required (no default notify_url is configured for this merchant)")
+    })?;
     let provider = match &request.provider {
         Some(name) if merchant_uses(merchant, name) => name.clone(),
-        Some(name) => return Err(ApiError::not_found(format!("provider account {name:?} is not one of this merchant's"))),
+        Some(name) => {
+            return Err(ApiError::not_found(format!("provider account {name:?} is not one of this merchant's")))
+        }
         None => merchant
             .routes
             .iter()
             .flat_map(|r| r.target.accounts().into_iter().map(str::to_string).chain(r.fallback.iter().cloned()))
             .find(|a| live.config.providers.get(a).is_some_and(|p| p.dialect == "xxpay"))
-            .ok_or_else(|| ApiError::unsupported("(none)", "none of this merchant's provider accounts offers payouts"))?,
+            .ok_or_else(|| {
+                ApiError::unsupported("(none)", "none of this merchant's provider accounts offers payouts")
+            })?,
     };
     let payout = Payout {
         payout_id: new_transfer_id('W', now),
@@ -87,11 +95,14 @@ pub async fn create(gateway: &Gateway, live: &LiveConfig, merchant: &MerchantCon
     };
     let account = account(live, &provider)?;
     let callback_url = format!("{}/callbacks/{provider}", live.config.public_url);
-    let call = account.dialect.create_payout(&payout, &callback_url, now).map_err(|e| dialect_error(account.name, e))?;
+    let call =
+        account.dialect.create_payout(&payout, &callback_url, now).map_err(|e| dialect_error(account.name, e))?;
     let fingerprint = hex::encode(Sha256::digest(serde_json::to_vec(&request).expect("serializes")));
     match gateway.store.insert_payout(&payout, &fingerprint).await? {
         PayoutInserted::New => {}
-        PayoutInserted::Existing(existing, fp) if fp == fingerprint => return Ok(Reply::json(200, &existing.to_merchant_json())),
+        PayoutInserted::Existing(existing, fp) if fp == fingerprint => {
+            return Ok(Reply::json(200, &existing.to_merchant_json()))
+        }
         PayoutInserted::Existing(..) => {
             return Err(ApiError::duplicate(
                 "duplicate_out_payout_no",
@@ -105,11 +116,15 @@ pub async fn create(gateway: &Gateway, live: &LiveConfig, merchant: &MerchantCon
             return Err(e);
         }
         Err((_, e)) => return Err(e),
-        Ok(answer) => account.dialect.read_payout(&payout, ProviderResponse { status: answer.status, body: &answer.body }),
+        Ok(answer) => {
+            account.dialect.read_payout(&payout, ProviderResponse { status: answer.status, body: &answer.body })
+        }
     };
     match outcome {
         Ok(report) => {
-            let updated = apply_payout_report(gateway, &payout, &report, now).await.map_err(|e| ApiError::internal(e.to_string()))?;
+            let updated = apply_payout_report(gateway, &payout, &report, now)
+                .await
+                .map_err(|e| ApiError::internal(e.to_string()))?;
             Ok(Reply::json(200, &updated.to_merchant_json()))
         }
         Err(e @ DialectError::Rejected { .. }) => {
@@ -120,7 +135,13 @@ pub async fn create(gateway: &Gateway, live: &LiveConfig, merchant: &MerchantCon
     }
 }
 
-pub async fn query(gateway: &Gateway, live: &LiveConfig, merchant: &MerchantConfig, out_payout_no: &str, now: i64) -> Result<Reply, ApiError> {
+pub async fn query(
+    gateway: &Gateway,
+    live: &LiveConfig,
+    merchant: &MerchantConfig,
+    out_payout_no: &str,
+    now: i64,
+) -> Result<Reply, ApiError> {
     let payout = gateway
         .store
         .payout_by_out_no(&merchant.id, out_payout_no)
@@ -136,7 +157,9 @@ pub async fn query(gateway: &Gateway, live: &LiveConfig, merchant: &MerchantConf
         return Ok(Reply::json(200, &payout.to_merchant_json()));
     };
     let report = match send(gateway, &account, &call).await {
-        Ok(answer) => account.dialect.read_payout_query(&payout, ProviderResponse { status: answer.status, body: &answer.body }),
+        Ok(answer) => {
+            account.dialect.read_payout_query(&payout, ProviderResponse { status: answer.status, body: &answer.body })
+        }
         Err((e, _)) => {
             tracing::warn!(payout_id = %payout.payout_id, error = %e, "payout query failed; answering from the store");
             return Ok(Reply::json(200, &payout.to_merchant_json()));

@@ -70,10 +70,15 @@ pub async fn create(
     let account = account(live, &payment.provider)?;
     // Built first: a provider without refunds is told before anything is written.
     let call = account.dialect.refund(&payment, &refund, now).map_err(|e| dialect_error(account.name, e))?;
-    let fingerprint = hex::encode(Sha256::digest(format!("{out_trade_no}\n{}", serde_json::to_string(&request).expect("serializes"))));
+    let fingerprint = hex::encode(Sha256::digest(format!(
+        "{out_trade_no}\n{}",
+        serde_json::to_string(&request).expect("serializes")
+    )));
     match gateway.store.insert_refund(&refund, &fingerprint).await? {
         RefundInserted::New => {}
-        RefundInserted::Existing(existing, fp) if fp == fingerprint => return Ok(Reply::json(200, &existing.to_merchant_json())),
+        RefundInserted::Existing(existing, fp) if fp == fingerprint => {
+            return Ok(Reply::json(200, &existing.to_merchant_json()))
+        }
         RefundInserted::Existing(..) => {
             return Err(ApiError::duplicate(
                 "duplicate_out_refund_no",
@@ -81,7 +86,9 @@ pub async fn create(
             ))
         }
         RefundInserted::NotPaid(status) => {
-            return Err(ApiError::invalid_state(format!("payment {out_trade_no:?} is {status}; only a paid payment can be refunded")))
+            return Err(ApiError::invalid_state(format!(
+                "payment {out_trade_no:?} is {status}; only a paid payment can be refunded"
+            )))
         }
         RefundInserted::Exceeds(refundable) => {
             return Err(ApiError::amount_exceeds_refundable(format!(
@@ -97,11 +104,16 @@ pub async fn create(
             return Err(e);
         }
         Err((_, e)) => return Err(e),
-        Ok(answer) => account.dialect.read_refund(&refund, ProviderResponse { status: answer.status, body: &answer.body }),
+        Ok(answer) => {
+            account.dialect.read_refund(&refund, ProviderResponse { status: answer.status, body: &answer.body })
+        }
     };
     match outcome {
         Ok(RefundReport { provider_refund_no, status }) => {
-            let settled = gateway.store.settle_refund(&refund.refund_id, status, provider_refund_no.as_deref(), true, now).await?;
+            let settled = gateway
+                .store
+                .settle_refund(&refund.refund_id, status, provider_refund_no.as_deref(), true, now)
+                .await?;
             gateway.outbox_wake.notify_one();
             Ok(Reply::json(200, &settled.to_merchant_json()))
         }
@@ -137,7 +149,9 @@ pub async fn query(
         return Ok(Reply::json(200, &refund.to_merchant_json()));
     };
     let report = match send(gateway, &account, &call).await {
-        Ok(answer) => account.dialect.read_refund_query(&refund, ProviderResponse { status: answer.status, body: &answer.body }),
+        Ok(answer) => {
+            account.dialect.read_refund_query(&refund, ProviderResponse { status: answer.status, body: &answer.body })
+        }
         Err((e, _)) => {
             tracing::warn!(refund_id = %refund.refund_id, error = %e, "refund query failed; answering from the store");
             return Ok(Reply::json(200, &refund.to_merchant_json()));
@@ -145,7 +159,10 @@ pub async fn query(
     };
     match report {
         Ok(r) => {
-            let settled = gateway.store.settle_refund(&refund.refund_id, r.status, r.provider_refund_no.as_deref(), true, now).await?;
+            let settled = gateway
+                .store
+                .settle_refund(&refund.refund_id, r.status, r.provider_refund_no.as_deref(), true, now)
+                .await?;
             if settled.status != TransferStatus::Pending {
                 gateway.outbox_wake.notify_one();
             }

@@ -19,17 +19,9 @@ use tokio::task::JoinSet;
 const BATCH: usize = 64;
 
 /// When the next attempt is due after `attempts_before` failed ones, or `None` to give up.
-pub fn next_attempt(
-    delivery: &DeliveryConfig,
-    event_created_at: i64,
-    attempts_before: u32,
-    now: i64,
-) -> Option<i64> {
+pub fn next_attempt(delivery: &DeliveryConfig, event_created_at: i64, attempts_before: u32, now: i64) -> Option<i64> {
     let schedule = &delivery.retry_schedule_secs;
-    let delay = *schedule
-        .get(attempts_before as usize)
-        .or(schedule.last())
-        .unwrap_or(&60) as i64;
+    let delay = *schedule.get(attempts_before as usize).or(schedule.last()).unwrap_or(&60) as i64;
     let next = now + delay;
     (next <= event_created_at + delivery.give_up_after_secs as i64).then_some(next)
 }
@@ -77,12 +69,7 @@ async fn deliver(gateway: &Gateway, event: OutboxEvent) {
         Some(_) if event.notify_url.is_empty() => Err("no notify_url".to_string()),
         Some(merchant) => {
             let timestamp = now_unix().to_string();
-            let signature = event_signature(
-                merchant.key.expose(),
-                &timestamp,
-                &event.id,
-                event.body.as_bytes(),
-            );
+            let signature = event_signature(merchant.key.expose(), &timestamp, &event.id, event.body.as_bytes());
             let headers = [
                 ("content-type", "application/json"),
                 ("user-agent", "payglot"),
@@ -92,14 +79,7 @@ async fn deliver(gateway: &Gateway, event: OutboxEvent) {
             ];
             let answer = gateway
                 .upstream
-                .send(
-                    "POST",
-                    &event.notify_url,
-                    &headers,
-                    event.body.clone().into_bytes(),
-                    3000,
-                    delivery.timeout_ms,
-                )
+                .send("POST", &event.notify_url, &headers, event.body.clone().into_bytes(), 3000, delivery.timeout_ms)
                 .await;
             match answer {
                 Ok(a) if (200..300).contains(&a.status) => Ok(()),
@@ -124,10 +104,7 @@ async fn deliver(gateway: &Gateway, event: OutboxEvent) {
                     tracing::error!(event_id = %event.id, merchant = %event.merchant_id, %error, "event delivery given up")
                 }
             }
-            gateway
-                .store
-                .mark_attempt_failed(&event.id, &error, next, now)
-                .await
+            gateway.store.mark_attempt_failed(&event.id, &error, next, now).await
         }
     };
     if let Err(e) = result {
@@ -145,15 +122,7 @@ mod tests {
         assert_eq!(next_attempt(&d, 0, 0, 0), Some(15));
         assert_eq!(next_attempt(&d, 0, 1, 100), Some(160));
         assert_eq!(next_attempt(&d, 0, 4, 1000), Some(8200));
-        assert_eq!(
-            next_attempt(&d, 0, 9, 10_000),
-            Some(17_200),
-            "the last delay repeats"
-        );
-        assert_eq!(
-            next_attempt(&d, 0, 30, 3 * 24 * 3600 - 100),
-            None,
-            "past three days"
-        );
+        assert_eq!(next_attempt(&d, 0, 9, 10_000), Some(17_200), "the last delay repeats");
+        assert_eq!(next_attempt(&d, 0, 30, 3 * 24 * 3600 - 100), None, "past three days");
     }
 }

@@ -10,11 +10,7 @@ use crate::model::now_unix;
 use crate::server::{Gateway, HttpIn, Reply};
 
 fn reply(r: CallbackReply, status: u16) -> Reply {
-    Reply {
-        status,
-        content_type: r.content_type,
-        body: r.body,
-    }
+    Reply { status, content_type: r.content_type, body: r.body }
 }
 
 pub async fn handle(gateway: &Gateway, account: &str, request: &HttpIn) -> Reply {

@@ -40,10 +40,7 @@ impl fmt::Display for ReportError {
         match self {
             ReportError::WrongPayment(id) => write!(f, "statement is about payment {id}"),
             ReportError::AmountMismatch { expected, reported } => {
-                write!(
-                    f,
-                    "amount {reported:?} fen does not match the order's {expected} fen"
-                )
+                write!(f, "amount {reported:?} fen does not match the order's {expected} fen")
             }
             ReportError::Store(e) => write!(f, "{e}"),
         }
@@ -64,23 +61,18 @@ pub async fn apply_report(
     if report.status == PaymentStatus::Pending {
         return Ok(payment.clone());
     }
-    if report.status == PaymentStatus::Succeeded && report.amount != Some(payment.amount) {
-        return Err(ReportError::AmountMismatch {
-            expected: payment.amount,
-            reported: report.amount,
-        });
+    // A stated order amount must be the payment's; providers whose messages state none
+    // settle the order they were given at creation (see each dialect's module doc).
+    if report.amount.is_some_and(|a| a != payment.amount) {
+        return Err(ReportError::AmountMismatch { expected: payment.amount, reported: report.amount });
     }
     let settlement = Settlement {
         status: report.status,
         provider_trade_no: report.provider_trade_no.clone(),
-        paid_amount: report.amount,
+        paid_amount: report.paid_amount.or(report.amount),
         paid_at: report.paid_at,
     };
-    match gateway
-        .store
-        .settle_payment(&payment.payment_id, &settlement, now)
-        .await
-    {
+    match gateway.store.settle_payment(&payment.payment_id, &settlement, now).await {
         Ok(Settled::Moved(p)) => {
             tracing::info!(payment_id = %p.payment_id, status = %p.status, ?source, "payment settled");
             gateway.outbox_wake.notify_one();
@@ -92,14 +84,21 @@ pub async fn apply_report(
 }
 
 /// Applies a verified provider statement about a payout: final statuses write the event.
-pub async fn apply_payout_report(gateway: &Gateway, payout: &Payout, report: &PayoutReport, now: i64) -> Result<Payout, ReportError> {
+pub async fn apply_payout_report(
+    gateway: &Gateway,
+    payout: &Payout,
+    report: &PayoutReport,
+    now: i64,
+) -> Result<Payout, ReportError> {
     if report.payout_id != payout.payout_id {
         return Err(ReportError::WrongPayment(report.payout_id.clone()));
     }
     if report.amount.is_some_and(|a| a != payout.amount) {
         return Err(ReportError::AmountMismatch { expected: payout.amount, reported: report.amount });
     }
-    if report.status == TransferStatus::Pending && (report.provider_payout_no.is_none() || payout.provider_payout_no.is_some()) {
+    if report.status == TransferStatus::Pending
+        && (report.provider_payout_no.is_none() || payout.provider_payout_no.is_some())
+    {
         return Ok(payout.clone());
     }
     let updated = gateway

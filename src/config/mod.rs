@@ -274,9 +274,7 @@ fn parse_addr(path: &str, text: &str, errors: &mut Vec<String>) -> Option<Socket
     match text.parse() {
         Ok(a) => Some(a),
         Err(_) => {
-            errors.push(format!(
-                "{path}: {text:?} is not an address like 127.0.0.1:8080"
-            ));
+            errors.push(format!("{path}: {text:?} is not an address like 127.0.0.1:8080"));
             None
         }
     }
@@ -288,17 +286,10 @@ fn parse_store(text: &str, base_dir: &Path) -> Result<StoreUrl, String> {
             return Err("store: sqlite:// needs a file path".into());
         }
         let path = Path::new(path);
-        let path = if path.is_relative() {
-            base_dir.join(path)
-        } else {
-            path.to_path_buf()
-        };
+        let path = if path.is_relative() { base_dir.join(path) } else { path.to_path_buf() };
         Ok(StoreUrl::Sqlite(path))
     } else if text.starts_with("postgres://") || text.starts_with("postgresql://") {
-        Err(
-            "store: the PostgreSQL store is not built into this version yet; use sqlite://FILE"
-                .into(),
-        )
+        Err("store: the PostgreSQL store is not built into this version yet; use sqlite://FILE".into())
     } else {
         Err(format!("store: {text:?} is not sqlite://FILE"))
     }
@@ -306,25 +297,15 @@ fn parse_store(text: &str, base_dir: &Path) -> Result<StoreUrl, String> {
 
 /// Reads, resolves and validates a routes.yaml text. Relative store paths are taken from
 /// `base_dir` (the file's folder). Returns every problem found, each with its field path.
-pub fn parse(
-    text: &str,
-    base_dir: &Path,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<Config, Vec<String>> {
+pub fn parse(text: &str, base_dir: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, Vec<String>> {
     let raw: RawConfig = serde_yaml::from_str(text).map_err(|e| vec![e.to_string()])?;
     let mut errors = Vec::new();
 
     let listen = parse_addr("listen", &raw.listen, &mut errors);
-    let admin_listen = raw
-        .admin_listen
-        .as_deref()
-        .and_then(|a| parse_addr("admin_listen", a, &mut errors));
+    let admin_listen = raw.admin_listen.as_deref().and_then(|a| parse_addr("admin_listen", a, &mut errors));
     let public_url = raw.public_url.trim_end_matches('/').to_string();
     check_http_url("public_url", &public_url, &mut errors);
-    let store = match parse_store(
-        raw.store.as_deref().unwrap_or("sqlite://payglot.db"),
-        base_dir,
-    ) {
+    let store = match parse_store(raw.store.as_deref().unwrap_or("sqlite://payglot.db"), base_dir) {
         Ok(s) => Some(s),
         Err(e) => {
             errors.push(e);
@@ -336,10 +317,7 @@ pub fn parse(
         let listen = parse_addr("sandbox.listen", &s.listen, &mut errors)?;
         Some(SandboxConfig {
             listen,
-            notify_retry_secs: s
-                .notify_retry_secs
-                .clone()
-                .unwrap_or_else(|| vec![60, 120, 180, 240, 300]),
+            notify_retry_secs: s.notify_retry_secs.clone().unwrap_or_else(|| vec![60, 120, 180, 240, 300]),
         })
     });
 
@@ -363,9 +341,7 @@ pub fn parse(
     for (name, p) in &raw.providers {
         let path = format!("providers.{name}");
         if !valid_name(name) {
-            errors.push(format!(
-                "{path}: name may hold only letters, digits, '-' and '_'"
-            ));
+            errors.push(format!("{path}: name may hold only letters, digits, '-' and '_'"));
         }
         let mut credentials = BTreeMap::new();
         for (k, v) in &p.credentials {
@@ -378,18 +354,13 @@ pub fn parse(
         }
         let base_url = p.base_url.trim_end_matches('/').to_string();
         check_http_url(&format!("{path}.base_url"), &base_url, &mut errors);
-        for (field, value) in [
-            ("timeout_ms", p.timeout_ms),
-            ("connect_timeout_ms", p.connect_timeout_ms),
-        ] {
+        for (field, value) in [("timeout_ms", p.timeout_ms), ("connect_timeout_ms", p.connect_timeout_ms)] {
             if value == Some(0) {
                 errors.push(format!("{path}.{field}: must be more than 0"));
             }
         }
         if !p.products.is_empty() && p.dialect != "xxpay" {
-            errors.push(format!(
-                "{path}.products: only xxpay accounts have a product table"
-            ));
+            errors.push(format!("{path}.products: only xxpay accounts have a product table"));
         }
         for key in p.products.keys() {
             if let Err(e) = check_product_key(key) {
@@ -435,9 +406,7 @@ pub fn parse(
     for (id, m) in &raw.merchants {
         let path = format!("merchants.{id}");
         if !valid_name(id) || id.len() > 64 {
-            errors.push(format!(
-                "{path}: id may hold only letters, digits, '-' and '_' (at most 64)"
-            ));
+            errors.push(format!("{path}: id may hold only letters, digits, '-' and '_' (at most 64)"));
         }
         let key = match secrets::resolve(&m.key, env) {
             Ok(k) if k.expose().chars().count() < 16 => {
@@ -481,16 +450,12 @@ pub fn parse(
 }
 
 fn valid_name(name: &str) -> bool {
-    !name.is_empty()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 fn check_product_key(key: &str) -> Result<(), String> {
-    let (channel, scene) = key
-        .split_once('/')
-        .ok_or_else(|| "key must be channel/scene, like wechat/qr".to_string())?;
+    let (channel, scene) =
+        key.split_once('/').ok_or_else(|| "key must be channel/scene, like wechat/qr".to_string())?;
     channel.parse::<Channel>()?;
     scene.parse::<Scene>()?;
     Ok(())
@@ -504,20 +469,16 @@ fn validate_routes(
 ) -> Vec<Route> {
     let mut routes = Vec::new();
     if raw.is_empty() {
-        errors.push(format!(
-            "{merchant_path}.routes: at least one route is needed"
-        ));
+        errors.push(format!("{merchant_path}.routes: at least one route is needed"));
     }
-    let check_account =
-        |path: &str, name: &str, errors: &mut Vec<String>, new_payments: bool| match providers
-            .get(name)
-        {
-            None => errors.push(format!("{path}: unknown provider {name:?}")),
-            Some(p) if new_payments && p.retired => errors.push(format!(
-                "{path}: provider {name:?} is retired and takes no new payments"
-            )),
-            Some(_) => {}
-        };
+    let check_account = |path: &str, name: &str, errors: &mut Vec<String>, new_payments: bool| match providers.get(name)
+    {
+        None => errors.push(format!("{path}: unknown provider {name:?}")),
+        Some(p) if new_payments && p.retired => {
+            errors.push(format!("{path}: provider {name:?} is retired and takes no new payments"))
+        }
+        Some(_) => {}
+    };
     for (i, r) in raw.iter().enumerate() {
         let path = format!("{merchant_path}.routes[{i}]");
         let target = match (&r.to, &r.split) {
@@ -570,9 +531,7 @@ fn validate_routes(
             matches.max_amount = m.max_amount;
             if let (Some(lo), Some(hi)) = (m.min_amount, m.max_amount) {
                 if lo > hi {
-                    errors.push(format!(
-                        "{path}.match: min_amount {lo} is above max_amount {hi}"
-                    ));
+                    errors.push(format!("{path}.match: min_amount {lo} is above max_amount {hi}"));
                 }
             }
             for (name, v) in [("min_amount", m.min_amount), ("max_amount", m.max_amount)] {
@@ -581,11 +540,7 @@ fn validate_routes(
                 }
             }
         }
-        routes.push(Route {
-            matches,
-            target,
-            fallback: r.fallback.clone(),
-        });
+        routes.push(Route { matches, target, fallback: r.fallback.clone() });
     }
     if let Some(last) = routes.last() {
         if !last.matches.is_catch_all() {
@@ -609,25 +564,16 @@ impl LiveConfig {
     pub fn build(config: Config, source: PathBuf) -> Result<Self, Vec<String>> {
         let mut dialects = HashMap::new();
         for (name, p) in &config.providers {
-            let d = dialects::build(p).map_err(|es| {
-                es.into_iter()
-                    .map(|e| format!("providers.{name}.{e}"))
-                    .collect::<Vec<_>>()
-            })?;
+            let d = dialects::build(p)
+                .map_err(|es| es.into_iter().map(|e| format!("providers.{name}.{e}")).collect::<Vec<_>>())?;
             dialects.insert(name.clone(), d);
         }
-        Ok(LiveConfig {
-            config,
-            dialects,
-            source,
-            loaded_at: crate::model::now_unix(),
-        })
+        Ok(LiveConfig { config, dialects, source, loaded_at: crate::model::now_unix() })
     }
 
     /// Loads and validates a file, with secrets from the process environment.
     pub fn load(path: &Path) -> Result<Self, Vec<String>> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| vec![format!("cannot read {}: {e}", path.display())])?;
+        let text = std::fs::read_to_string(path).map_err(|e| vec![format!("cannot read {}: {e}", path.display())])?;
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
         let config = parse(&text, &base, &|name| std::env::var(name).ok())?;
         Self::build(config, path.to_path_buf())
@@ -646,18 +592,10 @@ impl LiveConfig {
 pub fn summary(config: &Config) -> String {
     use std::fmt::Write;
     let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "listen {}  public_url {}",
-        config.listen, config.public_url
-    );
+    let _ = writeln!(out, "listen {}  public_url {}", config.listen, config.public_url);
     let _ = writeln!(out, "providers ({}):", config.providers.len());
     for (name, p) in &config.providers {
-        let retired = if p.retired {
-            "  [retired: no new payments]"
-        } else {
-            ""
-        };
+        let retired = if p.retired { "  [retired: no new payments]" } else { "" };
         let _ = writeln!(out, "  {name}: {} at {}{retired}", p.dialect, p.base_url);
     }
     let _ = writeln!(out, "merchants ({}):", config.merchants.len());
@@ -667,11 +605,9 @@ pub fn summary(config: &Config) -> String {
             let when = describe_match(&r.matches);
             let to = match &r.target {
                 RouteTarget::One(a) => a.clone(),
-                RouteTarget::Split(parts) => parts
-                    .iter()
-                    .map(|(a, w)| format!("{a} {w}%"))
-                    .collect::<Vec<_>>()
-                    .join(", "),
+                RouteTarget::Split(parts) => {
+                    parts.iter().map(|(a, w)| format!("{a} {w}%")).collect::<Vec<_>>().join(", ")
+                }
             };
             let fallback = if r.fallback.is_empty() {
                 String::new()
@@ -690,24 +626,10 @@ fn describe_match(m: &RouteMatch) -> String {
     }
     let mut parts = Vec::new();
     if !m.channels.is_empty() {
-        parts.push(format!(
-            "channel {}",
-            m.channels
-                .iter()
-                .map(|c| c.as_str())
-                .collect::<Vec<_>>()
-                .join("|")
-        ));
+        parts.push(format!("channel {}", m.channels.iter().map(|c| c.as_str()).collect::<Vec<_>>().join("|")));
     }
     if !m.scenes.is_empty() {
-        parts.push(format!(
-            "scene {}",
-            m.scenes
-                .iter()
-                .map(|c| c.as_str())
-                .collect::<Vec<_>>()
-                .join("|")
-        ));
+        parts.push(format!("scene {}", m.scenes.iter().map(|c| c.as_str()).collect::<Vec<_>>().join("|")));
     }
     if let Some(c) = &m.currency {
         parts.push(format!("currency {c}"));
@@ -765,24 +687,12 @@ merchants:
     fn reads_a_good_file() {
         let c = parse(GOOD, Path::new("/etc/payglot"), &env).unwrap();
         assert_eq!(c.public_url, "https://pay.example.edu");
-        assert_eq!(
-            c.store,
-            StoreUrl::Sqlite("/etc/payglot/data/payglot.db".into())
-        );
-        assert_eq!(
-            c.providers["xxpay-main"].credentials["key"].expose(),
-            "xxpay-secret"
-        );
+        assert_eq!(c.store, StoreUrl::Sqlite("/etc/payglot/data/payglot.db".into()));
+        assert_eq!(c.providers["xxpay-main"].credentials["key"].expose(), "xxpay-secret");
         assert_eq!(c.merchants["school-a"].routes.len(), 2);
         let s = summary(&c);
-        assert!(
-            s.contains("channel wechat -> xxpay-main  (fallback: xxpay-backup)"),
-            "{s}"
-        );
-        assert!(
-            s.contains("everything else -> xxpay-backup 10%, xxpay-main 90%"),
-            "{s}"
-        );
+        assert!(s.contains("channel wechat -> xxpay-main  (fallback: xxpay-backup)"), "{s}");
+        assert!(s.contains("everything else -> xxpay-backup 10%, xxpay-main 90%"), "{s}");
         assert!(!s.contains("xxpay-secret"));
         assert!(!format!("{c:?}").contains("xxpay-secret"));
     }
@@ -795,26 +705,20 @@ merchants:
             vec![r#"merchants.school-a.routes[0].to: unknown provider "xxpay-mian""#.to_string()]
         );
         let text = GOOD.replace("xxpay-main: 90", "xxpay-main: 80");
-        assert!(errors_of(&text)[0]
-            .contains("merchants.school-a.routes[1].split: weights add up to 90, not 100"));
+        assert!(errors_of(&text)[0].contains("merchants.school-a.routes[1].split: weights add up to 90, not 100"));
         let text = GOOD.replace(
             "dialect: xxpay\n    base_url: http://127.0.0.1:3021",
             "dialect: xxpey\n    base_url: http://127.0.0.1:3021",
         );
-        assert!(errors_of(&text)[0]
-            .starts_with("providers.xxpay-backup.dialect: unknown dialect \"xxpey\""));
+        assert!(errors_of(&text)[0].starts_with("providers.xxpay-backup.dialect: unknown dialect \"xxpey\""));
         let text = GOOD.replace(r#"key: "k" }"#, "}");
-        assert_eq!(
-            errors_of(&text),
-            vec!["providers.xxpay-backup.credentials.key: missing".to_string()]
-        );
+        assert_eq!(errors_of(&text), vec!["providers.xxpay-backup.credentials.key: missing".to_string()]);
         let text = GOOD.replace("${XXPAY_KEY}", "${NOPE}");
-        assert!(errors_of(&text)[0].contains(
-            "providers.xxpay-main.credentials.key: environment variable NOPE is not set"
-        ));
+        assert!(
+            errors_of(&text)[0].contains("providers.xxpay-main.credentials.key: environment variable NOPE is not set")
+        );
         let text = GOOD.replace("wechat/qr", "wechat/scan");
-        assert!(errors_of(&text)[0]
-            .starts_with("providers.xxpay-main.products.wechat/scan: unknown scene"));
+        assert!(errors_of(&text)[0].starts_with("providers.xxpay-main.products.wechat/scan: unknown scene"));
     }
 
     #[test]
@@ -834,21 +738,12 @@ merchants:
         assert!(e[0].contains("unknown field `falback`"), "{e:?}");
         let text = GOOD.replace("      - split: { xxpay-main: 90, xxpay-backup: 10 }\n", "");
         let e = errors_of(&text);
-        assert!(
-            e[0].contains("the last route must have no `match`"),
-            "{e:?}"
-        );
+        assert!(e[0].contains("the last route must have no `match`"), "{e:?}");
         let text = GOOD.replace("key: \"${SCHOOL_A_KEY}\"", "key: short");
         assert!(errors_of(&text)[0].contains("merchants.school-a.key: must be at least 16"));
-        let text = GOOD.replace(
-            "    products: { wechat/qr: 8002 }\n",
-            "    products: { wechat/qr: 8002 }\n    retired: true\n",
-        );
+        let text = GOOD
+            .replace("    products: { wechat/qr: 8002 }\n", "    products: { wechat/qr: 8002 }\n    retired: true\n");
         let e = errors_of(&text);
-        assert!(
-            e.iter()
-                .any(|e| e.contains("routes[0].to: provider \"xxpay-main\" is retired")),
-            "{e:?}"
-        );
+        assert!(e.iter().any(|e| e.contains("routes[0].to: provider \"xxpay-main\" is retired")), "{e:?}");
     }
 }

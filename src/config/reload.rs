@@ -45,10 +45,7 @@ impl ConfigHandle {
 
     /// The message of the last refused reload, if the last attempt failed.
     pub fn last_error(&self) -> Option<String> {
-        self.last_error
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.last_error.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// Loads the file again; swaps it in if valid, else keeps the old config.
@@ -89,10 +86,7 @@ pub fn spawn_watchers(handle: Arc<ConfigHandle>) -> Result<WatchGuard, String> {
     let file_tx = tx.clone();
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         if let Ok(event) = event {
-            let ours = event
-                .paths
-                .iter()
-                .any(|p| p.file_name().map(|n| n.to_os_string()) == file_name);
+            let ours = event.paths.iter().any(|p| p.file_name().map(|n| n.to_os_string()) == file_name);
             if ours && !matches!(event.kind, notify::EventKind::Access(_)) {
                 let _ = file_tx.send("file change");
             }
@@ -104,17 +98,13 @@ pub fn spawn_watchers(handle: Arc<ConfigHandle>) -> Result<WatchGuard, String> {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    watcher
-        .watch(&dir, RecursiveMode::NonRecursive)
-        .map_err(|e| format!("cannot watch {}: {e}", dir.display()))?;
+    watcher.watch(&dir, RecursiveMode::NonRecursive).map_err(|e| format!("cannot watch {}: {e}", dir.display()))?;
 
     #[cfg(unix)]
     let sighup = {
         let tx = tx.clone();
         tokio::spawn(async move {
-            let Ok(mut signal) =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-            else {
+            let Ok(mut signal) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
                 return;
             };
             while signal.recv().await.is_some() {

@@ -48,9 +48,7 @@ pub fn resolve(raw: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Secret
     while let Some(start) = rest.find("${") {
         out.push_str(&rest[..start]);
         let after = &rest[start + 2..];
-        let end = after
-            .find('}')
-            .ok_or_else(|| "unterminated ${...} reference".to_string())?;
+        let end = after.find('}').ok_or_else(|| "unterminated ${...} reference".to_string())?;
         let name = &after[..end];
         if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
             return Err(format!("bad environment variable name {name:?}"));

@@ -35,8 +35,8 @@
 use super::signing::{encode_form, md5_hex, parse_form, same_hex_signature};
 use super::{
     answer_json, beijing_time, check_credentials, check_options, credential, field, truncate_bytes, CallbackReply,
-    CallbackReport, CreateOrder, CreateStep, Created, Dialect, DialectError, InboundHttp, PaymentReport, ProviderRequest,
-    ProviderResponse,
+    CallbackReport, CreateOrder, CreateStep, Created, Dialect, DialectError, InboundHttp, PaymentReport,
+    ProviderRequest, ProviderResponse,
 };
 use crate::config::ProviderConfig;
 use crate::model::{Action, Channel, Payment, PaymentStatus, Scene};
@@ -47,7 +47,8 @@ use std::time::Duration;
 pub const PAY_PATH: &str = "/pay.action";
 pub const QUERY_PATH: &str = "/requstOrderStatus.action";
 pub const BALANCE_PATH: &str = "/requstBalance.action";
-pub const PAY_FIELDS: &[&str] = &["uid", "orderid", "ordername", "paymoney", "orderuid", "paytype", "notifyurl", "returnurl", "orderinfo"];
+pub const PAY_FIELDS: &[&str] =
+    &["uid", "orderid", "ordername", "paymoney", "orderuid", "paytype", "notifyurl", "returnurl", "orderinfo"];
 pub const NOTIFY_FIELDS: &[&str] = &["payid", "orderid", "orderuid", "paymoney", "realpay"];
 
 /// md5 of `k=v&...&token=TOKEN` in the given order, empty values kept, lowercase.
@@ -66,7 +67,8 @@ pub fn sign(pairs: &[(&str, &str)], token: &str) -> String {
 
 /// Signs the named fields of `fields`, in the order of `names` (missing ones as empty).
 pub fn sign_fields(names: &[&str], fields: &BTreeMap<String, String>, token: &str) -> String {
-    let pairs: Vec<(&str, &str)> = names.iter().map(|n| (*n, fields.get(*n).map(String::as_str).unwrap_or(""))).collect();
+    let pairs: Vec<(&str, &str)> =
+        names.iter().map(|n| (*n, fields.get(*n).map(String::as_str).unwrap_or(""))).collect();
     sign(&pairs, token)
 }
 
@@ -128,8 +130,13 @@ impl Dialect for Jings {
         if !p.currency.eq_ignore_ascii_case("CNY") {
             return Err(DialectError::Unsupported(format!("currency {} (jings takes CNY only)", p.currency)));
         }
-        let return_url = p.return_url.clone().ok_or_else(|| DialectError::Invalid("return_url: required by jings (returnurl)".into()))?;
-        for (name, url) in [("notifyurl (the gateway's callback URL)", &order.callback_url), ("return_url", &return_url)] {
+        let return_url = p
+            .return_url
+            .clone()
+            .ok_or_else(|| DialectError::Invalid("return_url: required by jings (returnurl)".into()))?;
+        for (name, url) in
+            [("notifyurl (the gateway's callback URL)", &order.callback_url), ("return_url", &return_url)]
+        {
             if url.len() > 80 {
                 return Err(DialectError::Invalid(format!("{name}: jings takes at most 80 bytes")));
             }
@@ -242,29 +249,55 @@ pub mod provider {
     use super::*;
 
     /// Verifies a pay.action form with the token of its uid.
-    pub fn read_pay_form(body: &[u8], token_for_uid: impl Fn(&str) -> Option<String>) -> Result<BTreeMap<String, String>, String> {
+    pub fn read_pay_form(
+        body: &[u8],
+        token_for_uid: impl Fn(&str) -> Option<String>,
+    ) -> Result<BTreeMap<String, String>, String> {
         let fields: BTreeMap<String, String> = parse_form(body).into_iter().collect();
         let uid = fields.get("uid").map(String::as_str).unwrap_or("");
         let token = token_for_uid(uid).ok_or("unknown uid")?;
-        if !same_hex_signature(&sign_fields(PAY_FIELDS, &fields, &token), fields.get("key").map(String::as_str).unwrap_or("")) {
+        if !same_hex_signature(
+            &sign_fields(PAY_FIELDS, &fields, &token),
+            fields.get("key").map(String::as_str).unwrap_or(""),
+        ) {
             return Err("key error".into());
         }
         Ok(fields)
     }
 
     /// Verifies a GET query (orderid/uid or uid/reqtime) with the token of its uid.
-    pub fn read_query(query: &str, names: &[&str], token_for_uid: impl Fn(&str) -> Option<String>) -> Result<BTreeMap<String, String>, String> {
+    pub fn read_query(
+        query: &str,
+        names: &[&str],
+        token_for_uid: impl Fn(&str) -> Option<String>,
+    ) -> Result<BTreeMap<String, String>, String> {
         let fields: BTreeMap<String, String> = parse_form(query.as_bytes()).into_iter().collect();
         let token = token_for_uid(fields.get("uid").map(String::as_str).unwrap_or("")).ok_or("unknown uid")?;
-        if !same_hex_signature(&sign_fields(names, &fields, &token), fields.get("key").map(String::as_str).unwrap_or("")) {
+        if !same_hex_signature(
+            &sign_fields(names, &fields, &token),
+            fields.get("key").map(String::as_str).unwrap_or(""),
+        ) {
             return Err("key error".into());
         }
         Ok(fields)
     }
 
     /// A signed notify body.
-    pub fn notify_body(payid: &str, orderid: &str, orderuid: &str, paymoney: &str, realpay: &str, token: &str) -> String {
-        let pairs = [("payid", payid), ("orderid", orderid), ("orderuid", orderuid), ("paymoney", paymoney), ("realpay", realpay)];
+    pub fn notify_body(
+        payid: &str,
+        orderid: &str,
+        orderuid: &str,
+        paymoney: &str,
+        realpay: &str,
+        token: &str,
+    ) -> String {
+        let pairs = [
+            ("payid", payid),
+            ("orderid", orderid),
+            ("orderuid", orderuid),
+            ("paymoney", paymoney),
+            ("realpay", realpay),
+        ];
         let key = sign(&pairs, token);
         encode_form(pairs.into_iter().chain([("key", key.as_str())]))
     }
@@ -286,7 +319,8 @@ mod tests {
     #[test]
     fn balance_key_matches_the_documents_vector() {
         // DESIGN.md §2 / document 1.5: uid=10000001400000&reqtime=2018-09-02 12:35:06&token=...
-        let key = sign(&[("uid", "10000001400000"), ("reqtime", "2018-09-02 12:35:06")], "10665CF54E90822951FE80330E9CF715");
+        let key =
+            sign(&[("uid", "10000001400000"), ("reqtime", "2018-09-02 12:35:06")], "10665CF54E90822951FE80330E9CF715");
         assert_eq!(key, "c9b922d7dde2c8ad614b998f8d183e84");
         let req = account().balance(1_535_862_906).unwrap();
         assert_eq!(req.method, "GET");
@@ -302,7 +336,14 @@ mod tests {
         p.return_url = Some("https://school/done".into());
         p.amount = 101;
         let extra = Default::default();
-        let order = CreateOrder { payment: &p, callback_url: "https://gw/callbacks/jg".into(), client_ip: None, auth_code: None, openid: None, extra: &extra };
+        let order = CreateOrder {
+            payment: &p,
+            callback_url: "https://gw/callbacks/jg".into(),
+            client_ip: None,
+            auth_code: None,
+            openid: None,
+            extra: &extra,
+        };
         let CreateStep::Done(created) = j.create_payment(&order, 0).unwrap() else { panic!("no server call") };
         let Action::FormPost { url, fields } = created.action else { panic!() };
         assert_eq!(url, "https://sun.jings.wang/pay.action");
@@ -322,10 +363,19 @@ mod tests {
     #[test]
     fn notify_and_query() {
         let j = account();
-        let body = provider::notify_body("10000000480012", "P1", "", "0.01", "0.01", "10665CF54E90822951FE80330E9CF715");
-        let inbound = InboundHttp { method: "POST", query: "", content_type: "application/x-www-form-urlencoded", body: body.as_bytes() };
+        let body =
+            provider::notify_body("10000000480012", "P1", "", "0.01", "0.01", "10665CF54E90822951FE80330E9CF715");
+        let inbound = InboundHttp {
+            method: "POST",
+            query: "",
+            content_type: "application/x-www-form-urlencoded",
+            body: body.as_bytes(),
+        };
         let CallbackReport::Payment(r) = j.read_callback(inbound, 0).unwrap() else { panic!() };
-        assert_eq!((r.status, r.amount, r.provider_trade_no.as_deref()), (PaymentStatus::Succeeded, Some(1), Some("10000000480012")));
+        assert_eq!(
+            (r.status, r.amount, r.provider_trade_no.as_deref()),
+            (PaymentStatus::Succeeded, Some(1), Some("10000000480012"))
+        );
         let forged = body.replace("0.01", "0.02");
         assert!(j.read_callback(InboundHttp { body: forged.as_bytes(), ..inbound }, 0).is_err());
 
@@ -336,7 +386,10 @@ mod tests {
         let r = j.read_query(&p, ProviderResponse { status: 200, body: answer.as_bytes() }).unwrap();
         assert_eq!((r.status, r.amount), (PaymentStatus::Succeeded, Some(5)));
         let timeout = answer.replace("\"status\":\"0\"", "\"status\":\"1\"");
-        assert_eq!(j.read_query(&p, ProviderResponse { status: 200, body: timeout.as_bytes() }).unwrap().status, PaymentStatus::Closed);
+        assert_eq!(
+            j.read_query(&p, ProviderResponse { status: 200, body: timeout.as_bytes() }).unwrap().status,
+            PaymentStatus::Closed
+        );
         assert_eq!(j.query_interval(), Some(Duration::from_secs(60)));
     }
 }

@@ -46,11 +46,14 @@
 //! `ord_status` too. `shop_pass` defaults to the document's 123456 when not configured. A
 //! paylist answer whose data is plain JSON (as the §4.1.4 example) is read as is.
 
-use super::signing::{aes_decrypt, aes_encrypt, encode_form, md5_hex, parse_form, parse_loose_json, same_hex_signature, sha1_hex, sorted_pairs, AesMode};
+use super::signing::{
+    aes_decrypt, aes_encrypt, encode_form, md5_hex, parse_form, parse_loose_json, same_hex_signature, sha1_hex,
+    sorted_pairs, AesMode,
+};
 use super::{
     check_credentials, check_options, credential, field, json_text, truncate_bytes, CallbackReply, CallbackReport,
-    CreateOrder, CreateStep, Created, Dialect, DialectError, InboundHttp, PaymentMethod, PaymentReport, ProviderRequest,
-    ProviderResponse, RefundReport, Refusal,
+    CreateOrder, CreateStep, Created, Dialect, DialectError, InboundHttp, PaymentMethod, PaymentReport,
+    ProviderRequest, ProviderResponse, RefundReport, Refusal,
 };
 use crate::config::ProviderConfig;
 use crate::model::{Action, Channel, Payment, PaymentStatus, Refund, Scene, TransferStatus};
@@ -59,7 +62,16 @@ use std::collections::BTreeMap;
 
 pub const TIMESTAMP_WINDOW_SECS: i64 = 600;
 pub const ACK: &str = "notify_success";
-const OPTIONS: &[&str] = &["hex_case", "sub_appid", "pmt_tag_wechat", "pmt_tag_alipay", "pmt_tag_unionpay", "pmt_tag_qq", "pmt_tag_jd", "pmt_tag_bank"];
+const OPTIONS: &[&str] = &[
+    "hex_case",
+    "sub_appid",
+    "pmt_tag_wechat",
+    "pmt_tag_alipay",
+    "pmt_tag_unionpay",
+    "pmt_tag_qq",
+    "pmt_tag_jd",
+    "pmt_tag_bank",
+];
 
 /// `md5(sha1(sorted k=v incl. open_key))` of `fields` (the `sign` field is left out).
 pub fn sign(fields: &BTreeMap<String, String>, open_key: &str) -> String {
@@ -99,9 +111,14 @@ impl Envelope {
 
     /// hex(AES-256-ECB(json)).
     pub fn seal(&self, json: &Value) -> String {
-        let sealed = aes_encrypt(self.open_key.as_bytes(), AesMode::Ecb, json.to_string().as_bytes()).expect("32-byte key");
+        let sealed =
+            aes_encrypt(self.open_key.as_bytes(), AesMode::Ecb, json.to_string().as_bytes()).expect("32-byte key");
         let text = hex::encode(sealed);
-        if self.upper_hex { text.to_ascii_uppercase() } else { text }
+        if self.upper_hex {
+            text.to_ascii_uppercase()
+        } else {
+            text
+        }
     }
 
     /// Reverses `seal` (either hex case).
@@ -195,14 +212,17 @@ impl Mct {
         if !errors.is_empty() {
             return Err(errors);
         }
-        let envelope = Envelope::new(&credential(provider, "open_id"), &credential(provider, "open_key"), upper_hex).map_err(|e| vec![e])?;
-        let mut pmt_tags: BTreeMap<String, String> = [("wechat", "Weixin"), ("alipay", "Alipay")].iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let envelope = Envelope::new(&credential(provider, "open_id"), &credential(provider, "open_key"), upper_hex)
+            .map_err(|e| vec![e])?;
+        let mut pmt_tags: BTreeMap<String, String> =
+            [("wechat", "Weixin"), ("alipay", "Alipay")].iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         for channel in Channel::ALL {
             if let Some(tag) = provider.options.get(&format!("pmt_tag_{channel}")) {
                 pmt_tags.insert(channel.to_string(), tag.clone());
             }
         }
-        let shop_pass = provider.credentials.get("shop_pass").map(|s| s.expose().to_string()).unwrap_or_else(|| "123456".into());
+        let shop_pass =
+            provider.credentials.get("shop_pass").map(|s| s.expose().to_string()).unwrap_or_else(|| "123456".into());
         Ok(Mct { envelope, shop_pass, sub_appid: provider.options.get("sub_appid").cloned(), pmt_tags })
     }
 
@@ -223,7 +243,11 @@ impl Mct {
         let json = parse_loose_json(&String::from_utf8_lossy(answer.body)).map_err(DialectError::BadMessage)?;
         let errcode = field(&json, "errcode");
         if errcode != "0" {
-            return Err(DialectError::Rejected { kind: refusal(&errcode), code: errcode, message: field(&json, "msg") });
+            return Err(DialectError::Rejected {
+                kind: refusal(&errcode),
+                code: errcode,
+                message: field(&json, "msg"),
+            });
         }
         let Some(Value::String(data)) = json.get("data") else {
             return Err(DialectError::BadMessage("answer has no encrypted data".into()));
@@ -244,7 +268,8 @@ impl Mct {
         if field(data, "out_no") != payment.payment_id {
             return Err(DialectError::BadMessage(format!("answer is about order {:?}", field(data, "out_no"))));
         }
-        let amount = crate::money::parse_fen(&field(data, "trade_amount")).map_err(|e| DialectError::BadMessage(format!("trade_amount: {e}")))?;
+        let amount = crate::money::parse_fen(&field(data, "trade_amount"))
+            .map_err(|e| DialectError::BadMessage(format!("trade_amount: {e}")))?;
         let status = payment_status(&field(data, "status"));
         Ok(PaymentReport {
             payment_id: payment.payment_id.clone(),
@@ -264,10 +289,12 @@ impl Dialect for Mct {
 
     fn create_payment(&self, order: &CreateOrder<'_>, now: i64) -> Result<CreateStep, DialectError> {
         let p = order.payment;
-        let pmt_tag = self
-            .pmt_tags
-            .get(p.channel.as_str())
-            .ok_or_else(|| DialectError::Unsupported(format!("no mct pmt_tag for channel {} (set options.pmt_tag_{})", p.channel, p.channel)))?;
+        let pmt_tag = self.pmt_tags.get(p.channel.as_str()).ok_or_else(|| {
+            DialectError::Unsupported(format!(
+                "no mct pmt_tag for channel {} (set options.pmt_tag_{})",
+                p.channel, p.channel
+            ))
+        })?;
         if !p.currency.eq_ignore_ascii_case("CNY") {
             return Err(DialectError::Unsupported(format!("currency {} (mct takes CNY)", p.currency)));
         }
@@ -287,9 +314,15 @@ impl Dialect for Mct {
         match (p.scene, p.channel) {
             (Scene::Qr, _) => {}
             (Scene::Barcode, _) => c["auth_code"] = json!(order.auth_code.unwrap_or_default()),
-            (Scene::Jsapi, _) if order.extra_str("jump_url").is_some() => c["jump_url"] = json!(order.extra_str("jump_url")),
+            (Scene::Jsapi, _) if order.extra_str("jump_url").is_some() => {
+                c["jump_url"] = json!(order.extra_str("jump_url"))
+            }
             (Scene::Jsapi | Scene::Miniapp, Channel::Wechat) => {
-                let sub_appid = sub_appid.ok_or_else(|| DialectError::Invalid("extra.sub_appid (or options.sub_appid) is needed for wechat jsapi and mini programs".into()))?;
+                let sub_appid = sub_appid.ok_or_else(|| {
+                    DialectError::Invalid(
+                        "extra.sub_appid (or options.sub_appid) is needed for wechat jsapi and mini programs".into(),
+                    )
+                })?;
                 c["JSAPI"] = if p.scene == Scene::Miniapp { json!("1") } else { json!(1) };
                 c["sub_appid"] = json!(sub_appid);
                 c["sub_openid"] = json!(order.openid.unwrap_or_default());
@@ -308,11 +341,16 @@ impl Dialect for Mct {
         let p = order.payment;
         let report = self.order_report(p, &data)?;
         if report.amount != Some(p.amount) {
-            return Err(DialectError::BadMessage(format!("answer's trade_amount {:?} is not the order's {}", report.amount, p.amount)));
+            return Err(DialectError::BadMessage(format!(
+                "answer's trade_amount {:?} is not the order's {}",
+                report.amount, p.amount
+            )));
         }
         let action = match p.scene {
             Scene::Barcode => Action::None,
-            Scene::Jsapi if !field(&data, "jsapi_pay_url").is_empty() => Action::Redirect { url: field(&data, "jsapi_pay_url") },
+            Scene::Jsapi if !field(&data, "jsapi_pay_url").is_empty() => {
+                Action::Redirect { url: field(&data, "jsapi_pay_url") }
+            }
             Scene::Jsapi | Scene::Miniapp if p.channel == Channel::Wechat => {
                 let params = ["appId", "timeStamp", "nonceStr", "signType", "package", "paySign"]
                     .iter()
@@ -320,7 +358,9 @@ impl Dialect for Mct {
                     .collect();
                 Action::Jsapi { params }
             }
-            Scene::Jsapi => Action::Jsapi { params: [("tradeNO".to_string(), field(&data, "trade_no"))].into_iter().collect() },
+            Scene::Jsapi => {
+                Action::Jsapi { params: [("tradeNO".to_string(), field(&data, "trade_no"))].into_iter().collect() }
+            }
             _ => Action::QrCode { qr_code: field(&data, "trade_qrcode"), amount: None },
         };
         Ok(Created { provider_trade_no: report.provider_trade_no, action, status: report.status })
@@ -341,7 +381,8 @@ impl Dialect for Mct {
         if !self.envelope.verify(&fields) {
             return Err(DialectError::BadMessage("notify signature does not verify".into()));
         }
-        check_timestamp(fields.get("timestamp").map(String::as_str).unwrap_or(""), now).map_err(DialectError::BadMessage)?;
+        check_timestamp(fields.get("timestamp").map(String::as_str).unwrap_or(""), now)
+            .map_err(DialectError::BadMessage)?;
         let get = |k: &str| fields.get(k).cloned().unwrap_or_default();
         Ok(CallbackReport::Payment(PaymentReport {
             payment_id: get("out_no"),
@@ -354,7 +395,11 @@ impl Dialect for Mct {
     }
 
     fn callback_reply(&self, accepted: bool) -> CallbackReply {
-        CallbackReply { status: 200, content_type: "text/plain; charset=utf-8", body: if accepted { ACK } else { "fail" }.into() }
+        CallbackReply {
+            status: 200,
+            content_type: "text/plain; charset=utf-8",
+            body: if accepted { ACK } else { "fail" }.into(),
+        }
     }
 
     fn close_payment(&self, payment: &Payment, now: i64) -> Result<ProviderRequest, DialectError> {
@@ -363,7 +408,8 @@ impl Dialect for Mct {
 
     fn read_close(&self, _payment: &Payment, answer: ProviderResponse<'_>) -> Result<(), DialectError> {
         let data = self.read_answer(answer)?;
-        let status = Some(field(&data, "ord_status")).filter(|s| !s.is_empty()).unwrap_or_else(|| field(&data, "ord_stautus"));
+        let status =
+            Some(field(&data, "ord_status")).filter(|s| !s.is_empty()).unwrap_or_else(|| field(&data, "ord_stautus"));
         if status != "4" {
             return Err(DialectError::BadMessage(format!("cancel answer has ord_status {status:?}, not 4")));
         }
@@ -425,7 +471,11 @@ impl Dialect for Mct {
             .map(|m| PaymentMethod {
                 name: field(m, "pmt_name"),
                 tag: field(m, "pmt_tag"),
-                types: field(m, "pmt_type").split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect(),
+                types: field(m, "pmt_type")
+                    .split(',')
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty())
+                    .collect(),
             })
             .collect())
     }
@@ -437,7 +487,11 @@ pub mod provider {
 
     /// Verifies a request form (signature and ±600 s window) with the open_key of its open_id,
     /// and opens its data. Errors are (errcode, msg) as §5 lists them.
-    pub fn read_request(body: &[u8], now: i64, envelope_for: impl Fn(&str) -> Option<Envelope>) -> Result<(Envelope, Value), (i64, String)> {
+    pub fn read_request(
+        body: &[u8],
+        now: i64,
+        envelope_for: impl Fn(&str) -> Option<Envelope>,
+    ) -> Result<(Envelope, Value), (i64, String)> {
         let fields: BTreeMap<String, String> = parse_form(body).into_iter().collect();
         let open_id = fields.get("open_id").map(String::as_str).unwrap_or("");
         if open_id.is_empty() {
@@ -447,15 +501,31 @@ pub mod provider {
         if !envelope.verify(&fields) {
             return Err((5, "验证签名错误".into()));
         }
-        check_timestamp(fields.get("timestamp").map(String::as_str).unwrap_or(""), now).map_err(|_| (9, "timestamp error".to_string()))?;
-        let data = envelope.open(fields.get("data").map(String::as_str).unwrap_or("")).map_err(|_| (8044, "out_no不能为空".to_string()))?;
+        check_timestamp(fields.get("timestamp").map(String::as_str).unwrap_or(""), now)
+            .map_err(|_| (9, "timestamp error".to_string()))?;
+        let data = envelope
+            .open(fields.get("data").map(String::as_str).unwrap_or(""))
+            .map_err(|_| (8044, "out_no不能为空".to_string()))?;
         Ok((envelope, data))
     }
 
     /// A signed notify query string.
-    pub fn notify_query(envelope: &Envelope, ord_no: &str, out_no: &str, status: &str, rand_str: &str, now: i64) -> String {
+    pub fn notify_query(
+        envelope: &Envelope,
+        ord_no: &str,
+        out_no: &str,
+        status: &str,
+        rand_str: &str,
+        now: i64,
+    ) -> String {
         let mut fields = BTreeMap::new();
-        for (k, v) in [("ord_no", ord_no), ("timestamp", &now.to_string()), ("rand_str", rand_str), ("out_no", out_no), ("status", status)] {
+        for (k, v) in [
+            ("ord_no", ord_no),
+            ("timestamp", &now.to_string()),
+            ("rand_str", rand_str),
+            ("out_no", out_no),
+            ("status", status),
+        ] {
             fields.insert(k.to_string(), v.to_string());
         }
         let sign = envelope.sign(&fields);
@@ -483,10 +553,11 @@ mod tests {
     #[test]
     fn signature_matches_the_documents_vector() {
         // §2.4: open_id, timestamp and data, plus open_key, sorted; sha1 then md5.
-        let fields: BTreeMap<String, String> = [("open_id", OPEN_ID), ("timestamp", "1497957842"), ("data", "3304A5EC2CDEB4D12ED3338B5C01BF6B")]
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let fields: BTreeMap<String, String> =
+            [("open_id", OPEN_ID), ("timestamp", "1497957842"), ("data", "3304A5EC2CDEB4D12ED3338B5C01BF6B")]
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
         assert_eq!(sign(&fields, OPEN_KEY), "915be5aff09f2686870e1d17e93b3542");
     }
 
@@ -508,7 +579,14 @@ mod tests {
         p.channel = Channel::Wechat;
         p.scene = Scene::Miniapp;
         let extra = Default::default();
-        let order = CreateOrder { payment: &p, callback_url: "https://gw/callbacks/mct".into(), client_ip: None, auth_code: None, openid: Some("oRBX"), extra: &extra };
+        let order = CreateOrder {
+            payment: &p,
+            callback_url: "https://gw/callbacks/mct".into(),
+            client_ip: None,
+            auth_code: None,
+            openid: Some("oRBX"),
+            extra: &extra,
+        };
         let now = 1_700_000_000;
         let CreateStep::Call(req) = m.create_payment(&order, now).unwrap() else { panic!() };
         assert_eq!(req.path, "/mct1/payorder");
@@ -517,7 +595,11 @@ mod tests {
         assert_eq!(data["sub_appid"], "wxde66bf91cac57773");
         assert_eq!(data["sub_openid"], "oRBX");
         assert_eq!(data["trade_amount"], "100");
-        assert_eq!(provider::read_request(&req.body, now + 601, |_| Some(env.clone())).unwrap_err().0, 9, "outside ±600 s");
+        assert_eq!(
+            provider::read_request(&req.body, now + 601, |_| Some(env.clone())).unwrap_err().0,
+            9,
+            "outside ±600 s"
+        );
 
         let answer = env.answer(0, "ok", Some(&json!({"ord_no": "9149853698138671785993018", "out_no": p.payment_id, "trade_amount": "100", "status": "2",
             "appId": " wxad4459eb8e963029", "timeStamp": "1498536981", "nonceStr": "TkU7", "signType": "MD5", "package": "prepay_id=wx1", "paySign": "8A1C"})), now);
@@ -528,7 +610,9 @@ mod tests {
         let tampered = answer.replace("\"msg\":\"ok\"", "\"msg\":\"ko\"");
         assert!(m.read_create(&order, ProviderResponse { status: 200, body: tampered.as_bytes() }).is_err());
         let refused = r#"{"errcode":8045,"msg":"out_no已经存在，请勿重复发起支付"}"#;
-        assert!(matches!(m.read_create(&order, ProviderResponse { status: 200, body: refused.as_bytes() }), Err(DialectError::Rejected { code, .. }) if code == "8045"));
+        assert!(
+            matches!(m.read_create(&order, ProviderResponse { status: 200, body: refused.as_bytes() }), Err(DialectError::Rejected { code, .. }) if code == "8045")
+        );
     }
 
     #[test]

@@ -221,22 +221,13 @@ impl DialectError {
 pub trait Dialect: Send + Sync {
     fn dialect(&self) -> &'static str;
     /// Builds the create request (or the finished answer for browser-only providers).
-    fn create_payment(&self, order: &CreateOrder<'_>, now: i64)
-        -> Result<CreateStep, DialectError>;
+    fn create_payment(&self, order: &CreateOrder<'_>, now: i64) -> Result<CreateStep, DialectError>;
     /// Verifies and reads the provider's answer to a create.
-    fn read_create(
-        &self,
-        order: &CreateOrder<'_>,
-        answer: ProviderResponse<'_>,
-    ) -> Result<Created, DialectError>;
+    fn read_create(&self, order: &CreateOrder<'_>, answer: ProviderResponse<'_>) -> Result<Created, DialectError>;
     /// Builds a query for one payment.
     fn query_payment(&self, payment: &Payment, now: i64) -> Result<ProviderRequest, DialectError>;
     /// Verifies and reads the provider's answer to a query.
-    fn read_query(
-        &self,
-        payment: &Payment,
-        answer: ProviderResponse<'_>,
-    ) -> Result<PaymentReport, DialectError>;
+    fn read_query(&self, payment: &Payment, answer: ProviderResponse<'_>) -> Result<PaymentReport, DialectError>;
     /// Verifies (and decrypts) a callback and reads it.
     fn read_callback(&self, callback: InboundHttp<'_>, now: i64) -> Result<CallbackReport, DialectError>;
     /// The reply that tells the provider its callback was taken (`true`) or must be retried.
@@ -361,10 +352,7 @@ pub fn build(provider: &ProviderConfig) -> Result<Arc<dyn Dialect>, Vec<String>>
         "jings" => Ok(Arc::new(jings::Jings::from_config(provider)?)),
         "mct" => Ok(Arc::new(mct::Mct::from_config(provider)?)),
         "xxpay" => Ok(Arc::new(xxpay::Xxpay::from_config(provider)?)),
-        other => Err(vec![format!(
-            "dialect: unknown dialect {other:?} (known: {})",
-            DIALECTS.join(", ")
-        )]),
+        other => Err(vec![format!("dialect: unknown dialect {other:?} (known: {})", DIALECTS.join(", "))]),
     }
 }
 
@@ -387,18 +375,12 @@ pub fn check_options(provider: &ProviderConfig, known: &[&str]) -> Vec<String> {
 }
 
 /// Checks that exactly the expected credential names are present; returns messages.
-pub fn check_credentials(
-    provider: &ProviderConfig,
-    required: &[&str],
-    optional: &[&str],
-) -> Vec<String> {
+pub fn check_credentials(provider: &ProviderConfig, required: &[&str], optional: &[&str]) -> Vec<String> {
     let mut errors = Vec::new();
     for name in required {
         match provider.credentials.get(*name) {
             None => errors.push(format!("credentials.{name}: missing")),
-            Some(v) if v.expose().is_empty() => {
-                errors.push(format!("credentials.{name}: is empty"))
-            }
+            Some(v) if v.expose().is_empty() => errors.push(format!("credentials.{name}: is empty")),
             Some(_) => {}
         }
     }
@@ -407,12 +389,7 @@ pub fn check_credentials(
             errors.push(format!(
                 "credentials.{name}: unknown credential for dialect {} (expected: {})",
                 provider.dialect,
-                required
-                    .iter()
-                    .chain(optional)
-                    .copied()
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                required.iter().chain(optional).copied().collect::<Vec<_>>().join(", ")
             ));
         }
     }

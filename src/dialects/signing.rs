@@ -11,10 +11,7 @@ pub fn sorted_pairs<'a, I>(pairs: I, skip_empty: bool) -> String
 where
     I: IntoIterator<Item = (&'a str, &'a str)>,
 {
-    let mut pairs: Vec<(&str, &str)> = pairs
-        .into_iter()
-        .filter(|(_, v)| !(skip_empty && v.is_empty()))
-        .collect();
+    let mut pairs: Vec<(&str, &str)> = pairs.into_iter().filter(|(_, v)| !(skip_empty && v.is_empty())).collect();
     pairs.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
     let mut out = String::new();
     for (i, (k, v)) in pairs.iter().enumerate() {
@@ -111,10 +108,7 @@ mod tests {
     fn form_round_trip() {
         let body = encode_form([("params", r#"{"a":"b c&d"}"#), ("x", "中")]);
         let back = parse_form(body.as_bytes());
-        assert_eq!(
-            back[0],
-            ("params".to_string(), r#"{"a":"b c&d"}"#.to_string())
-        );
+        assert_eq!(back[0], ("params".to_string(), r#"{"a":"b c&d"}"#.to_string()));
         assert_eq!(back[1].1, "中");
     }
 }
@@ -193,7 +187,7 @@ pub fn aes_encrypt(key: &[u8], mode: AesMode, plain: &[u8]) -> Result<Vec<u8>, S
 /// Reverses `aes_encrypt`; a wrong key or corrupted text shows as bad padding.
 pub fn aes_decrypt(key: &[u8], mode: AesMode, cipher_text: &[u8]) -> Result<Vec<u8>, String> {
     let cipher = AesKey::new(key)?;
-    if cipher_text.is_empty() || cipher_text.len() % 16 != 0 {
+    if cipher_text.is_empty() || !cipher_text.len().is_multiple_of(16) {
         return Err("ciphertext is not a whole number of AES blocks".into());
     }
     let mut data = cipher_text.to_vec();

@@ -220,7 +220,10 @@ pub mod provider {
     use super::*;
 
     /// Verifies a createOrder form with the key of its `mid`; returns the fields.
-    pub fn read_create(body: &[u8], key_for_mid: impl Fn(&str) -> Option<String>) -> Result<BTreeMap<String, String>, (i64, String)> {
+    pub fn read_create(
+        body: &[u8],
+        key_for_mid: impl Fn(&str) -> Option<String>,
+    ) -> Result<BTreeMap<String, String>, (i64, String)> {
         let fields: BTreeMap<String, String> = parse_form(body).into_iter().collect();
         let get = |k: &str| fields.get(k).map(String::as_str).unwrap_or("");
         let key = key_for_mid(get("mid")).ok_or((-2, "商户不存在".to_string()))?;
@@ -234,13 +237,33 @@ pub mod provider {
     /// A callback query string for a paid order.
     pub fn callback_query(mid: &str, payid: &str, param: &str, price: &str, reallyprice: &str, key: &str) -> String {
         let sign = callback_sign(mid, payid, param, price, reallyprice, key);
-        encode_form([("mid", mid), ("payid", payid), ("param", param), ("price", price), ("reallyprice", reallyprice), ("sign", sign.as_str())])
+        encode_form([
+            ("mid", mid),
+            ("payid", payid),
+            ("param", param),
+            ("price", price),
+            ("reallyprice", reallyprice),
+            ("sign", sign.as_str()),
+        ])
     }
 
     /// checkOrder's answer for a paid order: the return URL with the signed fields.
-    pub fn paid_check_answer(return_url: &str, payid: &str, param: &str, price: &str, reallyprice: &str, key: &str) -> String {
+    pub fn paid_check_answer(
+        return_url: &str,
+        payid: &str,
+        param: &str,
+        price: &str,
+        reallyprice: &str,
+        key: &str,
+    ) -> String {
         let sign = sign(&[payid, param, price, reallyprice], key);
-        let query = encode_form([("payid", payid), ("param", param), ("price", price), ("reallyPrice", reallyprice), ("sign", sign.as_str())]);
+        let query = encode_form([
+            ("payid", payid),
+            ("param", param),
+            ("price", price),
+            ("reallyPrice", reallyprice),
+            ("sign", sign.as_str()),
+        ]);
         serde_json::json!({"code": 1, "msg": "成功", "data": format!("{return_url}?{query}")}).to_string()
     }
 }
@@ -268,11 +291,21 @@ mod tests {
     #[test]
     fn create_sign_is_md5_of_concatenated_values() {
         // By hand: md5("2" + "1648306925" + "pay_notify" + "0.01" + "k3y").
-        assert_eq!(create_sign("2", "1648306925", "pay_notify", "0.01", "k3y"), md5_hex(b"21648306925pay_notify0.01k3y"));
+        assert_eq!(
+            create_sign("2", "1648306925", "pay_notify", "0.01", "k3y"),
+            md5_hex(b"21648306925pay_notify0.01k3y")
+        );
         let x = account();
         let p = payment();
         let extra = Default::default();
-        let order = CreateOrder { payment: &p, callback_url: "http://gw/callbacks/xjt".into(), client_ip: None, auth_code: None, openid: None, extra: &extra };
+        let order = CreateOrder {
+            payment: &p,
+            callback_url: "http://gw/callbacks/xjt".into(),
+            client_ip: None,
+            auth_code: None,
+            openid: None,
+            extra: &extra,
+        };
         let CreateStep::Call(req) = x.create_payment(&order, 0).unwrap() else { panic!() };
         let fields = provider::read_create(&req.body, |m| (m == "2").then(|| "k3y".into())).unwrap();
         assert_eq!(fields["price"], "0.01");
@@ -286,16 +319,29 @@ mod tests {
         let x = account();
         let p = payment();
         let extra = Default::default();
-        let order = CreateOrder { payment: &p, callback_url: String::new(), client_ip: None, auth_code: None, openid: None, extra: &extra };
+        let order = CreateOrder {
+            payment: &p,
+            callback_url: String::new(),
+            client_ip: None,
+            auth_code: None,
+            openid: None,
+            extra: &extra,
+        };
         let body = serde_json::json!({"code": 1, "msg": "成功", "data": {"mid": 2, "payid": p.payment_id, "orderid": "20220326232724", "paytype": 1,
             "price": 0.01, "reallyprice": 0.02, "payurl": "wxp://f2f0CYCNxDDXkQOo9XHfOF9HiWiEyajgwsttCCYxjJRdZ_U", "state": 0, "order_time_out": 5, "date": 1648308444654u64}}).to_string();
         let created = x.read_create(&order, ProviderResponse { status: 200, body: body.as_bytes() }).unwrap();
         assert_eq!(created.provider_trade_no.as_deref(), Some("20220326232724"));
-        assert_eq!(created.action, Action::QrCode { qr_code: "wxp://f2f0CYCNxDDXkQOo9XHfOF9HiWiEyajgwsttCCYxjJRdZ_U".into(), amount: Some(2) });
+        assert_eq!(
+            created.action,
+            Action::QrCode { qr_code: "wxp://f2f0CYCNxDDXkQOo9XHfOF9HiWiEyajgwsttCCYxjJRdZ_U".into(), amount: Some(2) }
+        );
         let wrong_price = body.replace("\"price\":0.01", "\"price\":0.03");
         assert!(x.read_create(&order, ProviderResponse { status: 200, body: wrong_price.as_bytes() }).is_err());
         let refused = r#"{"code":-2,"msg":"签名错误"}"#;
-        assert_eq!(x.read_create(&order, ProviderResponse { status: 200, body: refused.as_bytes() }), Err(DialectError::rejected("-2", "签名错误")));
+        assert_eq!(
+            x.read_create(&order, ProviderResponse { status: 200, body: refused.as_bytes() }),
+            Err(DialectError::rejected("-2", "签名错误"))
+        );
     }
 
     #[test]
@@ -319,7 +365,10 @@ mod tests {
         let r = x.read_query(&p, ProviderResponse { status: 200, body: body.as_bytes() }).unwrap();
         assert_eq!((r.status, r.paid_amount), (PaymentStatus::Succeeded, Some(3)));
         let unpaid = r#"{"code":-1,"msg":"未支付","data":null}"#;
-        assert_eq!(x.read_query(&p, ProviderResponse { status: 200, body: unpaid.as_bytes() }).unwrap().status, PaymentStatus::Pending);
+        assert_eq!(
+            x.read_query(&p, ProviderResponse { status: 200, body: unpaid.as_bytes() }).unwrap().status,
+            PaymentStatus::Pending
+        );
         let forged = body.replace("0.03", "0.01");
         assert!(x.read_query(&p, ProviderResponse { status: 200, body: forged.as_bytes() }).is_err());
     }

@@ -48,8 +48,8 @@
 
 use super::signing::{encode_form, md5_hex, parse_form, same_hex_signature, sorted_pairs};
 use super::{
-    check_credentials, check_options, json_text, CallbackReport, PayoutReport, product_key, CallbackReply, CreateOrder, CreateStep, Created, Dialect,
-    DialectError, InboundHttp, PaymentReport, ProviderRequest, ProviderResponse,
+    check_credentials, check_options, json_text, product_key, CallbackReply, CallbackReport, CreateOrder, CreateStep,
+    Created, Dialect, DialectError, InboundHttp, PaymentReport, PayoutReport, ProviderRequest, ProviderResponse,
 };
 use crate::config::ProviderConfig;
 use crate::model::{Action, Payment, PaymentStatus, Payout, Scene, TransferStatus};
@@ -82,13 +82,8 @@ pub const DEFAULT_PRODUCTS: &[(&str, u32)] = &[
 
 /// Computes the xxpay signature of `fields` (the `sign` field, if present, is left out).
 pub fn sign(fields: &BTreeMap<String, String>, key: &str) -> String {
-    let base = sorted_pairs(
-        fields
-            .iter()
-            .filter(|(k, _)| k.as_str() != "sign")
-            .map(|(k, v)| (k.as_str(), v.as_str())),
-        true,
-    );
+    let base =
+        sorted_pairs(fields.iter().filter(|(k, _)| k.as_str() != "sign").map(|(k, v)| (k.as_str(), v.as_str())), true);
     let mut text = base;
     text.push_str("&key=");
     text.push_str(key);
@@ -108,24 +103,16 @@ type JsonFields = (BTreeMap<String, String>, Map<String, Value>);
 
 /// Reads a JSON object into signable text fields. Returns the object too, for nested values.
 fn json_fields(body: &[u8]) -> Result<JsonFields, String> {
-    let value: Value =
-        serde_json::from_slice(body).map_err(|e| format!("answer is not JSON: {e}"))?;
+    let value: Value = serde_json::from_slice(body).map_err(|e| format!("answer is not JSON: {e}"))?;
     let Value::Object(object) = value else {
         return Err("answer is not a JSON object".into());
     };
-    let fields = object
-        .iter()
-        .map(|(k, v)| (k.clone(), json_text(v)))
-        .collect();
+    let fields = object.iter().map(|(k, v)| (k.clone(), json_text(v))).collect();
     Ok((fields, object))
 }
 
 /// Verifies a signed JSON answer: with nested values signed as JSON text, or left out.
-fn verify_answer(
-    fields: &BTreeMap<String, String>,
-    object: &Map<String, Value>,
-    key: &str,
-) -> bool {
+fn verify_answer(fields: &BTreeMap<String, String>, object: &Map<String, Value>, key: &str) -> bool {
     if verify(fields, key) {
         return true;
     }
@@ -160,28 +147,18 @@ fn action_for(pay_url: &str, scene: Scene) -> Action {
     if let Some(rest) = pay_url.strip_prefix("POST;") {
         // §2.1.5: "POST;url?a=b" means POST the query fields to the url before the '?'.
         let (url, query) = rest.split_once('?').unwrap_or((rest, ""));
-        return Action::FormPost {
-            url: url.to_string(),
-            fields: parse_form(query.as_bytes()).into_iter().collect(),
-        };
+        return Action::FormPost { url: url.to_string(), fields: parse_form(query.as_bytes()).into_iter().collect() };
     }
     match scene {
         Scene::Qr => {
             // A QR-image service URL carries the code's content in `params=`.
             let content = pay_url
                 .split_once('?')
-                .and_then(|(_, q)| {
-                    parse_form(q.as_bytes())
-                        .into_iter()
-                        .find(|(k, _)| k == "params")
-                        .map(|(_, v)| v)
-                })
+                .and_then(|(_, q)| parse_form(q.as_bytes()).into_iter().find(|(k, _)| k == "params").map(|(_, v)| v))
                 .unwrap_or_else(|| pay_url.to_string());
             Action::QrCode { qr_code: content, amount: None }
         }
-        _ => Action::Redirect {
-            url: pay_url.to_string(),
-        },
+        _ => Action::Redirect { url: pay_url.to_string() },
     }
 }
 
@@ -205,27 +182,16 @@ impl Xxpay {
             return Err(errors);
         }
         let products = if provider.products.is_empty() {
-            DEFAULT_PRODUCTS
-                .iter()
-                .map(|(k, v)| (k.to_string(), *v))
-                .collect()
+            DEFAULT_PRODUCTS.iter().map(|(k, v)| (k.to_string(), *v)).collect()
         } else {
             provider.products.clone()
         };
         let cred = |name: &str| provider.credentials[name].expose().to_string();
-        Ok(Xxpay {
-            mch_id: cred("mch_id"),
-            app_id: cred("app_id"),
-            key: cred("key"),
-            products,
-        })
+        Ok(Xxpay { mch_id: cred("mch_id"), app_id: cred("app_id"), key: cred("key"), products })
     }
 
     fn request(&self, path: &str, mut fields: Map<String, Value>) -> ProviderRequest {
-        let text: BTreeMap<String, String> = fields
-            .iter()
-            .map(|(k, v)| (k.clone(), json_text(v)))
-            .collect();
+        let text: BTreeMap<String, String> = fields.iter().map(|(k, v)| (k.clone(), json_text(v))).collect();
         fields.insert("sign".into(), Value::String(sign(&text, &self.key)));
         let params = Value::Object(fields).to_string();
         ProviderRequest {
@@ -239,10 +205,7 @@ impl Xxpay {
     /// Reads a signed answer; a FAIL answer becomes `Rejected`.
     fn read_answer(&self, answer: ProviderResponse<'_>) -> Result<JsonFields, DialectError> {
         if !(200..300).contains(&answer.status) {
-            return Err(DialectError::BadMessage(format!(
-                "HTTP status {}",
-                answer.status
-            )));
+            return Err(DialectError::BadMessage(format!("HTTP status {}", answer.status)));
         }
         let (fields, object) = json_fields(answer.body).map_err(DialectError::BadMessage)?;
         let code = fields.get("retCode").map(String::as_str).unwrap_or("");
@@ -253,9 +216,7 @@ impl Xxpay {
             ));
         }
         if !verify_answer(&fields, &object, &self.key) {
-            return Err(DialectError::BadMessage(
-                "answer signature does not verify".into(),
-            ));
+            return Err(DialectError::BadMessage("answer signature does not verify".into()));
         }
         Ok((fields, object))
     }
@@ -263,17 +224,14 @@ impl Xxpay {
     fn report(&self, fields: &BTreeMap<String, String>) -> Result<PaymentReport, DialectError> {
         let get = |k: &str| fields.get(k).map(String::as_str).unwrap_or("");
         if get("mchId") != self.mch_id {
-            return Err(DialectError::BadMessage(format!(
-                "mchId {:?} is not this account's",
-                get("mchId")
-            )));
+            return Err(DialectError::BadMessage(format!("mchId {:?} is not this account's", get("mchId"))));
         }
         let payment_id = get("mchOrderNo");
         if payment_id.is_empty() {
             return Err(DialectError::BadMessage("mchOrderNo missing".into()));
         }
-        let amount = crate::money::parse_fen(get("amount"))
-            .map_err(|e| DialectError::BadMessage(format!("amount: {e}")))?;
+        let amount =
+            crate::money::parse_fen(get("amount")).map_err(|e| DialectError::BadMessage(format!("amount: {e}")))?;
         let status = payment_status(get("status"));
         let paid_at = match status {
             PaymentStatus::Succeeded => get("paySuccTime").parse::<i64>().ok().map(|ms| ms / 1000),
@@ -294,7 +252,8 @@ impl Xxpay {
         if get("mchId") != self.mch_id {
             return Err(DialectError::BadMessage(format!("mchId {:?} is not this account's", get("mchId"))));
         }
-        let amount = crate::money::parse_fen(get("amount")).map_err(|e| DialectError::BadMessage(format!("amount: {e}")))?;
+        let amount =
+            crate::money::parse_fen(get("amount")).map_err(|e| DialectError::BadMessage(format!("amount: {e}")))?;
         Ok(PayoutReport {
             payout_id: get("mchTransOrderNo").to_string(),
             provider_payout_no: fields.get("transOrderId").filter(|s| !s.is_empty()).cloned(),
@@ -303,7 +262,11 @@ impl Xxpay {
         })
     }
 
-    fn checked_payout_report(&self, payout: &Payout, fields: &BTreeMap<String, String>) -> Result<PayoutReport, DialectError> {
+    fn checked_payout_report(
+        &self,
+        payout: &Payout,
+        fields: &BTreeMap<String, String>,
+    ) -> Result<PayoutReport, DialectError> {
         let report = self.payout_report(fields)?;
         if report.payout_id != payout.payout_id || report.amount != Some(payout.amount) {
             return Err(DialectError::BadMessage(format!(
@@ -330,21 +293,15 @@ impl Dialect for Xxpay {
         "xxpay"
     }
 
-    fn create_payment(
-        &self,
-        order: &CreateOrder<'_>,
-        _now: i64,
-    ) -> Result<CreateStep, DialectError> {
+    fn create_payment(&self, order: &CreateOrder<'_>, _now: i64) -> Result<CreateStep, DialectError> {
         let p = order.payment;
         let key = product_key(p.channel, p.scene);
-        let product = *self.products.get(&key).ok_or_else(|| {
-            DialectError::Unsupported(format!("no xxpay product for {key} on this account"))
-        })?;
+        let product = *self
+            .products
+            .get(&key)
+            .ok_or_else(|| DialectError::Unsupported(format!("no xxpay product for {key} on this account")))?;
         if !p.currency.eq_ignore_ascii_case("cny") {
-            return Err(DialectError::Unsupported(format!(
-                "currency {} (xxpay takes cny only)",
-                p.currency
-            )));
+            return Err(DialectError::Unsupported(format!("currency {} (xxpay takes cny only)", p.currency)));
         }
         let mut f = Map::new();
         f.insert("mchId".into(), Value::String(self.mch_id.clone()));
@@ -359,39 +316,17 @@ impl Dialect for Xxpay {
         if let Some(url) = &p.return_url {
             f.insert("returnUrl".into(), Value::String(url.clone()));
         }
-        f.insert(
-            "notifyUrl".into(),
-            Value::String(order.callback_url.clone()),
-        );
-        f.insert(
-            "subject".into(),
-            Value::String(truncate_chars(&p.subject, 64)),
-        );
-        let body = if p.description.is_empty() {
-            &p.subject
-        } else {
-            &p.description
-        };
+        f.insert("notifyUrl".into(), Value::String(order.callback_url.clone()));
+        f.insert("subject".into(), Value::String(truncate_chars(&p.subject, 64)));
+        let body = if p.description.is_empty() { &p.subject } else { &p.description };
         f.insert("body".into(), Value::String(truncate_chars(body, 256)));
         Ok(CreateStep::Call(self.request(CREATE_PATH, f)))
     }
 
-    fn read_create(
-        &self,
-        order: &CreateOrder<'_>,
-        answer: ProviderResponse<'_>,
-    ) -> Result<Created, DialectError> {
+    fn read_create(&self, order: &CreateOrder<'_>, answer: ProviderResponse<'_>) -> Result<Created, DialectError> {
         let (fields, object) = self.read_answer(answer)?;
-        let pay_url = object
-            .get("payParams")
-            .and_then(|p| p.get("payUrl"))
-            .and_then(Value::as_str)
-            .unwrap_or("");
-        let action = if pay_url.is_empty() {
-            Action::None
-        } else {
-            action_for(pay_url, order.payment.scene)
-        };
+        let pay_url = object.get("payParams").and_then(|p| p.get("payUrl")).and_then(Value::as_str).unwrap_or("");
+        let action = if pay_url.is_empty() { Action::None } else { action_for(pay_url, order.payment.scene) };
         Ok(Created {
             provider_trade_no: fields.get("payOrderId").filter(|s| !s.is_empty()).cloned(),
             action,
@@ -403,18 +338,11 @@ impl Dialect for Xxpay {
         let mut f = Map::new();
         f.insert("mchId".into(), Value::String(self.mch_id.clone()));
         f.insert("appId".into(), Value::String(self.app_id.clone()));
-        f.insert(
-            "mchOrderNo".into(),
-            Value::String(payment.payment_id.clone()),
-        );
+        f.insert("mchOrderNo".into(), Value::String(payment.payment_id.clone()));
         Ok(self.request(QUERY_PATH, f))
     }
 
-    fn read_query(
-        &self,
-        payment: &Payment,
-        answer: ProviderResponse<'_>,
-    ) -> Result<PaymentReport, DialectError> {
+    fn read_query(&self, payment: &Payment, answer: ProviderResponse<'_>) -> Result<PaymentReport, DialectError> {
         let (fields, _) = self.read_answer(answer)?;
         let report = self.report(&fields)?;
         if report.payment_id != payment.payment_id {
@@ -426,16 +354,10 @@ impl Dialect for Xxpay {
         Ok(report)
     }
 
-    fn read_callback(
-        &self,
-        callback: InboundHttp<'_>,
-        _now: i64,
-    ) -> Result<CallbackReport, DialectError> {
+    fn read_callback(&self, callback: InboundHttp<'_>, _now: i64) -> Result<CallbackReport, DialectError> {
         let fields = callback_fields(callback).map_err(DialectError::BadMessage)?;
         if !verify(&fields, &self.key) {
-            return Err(DialectError::BadMessage(
-                "callback signature does not verify".into(),
-            ));
+            return Err(DialectError::BadMessage("callback signature does not verify".into()));
         }
         // §3.3: payout notifies carry mchTransOrderNo; payment notifies mchOrderNo.
         if fields.contains_key("mchTransOrderNo") {
@@ -452,7 +374,11 @@ impl Dialect for Xxpay {
             "wechat" => "2",
             "alipay" => "3",
             "other" => "4",
-            other => return Err(DialectError::Invalid(format!("payee.account_type {other:?}: xxpay takes bank, wechat, alipay or other"))),
+            other => {
+                return Err(DialectError::Invalid(format!(
+                    "payee.account_type {other:?}: xxpay takes bank, wechat, alipay or other"
+                )))
+            }
         };
         let account_attr = match payee.account_attr.as_deref().unwrap_or("personal") {
             "personal" => "0",
@@ -511,11 +437,7 @@ pub fn callback_fields(callback: InboundHttp<'_>) -> Result<BTreeMap<String, Str
     if callback.content_type.contains("json") || first == Some(&b'{') {
         return json_fields(body).map(|(fields, _)| fields);
     }
-    let source = if body.is_empty() {
-        callback.query.as_bytes()
-    } else {
-        body
-    };
+    let source = if body.is_empty() { callback.query.as_bytes() } else { body };
     let fields: BTreeMap<String, String> = parse_form(source).into_iter().collect();
     if fields.is_empty() {
         return Err("callback has no fields".into());
@@ -539,8 +461,7 @@ pub mod provider {
             .find(|(k, _)| k == "params")
             .map(|(_, v)| v)
             .ok_or("参数格式校验错误: params missing")?;
-        let (fields, _) =
-            json_fields(params.as_bytes()).map_err(|e| format!("参数格式校验错误: {e}"))?;
+        let (fields, _) = json_fields(params.as_bytes()).map_err(|e| format!("参数格式校验错误: {e}"))?;
         let mch_id = fields.get("mchId").map(String::as_str).unwrap_or("");
         let key = key_for_mch(mch_id).ok_or("商户不存在")?;
         if !verify(&fields, &key) {
@@ -552,10 +473,7 @@ pub mod provider {
     /// A signed SUCCESS answer.
     pub fn success(mut fields: Map<String, Value>, key: &str) -> String {
         fields.insert("retCode".into(), Value::String("SUCCESS".into()));
-        let text: BTreeMap<String, String> = fields
-            .iter()
-            .map(|(k, v)| (k.clone(), json_text(v)))
-            .collect();
+        let text: BTreeMap<String, String> = fields.iter().map(|(k, v)| (k.clone(), json_text(v))).collect();
         fields.insert("sign".into(), Value::String(sign(&text, key)));
         Value::Object(fields).to_string()
     }
@@ -581,11 +499,7 @@ mod tests {
 
     fn account() -> Xxpay {
         let mut provider = ProviderConfig::for_tests("xxpay-test", "xxpay");
-        for (k, v) in [
-            ("mch_id", "20001222"),
-            ("app_id", "0ae8be35ff634e2abe94f5f32f6d5c4f"),
-            ("key", "K3y"),
-        ] {
+        for (k, v) in [("mch_id", "20001222"), ("app_id", "0ae8be35ff634e2abe94f5f32f6d5c4f"), ("key", "K3y")] {
             provider.credentials.insert(k.into(), Secret::new(v));
         }
         Xxpay::from_config(&provider).unwrap()
@@ -620,18 +534,12 @@ mod tests {
     #[test]
     fn signature_follows_the_document_rule() {
         // Computed by hand from §1.3: sorted non-empty fields, "&key=", MD5, uppercase.
-        let fields: BTreeMap<String, String> = [
-            ("mchId", "20001222"),
-            ("amount", "100"),
-            ("param1", ""),
-            ("currency", "cny"),
-            ("sign", "IGNORED"),
-        ]
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-        let expected =
-            md5_hex(b"amount=100&currency=cny&mchId=20001222&key=K3y").to_ascii_uppercase();
+        let fields: BTreeMap<String, String> =
+            [("mchId", "20001222"), ("amount", "100"), ("param1", ""), ("currency", "cny"), ("sign", "IGNORED")]
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+        let expected = md5_hex(b"amount=100&currency=cny&mchId=20001222&key=K3y").to_ascii_uppercase();
         assert_eq!(expected, "CE349EFFAF9E5C85A2131D9BD90320DC");
         assert_eq!(sign(&fields, "K3y"), expected);
         let mut signed = fields.clone();
@@ -653,21 +561,15 @@ mod tests {
             openid: None,
             extra: &Default::default(),
         };
-        let CreateStep::Call(req) = x.create_payment(&order, 0).unwrap() else {
-            panic!("call expected")
-        };
+        let CreateStep::Call(req) = x.create_payment(&order, 0).unwrap() else { panic!("call expected") };
         assert_eq!(req.method, "POST");
         assert_eq!(req.path, CREATE_PATH);
-        let fields =
-            provider::read_request(&req.body, |m| (m == "20001222").then(|| "K3y".into())).unwrap();
+        let fields = provider::read_request(&req.body, |m| (m == "20001222").then(|| "K3y".into())).unwrap();
         assert_eq!(fields["productId"], "8006");
         assert_eq!(fields["amount"], "100");
         assert_eq!(fields["mchOrderNo"], p.payment_id);
         assert_eq!(fields["body"], "学费");
-        assert_eq!(
-            fields["notifyUrl"],
-            "https://pay.example.edu/callbacks/xxpay-test"
-        );
+        assert_eq!(fields["notifyUrl"], "https://pay.example.edu/callbacks/xxpay-test");
         assert!(provider::read_request(&req.body, |_| Some("wrong".into())).is_err());
     }
 
@@ -690,47 +592,21 @@ mod tests {
             serde_json::json!({"payUrl": "http://127.0.0.1:3020/api/qrcode/create_qrcode?params=https://qr.alipay.com/bax07593fh9xkcrimmy8203b"}),
         );
         let body = provider::success(answer, "K3y");
-        let created = x
-            .read_create(
-                &order,
-                ProviderResponse {
-                    status: 200,
-                    body: body.as_bytes(),
-                },
-            )
-            .unwrap();
-        assert_eq!(
-            created.provider_trade_no.as_deref(),
-            Some("P01000020181013115051810")
-        );
+        let created = x.read_create(&order, ProviderResponse { status: 200, body: body.as_bytes() }).unwrap();
+        assert_eq!(created.provider_trade_no.as_deref(), Some("P01000020181013115051810"));
         assert_eq!(
             created.action,
-            Action::QrCode {
-                qr_code: "https://qr.alipay.com/bax07593fh9xkcrimmy8203b".into(),
-                amount: None
-            }
+            Action::QrCode { qr_code: "https://qr.alipay.com/bax07593fh9xkcrimmy8203b".into(), amount: None }
         );
 
         let tampered = body.replace("P0100", "P0200");
         assert!(matches!(
-            x.read_create(
-                &order,
-                ProviderResponse {
-                    status: 200,
-                    body: tampered.as_bytes()
-                }
-            ),
+            x.read_create(&order, ProviderResponse { status: 200, body: tampered.as_bytes() }),
             Err(DialectError::BadMessage(_))
         ));
         let fail = provider::failure("签名失败");
         assert_eq!(
-            x.read_create(
-                &order,
-                ProviderResponse {
-                    status: 200,
-                    body: fail.as_bytes()
-                }
-            ),
+            x.read_create(&order, ProviderResponse { status: 200, body: fail.as_bytes() }),
             Err(DialectError::rejected("FAIL", "签名失败"))
         );
     }
@@ -741,19 +617,14 @@ mod tests {
             action_for("POST;https://bank.example/pay?a=1&b=x%20y", Scene::Web),
             Action::FormPost {
                 url: "https://bank.example/pay".into(),
-                fields: [
-                    ("a".to_string(), "1".to_string()),
-                    ("b".to_string(), "x y".to_string())
-                ]
-                .into_iter()
-                .collect()
+                fields: [("a".to_string(), "1".to_string()), ("b".to_string(), "x y".to_string())]
+                    .into_iter()
+                    .collect()
             }
         );
         assert_eq!(
             action_for("https://h5.example/pay", Scene::H5),
-            Action::Redirect {
-                url: "https://h5.example/pay".into()
-            }
+            Action::Redirect { url: "https://h5.example/pay".into() }
         );
     }
 
@@ -790,23 +661,14 @@ mod tests {
         assert_eq!(report.provider_trade_no.as_deref(), Some("P01"));
 
         let forged = provider::notify_body(fields.clone(), "not-the-key");
-        let inbound = InboundHttp {
-            body: forged.as_bytes(),
-            ..inbound
-        };
+        let inbound = InboundHttp { body: forged.as_bytes(), ..inbound };
         assert!(x.read_callback(inbound, 0).is_err());
 
         let mut other = fields;
         other.insert("mchId".into(), "999".into());
         let body = provider::notify_body(other, "K3y");
-        let inbound = InboundHttp {
-            body: body.as_bytes(),
-            ..inbound
-        };
-        assert!(
-            x.read_callback(inbound, 0).is_err(),
-            "another merchant's callback"
-        );
+        let inbound = InboundHttp { body: body.as_bytes(), ..inbound };
+        assert!(x.read_callback(inbound, 0).is_err(), "another merchant's callback");
         assert_eq!(x.callback_reply(true).body, "success");
         assert_ne!(x.callback_reply(false).body, "success");
     }
@@ -834,9 +696,6 @@ mod tests {
             openid: None,
             extra: &Default::default(),
         };
-        assert!(matches!(
-            x.create_payment(&order, 0),
-            Err(DialectError::Unsupported(_))
-        ));
+        assert!(matches!(x.create_payment(&order, 0), Err(DialectError::Unsupported(_))));
     }
 }

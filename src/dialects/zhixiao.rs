@@ -36,11 +36,13 @@
 //!   (`/order/query`), `path_cancel` (`/order/cancel`), `path_refund` (`/order/refund`).
 //! - The examples are loose JSON (bare keys, `;`); answers are read tolerantly.
 
-use super::signing::{aes_decrypt, aes_encrypt, encode_form, md5_hex, parse_form, parse_loose_json, same_hex_signature, AesMode};
+use super::signing::{
+    aes_decrypt, aes_encrypt, encode_form, md5_hex, parse_form, parse_loose_json, same_hex_signature, AesMode,
+};
 use super::{
     check_credentials, check_options, credential, field, json_text, parse_beijing_time, truncate_bytes, CallbackReply,
-    CallbackReport, CreateOrder, CreateStep, Created, Dialect, DialectError, InboundHttp, PaymentReport, ProviderRequest,
-    ProviderResponse, Refund, RefundReport, Refusal,
+    CallbackReport, CreateOrder, CreateStep, Created, Dialect, DialectError, InboundHttp, PaymentReport,
+    ProviderRequest, ProviderResponse, Refund, RefundReport, Refusal,
 };
 use crate::config::ProviderConfig;
 use crate::model::{Action, Channel, Payment, PaymentStatus, Scene, TransferStatus};
@@ -48,7 +50,8 @@ use base64::Engine;
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 
-const OPTIONS: &[&str] = &["aes_key_encoding", "aes_mode", "aes_iv", "path_create", "path_query", "path_cancel", "path_refund"];
+const OPTIONS: &[&str] =
+    &["aes_key_encoding", "aes_mode", "aes_iv", "path_create", "path_query", "path_cancel", "path_refund"];
 
 /// The envelope crypto of one account: AES key and mode, and the md5 key (appsecret).
 #[derive(Clone)]
@@ -61,7 +64,12 @@ pub struct Envelope {
 
 impl Envelope {
     /// Builds the envelope from credentials and the AES options (see the module doc).
-    pub fn new(appid: &str, appsecret: &str, aes_key: &str, options: &BTreeMap<String, String>) -> Result<Self, Vec<String>> {
+    pub fn new(
+        appid: &str,
+        appsecret: &str,
+        aes_key: &str,
+        options: &BTreeMap<String, String>,
+    ) -> Result<Self, Vec<String>> {
         let mut errors = Vec::new();
         let key = match options.get("aes_key_encoding").map(String::as_str).unwrap_or("text") {
             "text" => aes_key.as_bytes().to_vec(),
@@ -80,7 +88,10 @@ impl Envelope {
         let mode = match options.get("aes_mode").map(String::as_str).unwrap_or("ecb") {
             "ecb" => AesMode::Ecb,
             "cbc" => {
-                let iv_text = options.get("aes_iv").map(|s| s.as_bytes().to_vec()).unwrap_or_else(|| key.iter().copied().take(16).collect());
+                let iv_text = options
+                    .get("aes_iv")
+                    .map(|s| s.as_bytes().to_vec())
+                    .unwrap_or_else(|| key.iter().copied().take(16).collect());
                 match <[u8; 16]>::try_from(iv_text.as_slice()) {
                     Ok(iv) => AesMode::Cbc(iv),
                     Err(_) => {
@@ -108,9 +119,8 @@ impl Envelope {
 
     /// Reverses `seal`.
     pub fn open(&self, text: &str) -> Result<Value, String> {
-        let raw = base64::engine::general_purpose::STANDARD
-            .decode(text.trim())
-            .map_err(|e| format!("not base64: {e}"))?;
+        let raw =
+            base64::engine::general_purpose::STANDARD.decode(text.trim()).map_err(|e| format!("not base64: {e}"))?;
         let plain = aes_decrypt(&self.aes_key, self.mode, &raw)?;
         parse_loose_json(&String::from_utf8_lossy(&plain))
     }
@@ -163,7 +173,10 @@ pub struct Zhixiao {
 impl std::fmt::Debug for Zhixiao {
     // Keys never print.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Zhixiao").field("appid", &self.envelope.appid).field("paths", &self.paths).finish_non_exhaustive()
+        f.debug_struct("Zhixiao")
+            .field("appid", &self.envelope.appid)
+            .field("paths", &self.paths)
+            .finish_non_exhaustive()
     }
 }
 
@@ -332,7 +345,11 @@ impl Dialect for Zhixiao {
             status,
             amount: None,
             paid_amount: None,
-            paid_at: if status == PaymentStatus::Succeeded { parse_beijing_time(&field(&content, "time_end")) } else { None },
+            paid_at: if status == PaymentStatus::Succeeded {
+                parse_beijing_time(&field(&content, "time_end"))
+            } else {
+                None
+            },
         })
     }
 
@@ -367,7 +384,10 @@ impl Dialect for Zhixiao {
     }
 
     fn refund(&self, payment: &Payment, refund: &Refund, _now: i64) -> Result<ProviderRequest, DialectError> {
-        Ok(self.request(&self.paths[3], json!({"out_trade_no": payment.payment_id, "refund_fee": refund.amount.to_string()})))
+        Ok(self.request(
+            &self.paths[3],
+            json!({"out_trade_no": payment.payment_id, "refund_fee": refund.amount.to_string()}),
+        ))
     }
 
     fn read_refund(&self, refund: &Refund, answer: ProviderResponse<'_>) -> Result<RefundReport, DialectError> {
@@ -398,8 +418,18 @@ mod tests {
     fn requests_are_sealed_and_signed_with_the_test_credentials() {
         let z = account(&[]);
         let p = crate::dialects::tests_support::payment();
-        let extra: Map<String, Value> = serde_json::from_value(json!({"user_no": "2013141516", "piaoju": {"payer_type": 1, "payer_name": "小明", "phone": "13000000000"}})).unwrap();
-        let order = CreateOrder { payment: &p, callback_url: "https://gw/callbacks/zx".into(), client_ip: None, auth_code: None, openid: None, extra: &extra };
+        let extra: Map<String, Value> = serde_json::from_value(
+            json!({"user_no": "2013141516", "piaoju": {"payer_type": 1, "payer_name": "小明", "phone": "13000000000"}}),
+        )
+        .unwrap();
+        let order = CreateOrder {
+            payment: &p,
+            callback_url: "https://gw/callbacks/zx".into(),
+            client_ip: None,
+            auth_code: None,
+            openid: None,
+            extra: &extra,
+        };
         let CreateStep::Call(req) = z.create_payment(&order, 0).unwrap() else { panic!() };
         let fields: BTreeMap<String, String> = parse_form(&req.body).into_iter().collect();
         assert_eq!(fields["id"], "partner1");
@@ -443,20 +473,32 @@ mod tests {
             assert_eq!(r.status, PaymentStatus::Succeeded);
             assert_eq!(r.paid_at, Some(1_500_796_800));
         }
-        let forged = z.envelope.answer(0, Some(&json!({"out_trade_no": p.payment_id, "status": "2"})), "").replace("\"sign\":\"", "\"sign\":\"0");
+        let forged = z
+            .envelope
+            .answer(0, Some(&json!({"out_trade_no": p.payment_id, "status": "2"})), "")
+            .replace("\"sign\":\"", "\"sign\":\"0");
         assert!(z.read_query(&p, ProviderResponse { status: 200, body: forged.as_bytes() }).is_err());
         let refused = z.envelope.answer(-2, None, "参数校验失败");
-        assert_eq!(z.read_query(&p, ProviderResponse { status: 200, body: refused.as_bytes() }), Err(DialectError::rejected("-2", "参数校验失败")));
+        assert_eq!(
+            z.read_query(&p, ProviderResponse { status: 200, body: refused.as_bytes() }),
+            Err(DialectError::rejected("-2", "参数校验失败"))
+        );
     }
 
     #[test]
     fn notify_is_a_signed_sealed_form() {
         let z = account(&[]);
         let body = z.envelope.request_body(&json!({"out_trade_no": "P1", "order_id": "1464678934786097", "time_end": "2017-07-23 16:00:00", "uid": "2088", "pay_type": "2"}));
-        let inbound = InboundHttp { method: "POST", query: "", content_type: "application/x-www-form-urlencoded", body: body.as_bytes() };
+        let inbound = InboundHttp {
+            method: "POST",
+            query: "",
+            content_type: "application/x-www-form-urlencoded",
+            body: body.as_bytes(),
+        };
         let CallbackReport::Payment(r) = z.read_callback(inbound, 0).unwrap() else { panic!() };
         assert_eq!((r.payment_id.as_str(), r.status), ("P1", PaymentStatus::Succeeded));
-        let other = Envelope::new("partner1", "not-the-secret", "AD42F6697B035B7580E4FEF93BE20B4D", &BTreeMap::new()).unwrap();
+        let other =
+            Envelope::new("partner1", "not-the-secret", "AD42F6697B035B7580E4FEF93BE20B4D", &BTreeMap::new()).unwrap();
         let forged = other.request_body(&json!({"out_trade_no": "P1"}));
         assert!(z.read_callback(InboundHttp { body: forged.as_bytes(), ..inbound }, 0).is_err());
         let ack: Value = serde_json::from_str(&z.callback_reply(true).body).unwrap();

@@ -25,10 +25,19 @@ pub fn handle(sb: &Sandbox, path: &str, request: &HttpIn) -> Reply {
                 return text(400, "paymoney 错误");
             };
             let extra = [("orderuid".to_string(), get("orderuid"))].into_iter().collect();
-            let created = sb.ledger().create("jings", "1000", &get("uid"), &get("orderid"), amount, amount, &get("notifyurl"), extra);
+            let created = sb.ledger().create(
+                "jings",
+                "1000",
+                &get("uid"),
+                &get("orderid"),
+                amount,
+                amount,
+                &get("notifyurl"),
+                extra,
+            );
             match created {
                 Ok(order) => sb.pay_page("jings", &order.provider_no),
-                Err(()) => text(400, "订单号重复"),
+                Err(_) => text(400, "订单号重复"),
             }
         }
         ("GET", "/requstOrderStatus.action") => {
@@ -37,7 +46,9 @@ pub fn handle(sb: &Sandbox, path: &str, request: &HttpIn) -> Reply {
                 Err(e) => return json_reply(json!({"msg": e, "status": "-2"}).to_string()),
             };
             let ledger = sb.ledger();
-            let Some(o) = ledger.order_by_merchant_no(&fields["uid"], fields.get("orderid").map(String::as_str).unwrap_or("")) else {
+            let Some(o) =
+                ledger.order_by_merchant_no(&fields["uid"], fields.get("orderid").map(String::as_str).unwrap_or(""))
+            else {
                 return json_reply(json!({"msg": "订单不存在", "status": "-2"}).to_string());
             };
             let status = match o.status {
@@ -71,6 +82,19 @@ pub fn handle(sb: &Sandbox, path: &str, request: &HttpIn) -> Reply {
 pub fn notify(sb: &Sandbox, order: &Order) -> Option<Notify> {
     let token = sb.accounts().jings.get(&order.account)?.clone();
     let orderuid = order.fields.get("orderuid").cloned().unwrap_or_default();
-    let body = provider::notify_body(&order.provider_no, &order.merchant_order_no, &orderuid, &fen_to_yuan(order.amount), &fen_to_yuan(order.payable), &token);
-    Some(Notify { method: "POST", url: order.notify_url.clone(), content_type: Some("application/x-www-form-urlencoded"), body: body.into_bytes(), ack: Ack::Status2xx })
+    let body = provider::notify_body(
+        &order.provider_no,
+        &order.merchant_order_no,
+        &orderuid,
+        &fen_to_yuan(order.amount),
+        &fen_to_yuan(order.payable),
+        &token,
+    );
+    Some(Notify {
+        method: "POST",
+        url: order.notify_url.clone(),
+        content_type: Some("application/x-www-form-urlencoded"),
+        body: body.into_bytes(),
+        ack: Ack::Status2xx,
+    })
 }

@@ -44,6 +44,10 @@ pub struct Transfer {
     pub fields: BTreeMap<String, String>,
 }
 
+/// The merchant's order number was used before at this account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Duplicate;
+
 #[derive(Default)]
 pub struct Ledger {
     orders: HashMap<String, Order>,
@@ -72,10 +76,10 @@ impl Ledger {
         payable: i64,
         notify_url: &str,
         fields: BTreeMap<String, String>,
-    ) -> Result<Order, ()> {
+    ) -> Result<Order, Duplicate> {
         let key = (account.to_string(), merchant_order_no.to_string());
         if self.by_merchant_no.contains_key(&key) {
-            return Err(());
+            return Err(Duplicate);
         }
         let order = Order {
             dialect,
@@ -114,14 +118,17 @@ impl Ledger {
         if self.orders.get(number).is_some_and(|o| o.dialect == dialect) {
             return Some(number.to_string());
         }
-        self.orders.values().find(|o| o.dialect == dialect && o.merchant_order_no == number).map(|o| o.provider_no.clone())
+        self.orders
+            .values()
+            .find(|o| o.dialect == dialect && o.merchant_order_no == number)
+            .map(|o| o.provider_no.clone())
     }
 
     /// Whether an account has a pending order asking the payer for exactly `payable`.
     pub fn pending_with_payable(&self, dialect: &str, account: &str, payable: i64) -> bool {
-        self.orders
-            .values()
-            .any(|o| o.dialect == dialect && o.account == account && o.status == PaymentStatus::Pending && o.payable == payable)
+        self.orders.values().any(|o| {
+            o.dialect == dialect && o.account == account && o.status == PaymentStatus::Pending && o.payable == payable
+        })
     }
 
     /// What an account's paid orders add up to, less refunds (a simulated balance).
@@ -144,10 +151,10 @@ impl Ledger {
     }
 
     /// Records a refund or payout; `Err` when the merchant number was used.
-    pub fn create_transfer(&mut self, transfer: Transfer) -> Result<Transfer, ()> {
+    pub fn create_transfer(&mut self, transfer: Transfer) -> Result<Transfer, Duplicate> {
         let key = (transfer.account.clone(), transfer.merchant_no.clone());
         if self.transfers_by_merchant_no.contains_key(&key) {
-            return Err(());
+            return Err(Duplicate);
         }
         self.transfers_by_merchant_no.insert(key, transfer.provider_no.clone());
         self.transfers.insert(transfer.provider_no.clone(), transfer.clone());
@@ -225,7 +232,8 @@ impl Notifier {
                 tokio::time::sleep(Duration::from_secs(delay)).await;
                 attempts.fetch_add(1, Ordering::Relaxed);
                 let headers: Vec<(&str, &str)> = notify.content_type.iter().map(|ct| ("content-type", *ct)).collect();
-                let answer = upstream.send(notify.method, &notify.url, &headers, notify.body.clone(), 2000, 10_000).await;
+                let answer =
+                    upstream.send(notify.method, &notify.url, &headers, notify.body.clone(), 2000, 10_000).await;
                 if answer.as_ref().is_ok_and(|a| notify.ack.matches(a)) {
                     return;
                 }
@@ -233,4 +241,3 @@ impl Notifier {
         });
     }
 }
-

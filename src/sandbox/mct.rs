@@ -97,8 +97,10 @@ fn payorder(sb: &Sandbox, env: &Envelope, d: &Value, now: i64) -> String {
     if jsapi && pmt_tag == "Weixin" && (field(d, "sub_appid").is_empty() || field(d, "sub_openid").is_empty()) {
         return failure(8011, "支付失败，sub_appid 或 sub_openid 为空");
     }
-    let extra: BTreeMap<String, String> = [("pmt_tag", pmt_tag.clone())].into_iter().map(|(k, v)| (k.to_string(), v)).collect();
-    let created = sb.ledger().create("mct", "9149", &env.open_id, &out_no, amount, amount, &field(d, "notify_url"), extra);
+    let extra: BTreeMap<String, String> =
+        [("pmt_tag", pmt_tag.clone())].into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+    let created =
+        sb.ledger().create("mct", "9149", &env.open_id, &out_no, amount, amount, &field(d, "notify_url"), extra);
     let Ok(mut order) = created else {
         return failure(8045, "out_no已经存在，请勿重复发起支付");
     };
@@ -203,7 +205,20 @@ pub fn notify(sb: &Sandbox, order: &Order, status: &str) -> Option<Notify> {
         return None;
     }
     let env = sb.accounts().mct.get(&order.account)?.0.clone();
-    let query = provider::notify_query(&env, &order.provider_no, &order.merchant_order_no, status, &random_id("", 32), now_unix());
+    let query = provider::notify_query(
+        &env,
+        &order.provider_no,
+        &order.merchant_order_no,
+        status,
+        &random_id("", 32),
+        now_unix(),
+    );
     let sep = if order.notify_url.contains('?') { '&' } else { '?' };
-    Some(Notify { method: "GET", url: format!("{}{sep}{query}", order.notify_url), content_type: None, body: Vec::new(), ack: Ack::Text(ACK) })
+    Some(Notify {
+        method: "GET",
+        url: format!("{}{sep}{query}", order.notify_url),
+        content_type: None,
+        body: Vec::new(),
+        ack: Ack::Text(ACK),
+    })
 }

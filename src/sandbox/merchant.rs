@@ -26,11 +26,7 @@ impl DemoMerchant {
                 if received.len() > 1000 {
                     received.remove(0);
                 }
-                Reply {
-                    status: 200,
-                    content_type: "text/plain; charset=utf-8",
-                    body: "ok".into(),
-                }
+                Reply { status: 200, content_type: "text/plain; charset=utf-8", body: "ok".into() }
             }
             ("GET", "/events") => Reply::json(200, &serde_json::Value::Array(received.clone())),
             _ => Reply {

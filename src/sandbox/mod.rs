@@ -108,7 +108,9 @@ impl Sandbox {
                 a.xiaojitong.insert(c("mid"), c("key"));
             }
             "zhixiao" => {
-                if let Ok(env) = crate::dialects::zhixiao::Envelope::new(&c("appid"), &c("appsecret"), &c("aes_key"), &p.options) {
+                if let Ok(env) =
+                    crate::dialects::zhixiao::Envelope::new(&c("appid"), &c("appsecret"), &c("aes_key"), &p.options)
+                {
                     a.zhixiao.insert(c("appid"), env);
                 }
             }
@@ -118,7 +120,11 @@ impl Sandbox {
             "mct" => {
                 let upper = p.options.get("hex_case").map(String::as_str) != Some("lower");
                 if let Ok(env) = crate::dialects::mct::Envelope::new(&c("open_id"), &c("open_key"), upper) {
-                    let pass = p.credentials.get("shop_pass").map(|s| s.expose().to_string()).unwrap_or_else(|| "123456".into());
+                    let pass = p
+                        .credentials
+                        .get("shop_pass")
+                        .map(|s| s.expose().to_string())
+                        .unwrap_or_else(|| "123456".into());
                     a.mct.insert(c("open_id"), (env, pass));
                 }
             }

@@ -5,8 +5,8 @@
 
 use super::ledger::{Ack, Notify, Order};
 use super::{json_reply, text, Sandbox};
-use crate::dialects::xiaojitong::provider;
 use crate::dialects::signing::parse_form;
+use crate::dialects::xiaojitong::provider;
 use crate::model::{now_unix, PaymentStatus};
 use crate::money::{fen_to_yuan, yuan_to_fen};
 use crate::server::{HttpIn, Reply};
@@ -47,9 +47,13 @@ fn create(sb: &Sandbox, body: &[u8]) -> Reply {
     while ledger.pending_with_payable("xiaojitong", &get("mid"), payable) {
         payable += 1;
     }
-    let extra: BTreeMap<String, String> =
-        [("param", get("param")), ("returnurl", get("returnurl"))].into_iter().map(|(k, v)| (k.to_string(), v)).collect();
-    let Ok(order) = ledger.create("xiaojitong", "2022", &get("mid"), &get("payid"), price, payable, &get("notifyurl"), extra) else {
+    let extra: BTreeMap<String, String> = [("param", get("param")), ("returnurl", get("returnurl"))]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+    let Ok(order) =
+        ledger.create("xiaojitong", "2022", &get("mid"), &get("payid"), price, payable, &get("notifyurl"), extra)
+    else {
         return failure(-5, "订单号重复");
     };
     let data = json!({
@@ -81,7 +85,8 @@ fn check(sb: &Sandbox, body: &[u8]) -> Reply {
         return failure(-1, "商户不存在");
     };
     let param = order.fields.get("param").cloned().unwrap_or_default();
-    let return_url = order.fields.get("returnurl").filter(|u| !u.is_empty()).cloned().unwrap_or_else(|| "http://127.0.0.1/".into());
+    let return_url =
+        order.fields.get("returnurl").filter(|u| !u.is_empty()).cloned().unwrap_or_else(|| "http://127.0.0.1/".into());
     json_reply(provider::paid_check_answer(
         &return_url,
         &order.merchant_order_no,
@@ -96,7 +101,20 @@ fn check(sb: &Sandbox, body: &[u8]) -> Reply {
 pub fn notify(sb: &Sandbox, order: &Order) -> Option<Notify> {
     let key = sb.accounts().xiaojitong.get(&order.account)?.clone();
     let param = order.fields.get("param").cloned().unwrap_or_default();
-    let query = provider::callback_query(&order.account, &order.merchant_order_no, &param, &fen_to_yuan(order.amount), &fen_to_yuan(order.payable), &key);
+    let query = provider::callback_query(
+        &order.account,
+        &order.merchant_order_no,
+        &param,
+        &fen_to_yuan(order.amount),
+        &fen_to_yuan(order.payable),
+        &key,
+    );
     let sep = if order.notify_url.contains('?') { '&' } else { '?' };
-    Some(Notify { method: "GET", url: format!("{}{sep}{query}", order.notify_url), content_type: None, body: Vec::new(), ack: Ack::JsonField("code", "1") })
+    Some(Notify {
+        method: "GET",
+        url: format!("{}{sep}{query}", order.notify_url),
+        content_type: None,
+        body: Vec::new(),
+        ack: Ack::JsonField("code", "1"),
+    })
 }

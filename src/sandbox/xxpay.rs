@@ -49,14 +49,21 @@ fn create_order(sb: &Sandbox, fields: &BTreeMap<String, String>, key: &str) -> S
     if get("mchOrderNo").len() > 30 {
         return provider::failure("参数格式校验错误: mchOrderNo");
     }
-    let extra: BTreeMap<String, String> = [("appId", get("appId")), ("productId", get("productId"))].into_iter().map(|(k, v)| (k.to_string(), v)).collect();
-    let created = sb.ledger().create("xxpay", "P01", &get("mchId"), &get("mchOrderNo"), amount, amount, &get("notifyUrl"), extra);
+    let extra: BTreeMap<String, String> = [("appId", get("appId")), ("productId", get("productId"))]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+    let created =
+        sb.ledger().create("xxpay", "P01", &get("mchId"), &get("mchOrderNo"), amount, amount, &get("notifyUrl"), extra);
     let Ok(order) = created else {
         return provider::failure("商户订单号重复");
     };
     let mut answer = Map::new();
     answer.insert("payOrderId".into(), Value::String(order.provider_no.clone()));
-    answer.insert("payParams".into(), serde_json::json!({"payUrl": format!("{}/pay/{}", sb.url("xxpay"), order.provider_no)}));
+    answer.insert(
+        "payParams".into(),
+        serde_json::json!({"payUrl": format!("{}/pay/{}", sb.url("xxpay"), order.provider_no)}),
+    );
     provider::success(answer, key)
 }
 
@@ -126,7 +133,19 @@ fn payout_fields(t: &Transfer) -> BTreeMap<String, String> {
 
 fn create_payout(sb: &Sandbox, fields: &BTreeMap<String, String>, key: &str) -> String {
     let get = |k: &str| fields.get(k).cloned().unwrap_or_default();
-    for required in ["mchTransOrderNo", "currency", "amount", "notifyUrl", "bankCode", "bankName", "accountType", "accountName", "accountNo", "province", "city"] {
+    for required in [
+        "mchTransOrderNo",
+        "currency",
+        "amount",
+        "notifyUrl",
+        "bankCode",
+        "bankName",
+        "accountType",
+        "accountName",
+        "accountNo",
+        "province",
+        "city",
+    ] {
         if get(required).is_empty() {
             return provider::failure(&format!("参数格式校验错误: {required} 不能为空"));
         }
@@ -160,7 +179,9 @@ fn create_payout(sb: &Sandbox, fields: &BTreeMap<String, String>, key: &str) -> 
 fn query_payout(sb: &Sandbox, fields: &BTreeMap<String, String>, key: &str) -> String {
     let ledger = sb.ledger();
     let mch_id = fields.get("mchId").cloned().unwrap_or_default();
-    let Some(t) = ledger.transfer_by_merchant_no(&mch_id, fields.get("mchTransOrderNo").map(String::as_str).unwrap_or("")) else {
+    let Some(t) =
+        ledger.transfer_by_merchant_no(&mch_id, fields.get("mchTransOrderNo").map(String::as_str).unwrap_or(""))
+    else {
         return provider::failure("订单不存在");
     };
     let mut answer = Map::new();
@@ -191,6 +212,12 @@ fn complete_payout(sb: &Sandbox, number: &str) -> Reply {
     fields.insert("backType".into(), "2".into());
     let query = provider::notify_body(fields, &key);
     let sep = if t.notify_url.contains('?') { '&' } else { '?' };
-    sb.notifier.spawn(Notify { method: "GET", url: format!("{}{sep}{query}", t.notify_url), content_type: None, body: Vec::new(), ack: Ack::Text(ACK) });
+    sb.notifier.spawn(Notify {
+        method: "GET",
+        url: format!("{}{sep}{query}", t.notify_url),
+        content_type: None,
+        body: Vec::new(),
+        ack: Ack::Text(ACK),
+    });
     json_reply(serde_json::json!({"transOrderId": t.provider_no, "status": 2}).to_string())
 }

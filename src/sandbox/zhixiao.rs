@@ -63,7 +63,16 @@ fn create(sb: &Sandbox, env: &Envelope, c: &Value) -> String {
     }
     let mut extra = BTreeMap::new();
     extra.insert("pay_type".to_string(), field(c, "pay_type"));
-    let created = sb.ledger().create("zhixiao", "1464", &env.appid, &field(c, "out_trade_no"), amount, amount, &field(c, "notify_url"), extra);
+    let created = sb.ledger().create(
+        "zhixiao",
+        "1464",
+        &env.appid,
+        &field(c, "out_trade_no"),
+        amount,
+        amount,
+        &field(c, "notify_url"),
+        extra,
+    );
     let Ok(order) = created else {
         return env.answer(-1, None, "订单号重复");
     };
@@ -82,9 +91,15 @@ fn create(sb: &Sandbox, env: &Envelope, c: &Value) -> String {
     env.answer(0, Some(&answer), "")
 }
 
-fn with_order(sb: &Sandbox, env: &Envelope, c: &Value, f: impl FnOnce(&mut Order) -> Result<Value, &'static str>) -> String {
+fn with_order(
+    sb: &Sandbox,
+    env: &Envelope,
+    c: &Value,
+    f: impl FnOnce(&mut Order) -> Result<Value, &'static str>,
+) -> String {
     let mut ledger = sb.ledger();
-    let Some(no) = ledger.order_by_merchant_no(&env.appid, &field(c, "out_trade_no")).map(|o| o.provider_no.clone()) else {
+    let Some(no) = ledger.order_by_merchant_no(&env.appid, &field(c, "out_trade_no")).map(|o| o.provider_no.clone())
+    else {
         return env.answer(-1, None, "订单不存在");
     };
     match f(ledger.order_mut(&no).expect("found above")) {

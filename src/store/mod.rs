@@ -106,25 +106,14 @@ impl EventState {
 #[async_trait]
 pub trait Store: Send + Sync {
     /// Records a merchant's request nonce; `false` when it was seen since `not_before`.
-    async fn remember_nonce(
-        &self,
-        merchant_id: &str,
-        nonce: &str,
-        now: i64,
-        not_before: i64,
-    ) -> StoreResult<bool>;
+    async fn remember_nonce(&self, merchant_id: &str, nonce: &str, now: i64, not_before: i64) -> StoreResult<bool>;
 
     /// Writes a new pending payment before its provider is called, or returns the one this
     /// merchant already has under the same out_trade_no.
     async fn insert_payment(&self, payment: &Payment, fingerprint: &str) -> StoreResult<Inserted>;
 
     /// Moves a pending payment to another provider account (failover before any acceptance).
-    async fn set_payment_provider(
-        &self,
-        payment_id: &str,
-        provider: &str,
-        now: i64,
-    ) -> StoreResult<()>;
+    async fn set_payment_provider(&self, payment_id: &str, provider: &str, now: i64) -> StoreResult<()>;
 
     /// Records the provider's answer to the create: its order number and the action.
     async fn record_created(
@@ -139,22 +128,13 @@ pub trait Store: Send + Sync {
     /// merchant was told synchronously.
     async fn fail_unaccepted(&self, payment_id: &str, now: i64) -> StoreResult<()>;
 
-    async fn payment_by_out_trade_no(
-        &self,
-        merchant_id: &str,
-        out_trade_no: &str,
-    ) -> StoreResult<Option<Payment>>;
+    async fn payment_by_out_trade_no(&self, merchant_id: &str, out_trade_no: &str) -> StoreResult<Option<Payment>>;
 
     async fn payment_by_id(&self, payment_id: &str) -> StoreResult<Option<Payment>>;
 
     /// Applies a verified provider statement: moves the status forward and writes the
     /// merchant event in the same transaction. A final payment is never changed.
-    async fn settle_payment(
-        &self,
-        payment_id: &str,
-        settlement: &Settlement,
-        now: i64,
-    ) -> StoreResult<Settled>;
+    async fn settle_payment(&self, payment_id: &str, settlement: &Settlement, now: i64) -> StoreResult<Settled>;
 
     /// Writes a pending refund of a paid payment, if the amount fits what is refundable
     /// (paid, minus refunded, minus refunds still pending), in one transaction.
@@ -207,10 +187,7 @@ pub trait Store: Send + Sync {
     ) -> StoreResult<()>;
 
     /// Events of one payment with their state, in order (for tests and ops).
-    async fn events_for_payment(
-        &self,
-        payment_id: &str,
-    ) -> StoreResult<Vec<(OutboxEvent, EventState)>>;
+    async fn events_for_payment(&self, payment_id: &str) -> StoreResult<Vec<(OutboxEvent, EventState)>>;
 
     /// Whether the store answers.
     async fn ping(&self) -> StoreResult<()>;
@@ -225,6 +202,5 @@ pub async fn open(url: &StoreUrl) -> StoreResult<Arc<dyn Store>> {
 
 /// Builds the event a settlement emits, for store implementations.
 pub fn event_for(payment: &Payment, now: i64) -> Option<NewEvent> {
-    crate::model::EventType::for_payment(payment.status)
-        .map(|kind| NewEvent::for_payment(payment, kind, now))
+    crate::model::EventType::for_payment(payment.status).map(|kind| NewEvent::for_payment(payment, kind, now))
 }

@@ -7,7 +7,8 @@ use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
 use std::path::Path;
 use std::sync::Mutex;
 
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE payments (
     payment_id        TEXT PRIMARY KEY,
     merchant_id       TEXT NOT NULL,
@@ -58,7 +59,8 @@ CREATE TABLE nonces (
     PRIMARY KEY (merchant_id, nonce)
 );
 CREATE INDEX nonces_seen ON nonces (seen_at);
-"#, r#"
+"#,
+    r#"
 CREATE TABLE refunds (
     refund_id          TEXT PRIMARY KEY,
     merchant_id        TEXT NOT NULL,
@@ -93,7 +95,8 @@ CREATE TABLE payouts (
     updated_at         INTEGER NOT NULL,
     UNIQUE (merchant_id, out_payout_no)
 );
-"#];
+"#,
+];
 
 pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
@@ -110,22 +113,16 @@ impl SqliteStore {
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
                 std::fs::create_dir_all(dir).map_err(|e| err(format!("{}: {e}", dir.display())))?;
             }
-            let mut conn =
-                Connection::open(&path).map_err(|e| err(format!("{}: {e}", path.display())))?;
-            conn.busy_timeout(std::time::Duration::from_secs(5))
-                .map_err(err)?;
-            conn.pragma_update(None, "journal_mode", "WAL")
-                .map_err(err)?;
-            conn.pragma_update(None, "synchronous", "FULL")
-                .map_err(err)?;
+            let mut conn = Connection::open(&path).map_err(|e| err(format!("{}: {e}", path.display())))?;
+            conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(err)?;
+            conn.pragma_update(None, "journal_mode", "WAL").map_err(err)?;
+            conn.pragma_update(None, "synchronous", "FULL").map_err(err)?;
             migrate(&mut conn)?;
             Ok(conn)
         })
         .await
         .map_err(err)??;
-        Ok(SqliteStore {
-            conn: Arc::new(Mutex::new(conn)),
-        })
+        Ok(SqliteStore { conn: Arc::new(Mutex::new(conn)) })
     }
 
     /// Runs `f` on the connection in tokio's blocking pool.
@@ -145,14 +142,11 @@ impl SqliteStore {
 }
 
 fn migrate(conn: &mut Connection) -> StoreResult<()> {
-    let version: i64 = conn
-        .pragma_query_value(None, "user_version", |r| r.get(0))
-        .map_err(err)?;
+    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(err)?;
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
         let tx = conn.transaction().map_err(err)?;
         tx.execute_batch(sql).map_err(err)?;
-        tx.pragma_update(None, "user_version", (i + 1) as i64)
-            .map_err(err)?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64).map_err(err)?;
         tx.commit().map_err(err)?;
     }
     Ok(())
@@ -160,14 +154,10 @@ fn migrate(conn: &mut Connection) -> StoreResult<()> {
 
 const PAYMENT_COLUMNS: &str = "payment_id, merchant_id, out_trade_no, amount, currency, subject, description, channel, scene, status, provider, provider_trade_no, paid_amount, paid_at, refunded_amount, attach, notify_url, return_url, action, created_at, updated_at, fingerprint";
 
-fn parse_column<T: std::str::FromStr<Err = String>>(
-    row: &Row<'_>,
-    i: usize,
-) -> rusqlite::Result<T> {
+fn parse_column<T: std::str::FromStr<Err = String>>(row: &Row<'_>, i: usize) -> rusqlite::Result<T> {
     let text: String = row.get(i)?;
-    text.parse().map_err(|e: String| {
-        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, e.into())
-    })
+    text.parse()
+        .map_err(|e: String| rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, e.into()))
 }
 
 fn payment_row(row: &Row<'_>) -> rusqlite::Result<(Payment, String)> {
@@ -278,29 +268,30 @@ fn insert_event(conn: &Connection, e: &NewEvent) -> rusqlite::Result<()> {
 }
 
 fn load_refund(conn: &Connection, refund_id: &str) -> rusqlite::Result<Option<Refund>> {
-    conn.query_row(&format!("SELECT {REFUND_COLUMNS} FROM refunds WHERE refund_id = ?1"), params![refund_id], refund_row)
-        .optional()
-        .map(|o| o.map(|(r, _)| r))
+    conn.query_row(
+        &format!("SELECT {REFUND_COLUMNS} FROM refunds WHERE refund_id = ?1"),
+        params![refund_id],
+        refund_row,
+    )
+    .optional()
+    .map(|o| o.map(|(r, _)| r))
 }
 
 fn load_payout(conn: &Connection, payout_id: &str) -> rusqlite::Result<Option<Payout>> {
-    conn.query_row(&format!("SELECT {PAYOUT_COLUMNS} FROM payouts WHERE payout_id = ?1"), params![payout_id], payout_row)
-        .optional()
-        .map(|o| o.map(|(p, _)| p))
+    conn.query_row(
+        &format!("SELECT {PAYOUT_COLUMNS} FROM payouts WHERE payout_id = ?1"),
+        params![payout_id],
+        payout_row,
+    )
+    .optional()
+    .map(|o| o.map(|(p, _)| p))
 }
 
-const EVENT_COLUMNS: &str =
-    "id, merchant_id, payment_id, kind, notify_url, body, attempts, created_at";
+const EVENT_COLUMNS: &str = "id, merchant_id, payment_id, kind, notify_url, body, attempts, created_at";
 
 #[async_trait]
 impl Store for SqliteStore {
-    async fn remember_nonce(
-        &self,
-        merchant_id: &str,
-        nonce: &str,
-        now: i64,
-        not_before: i64,
-    ) -> StoreResult<bool> {
+    async fn remember_nonce(&self, merchant_id: &str, nonce: &str, now: i64, not_before: i64) -> StoreResult<bool> {
         let (merchant_id, nonce) = (merchant_id.to_string(), nonce.to_string());
         self.run(move |c| {
             c.execute("DELETE FROM nonces WHERE seen_at < ?1", params![not_before])?;
@@ -345,12 +336,7 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn set_payment_provider(
-        &self,
-        payment_id: &str,
-        provider: &str,
-        now: i64,
-    ) -> StoreResult<()> {
+    async fn set_payment_provider(&self, payment_id: &str, provider: &str, now: i64) -> StoreResult<()> {
         let (payment_id, provider) = (payment_id.to_string(), provider.to_string());
         self.run(move |c| {
             c.execute(
@@ -394,11 +380,7 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn payment_by_out_trade_no(
-        &self,
-        merchant_id: &str,
-        out_trade_no: &str,
-    ) -> StoreResult<Option<Payment>> {
+    async fn payment_by_out_trade_no(&self, merchant_id: &str, out_trade_no: &str) -> StoreResult<Option<Payment>> {
         let (merchant_id, out_trade_no) = (merchant_id.to_string(), out_trade_no.to_string());
         self.run(move |c| {
             c.query_row(
@@ -417,12 +399,7 @@ impl Store for SqliteStore {
         self.run(move |c| load_payment(c, &payment_id)).await
     }
 
-    async fn settle_payment(
-        &self,
-        payment_id: &str,
-        s: &Settlement,
-        now: i64,
-    ) -> StoreResult<Settled> {
+    async fn settle_payment(&self, payment_id: &str, s: &Settlement, now: i64) -> StoreResult<Settled> {
         let payment_id = payment_id.to_string();
         let s = s.clone();
         self.run(move |c| {
@@ -668,13 +645,7 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn mark_attempt_failed(
-        &self,
-        event_id: &str,
-        error: &str,
-        next: Option<i64>,
-        _now: i64,
-    ) -> StoreResult<()> {
+    async fn mark_attempt_failed(&self, event_id: &str, error: &str, next: Option<i64>, _now: i64) -> StoreResult<()> {
         let (event_id, error) = (event_id.to_string(), error.to_string());
         self.run(move |c| {
             let state = if next.is_some() { "pending" } else { "failed" };
@@ -687,10 +658,7 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn events_for_payment(
-        &self,
-        payment_id: &str,
-    ) -> StoreResult<Vec<(OutboxEvent, EventState)>> {
+    async fn events_for_payment(&self, payment_id: &str) -> StoreResult<Vec<(OutboxEvent, EventState)>> {
         let payment_id = payment_id.to_string();
         self.run(move |c| {
             let mut stmt = c.prepare_cached(&format!(

@@ -22,16 +22,19 @@ pub const MERCHANT: &str = "school-a";
 pub const MERCHANT_KEY: &str = "school-a-key-0123456789";
 pub const XXPAY_A: (&str, &str, &str) = ("1001", "app-a", "xxpay-key-a");
 pub const XXPAY_B: (&str, &str, &str) = ("1002", "app-b", "xxpay-key-b");
+pub const XJT_KEY: &str = "xiaojitong-key-1";
+pub const JINGS_TOKEN: &str = "10665CF54E90822951FE80330E9CF715";
+pub const MCT_OPEN_KEY: &str = "0828e83720fdbe3685a7b94214af04f9";
+
+/// The accounts of the other four dialects at the sandbox, and the merchant routed to each.
+pub const DIALECT_SCHOOLS: &[(&str, &str)] =
+    &[("xjt", "school-xjt"), ("zx", "school-zx"), ("jg", "school-jg"), ("mct", "school-mct")];
 
 /// A loopback port nobody listens on right now, never the same one twice in this process.
 pub fn free_port() -> u16 {
     static HANDED_OUT: Mutex<Vec<u16>> = Mutex::new(Vec::new());
     loop {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let mut handed_out = HANDED_OUT.lock().unwrap();
         if !handed_out.contains(&port) {
             handed_out.push(port);
@@ -77,12 +80,7 @@ impl Received {
     }
 
     pub fn signature_valid(&self) -> bool {
-        event_signature(
-            MERCHANT_KEY,
-            &self.timestamp,
-            &self.event_id,
-            self.body.as_bytes(),
-        ) == self.signature
+        event_signature(MERCHANT_KEY, &self.timestamp, &self.event_id, self.body.as_bytes()) == self.signature
     }
 }
 
@@ -96,12 +94,7 @@ pub struct MerchantServer {
 
 impl MerchantServer {
     pub fn new() -> Self {
-        MerchantServer {
-            port: free_port(),
-            received: Default::default(),
-            failing: Default::default(),
-            task: None,
-        }
+        MerchantServer { port: free_port(), received: Default::default(), failing: Default::default(), task: None }
     }
 
     pub fn url(&self) -> String {
@@ -109,9 +102,7 @@ impl MerchantServer {
     }
 
     pub async fn start(&mut self) {
-        let listener = TcpListener::bind(("127.0.0.1", self.port))
-            .await
-            .expect("merchant port");
+        let listener = TcpListener::bind(("127.0.0.1", self.port)).await.expect("merchant port");
         let received = self.received.clone();
         let failing = self.failing.clone();
         self.task = Some(tokio::spawn(async move {
@@ -127,24 +118,11 @@ impl MerchantServer {
                         let received = received.clone();
                         let failing = failing.clone();
                         async move {
-                            let header = |n: &str| {
-                                req.headers()
-                                    .get(n)
-                                    .and_then(|v| v.to_str().ok())
-                                    .unwrap_or("")
-                                    .to_string()
-                            };
-                            let (event_id, timestamp, signature) = (
-                                header("payglot-event-id"),
-                                header("payglot-timestamp"),
-                                header("payglot-signature"),
-                            );
-                            let body = req
-                                .into_body()
-                                .collect()
-                                .await
-                                .map(|b| b.to_bytes())
-                                .unwrap_or_default();
+                            let header =
+                                |n: &str| req.headers().get(n).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+                            let (event_id, timestamp, signature) =
+                                (header("payglot-event-id"), header("payglot-timestamp"), header("payglot-signature"));
+                            let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
                             let status = if failing.load(Ordering::SeqCst) {
                                 500
                             } else {
@@ -161,9 +139,8 @@ impl MerchantServer {
                             Ok::<_, std::convert::Infallible>(r)
                         }
                     });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), svc)
-                        .await;
+                    let _ =
+                        hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
                 });
             }
         }));
@@ -233,16 +210,46 @@ impl Gateway {
             "listen: 127.0.0.1:{}\nadmin_listen: 127.0.0.1:{}\npublic_url: {}\nstore: sqlite://payglot.db\n\
              sandbox:\n  listen: 127.0.0.1:{}\n  notify_retry_secs: [1, 1, 1]\n\
              delivery:\n  retry_schedule_secs: [1]\n  poll_ms: 100\n\
-             providers:\n  xxpay-a:\n{}  xxpay-b:\n{}\
-             merchants:\n  {MERCHANT}:\n    key: {MERCHANT_KEY}\n    notify_url: {}\n    routes:\n      - to: {route_to}\n",
+             providers:\n  xxpay-a:\n{}  xxpay-b:\n{}{}\
+             merchants:\n  {MERCHANT}:\n    key: {MERCHANT_KEY}\n    notify_url: {}\n    routes:\n      - to: {route_to}\n{}",
             self.port,
             self.admin_port,
             self.public_url,
             self.sandbox_port,
             account(XXPAY_A),
             account(XXPAY_B),
-            self.notify_url
+            self.other_dialects(),
+            self.notify_url,
+            DIALECT_SCHOOLS
+                .iter()
+                .map(|(account, school)| format!("  {school}:\n    key: {MERCHANT_KEY}\n    notify_url: {}\n    routes:\n      - to: {account}\n", self.notify_url))
+                .collect::<String>(),
         )
+    }
+
+    fn other_dialects(&self) -> String {
+        let base = format!("http://127.0.0.1:{}", self.sandbox_port);
+        [
+            "  xjt:".to_string(),
+            "    dialect: xiaojitong".into(),
+            format!("    base_url: {base}/xiaojitong"),
+            format!("    credentials: {{ mid: \"2\", key: {XJT_KEY} }}"),
+            "  zx:".into(),
+            "    dialect: zhixiao".into(),
+            format!("    base_url: {base}/zhixiao"),
+            "    credentials: { appid: partner1, appsecret: weiweixiao, aes_key: AD42F6697B035B7580E4FEF93BE20B4D }".into(),
+            "  jg:".into(),
+            "    dialect: jings".into(),
+            format!("    base_url: {base}/jings"),
+            format!("    credentials: {{ uid: \"10000001400000\", token: {JINGS_TOKEN} }}"),
+            "  mct:".into(),
+            "    dialect: mct".into(),
+            format!("    base_url: {base}/mct"),
+            format!("    credentials: {{ open_id: 87f46f5db1b65f0ac195285f49ee6958, open_key: {MCT_OPEN_KEY}, shop_pass: \"654321\" }}"),
+            "    options: { sub_appid: wxde66bf91cac57773 }".into(),
+            String::new(),
+        ]
+        .join("\n")
     }
 
     /// Replaces routes.yaml the way an editor does: write aside, then rename over it.
@@ -271,13 +278,7 @@ impl Gateway {
         eventually("the gateway to listen", Duration::from_secs(20), || {
             let client = &client;
             let url = url.clone();
-            async move {
-                client
-                    .send("GET", &url, &[], vec![], 200, 500)
-                    .await
-                    .ok()
-                    .filter(|a| a.status == 200)
-            }
+            async move { client.send("GET", &url, &[], vec![], 200, 500).await.ok().filter(|a| a.status == 200) }
         })
         .await;
     }
@@ -298,22 +299,27 @@ impl Gateway {
         format!("http://127.0.0.1:{}", self.port)
     }
 
-    pub async fn http(
-        &self,
-        method: &str,
-        url: &str,
-        headers: &[(&str, &str)],
-        body: &[u8],
-    ) -> Answer {
-        self.client
-            .send(method, url, headers, body.to_vec(), 1000, 10_000)
-            .await
-            .expect("HTTP call")
+    pub async fn http(&self, method: &str, url: &str, headers: &[(&str, &str)], body: &[u8]) -> Answer {
+        self.client.send(method, url, headers, body.to_vec(), 1000, 10_000).await.expect("HTTP call")
     }
 
-    /// A merchant API call signed with `key` at `timestamp` with `nonce`.
+    /// A merchant API call as `school-a` signed with `key` at `timestamp` with `nonce`.
     pub async fn call_signed(
         &self,
+        method: &str,
+        path: &str,
+        body: &str,
+        key: &str,
+        timestamp: i64,
+        nonce: &str,
+    ) -> (u16, Value) {
+        self.call_signed_as(MERCHANT, method, path, body, key, timestamp, nonce).await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub async fn call_signed_as(
+        &self,
+        merchant: &str,
         method: &str,
         path: &str,
         body: &str,
@@ -325,66 +331,48 @@ impl Gateway {
         let sig = request_signature(key, &ts, nonce, method, path, body.as_bytes());
         let headers = [
             ("content-type", "application/json"),
-            ("payglot-merchant", MERCHANT),
+            ("payglot-merchant", merchant),
             ("payglot-timestamp", ts.as_str()),
             ("payglot-nonce", nonce),
             ("payglot-signature", sig.as_str()),
         ];
-        let a = self
-            .http(
-                method,
-                &format!("{}{path}", self.base()),
-                &headers,
-                body.as_bytes(),
-            )
-            .await;
-        (
-            a.status,
-            serde_json::from_slice(&a.body).unwrap_or(Value::Null),
-        )
+        let a = self.http(method, &format!("{}{path}", self.base()), &headers, body.as_bytes()).await;
+        (a.status, serde_json::from_slice(&a.body).unwrap_or(Value::Null))
     }
 
-    /// A correctly signed merchant API call.
+    /// A correctly signed merchant API call as `school-a`.
     pub async fn call(&self, method: &str, path: &str, body: &str) -> (u16, Value) {
+        self.call_as(MERCHANT, method, path, body).await
+    }
+
+    /// A correctly signed merchant API call as `merchant` (all test merchants share a key).
+    pub async fn call_as(&self, merchant: &str, method: &str, path: &str, body: &str) -> (u16, Value) {
         let nonce = payglot::model::random_id("n", 24);
-        self.call_signed(method, path, body, MERCHANT_KEY, now(), &nonce)
-            .await
+        self.call_signed_as(merchant, method, path, body, MERCHANT_KEY, now(), &nonce).await
     }
 
     pub async fn admin(&self, method: &str, path: &str) -> (u16, Value) {
-        let a = self
-            .http(
-                method,
-                &format!("http://127.0.0.1:{}{path}", self.admin_port),
-                &[],
-                b"",
-            )
-            .await;
-        (
-            a.status,
-            serde_json::from_slice(&a.body).unwrap_or(Value::Null),
-        )
+        let a = self.http(method, &format!("http://127.0.0.1:{}{path}", self.admin_port), &[], b"").await;
+        (a.status, serde_json::from_slice(&a.body).unwrap_or(Value::Null))
     }
 
-    /// Pays an order at the sandbox, the way a payer would.
+    /// Pays an xxpay order at the sandbox, the way a payer would.
     pub async fn pay_at_sandbox(&self, provider_trade_no: &str) {
-        let a = self
-            .http(
-                "POST",
-                &format!(
-                    "http://127.0.0.1:{}/xxpay/pay/{provider_trade_no}",
-                    self.sandbox_port
-                ),
-                &[],
-                b"",
-            )
-            .await;
-        assert_eq!(
-            a.status,
-            200,
-            "sandbox pay: {}",
-            String::from_utf8_lossy(&a.body)
-        );
+        self.pay_at("xxpay", provider_trade_no).await
+    }
+
+    /// Pays an order of `dialect` at the sandbox (by provider or merchant order number).
+    pub async fn pay_at(&self, dialect: &str, order: &str) {
+        let a =
+            self.http("POST", &format!("http://127.0.0.1:{}/{dialect}/pay/{order}", self.sandbox_port), &[], b"").await;
+        assert_eq!(a.status, 200, "sandbox pay: {}", String::from_utf8_lossy(&a.body));
+    }
+
+    /// Completes an xxpay payout at the sandbox.
+    pub async fn complete_payout(&self, order: &str) {
+        let a =
+            self.http("POST", &format!("http://127.0.0.1:{}/xxpay/payout/{order}", self.sandbox_port), &[], b"").await;
+        assert_eq!(a.status, 200, "sandbox payout: {}", String::from_utf8_lossy(&a.body));
     }
 
     /// POSTs a callback to the gateway as a provider would; returns (status, body).
@@ -408,6 +396,15 @@ impl Drop for Gateway {
             eprintln!("--- payglot log ---\n{}", self.log());
         }
     }
+}
+
+/// Waits until the merchant server holds `n` notifications; returns them.
+pub async fn events(merchant: &MerchantServer, n: usize) -> Vec<Received> {
+    eventually(&format!("{n} notification(s)"), Duration::from_secs(15), || {
+        let events = merchant.events();
+        async move { (events.len() >= n).then_some(events) }
+    })
+    .await
 }
 
 /// A create-payment body.

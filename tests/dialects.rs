@@ -1,0 +1,292 @@
+//! Every operation of every dialect through the merchant API, against the sandbox providers
+//! over real HTTP: create, pay, callback, notification, query, close, refund, payouts,
+//! balance, payment methods, and `unsupported_operation` where a provider lacks one.
+
+mod common;
+
+use common::*;
+use serde_json::{json, Value};
+
+fn body(out_trade_no: &str, amount: i64, channel: &str, scene: &str, extra: Value) -> String {
+    let mut b = json!({"out_trade_no": out_trade_no, "amount": amount, "subject": "学费 Tuition", "channel": channel, "scene": scene});
+    for (k, v) in extra.as_object().unwrap() {
+        b[k] = v.clone();
+    }
+    b.to_string()
+}
+
+async fn started() -> (MerchantServer, Gateway) {
+    let mut merchant = MerchantServer::new();
+    merchant.start().await;
+    let mut gw = Gateway::new(&merchant.url());
+    gw.start().await;
+    (merchant, gw)
+}
+
+fn assert_unsupported(status: u16, e: &Value, account: &str) {
+    assert_eq!(status, 422, "{e}");
+    assert_eq!(e["error"]["code"], "unsupported_operation");
+    assert_eq!(e["error"]["provider"], account);
+    assert!(e["error"]["message"].as_str().unwrap().contains(account), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn xiaojitong_qr_with_reallyprice_callback_and_check_order() {
+    let (merchant, gw) = started().await;
+    let s = "school-xjt";
+    let (status, first) = gw.call_as(s, "POST", "/v1/payments", &body("X-1", 1980, "wechat", "qr", json!({}))).await;
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(first["action"]["type"], "qr_code");
+    assert_eq!(first["action"]["amount"], 1980);
+    // A second pending order of the same price is asked one fen more (reallyprice).
+    let (_, second) = gw.call_as(s, "POST", "/v1/payments", &body("X-2", 1980, "wechat", "qr", json!({}))).await;
+    assert_eq!(second["action"]["amount"], 1981);
+
+    let (status, e) = gw.call_as(s, "POST", "/v1/payments", &body("X-3", 100, "wechat", "h5", json!({}))).await;
+    assert_unsupported(status, &e, "xjt");
+    let (status, e) = gw.call_as(s, "POST", "/v1/payments/X-1/close", "").await;
+    assert_unsupported(status, &e, "xjt");
+
+    gw.pay_at("xiaojitong", second["provider_trade_no"].as_str().unwrap()).await;
+    let events = events(&merchant, 1).await;
+    let data = &events[0].json()["data"];
+    assert!(events[0].signature_valid());
+    assert_eq!(
+        (data["out_trade_no"].as_str(), data["amount"].as_i64(), data["paid_amount"].as_i64()),
+        (Some("X-2"), Some(1980), Some(1981))
+    );
+
+    // checkOrder: unpaid stays pending; paid (its callback is lost here) settles by query.
+    let (_, q) = gw.call_as(s, "GET", "/v1/payments/X-1", "").await;
+    assert_eq!(q["status"], "pending");
+    let (status, e) = gw
+        .call_as(s, "POST", "/v1/payments/X-1/refunds", &json!({"out_refund_no": "XR1", "amount": 1}).to_string())
+        .await;
+    assert_unsupported(status, &e, "xjt");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zhixiao_create_pay_refund_cancel_and_mini_program() {
+    let (merchant, gw) = started().await;
+    let s = "school-zx";
+    let extra = json!({"return_url": "https://school/done", "extra": {"user_no": "2013141516", "user_name": "张三", "piaoju": {"payer_type": 1, "payer_name": "小明", "phone": "13000000000"}}});
+    let (status, p) = gw.call_as(s, "POST", "/v1/payments", &body("Z-1", 19800, "alipay", "h5", extra)).await;
+    assert_eq!(status, 200, "{p}");
+    assert_eq!(p["action"]["type"], "redirect");
+    gw.pay_at("zhixiao", p["payment_id"].as_str().unwrap()).await;
+    let ev = events(&merchant, 1).await;
+    assert_eq!(ev[0].json()["type"], "payment.succeeded");
+    let (_, q) = gw.call_as(s, "GET", "/v1/payments/Z-1", "").await;
+    assert_eq!(q["status"], "succeeded");
+
+    let refund = |no: &str, amount: i64| json!({"out_refund_no": no, "amount": amount, "reason": "退学"}).to_string();
+    let (status, r) = gw.call_as(s, "POST", "/v1/payments/Z-1/refunds", &refund("ZR-1", 5000)).await;
+    assert_eq!((status, r["status"].as_str()), (200, Some("succeeded")), "{r}");
+    let (status, again) = gw.call_as(s, "POST", "/v1/payments/Z-1/refunds", &refund("ZR-1", 5000)).await;
+    assert_eq!((status, &again["refund_id"]), (200, &r["refund_id"]), "idempotent on out_refund_no");
+    let (status, e) = gw.call_as(s, "POST", "/v1/payments/Z-1/refunds", &refund("ZR-1", 4000)).await;
+    assert_eq!((status, e["error"]["code"].as_str()), (409, Some("duplicate_out_refund_no")));
+    let (status, e) = gw.call_as(s, "POST", "/v1/payments/Z-1/refunds", &refund("ZR-2", 14801)).await;
+    assert_eq!((status, e["error"]["code"].as_str()), (422, Some("amount_exceeds_refundable")), "{e}");
+    let (status, r2) = gw.call_as(s, "POST", "/v1/payments/Z-1/refunds", &refund("ZR-3", 14800)).await;
+    assert_eq!(status, 200, "{r2}");
+    let ev = events(&merchant, 3).await;
+    assert_eq!(ev[1].json()["type"], "refund.succeeded");
+    assert_eq!(ev[2].json()["data"]["payment"]["refunded_amount"], 19800);
+    let (_, rq) = gw.call_as(s, "GET", "/v1/refunds/ZR-3", "").await;
+    assert_eq!(rq["status"], "succeeded");
+
+    let (_, p2) = gw.call_as(s, "POST", "/v1/payments", &body("Z-2", 100, "wechat", "qr", json!({}))).await;
+    assert_eq!(p2["action"]["type"], "qr_code");
+    let (status, closed) = gw.call_as(s, "POST", "/v1/payments/Z-2/close", "").await;
+    assert_eq!((status, closed["status"].as_str()), (200, Some("closed")), "{closed}");
+    let ev = events(&merchant, 4).await;
+    assert_eq!(ev[3].json()["type"], "payment.closed");
+    let (status, e) = gw.call_as(s, "POST", "/v1/payments/Z-1/close", "").await;
+    assert_eq!((status, e["error"]["code"].as_str()), (409, Some("invalid_state")));
+
+    let (status, mini) = gw
+        .call_as(
+            s,
+            "POST",
+            "/v1/payments",
+            &body("Z-3", 100, "wechat", "miniapp", json!({"openid": "oGTHE5BRsqWUqkvsNz3PGa_rXPKA"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{mini}");
+    assert_eq!(mini["action"]["type"], "jsapi");
+    assert!(mini["action"]["params"]["package"].as_str().unwrap().starts_with("prepay_id="));
+    let (status, e) =
+        gw.call_as(s, "POST", "/v1/payments", &body("Z-4", 100, "alipay", "miniapp", json!({"openid": "x"}))).await;
+    assert_unsupported(status, &e, "zx");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jings_browser_form_checkout_notify_query_and_balance() {
+    let (merchant, gw) = started().await;
+    let s = "school-jg";
+    let (status, e) = gw.call_as(s, "POST", "/v1/payments", &body("J-0", 101, "alipay", "web", json!({}))).await;
+    assert_eq!(
+        (status, e["error"]["code"].as_str()),
+        (400, Some("invalid_request")),
+        "return_url is required by jings: {e}"
+    );
+    let (status, p) = gw
+        .call_as(
+            s,
+            "POST",
+            "/v1/payments",
+            &body("J-1", 101, "alipay", "web", json!({"return_url": "https://school/done"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{p}");
+    assert_eq!(p["action"]["type"], "form_post");
+    assert_eq!(p["provider_trade_no"], Value::Null, "no server call was made");
+    let fields = p["action"]["fields"].as_object().unwrap();
+    assert_eq!(fields["paymoney"], "1.01");
+
+    // The checkout page auto-submits the form; a browser would post it to the provider.
+    let page = gw
+        .http("GET", &format!("{}/v1/payments/{}/checkout", gw.base(), p["payment_id"].as_str().unwrap()), &[], b"")
+        .await;
+    let html = String::from_utf8_lossy(&page.body).to_string();
+    assert_eq!(page.status, 200);
+    assert!(
+        html.contains("document.forms[0].submit()")
+            && html.contains(&format!("value=\"{}\"", fields["key"].as_str().unwrap())),
+        "{html}"
+    );
+    let form: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (k.as_str(), v.as_str().unwrap())).collect();
+    let form_body = form_urlencoded::Serializer::new(String::new()).extend_pairs(form).finish();
+    let posted = gw
+        .http(
+            "POST",
+            p["action"]["url"].as_str().unwrap(),
+            &[("content-type", "application/x-www-form-urlencoded")],
+            form_body.as_bytes(),
+        )
+        .await;
+    assert_eq!(posted.status, 200, "{}", String::from_utf8_lossy(&posted.body));
+    let tampered = form_body.replace("paymoney=1.01", "paymoney=0.01");
+    let refused = gw
+        .http(
+            "POST",
+            p["action"]["url"].as_str().unwrap(),
+            &[("content-type", "application/x-www-form-urlencoded")],
+            tampered.as_bytes(),
+        )
+        .await;
+    assert_eq!(refused.status, 400, "the sandbox checks the key");
+
+    let (_, q) = gw.call_as(s, "GET", "/v1/payments/J-1", "").await;
+    assert_eq!(q["status"], "pending");
+    gw.pay_at("jings", p["payment_id"].as_str().unwrap()).await;
+    let ev = events(&merchant, 1).await;
+    assert_eq!(ev[0].json()["data"]["provider_trade_no"].as_str().map(|s| !s.is_empty()), Some(true));
+
+    let (status, b) = gw.call_as(s, "GET", "/v1/balance?provider=jg", "").await;
+    assert_eq!((status, b["balance"].as_i64(), b["cached"].as_bool()), (200, Some(101), Some(false)), "{b}");
+    let (status, b2) = gw.call_as(s, "GET", "/v1/balance?provider=jg", "").await;
+    assert_eq!((status, b2["cached"].as_bool()), (200, Some(true)), "one balance call per three minutes: {b2}");
+    let (status, e) = gw.call_as(s, "GET", "/v1/balance?provider=mct", "").await;
+    assert_eq!(status, 404, "another merchant's account: {e}");
+    let (status, e) = gw
+        .call_as(s, "POST", "/v1/payments/J-1/refunds", &json!({"out_refund_no": "JR", "amount": 1}).to_string())
+        .await;
+    assert_unsupported(status, &e, "jg");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mct_scenes_refund_cancel_and_paylist() {
+    let (merchant, gw) = started().await;
+    let s = "school-mct";
+    let (status, p) = gw.call_as(s, "POST", "/v1/payments", &body("M-1", 300, "wechat", "qr", json!({}))).await;
+    assert_eq!(status, 200, "{p}");
+    assert_eq!(p["action"]["type"], "qr_code");
+    gw.pay_at("mct", p["payment_id"].as_str().unwrap()).await;
+    events(&merchant, 1).await;
+
+    let (status, r) = gw
+        .call_as(s, "POST", "/v1/payments/M-1/refunds", &json!({"out_refund_no": "MR-1", "amount": 100}).to_string())
+        .await;
+    assert_eq!((status, r["status"].as_str()), (200, Some("succeeded")), "{r}");
+    assert!(r["provider_refund_no"].as_str().is_some());
+
+    let (status, bar) = gw
+        .call_as(
+            s,
+            "POST",
+            "/v1/payments",
+            &body("M-2", 50, "alipay", "barcode", json!({"auth_code": "284981234567890123"})),
+        )
+        .await;
+    assert_eq!((status, bar["status"].as_str()), (200, Some("succeeded")), "barcode pays at once: {bar}");
+
+    let (status, js) = gw
+        .call_as(
+            s,
+            "POST",
+            "/v1/payments",
+            &body("M-3", 50, "wechat", "jsapi", json!({"openid": "oRBXQs6pH6F9R5Yw4dkJ8y9aXPqA"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{js}");
+    assert_eq!(js["action"]["params"]["appId"], "wxde66bf91cac57773");
+    let (_, jump) = gw
+        .call_as(
+            s,
+            "POST",
+            "/v1/payments",
+            &body(
+                "M-4",
+                50,
+                "alipay",
+                "jsapi",
+                json!({"openid": "2088", "extra": {"jump_url": "https://school/back"}}),
+            ),
+        )
+        .await;
+    assert_eq!(jump["action"]["type"], "redirect", "{jump}");
+
+    let (status, closed) = gw.call_as(s, "POST", "/v1/payments/M-4/close", "").await;
+    assert_eq!((status, closed["status"].as_str()), (200, Some("closed")), "{closed}");
+
+    let (status, m) = gw.call_as(s, "GET", "/v1/payment-methods?provider=mct", "").await;
+    assert_eq!(status, 200, "{m}");
+    let tags: Vec<&str> = m["methods"].as_array().unwrap().iter().map(|x| x["tag"].as_str().unwrap()).collect();
+    assert_eq!(tags, vec!["Weixin", "Alipay"]);
+
+    // M-1 and M-2 paid, refund of M-1, M-4 closed: four events, in order per payment.
+    let ev = events(&merchant, 4).await;
+    let kinds: Vec<String> = ev.iter().map(|e| e.json()["type"].as_str().unwrap().to_string()).collect();
+    assert_eq!(kinds.iter().filter(|k| *k == "payment.succeeded").count(), 2, "{kinds:?}");
+    assert!(
+        kinds.contains(&"refund.succeeded".to_string()) && kinds.contains(&"payment.closed".to_string()),
+        "{kinds:?}"
+    );
+    let (status, e) = gw.call_as(s, "GET", "/v1/balance?provider=mct", "").await;
+    assert_unsupported(status, &e, "mct");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn xxpay_payouts_are_created_notified_and_queried() {
+    let (merchant, gw) = started().await;
+    let payout = json!({
+        "out_payout_no": "W-1", "amount": 12345,
+        "payee": {"account_type": "bank", "account_name": "张三", "account_no": "6222021234567890123", "bank_code": "HPT00002", "bank_name": "中国工商银行", "province": "江苏", "city": "南京"}
+    });
+    let (status, p) = gw.call("POST", "/v1/payouts", &payout.to_string()).await;
+    assert_eq!((status, p["status"].as_str()), (200, Some("pending")), "{p}");
+    assert_eq!(p["payee"]["account_no"], "***************0123", "account numbers are masked");
+    let (_, again) = gw.call("POST", "/v1/payouts", &payout.to_string()).await;
+    assert_eq!(again["payout_id"], p["payout_id"]);
+    gw.complete_payout(p["payout_id"].as_str().unwrap()).await;
+    let ev = events(&merchant, 1).await;
+    let body = ev[0].json();
+    assert_eq!((body["type"].as_str(), body["data"]["amount"].as_i64()), (Some("payout.succeeded"), Some(12345)));
+    assert!(!ev[0].body.contains("6222021234567890123"), "no full account number in events");
+    let (_, q) = gw.call("GET", "/v1/payouts/W-1", "").await;
+    assert_eq!(q["status"], "succeeded");
+    let (status, e) = gw.call_as("school-zx", "POST", "/v1/payouts", &payout.to_string()).await;
+    assert_eq!(status, 422, "zhixiao has no payouts: {e}");
+}
