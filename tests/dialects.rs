@@ -119,6 +119,16 @@ async fn zhixiao_create_pay_refund_cancel_and_mini_program() {
     let (status, e) =
         gw.call_as(s, "POST", "/v1/payments", &body("Z-4", 100, "alipay", "miniapp", json!({"openid": "x"}))).await;
     assert_unsupported(status, &e, "zx");
+
+    // The optional calls of §2.6 and §2.7.
+    let (status, who) = gw.call_as(s, "GET", "/v1/identity?provider=zx&uid=2088612279536603", "").await;
+    assert_eq!((status, who["user"]["user_no"].as_str()), (200, Some("20140548")), "{who}");
+    let (status, card) =
+        gw.call_as(s, "GET", "/v1/card-link?provider=zx&user_no=20180911001&school_id=10086", "").await;
+    assert_eq!(status, 200, "{card}");
+    assert!(card["card"]["schema_url"].as_str().unwrap().starts_with("https://"));
+    let (status, e) = gw.call_as("school-mct", "GET", "/v1/identity?provider=mct&uid=1", "").await;
+    assert_unsupported(status, &e, "mct");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -289,4 +299,125 @@ async fn xxpay_payouts_are_created_notified_and_queried() {
     assert_eq!(q["status"], "succeeded");
     let (status, e) = gw.call_as("school-zx", "POST", "/v1/payouts", &payout.to_string()).await;
     assert_eq!(status, 422, "zhixiao has no payouts: {e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn provider_errors_reach_the_merchant_with_code_and_message() {
+    let (_merchant, gw) = started().await;
+    let (status, e) =
+        gw.call_as("school-bad", "POST", "/v1/payments", &body("B-1", 100, "wechat", "qr", json!({}))).await;
+    assert_eq!(status, 502, "{e}");
+    assert_eq!(e["error"]["code"], "provider_error");
+    assert_eq!(
+        (e["error"]["provider"].as_str(), e["error"]["provider_code"].as_str()),
+        (Some("xxpay-unknown"), Some("FAIL"))
+    );
+    assert_eq!(e["error"]["provider_message"], "商户不存在");
+    let (status, e) =
+        gw.call_as("school-bad", "POST", "/v1/payments", &body("B-2", 100, "alipay", "qr", json!({}))).await;
+    assert_eq!((status, e["error"]["provider_code"].as_str()), (502, Some("3002")), "{e}");
+    assert_eq!(e["error"]["provider_message"], "门店不存在");
+    let (_, p) = gw.call_as("school-bad", "GET", "/v1/payments/B-2", "").await;
+    assert_eq!(p["status"], "failed", "refused by every account: {p}");
+}
+
+/// A payment created through `school`, paid at the sandbox (its callback goes nowhere).
+async fn paid_without_callback(
+    gw: &Gateway,
+    school: &str,
+    dialect: &str,
+    no: &str,
+    channel: &str,
+    scene: &str,
+) -> Value {
+    let extra = json!({"return_url": "https://school/done"});
+    let (status, p) = gw.call_as(school, "POST", "/v1/payments", &body(no, 300, channel, scene, extra)).await;
+    assert_eq!(status, 200, "{p}");
+    if dialect == "jings" {
+        // jings orders exist once the payer's browser posted the form: post it as a browser.
+        let fields = p["action"]["fields"].as_object().unwrap();
+        let form = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(fields.iter().map(|(k, v)| (k.as_str(), v.as_str().unwrap())))
+            .finish();
+        let ct = [("content-type", "application/x-www-form-urlencoded")];
+        gw.http("POST", p["action"]["url"].as_str().unwrap(), &ct, form.as_bytes()).await;
+    }
+    gw.pay_at(dialect, p["payment_id"].as_str().unwrap()).await;
+    p
+}
+
+fn xxpay_paid_fields(payment_id: &str) -> std::collections::BTreeMap<String, String> {
+    [
+        ("payOrderId", "x"),
+        ("mchId", XXPAY_A.0),
+        ("mchOrderNo", payment_id),
+        ("amount", "300"),
+        ("status", "2"),
+        ("paySuccTime", "1"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_callbacks_change_nothing_and_make_payglot_ask_the_provider() {
+    use payglot::dialects::{jings, mct, xiaojitong, xxpay, zhixiao};
+    let mut merchant = MerchantServer::new();
+    merchant.start().await;
+    let mut gw = Gateway::new(&merchant.url());
+    // Providers call back to an address where nobody listens: their real callbacks are lost.
+    gw.public_url = format!("http://127.0.0.1:{}", free_port());
+    gw.write_config(&gw.routes_yaml("xxpay-a"));
+    gw.start().await;
+
+    // An unpaid payment: a forged "paid" callback is refused and moves nothing.
+    let (_, unpaid) = gw.call("POST", "/v1/payments", &payment_body("F-0", 300)).await;
+    let forged = xxpay::provider::notify_body(xxpay_paid_fields(unpaid["payment_id"].as_str().unwrap()), "wrong-key");
+    assert_eq!(gw.callback("xxpay-a", &forged).await, (400, "fail".to_string()));
+    let (_, still) = gw.call("GET", "/v1/payments/F-0", "").await;
+    assert_eq!(still["status"], "pending");
+
+    let wrong = |s: &str| s.to_string() + "-wrong";
+    let mut sent = Vec::new();
+
+    let p = paid_without_callback(&gw, "school-a", "xxpay", "F-1", "alipay", "qr").await;
+    let forged = xxpay::provider::notify_body(xxpay_paid_fields(p["payment_id"].as_str().unwrap()), &wrong(XXPAY_A.2));
+    sent.push(("xxpay-a", gw.callback("xxpay-a", &forged).await.0));
+
+    let p = paid_without_callback(&gw, "school-xjt", "xiaojitong", "F-2", "wechat", "qr").await;
+    let id = p["payment_id"].as_str().unwrap();
+    let q = xiaojitong::provider::callback_query("2", id, "", "3.00", "3.00", &wrong(XJT_KEY));
+    sent.push(("xjt", gw.http("GET", &format!("{}/callbacks/xjt?{q}", gw.base()), &[], b"").await.status));
+
+    let p = paid_without_callback(&gw, "school-zx", "zhixiao", "F-3", "alipay", "h5").await;
+    let env =
+        zhixiao::Envelope::new("partner1", "not-weiweixiao", "AD42F6697B035B7580E4FEF93BE20B4D", &Default::default())
+            .unwrap();
+    let forged =
+        env.request_body(&json!({"out_trade_no": p["payment_id"], "order_id": "1", "time_end": "2026-11-22 10:00:00"}));
+    sent.push(("zx", gw.callback("zx", &forged).await.0));
+
+    let p = paid_without_callback(&gw, "school-jg", "jings", "F-4", "alipay", "web").await;
+    let forged =
+        jings::provider::notify_body("1", p["payment_id"].as_str().unwrap(), "", "3.00", "3.00", &wrong(JINGS_TOKEN));
+    sent.push(("jg", gw.callback("jg", &forged).await.0));
+
+    let p = paid_without_callback(&gw, "school-mct", "mct", "F-5", "wechat", "qr").await;
+    let env = mct::Envelope::new("87f46f5db1b65f0ac195285f49ee6958", "00000000000000000000000000000000", true).unwrap();
+    let q = mct::provider::notify_query(&env, "1", p["payment_id"].as_str().unwrap(), "1", "r", now());
+    sent.push(("mct", gw.http("GET", &format!("{}/callbacks/mct?{q}", gw.base()), &[], b"").await.status));
+
+    for (account, status) in &sent {
+        assert_eq!(*status, 400, "{account}: forged callback refused");
+    }
+    // Each refusal made payglot ask the provider, whose verified answer settles the payment.
+    let events = events(&merchant, 5).await;
+    let mut paid: Vec<String> =
+        events.iter().map(|e| e.json()["data"]["out_trade_no"].as_str().unwrap().to_string()).collect();
+    paid.sort();
+    assert_eq!(paid, vec!["F-1", "F-2", "F-3", "F-4", "F-5"]);
+    assert!(events.iter().all(|e| e.json()["type"] == "payment.succeeded" && e.signature_valid()));
+    let (_, f0) = gw.call("GET", "/v1/payments/F-0", "").await;
+    assert_eq!(f0["status"], "pending", "the unpaid one stays unpaid");
 }

@@ -1,5 +1,6 @@
 //! Questions about a provider account rather than a payment: `GET /v1/balance?provider=ID`
-//! (jings) and `GET /v1/payment-methods?provider=ID` (mct paylist). A merchant may ask only
+//! (jings), `GET /v1/payment-methods?provider=ID` (mct paylist), and zhixiao's optional
+//! `GET /v1/identity?provider=ID&uid=` and `GET /v1/card-link?provider=ID&user_no=&school_id=`. A merchant may ask only
 //! about accounts its routes use. Balance respects the provider's rate limit: inside it, the
 //! last answer is served with the time it was read.
 
@@ -62,4 +63,51 @@ pub async fn payment_methods(
         .read_payment_methods(ProviderResponse { status: answer.status, body: &answer.body })
         .map_err(|e| dialect_error(account.name, e))?;
     Ok(Reply::json(200, &json!({"provider": name, "methods": methods})))
+}
+
+fn query_value(query: &str, key: &str) -> Option<String> {
+    form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.into_owned())
+        .filter(|v| !v.is_empty())
+}
+
+pub async fn identity(
+    gateway: &Gateway,
+    live: &LiveConfig,
+    merchant: &MerchantConfig,
+    query: &str,
+    now: i64,
+) -> Result<Reply, ApiError> {
+    let name = provider_param(merchant, query)?;
+    let uid = query_value(query, "uid").ok_or_else(|| ApiError::invalid_request("uid: query parameter required"))?;
+    let account = account(live, &name)?;
+    let call = account.dialect.identity(&uid, now).map_err(|e| dialect_error(account.name, e))?;
+    let answer = send(gateway, &account, &call).await.map_err(|(_, e)| e)?;
+    let user = account
+        .dialect
+        .read_identity(ProviderResponse { status: answer.status, body: &answer.body })
+        .map_err(|e| dialect_error(account.name, e))?;
+    Ok(Reply::json(200, &json!({"provider": name, "user": user})))
+}
+
+pub async fn card_link(
+    gateway: &Gateway,
+    live: &LiveConfig,
+    merchant: &MerchantConfig,
+    query: &str,
+    now: i64,
+) -> Result<Reply, ApiError> {
+    let name = provider_param(merchant, query)?;
+    let user_no =
+        query_value(query, "user_no").ok_or_else(|| ApiError::invalid_request("user_no: query parameter required"))?;
+    let school_id = query_value(query, "school_id").unwrap_or_default();
+    let account = account(live, &name)?;
+    let call = account.dialect.card_link(&school_id, &user_no, now).map_err(|e| dialect_error(account.name, e))?;
+    let answer = send(gateway, &account, &call).await.map_err(|(_, e)| e)?;
+    let card = account
+        .dialect
+        .read_card_link(ProviderResponse { status: answer.status, body: &answer.body })
+        .map_err(|e| dialect_error(account.name, e))?;
+    Ok(Reply::json(200, &json!({"provider": name, "card": card})))
 }

@@ -35,6 +35,8 @@ enum Endpoint {
     QueryPayout(String),
     Balance,
     PaymentMethods,
+    Identity,
+    CardLink,
     Checkout(String),
 }
 
@@ -53,6 +55,8 @@ fn endpoint(method: &str, path: &str) -> Result<Endpoint, ApiError> {
         ("GET", ["v1", "payouts", no]) if !no.is_empty() => Some(Endpoint::QueryPayout(id(no))),
         ("GET", ["v1", "balance"]) => Some(Endpoint::Balance),
         ("GET", ["v1", "payment-methods"]) => Some(Endpoint::PaymentMethods),
+        ("GET", ["v1", "identity"]) => Some(Endpoint::Identity),
+        ("GET", ["v1", "card-link"]) => Some(Endpoint::CardLink),
         _ => None,
     };
     if let Some(e) = found {
@@ -68,6 +72,8 @@ fn endpoint(method: &str, path: &str) -> Result<Endpoint, ApiError> {
             | ["v1", "payouts", _]
             | ["v1", "balance"]
             | ["v1", "payment-methods"]
+            | ["v1", "identity"]
+            | ["v1", "card-link"]
     );
     if known_path {
         Err(ApiError::method_not_allowed(format!("{method} is not allowed on {path}")))
@@ -113,6 +119,8 @@ async fn dispatch(gateway: &Gateway, request: &HttpIn) -> Result<Reply, ApiError
         Endpoint::QueryPayout(no) => payouts::query(gateway, &live, merchant, &no, now).await,
         Endpoint::Balance => accounts::balance(gateway, &live, merchant, &request.query, now).await,
         Endpoint::PaymentMethods => accounts::payment_methods(gateway, &live, merchant, &request.query, now).await,
+        Endpoint::Identity => accounts::identity(gateway, &live, merchant, &request.query, now).await,
+        Endpoint::CardLink => accounts::card_link(gateway, &live, merchant, &request.query, now).await,
         Endpoint::Checkout(_) => unreachable!("answered above"),
     }
 }

@@ -34,6 +34,9 @@ pub async fn handle(gateway: &Gateway, account: &str, request: &HttpIn) -> Reply
         Ok(r) => r,
         Err(e) => {
             tracing::warn!(account, error = %e, "callback refused");
+            if let Some(payment_id) = dialect.claimed_payment_id(inbound) {
+                check_claimed_payment(gateway, account, &payment_id, now).await;
+            }
             return reply(dialect.callback_reply(false), 400);
         }
     };
@@ -105,4 +108,19 @@ async fn on_payout(gateway: &Gateway, account: &str, report: &PayoutReport, now:
             Err(400)
         }
     }
+}
+
+/// A callback that failed verification named `payment_id`: if that is a pending payment of
+/// this account, ask the provider (a verified query) so a real payment is not missed because
+/// of a signing quirk; the unverified callback itself changes nothing.
+async fn check_claimed_payment(gateway: &Gateway, account: &str, payment_id: &str, now: i64) {
+    let Ok(Some(payment)) = gateway.store.payment_by_id(payment_id).await else {
+        return;
+    };
+    if payment.provider != account || payment.status.is_final() {
+        return;
+    }
+    let live = gateway.config.current();
+    let outcome = crate::api::payments::refresh_from_provider(gateway, &live, &payment, now).await;
+    tracing::info!(account, payment_id, status = ?outcome.map(|p| p.status), "queried the provider after an unverifiable callback");
 }

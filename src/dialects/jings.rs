@@ -211,6 +211,11 @@ impl Dialect for Jings {
         }))
     }
 
+    fn claimed_payment_id(&self, callback: InboundHttp<'_>) -> Option<String> {
+        let source = if callback.body.is_empty() { callback.query.as_bytes() } else { callback.body };
+        parse_form(source).into_iter().find(|(k, _)| k == "orderid").map(|(_, v)| v)
+    }
+
     fn callback_reply(&self, accepted: bool) -> CallbackReply {
         CallbackReply {
             status: if accepted { 200 } else { 400 },

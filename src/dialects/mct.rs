@@ -394,6 +394,11 @@ impl Dialect for Mct {
         }))
     }
 
+    fn claimed_payment_id(&self, callback: InboundHttp<'_>) -> Option<String> {
+        let source = if callback.query.is_empty() { callback.body } else { callback.query.as_bytes() };
+        parse_form(source).into_iter().find(|(k, _)| k == "out_no").map(|(_, v)| v)
+    }
+
     fn callback_reply(&self, accepted: bool) -> CallbackReply {
         CallbackReply {
             status: 200,

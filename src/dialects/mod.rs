@@ -149,6 +149,8 @@ pub enum Operation {
     QueryPayout,
     Balance,
     PaymentMethods,
+    Identity,
+    CardLink,
 }
 
 impl Operation {
@@ -161,6 +163,8 @@ impl Operation {
             Operation::QueryPayout => "query payout",
             Operation::Balance => "balance",
             Operation::PaymentMethods => "payment methods",
+            Operation::Identity => "user identity",
+            Operation::CardLink => "campus card link",
         }
     }
 }
@@ -232,6 +236,12 @@ pub trait Dialect: Send + Sync {
     fn read_callback(&self, callback: InboundHttp<'_>, now: i64) -> Result<CallbackReport, DialectError>;
     /// The reply that tells the provider its callback was taken (`true`) or must be retried.
     fn callback_reply(&self, accepted: bool) -> CallbackReply;
+    /// The payment id an unverified callback claims to be about, without trusting anything
+    /// else in it: when a callback fails verification, payglot asks the provider about that
+    /// payment instead, so a signing quirk never loses a real payment.
+    fn claimed_payment_id(&self, _callback: InboundHttp<'_>) -> Option<String> {
+        None
+    }
 
     /// The provider's limit on queries of one order (jings: one a minute).
     fn query_interval(&self) -> Option<Duration> {
@@ -285,6 +295,20 @@ pub trait Dialect: Send + Sync {
     }
     fn read_payment_methods(&self, _answer: ProviderResponse<'_>) -> Result<Vec<PaymentMethod>, DialectError> {
         unsupported(self.dialect(), Operation::PaymentMethods)
+    }
+    /// The payer's identity behind a wallet uid (zhixiao 2.6), as the provider states it.
+    fn identity(&self, _uid: &str, _now: i64) -> Result<ProviderRequest, DialectError> {
+        unsupported(self.dialect(), Operation::Identity)
+    }
+    fn read_identity(&self, _answer: ProviderResponse<'_>) -> Result<serde_json::Value, DialectError> {
+        unsupported(self.dialect(), Operation::Identity)
+    }
+    /// A student's or teacher's campus card link (zhixiao 2.7).
+    fn card_link(&self, _school_id: &str, _user_no: &str, _now: i64) -> Result<ProviderRequest, DialectError> {
+        unsupported(self.dialect(), Operation::CardLink)
+    }
+    fn read_card_link(&self, _answer: ProviderResponse<'_>) -> Result<serde_json::Value, DialectError> {
+        unsupported(self.dialect(), Operation::CardLink)
     }
 }
 
@@ -447,5 +471,135 @@ mod tests {
         assert_eq!(truncate_bytes("学费abc", 4), "学");
         assert_eq!(truncate_bytes("学费abc", 7), "学费a");
         assert_eq!(truncate_bytes("abc", 10), "abc");
+    }
+}
+
+/// Amounts cross every wire format exactly: fen → the dialect's rendering → fen, from 1 fen to
+/// 10^9 fen. The rendering is pinned to each document's examples (yuan with two decimals for
+/// xiaojitong and jings, fen strings for zhixiao, fen integers for mct and xxpay), since a
+/// `1` / `1.0` / `1.00` difference changes a signature.
+#[cfg(test)]
+mod amount_tests {
+    use super::*;
+    use crate::config::Secret;
+    use crate::money::{fen_to_yuan, yuan_to_fen};
+    use serde_json::{json, Value};
+
+    fn account(dialect: &str, creds: &[(&str, &str)]) -> Arc<dyn Dialect> {
+        let mut p = ProviderConfig::for_tests("acct", dialect);
+        p.base_url = "http://127.0.0.1:1".into();
+        for (k, v) in creds {
+            p.credentials.insert(k.to_string(), Secret::new(*v));
+        }
+        build(&p).unwrap()
+    }
+
+    /// 1..=10^9 fen: edges, then a deterministic xorshift sample.
+    fn amounts() -> Vec<i64> {
+        let mut v =
+            vec![1, 9, 10, 11, 99, 100, 101, 110, 999, 1000, 1001, 19_800, 123_456_789, 999_999_999, 1_000_000_000];
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        for _ in 0..2000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            v.push((x % 1_000_000_000) as i64 + 1);
+        }
+        v
+    }
+
+    fn order_for<'a>(p: &'a Payment, extra: &'a serde_json::Map<String, Value>) -> CreateOrder<'a> {
+        CreateOrder {
+            payment: p,
+            callback_url: "http://gw/cb".into(),
+            client_ip: None,
+            auth_code: None,
+            openid: None,
+            extra,
+        }
+    }
+
+    #[test]
+    fn yuan_dialects_render_two_decimals_and_read_back_exactly() {
+        let xjt = account("xiaojitong", &[("mid", "2"), ("key", "k")]);
+        let jg = account("jings", &[("uid", "1"), ("token", "t")]);
+        let extra = serde_json::Map::new();
+        for amount in amounts() {
+            let mut p = tests_support::payment();
+            p.amount = amount;
+            p.channel = Channel::Wechat;
+            let CreateStep::Call(req) = xjt.create_payment(&order_for(&p, &extra), 0).unwrap() else { panic!() };
+            let fields = xiaojitong::provider::read_create(&req.body, |_| Some("k".into())).unwrap();
+            assert_eq!(fields["price"], fen_to_yuan(amount));
+            assert_eq!(fields["price"].split('.').nth(1).map(str::len), Some(2), "two decimals as the document shows");
+            assert_eq!(yuan_to_fen(&fields["price"]), Ok(amount));
+            // The provider answers prices as JSON numbers; they read back exactly.
+            let number: Value = serde_json::from_str(&fen_to_yuan(amount)).unwrap();
+            let answer = json!({"code": 1, "data": {"payid": p.payment_id, "orderid": "1", "price": number, "reallyprice": number, "payurl": "wxp://x"}});
+            let created = xjt
+                .read_create(
+                    &order_for(&p, &extra),
+                    ProviderResponse { status: 200, body: answer.to_string().as_bytes() },
+                )
+                .unwrap();
+            assert_eq!(created.action, Action::QrCode { qr_code: "wxp://x".into(), amount: Some(amount) });
+            let q = xiaojitong::provider::callback_query(
+                "2",
+                &p.payment_id,
+                "",
+                &fen_to_yuan(amount),
+                &fen_to_yuan(amount),
+                "k",
+            );
+            let CallbackReport::Payment(r) =
+                xjt.read_callback(InboundHttp { method: "GET", query: &q, content_type: "", body: b"" }, 0).unwrap()
+            else {
+                panic!()
+            };
+            assert_eq!(r.amount, Some(amount));
+
+            p.channel = Channel::Alipay;
+            p.scene = Scene::Web;
+            p.return_url = Some("https://s/r".into());
+            let CreateStep::Done(created) = jg.create_payment(&order_for(&p, &extra), 0).unwrap() else { panic!() };
+            let Action::FormPost { fields, .. } = created.action else { panic!() };
+            assert_eq!(fields["paymoney"], fen_to_yuan(amount));
+            let body =
+                jings::provider::notify_body("9", &p.payment_id, "", &fields["paymoney"], &fields["paymoney"], "t");
+            let inbound = InboundHttp {
+                method: "POST",
+                query: "",
+                content_type: "application/x-www-form-urlencoded",
+                body: body.as_bytes(),
+            };
+            let CallbackReport::Payment(r) = jg.read_callback(inbound, 0).unwrap() else { panic!() };
+            assert_eq!(r.amount, Some(amount));
+        }
+    }
+
+    #[test]
+    fn fen_dialects_send_integers() {
+        let xx = account("xxpay", &[("mch_id", "1"), ("app_id", "a"), ("key", "k")]);
+        let zx =
+            account("zhixiao", &[("appid", "p"), ("appsecret", "s"), ("aes_key", "AD42F6697B035B7580E4FEF93BE20B4D")]);
+        let mc = account("mct", &[("open_id", "o"), ("open_key", "0828e83720fdbe3685a7b94214af04f9")]);
+        let zx_env = zhixiao::Envelope::new("p", "s", "AD42F6697B035B7580E4FEF93BE20B4D", &Default::default()).unwrap();
+        let mct_env = mct::Envelope::new("o", "0828e83720fdbe3685a7b94214af04f9", true).unwrap();
+        let extra = serde_json::Map::new();
+        for amount in amounts().into_iter().step_by(4) {
+            let mut p = tests_support::payment();
+            p.amount = amount;
+            let CreateStep::Call(req) = xx.create_payment(&order_for(&p, &extra), 0).unwrap() else { panic!() };
+            let fields = xxpay::provider::read_request(&req.body, |_| Some("k".into())).unwrap();
+            assert_eq!(fields["amount"], amount.to_string());
+
+            let CreateStep::Call(req) = zx.create_payment(&order_for(&p, &extra), 0).unwrap() else { panic!() };
+            let content = zx_env.read_request(&req.body).unwrap();
+            assert_eq!(content["total_fee"], json!(amount.to_string()), "zhixiao: fen as a string");
+
+            let CreateStep::Call(req) = mc.create_payment(&order_for(&p, &extra), 0).unwrap() else { panic!() };
+            let (_, data) = mct::provider::read_request(&req.body, 0, |_| Some(mct_env.clone())).unwrap();
+            assert_eq!(data["trade_amount"], json!(amount), "mct: fen as an integer");
+        }
     }
 }

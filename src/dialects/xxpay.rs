@@ -367,6 +367,10 @@ impl Dialect for Xxpay {
         }
     }
 
+    fn claimed_payment_id(&self, callback: InboundHttp<'_>) -> Option<String> {
+        callback_fields(callback).ok()?.get("mchOrderNo").cloned()
+    }
+
     fn create_payout(&self, payout: &Payout, callback_url: &str, _now: i64) -> Result<ProviderRequest, DialectError> {
         let payee = &payout.payee;
         let account_type = match payee.account_type.as_str() {

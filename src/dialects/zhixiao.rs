@@ -33,7 +33,11 @@
 //! - `aes_mode`: `ecb` (default) or `cbc` with `aes_iv` (16 characters; default: the first 16
 //!   bytes of the key). Padding is PKCS#7.
 //! - The document gives no paths: `path_create` (default `/order/create`), `path_query`
-//!   (`/order/query`), `path_cancel` (`/order/cancel`), `path_refund` (`/order/refund`).
+//!   (`/order/query`), `path_cancel` (`/order/cancel`), `path_refund` (`/order/refund`),
+//!   `path_identity` (`/user/identity`, 2.6) and `path_card` (`/user/card`, 2.7).
+//! - The optional identity (2.6) and card-link (2.7) calls are on the merchant API as
+//!   `GET /v1/identity?provider=&uid=` and `GET /v1/card-link?provider=&user_no=&school_id=`
+//!   (2.7's table omits school_id, its example sends it: it is sent when given).
 //! - The examples are loose JSON (bare keys, `;`); answers are read tolerantly.
 
 use super::signing::{
@@ -50,8 +54,17 @@ use base64::Engine;
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 
-const OPTIONS: &[&str] =
-    &["aes_key_encoding", "aes_mode", "aes_iv", "path_create", "path_query", "path_cancel", "path_refund"];
+const OPTIONS: &[&str] = &[
+    "aes_key_encoding",
+    "aes_mode",
+    "aes_iv",
+    "path_create",
+    "path_query",
+    "path_cancel",
+    "path_refund",
+    "path_identity",
+    "path_card",
+];
 
 /// The envelope crypto of one account: AES key and mode, and the md5 key (appsecret).
 #[derive(Clone)]
@@ -167,7 +180,7 @@ impl Envelope {
 
 pub struct Zhixiao {
     envelope: Envelope,
-    paths: [String; 4],
+    paths: [String; 6],
 }
 
 impl std::fmt::Debug for Zhixiao {
@@ -201,6 +214,8 @@ impl Zhixiao {
                 path("path_query", "/order/query"),
                 path("path_cancel", "/order/cancel"),
                 path("path_refund", "/order/refund"),
+                path("path_identity", "/user/identity"),
+                path("path_card", "/user/card"),
             ],
         })
     }
@@ -369,6 +384,13 @@ impl Dialect for Zhixiao {
         }))
     }
 
+    fn claimed_payment_id(&self, callback: InboundHttp<'_>) -> Option<String> {
+        // The param is sealed: only a message that opens with this account's AES key names
+        // an order (its signature is what failed).
+        let param = parse_form(callback.body).into_iter().find(|(k, _)| k == "param")?.1;
+        Some(field(&self.envelope.open(&param).ok()?, "out_trade_no")).filter(|s| !s.is_empty())
+    }
+
     fn callback_reply(&self, accepted: bool) -> CallbackReply {
         let body = if accepted { self.envelope.answer(0, None, "") } else { self.envelope.answer(-1, None, "fail") };
         CallbackReply { status: 200, content_type: "application/json", body }
@@ -381,6 +403,30 @@ impl Dialect for Zhixiao {
     fn read_close(&self, payment: &Payment, answer: ProviderResponse<'_>) -> Result<(), DialectError> {
         let content = self.read_answer(answer)?;
         self.expect_order(&content, &payment.payment_id)
+    }
+
+    fn identity(&self, uid: &str, _now: i64) -> Result<ProviderRequest, DialectError> {
+        Ok(self.request(&self.paths[4], json!({"uid": uid})))
+    }
+
+    fn read_identity(&self, answer: ProviderResponse<'_>) -> Result<Value, DialectError> {
+        self.read_answer(answer)
+    }
+
+    fn card_link(&self, school_id: &str, user_no: &str, _now: i64) -> Result<ProviderRequest, DialectError> {
+        let mut c = json!({"user_no": user_no});
+        if !school_id.is_empty() {
+            c["school_id"] = json!(school_id);
+        }
+        Ok(self.request(&self.paths[5], c))
+    }
+
+    fn read_card_link(&self, answer: ProviderResponse<'_>) -> Result<Value, DialectError> {
+        let content = self.read_answer(answer)?;
+        if field(&content, "schema_url").is_empty() {
+            return Err(DialectError::BadMessage("answer has no schema_url".into()));
+        }
+        Ok(content)
     }
 
     fn refund(&self, payment: &Payment, refund: &Refund, _now: i64) -> Result<ProviderRequest, DialectError> {

@@ -1,5 +1,6 @@
 //! Simulated jings: `pay.action` takes the payer's browser form (checked against the uid's
-//! token) and shows the pay page; `requstOrderStatus.action` and `requstBalance.action` answer
+//! token) and shows the pay page; queries more often than once a minute per order and balance
+//! more often than once every three minutes are refused, as the document warns; `requstOrderStatus.action` and `requstBalance.action` answer
 //! signed GETs (balance only with a `reqtime` within 10 minutes of Beijing time); the notify is
 //! a signed form POST, taken by any 2xx.
 
@@ -11,6 +12,7 @@ use crate::model::{now_unix, PaymentStatus};
 use crate::money::{fen_to_yuan, yuan_to_fen};
 use crate::server::{HttpIn, Reply};
 use serde_json::json;
+use std::time::Duration;
 
 pub fn handle(sb: &Sandbox, path: &str, request: &HttpIn) -> Reply {
     let token_for = |uid: &str| sb.accounts().jings.get(uid).cloned();
@@ -45,6 +47,16 @@ pub fn handle(sb: &Sandbox, path: &str, request: &HttpIn) -> Reply {
                 Ok(f) => f,
                 Err(e) => return json_reply(json!({"msg": e, "status": "-2"}).to_string()),
             };
+            let orderid = fields.get("orderid").cloned().unwrap_or_default();
+            if sb
+                .limits
+                .try_acquire(&format!("jings-query/{}/{orderid}", fields["uid"]), Duration::from_secs(60))
+                .is_err()
+            {
+                return json_reply(
+                    json!({"msg": "此接口不能频繁查询，一个订单号一分钟只能查询一次", "status": "-2"}).to_string(),
+                );
+            }
             let ledger = sb.ledger();
             let Some(o) =
                 ledger.order_by_merchant_no(&fields["uid"], fields.get("orderid").map(String::as_str).unwrap_or(""))
@@ -70,6 +82,9 @@ pub fn handle(sb: &Sandbox, path: &str, request: &HttpIn) -> Reply {
             let reqtime = fields.get("reqtime").cloned().unwrap_or_default();
             if parse_beijing_time(&reqtime).is_none_or(|t| (t - now_unix()).abs() > 600) {
                 return json_reply(json!({"msg": format!("reqtime 与服务器时间误差超过10分钟 ({})", beijing_time(now_unix())), "status": "1"}).to_string());
+            }
+            if sb.limits.try_acquire(&format!("jings-balance/{}", fields["uid"]), Duration::from_secs(180)).is_err() {
+                return json_reply(json!({"msg": "此接口不能频繁查询，三分钟只能查询一次", "status": "1"}).to_string());
             }
             let balance = sb.ledger().paid_total("jings", &fields["uid"]);
             json_reply(json!({"balance": fen_to_yuan(balance), "msg": "", "reqtime": reqtime, "status": "0", "uid": fields["uid"]}).to_string())

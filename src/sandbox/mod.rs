@@ -54,6 +54,8 @@ pub struct Sandbox {
     ledger: Mutex<Ledger>,
     pub accounts: Mutex<Accounts>,
     pub notifier: Notifier,
+    /// The providers' own rate limits (jings), enforced as strictly as the documents say.
+    pub limits: crate::upstream::RateLimits,
     /// A demo merchant endpoint that takes payglot's notifications (`/merchant/...`).
     pub merchant: merchant::DemoMerchant,
 }
@@ -75,6 +77,7 @@ impl Sandbox {
             ledger: Mutex::new(Ledger::default()),
             accounts: Mutex::new(Accounts::default()),
             notifier: Notifier { upstream, retry_secs: notify_retry_secs, attempts: Arc::new(AtomicU64::new(0)) },
+            limits: Default::default(),
             merchant: merchant::DemoMerchant::default(),
         }
     }

@@ -31,6 +31,18 @@ pub fn handle(sb: &Sandbox, path: &str, request: &HttpIn) -> Reply {
         "/order/query" => with_order(sb, &env, &content, |o| Ok(query_content(o))),
         "/order/cancel" => cancel(sb, &env, &content),
         "/order/refund" => refund(sb, &env, &content),
+        "/user/identity" if !field(&content, "uid").is_empty() => env.answer(
+            0,
+            Some(&json!({"open_id": "LkEb9zWC5xGAAAAWPwAVGQ", "user_no": "20140548", "user_name": "张三", "sex": "1", "identity_type": "1"})),
+            "",
+        ),
+        "/user/card" if !field(&content, "user_no").is_empty() => env.answer(
+            0,
+            Some(&json!({"school_id": field(&content, "school_id"), "user_no": field(&content, "user_no"), "user_name": "张三", "sex": "1",
+                "identity_type": "1", "schema_url": "https://ds.alipay.com/?scheme=alipays%3a%2f%2fplatformapi%2fstartapp%3fappId%3d20000021"})),
+            "",
+        ),
+        "/user/identity" | "/user/card" => env.answer(-2, None, "参数校验失败"),
         _ => return text(404, "no such zhixiao endpoint"),
     };
     json_reply(answer)

@@ -223,7 +223,11 @@ impl Gateway {
             DIALECT_SCHOOLS
                 .iter()
                 .map(|(account, school)| format!("  {school}:\n    key: {MERCHANT_KEY}\n    notify_url: {}\n    routes:\n      - to: {account}\n", self.notify_url))
-                .collect::<String>(),
+                .collect::<String>()
+                + &format!(
+                    "  school-bad:\n    key: {MERCHANT_KEY}\n    notify_url: {}\n    routes:\n      - match: {{ channel: wechat }}\n        to: xxpay-unknown\n      - to: mct-unknown\n",
+                    self.notify_url
+                ),
         )
     }
 
@@ -247,6 +251,15 @@ impl Gateway {
             format!("    base_url: {base}/mct"),
             format!("    credentials: {{ open_id: 87f46f5db1b65f0ac195285f49ee6958, open_key: {MCT_OPEN_KEY}, shop_pass: \"654321\" }}"),
             "    options: { sub_appid: wxde66bf91cac57773 }".into(),
+            // Accounts the sandbox does not know (another host name): it refuses them.
+            "  xxpay-unknown:".into(),
+            "    dialect: xxpay".into(),
+            format!("    base_url: http://localhost:{}/xxpay", self.sandbox_port),
+            "    credentials: { mch_id: \"9999\", app_id: app-x, key: xxpay-key-x }".into(),
+            "  mct-unknown:".into(),
+            "    dialect: mct".into(),
+            format!("    base_url: http://localhost:{}/mct", self.sandbox_port),
+            format!("    credentials: {{ open_id: unknownstore, open_key: {MCT_OPEN_KEY} }}"),
             String::new(),
         ]
         .join("\n")
