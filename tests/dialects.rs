@@ -95,6 +95,8 @@ async fn zhixiao_create_pay_refund_cancel_and_mini_program() {
     assert_eq!(ev[2].json()["data"]["payment"]["refunded_amount"], 19800);
     let (_, rq) = gw.call_as(s, "GET", "/v1/refunds/ZR-3", "").await;
     assert_eq!(rq["status"], "succeeded");
+    let (status, e) = gw.call_as(s, "POST", "/v1/payments/Z-1/refunds", &refund("ZR-4", 1)).await;
+    assert_eq!((status, e["error"]["code"].as_str()), (422, Some("amount_exceeds_refundable")), "fully refunded: {e}");
 
     let (_, p2) = gw.call_as(s, "POST", "/v1/payments", &body("Z-2", 100, "wechat", "qr", json!({}))).await;
     assert_eq!(p2["action"]["type"], "qr_code");
@@ -221,6 +223,13 @@ async fn mct_scenes_refund_cancel_and_paylist() {
         .await;
     assert_eq!((status, r["status"].as_str()), (200, Some("succeeded")), "{r}");
     assert!(r["provider_refund_no"].as_str().is_some());
+    let mct_refund = |no: &str, amount: i64| json!({"out_refund_no": no, "amount": amount}).to_string();
+    let (status, r2) = gw.call_as(s, "POST", "/v1/payments/M-1/refunds", &mct_refund("MR-2", 200)).await;
+    assert_eq!((status, r2["status"].as_str()), (200, Some("succeeded")), "partial refunds add up to the paid 300: {r2}");
+    let (_, rq) = gw.call_as(s, "GET", "/v1/refunds/MR-2", "").await;
+    assert_eq!(rq["status"], "succeeded");
+    let (status, e) = gw.call_as(s, "POST", "/v1/payments/M-1/refunds", &mct_refund("MR-3", 1)).await;
+    assert_eq!((status, e["error"]["code"].as_str()), (422, Some("amount_exceeds_refundable")), "{e}");
 
     let (status, bar) = gw
         .call_as(
@@ -266,8 +275,8 @@ async fn mct_scenes_refund_cancel_and_paylist() {
     let tags: Vec<&str> = m["methods"].as_array().unwrap().iter().map(|x| x["tag"].as_str().unwrap()).collect();
     assert_eq!(tags, vec!["Weixin", "Alipay"]);
 
-    // M-1 and M-2 paid, refund of M-1, M-4 closed: four events, in order per payment.
-    let ev = events(&merchant, 4).await;
+    // M-1 and M-2 paid, two refunds of M-1, M-4 closed: five events.
+    let ev = events(&merchant, 5).await;
     let kinds: Vec<String> = ev.iter().map(|e| e.json()["type"].as_str().unwrap().to_string()).collect();
     assert_eq!(kinds.iter().filter(|k| *k == "payment.succeeded").count(), 2, "{kinds:?}");
     assert!(
