@@ -1,6 +1,6 @@
 //! The admin listener (loopback by default): `/healthz`, `/readyz` (config loaded and store
-//! answering), `GET /admin/config` (the live config, every secret redacted) and
-//! `POST /admin/reload`.
+//! answering), `GET /admin/config` (the live config, every secret redacted),
+//! `GET /admin/circuits` (each provider account's circuit breaker) and `POST /admin/reload`.
 
 use crate::server::{read_request, serve_http, Gateway, Reply};
 use serde_json::json;
@@ -23,22 +23,25 @@ async fn handle(gateway: &Gateway, method: &str, path: &str) -> Reply {
                     "source": live.source.display().to_string(),
                     "loaded_at": crate::model::rfc3339(live.loaded_at),
                     "last_reload_error": gateway.config.last_error(),
+                    "reloads": gateway.config.reloads.load(std::sync::atomic::Ordering::Relaxed),
+                    "reload_failures": gateway.config.reload_failures.load(std::sync::atomic::Ordering::Relaxed),
                     "config": live.config,
                 }),
             )
         }
-        ("POST", "/admin/reload") => {
-            let handle = gateway.config.clone();
-            let result = tokio::task::spawn_blocking(move || handle.reload("admin"))
-                .await
-                .unwrap_or_else(|e| Err(e.to_string()));
-            match result {
-                Ok(()) => Reply::json(200, &json!({"reloaded": true})),
-                Err(errors) => {
-                    Reply::json(422, &json!({"reloaded": false, "errors": errors.lines().collect::<Vec<_>>()}))
-                }
-            }
+        ("GET", "/admin/circuits") => {
+            let circuits: Vec<_> = gateway
+                .upstream
+                .circuits()
+                .into_iter()
+                .map(|(account, state, failures)| json!({"provider": account, "state": state, "consecutive_failures": failures}))
+                .collect();
+            Reply::json(200, &json!({"circuits": circuits}))
         }
+        ("POST", "/admin/reload") => match gateway.config.reload("admin").await {
+            Ok(()) => Reply::json(200, &json!({"reloaded": true})),
+            Err(errors) => Reply::json(422, &json!({"reloaded": false, "errors": errors.lines().collect::<Vec<_>>()})),
+        },
         _ => Reply::json(
             404,
             &json!({"error": {"code": "not_found", "message": format!("no such admin endpoint: {method} {path}")}}),

@@ -30,7 +30,8 @@ pub struct Running {
     pub listen: SocketAddr,
     pub admin_listen: Option<SocketAddr>,
     pub sandbox_listen: Option<SocketAddr>,
-    pub gateway: Arc<Gateway>,
+    /// The gateway's shared state (`None` for a sandbox-only run).
+    pub gateway: Option<Arc<Gateway>>,
     pub sandbox: Option<Arc<sandbox::Sandbox>>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
@@ -66,7 +67,7 @@ pub async fn start(config_path: &Path, watch_config: bool) -> Result<Running, St
     let config = live.config.clone();
     let store = store::open(&config.store).await.map_err(|e| e.to_string())?;
     let upstream = Arc::new(upstream::Upstream::new());
-    let handle = Arc::new(ConfigHandle::new(live));
+    let handle = Arc::new(ConfigHandle::new(live, store.clone()));
     let gateway = Arc::new(Gateway {
         config: handle.clone(),
         store,
@@ -103,5 +104,41 @@ pub async fn start(config_path: &Path, watch_config: bool) -> Result<Running, St
 
     let watchers = if watch_config { Some(spawn_watchers(handle)?) } else { None };
     tracing::info!(%listen, admin = ?admin_listen, sandbox = ?sandbox_listen, "payglot serving");
-    Ok(Running { listen, admin_listen, sandbox_listen, gateway, sandbox, shutdown, tasks, _watchers: watchers })
+    Ok(Running {
+        listen,
+        admin_listen,
+        sandbox_listen,
+        gateway: Some(gateway),
+        sandbox,
+        shutdown,
+        tasks,
+        _watchers: watchers,
+    })
+}
+
+/// Starts only the sandbox of a routes.yaml (`payglot sandbox`): simulated providers for every
+/// account whose base_url points at `sandbox.listen`.
+pub async fn start_sandbox(config_path: &Path) -> Result<Running, String> {
+    let live = LiveConfig::load(config_path)
+        .map_err(|errors| format!("{} is not valid:\n  {}", config_path.display(), errors.join("\n  ")))?;
+    let config = live.config;
+    let upstream = Arc::new(upstream::Upstream::new());
+    let sb = sandbox::Sandbox::from_config(&config, upstream.clone())
+        .ok_or_else(|| format!("{} has no sandbox: section", config_path.display()))?;
+    let listener = bind("sandbox", config.sandbox.as_ref().expect("sandbox config").listen).await?;
+    let sandbox_listen = listener.local_addr().ok();
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let sb = Arc::new(sb);
+    let tasks = vec![tokio::spawn(sandbox::serve(listener, sb.clone(), shutdown_rx))];
+    tracing::info!(sandbox = ?sandbox_listen, "payglot sandbox serving");
+    Ok(Running {
+        listen: sandbox_listen.expect("bound"),
+        admin_listen: None,
+        sandbox_listen,
+        gateway: None,
+        sandbox: Some(sb),
+        shutdown,
+        tasks,
+        _watchers: None,
+    })
 }

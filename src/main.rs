@@ -20,13 +20,19 @@ enum Command {
     },
     /// Validate a routes.yaml: print a summary and the route table, or every error.
     Check { config: PathBuf },
+    /// Run only the simulated providers of routes.yaml's `sandbox:` section.
+    Sandbox {
+        #[arg(long, short, default_value = "routes.yaml")]
+        config: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Check { config } => check(&config),
-        Command::Serve { config } => serve(config),
+        Command::Serve { config } => serve(config, false),
+        Command::Sandbox { config } => serve(config, true),
     }
 }
 
@@ -55,7 +61,8 @@ fn check(path: &std::path::Path) -> ExitCode {
     }
 }
 
-fn serve(config: PathBuf) -> ExitCode {
+/// Runs the gateway (or with `sandbox_only`, just its sandbox) until SIGTERM or Ctrl-C.
+fn serve(config: PathBuf, sandbox_only: bool) -> ExitCode {
     tracing_subscriber::fmt()
         .with_max_level(tracing::Level::INFO)
         .with_writer(std::io::stderr)
@@ -69,7 +76,9 @@ fn serve(config: PathBuf) -> ExitCode {
         }
     };
     runtime.block_on(async move {
-        let running = match payglot::start(&config, true).await {
+        let started =
+            if sandbox_only { payglot::start_sandbox(&config).await } else { payglot::start(&config, true).await };
+        let running = match started {
             Ok(r) => r,
             Err(e) => {
                 eprintln!("{e}");

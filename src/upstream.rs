@@ -1,7 +1,9 @@
 //! The one HTTP client payglot uses to reach providers and merchants: pooled hyper-util
 //! clients (HTTP and HTTPS through rustls), one pool per connect timeout, bounded answers, and
-//! errors classified by whether the other side may have seen the request.
+//! errors classified by whether the other side may have seen the request. Calls to a provider
+//! account also pass its circuit breaker and its connection limit.
 
+use crate::config::ProviderConfig;
 use crate::dialects::ProviderRequest;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
@@ -11,7 +13,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Answers larger than this are refused: no provider answer or merchant ack needs more.
@@ -28,6 +30,17 @@ pub enum UpstreamError {
     Timeout,
     /// Any other failure after the connection was made.
     Failed(String),
+    /// The account's circuit is open: not sent.
+    CircuitOpen,
+    /// The account's connection limit was reached and no slot freed in time: not sent.
+    Busy,
+}
+
+impl UpstreamError {
+    /// Whether the request certainly never reached the provider (so another may take it).
+    pub fn not_sent(&self) -> bool {
+        matches!(self, UpstreamError::Connect(_) | UpstreamError::CircuitOpen | UpstreamError::Busy)
+    }
 }
 
 impl std::fmt::Display for UpstreamError {
@@ -36,6 +49,8 @@ impl std::fmt::Display for UpstreamError {
             UpstreamError::Connect(e) => write!(f, "could not connect: {e}"),
             UpstreamError::Timeout => write!(f, "no answer in time"),
             UpstreamError::Failed(e) => write!(f, "request failed: {e}"),
+            UpstreamError::CircuitOpen => write!(f, "circuit open after repeated failures; not called"),
+            UpstreamError::Busy => write!(f, "connection limit reached; not called"),
         }
     }
 }
@@ -47,9 +62,18 @@ pub struct Answer {
     pub body: Bytes,
 }
 
-/// Pooled clients, one per connect timeout (accounts with the same timeout share a pool).
+/// Pooled clients, one per connect timeout (accounts with the same timeout share a pool), and
+/// the circuit and connection limit of each provider account.
 pub struct Upstream {
     clients: Mutex<HashMap<u64, HttpsClient>>,
+    accounts: Mutex<HashMap<String, Arc<AccountGuard>>>,
+}
+
+/// Per provider account: its breaker and its connection limit.
+pub struct AccountGuard {
+    pub breaker: Breaker,
+    slots: Arc<tokio::sync::Semaphore>,
+    max_connections: usize,
 }
 
 impl Default for Upstream {
@@ -60,7 +84,7 @@ impl Default for Upstream {
 
 impl Upstream {
     pub fn new() -> Self {
-        Upstream { clients: Mutex::new(HashMap::new()) }
+        Upstream { clients: Mutex::new(HashMap::new()), accounts: Mutex::new(HashMap::new()) }
     }
 
     fn client(&self, connect_timeout_ms: u64) -> HttpsClient {
@@ -85,17 +109,64 @@ impl Upstream {
             .clone()
     }
 
-    /// Sends a dialect's request to `base_url` + its path.
+    fn guard(&self, account: &ProviderConfig) -> Arc<AccountGuard> {
+        let mut accounts = self.accounts.lock().unwrap_or_else(|p| p.into_inner());
+        let fresh = || {
+            Arc::new(AccountGuard {
+                breaker: Breaker::default(),
+                slots: Arc::new(tokio::sync::Semaphore::new(account.max_connections)),
+                max_connections: account.max_connections,
+            })
+        };
+        let guard = accounts.entry(account.name.clone()).or_insert_with(fresh);
+        if guard.max_connections != account.max_connections {
+            // A reload changed the limit: new slots, same breaker history.
+            let breaker = guard.breaker.snapshot_clone();
+            *guard = Arc::new(AccountGuard {
+                breaker,
+                slots: Arc::new(tokio::sync::Semaphore::new(account.max_connections)),
+                max_connections: account.max_connections,
+            });
+        }
+        guard.clone()
+    }
+
+    /// The circuit state of every account called so far: (account, state, consecutive failures).
+    pub fn circuits(&self) -> Vec<(String, &'static str, u32)> {
+        let accounts = self.accounts.lock().unwrap_or_else(|p| p.into_inner());
+        let mut out: Vec<_> =
+            accounts.iter().map(|(k, g)| (k.clone(), g.breaker.state_name(), g.breaker.failures())).collect();
+        out.sort();
+        out
+    }
+
+    /// Sends a dialect's request to a provider account: through its circuit breaker and its
+    /// connection limit, with its timeouts. A 5xx answer counts as a failure for the breaker.
     pub async fn call_provider(
         &self,
-        base_url: &str,
+        account: &ProviderConfig,
         request: &ProviderRequest,
-        connect_timeout_ms: u64,
-        timeout_ms: u64,
     ) -> Result<Answer, UpstreamError> {
-        let url = format!("{base_url}{}", request.path);
+        let guard = self.guard(account);
+        let settings = CircuitSettings::of(account);
+        guard.breaker.admit(std::time::Instant::now(), &settings)?;
+        let slot = tokio::time::timeout(
+            Duration::from_millis(account.connect_timeout_ms),
+            guard.slots.clone().acquire_owned(),
+        )
+        .await;
+        let Ok(Ok(_slot)) = slot else {
+            guard.breaker.release_probe();
+            return Err(UpstreamError::Busy);
+        };
+        let url = format!("{}{}", account.base_url, request.path);
         let headers: Vec<(&str, &str)> = request.content_type.iter().map(|ct| ("content-type", *ct)).collect();
-        self.send(request.method, &url, &headers, request.body.clone(), connect_timeout_ms, timeout_ms).await
+        let result = self
+            .send(request.method, &url, &headers, request.body.clone(), account.connect_timeout_ms, account.timeout_ms)
+            .await;
+        let healthy = matches!(&result, Ok(a) if a.status < 500);
+        guard.breaker.record(healthy, std::time::Instant::now(), &settings);
+        result
     }
 
     /// Sends one request and reads the whole answer (at most `MAX_ANSWER_BYTES`).
@@ -133,6 +204,106 @@ impl Upstream {
             Ok(Answer { status, body })
         };
         tokio::time::timeout(Duration::from_millis(timeout_ms), exchange).await.unwrap_or(Err(UpstreamError::Timeout))
+    }
+}
+
+/// When a provider account's circuit opens and for how long.
+#[derive(Debug, Clone, Copy)]
+pub struct CircuitSettings {
+    pub failures: u32,
+    pub open_for: Duration,
+}
+
+impl CircuitSettings {
+    pub fn of(account: &ProviderConfig) -> Self {
+        CircuitSettings { failures: account.circuit_failures, open_for: Duration::from_millis(account.circuit_open_ms) }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BreakerState {
+    /// Calls flow; counts consecutive failures.
+    Closed { failures: u32 },
+    /// Calls are shed until `until`.
+    Open { until: std::time::Instant, failures: u32 },
+    /// One probe call is in flight; its outcome closes or reopens the circuit.
+    HalfOpen { failures: u32 },
+}
+
+/// A circuit breaker: opens after N consecutive failures, sheds calls while open, then lets one
+/// probe through (half-open); a healthy probe closes it, a failed one opens it again.
+#[derive(Debug)]
+pub struct Breaker {
+    state: Mutex<BreakerState>,
+}
+
+impl Default for Breaker {
+    fn default() -> Self {
+        Breaker { state: Mutex::new(BreakerState::Closed { failures: 0 }) }
+    }
+}
+
+impl Breaker {
+    fn lock(&self) -> std::sync::MutexGuard<'_, BreakerState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn snapshot_clone(&self) -> Breaker {
+        Breaker { state: Mutex::new(*self.lock()) }
+    }
+
+    /// Lets a call through, or sheds it while the circuit is open.
+    pub fn admit(&self, now: std::time::Instant, _settings: &CircuitSettings) -> Result<(), UpstreamError> {
+        let mut state = self.lock();
+        match *state {
+            BreakerState::Closed { .. } => Ok(()),
+            BreakerState::Open { until, failures } if now >= until => {
+                *state = BreakerState::HalfOpen { failures };
+                Ok(())
+            }
+            BreakerState::Open { .. } | BreakerState::HalfOpen { .. } => Err(UpstreamError::CircuitOpen),
+        }
+    }
+
+    /// A probe that was admitted but never sent gives its turn back.
+    pub fn release_probe(&self) {
+        let mut state = self.lock();
+        if let BreakerState::HalfOpen { failures } = *state {
+            *state = BreakerState::Open { until: std::time::Instant::now(), failures };
+        }
+    }
+
+    /// Records the outcome of a call.
+    pub fn record(&self, healthy: bool, now: std::time::Instant, settings: &CircuitSettings) {
+        let mut state = self.lock();
+        *state = match (*state, healthy) {
+            (_, true) => BreakerState::Closed { failures: 0 },
+            (BreakerState::Closed { failures }, false) if failures + 1 < settings.failures => {
+                BreakerState::Closed { failures: failures + 1 }
+            }
+            (
+                BreakerState::Closed { failures }
+                | BreakerState::HalfOpen { failures }
+                | BreakerState::Open { failures, .. },
+                false,
+            ) => BreakerState::Open { until: now + settings.open_for, failures: failures + 1 },
+        };
+    }
+
+    pub fn state_name(&self) -> &'static str {
+        match *self.lock() {
+            BreakerState::Closed { .. } => "closed",
+            BreakerState::Open { .. } => "open",
+            BreakerState::HalfOpen { .. } => "half_open",
+        }
+    }
+
+    pub fn failures(&self) -> u32 {
+        match *self.lock() {
+            BreakerState::Closed { failures }
+            | BreakerState::Open { failures, .. }
+            | BreakerState::HalfOpen { failures } => failures,
+        }
     }
 }
 
@@ -179,6 +350,37 @@ impl RateLimits {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn breaker_opens_sheds_and_half_opens() {
+        let b = Breaker::default();
+        let s = CircuitSettings { failures: 3, open_for: Duration::from_secs(10) };
+        let t0 = std::time::Instant::now();
+        for _ in 0..2 {
+            assert!(b.admit(t0, &s).is_ok());
+            b.record(false, t0, &s);
+        }
+        assert_eq!(b.state_name(), "closed", "two failures of three");
+        b.record(true, t0, &s);
+        assert_eq!(b.failures(), 0, "a success resets the count");
+        for _ in 0..3 {
+            b.record(false, t0, &s);
+        }
+        assert_eq!(b.state_name(), "open");
+        assert_eq!(b.admit(t0 + Duration::from_secs(9), &s), Err(UpstreamError::CircuitOpen));
+        // After open_for: one probe, others still shed.
+        let later = t0 + Duration::from_secs(10);
+        assert!(b.admit(later, &s).is_ok());
+        assert_eq!(b.state_name(), "half_open");
+        assert_eq!(b.admit(later, &s), Err(UpstreamError::CircuitOpen));
+        b.record(false, later, &s);
+        assert_eq!(b.state_name(), "open", "a failed probe reopens");
+        let again = later + Duration::from_secs(10);
+        assert!(b.admit(again, &s).is_ok());
+        b.record(true, again, &s);
+        assert_eq!(b.state_name(), "closed", "a healthy probe closes");
+        assert!(b.admit(again, &s).is_ok());
+    }
 
     #[test]
     fn rate_limits_hold_a_slot_per_key() {

@@ -225,7 +225,11 @@ async fn mct_scenes_refund_cancel_and_paylist() {
     assert!(r["provider_refund_no"].as_str().is_some());
     let mct_refund = |no: &str, amount: i64| json!({"out_refund_no": no, "amount": amount}).to_string();
     let (status, r2) = gw.call_as(s, "POST", "/v1/payments/M-1/refunds", &mct_refund("MR-2", 200)).await;
-    assert_eq!((status, r2["status"].as_str()), (200, Some("succeeded")), "partial refunds add up to the paid 300: {r2}");
+    assert_eq!(
+        (status, r2["status"].as_str()),
+        (200, Some("succeeded")),
+        "partial refunds add up to the paid 300: {r2}"
+    );
     let (_, rq) = gw.call_as(s, "GET", "/v1/refunds/MR-2", "").await;
     assert_eq!(rq["status"], "succeeded");
     let (status, e) = gw.call_as(s, "POST", "/v1/payments/M-1/refunds", &mct_refund("MR-3", 1)).await;

@@ -197,7 +197,7 @@ pub async fn send(
     request: &ProviderRequest,
 ) -> Result<Answer, (UpstreamError, ApiError)> {
     let c = account.config;
-    gateway.upstream.call_provider(&c.base_url, request, c.connect_timeout_ms, c.timeout_ms).await.map_err(|e| {
+    gateway.upstream.call_provider(c, request).await.map_err(|e| {
         let api = ApiError::provider_unavailable(Some(account.name), format!("provider account {}: {e}", account.name));
         (e, api)
     })

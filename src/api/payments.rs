@@ -21,7 +21,6 @@ use crate::model::{new_payment_id, Action, Channel, Payment, PaymentStatus, Scen
 use crate::routing::{candidates, PaymentFacts};
 use crate::server::{Gateway, Reply};
 use crate::store::Inserted;
-use crate::upstream::UpstreamError;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -231,12 +230,9 @@ async fn create_at(
         Err(e) => return Err(Attempt::NotTaken(dialect_error(account, e))),
         Ok(CreateStep::Done(created)) => created,
         Ok(CreateStep::Call(call)) => {
-            let answer = gateway
-                .upstream
-                .call_provider(&provider.base_url, &call, provider.connect_timeout_ms, provider.timeout_ms)
-                .await;
+            let answer = gateway.upstream.call_provider(provider, &call).await;
             match answer {
-                Err(UpstreamError::Connect(e)) => {
+                Err(e) if e.not_sent() => {
                     return Err(Attempt::NotTaken(ApiError::provider_unavailable(
                         Some(account),
                         format!("provider account {account}: {e}"),
@@ -293,56 +289,49 @@ pub async fn query(
         return Ok(Reply::json(200, &payment.to_merchant_json()));
     }
     // Pending: ask the account that created it (sticky), whatever the routes say now.
-    let payment = match refresh_from_provider(gateway, live, &payment, now).await {
-        Some(p) => p,
-        None => payment,
+    // When the provider cannot tell, the stored state is the answer, with the reason, so the
+    // merchant sees the provider is down rather than a silently stale "pending".
+    let json = match refresh_from_provider(gateway, live, &payment, now).await {
+        Ok(p) => p.to_merchant_json(),
+        Err(None) => payment.to_merchant_json(),
+        Err(Some(reason)) => {
+            let mut json = payment.to_merchant_json();
+            json["provider_error"] = serde_json::json!({"code": "provider_unavailable", "message": reason});
+            json
+        }
     };
-    Ok(Reply::json(200, &payment.to_merchant_json()))
+    Ok(Reply::json(200, &json))
 }
 
 /// Asks a payment's own provider account for its state and applies a verified answer.
-/// Returns the updated payment, or `None` when the provider could not tell (or its rate limit
-/// says not now: the stored state is the answer then).
+/// `Ok` is the payment as it now is; `Err(Some(reason))` says why the provider could not tell
+/// (the stored state stands); `Err(None)` means the provider's rate limit says not now.
 pub async fn refresh_from_provider(
     gateway: &Gateway,
     live: &LiveConfig,
     payment: &Payment,
     now: i64,
-) -> Option<Payment> {
-    let account = match account(live, &payment.provider) {
-        Ok(a) => a,
-        Err(e) => {
-            tracing::warn!(payment_id = %payment.payment_id, error = %e.message, "answering from the store");
-            return None;
-        }
-    };
+) -> Result<Payment, Option<String>> {
+    let account = account(live, &payment.provider).map_err(|e| Some(e.message))?;
     if let Some(interval) = account.dialect.query_interval() {
         let key = format!("query/{}/{}", account.name, payment.payment_id);
         if gateway.limits.try_acquire(&key, interval).is_err() {
-            return None;
+            return Err(None);
         }
     }
-    let call = account.dialect.query_payment(payment, now).ok()?;
-    let answer = match send(gateway, &account, &call).await {
-        Ok(a) => a,
-        Err((e, _)) => {
-            tracing::warn!(payment_id = %payment.payment_id, account = %account.name, error = %e, "query failed; answering from the store");
-            return None;
-        }
-    };
-    match account.dialect.read_query(payment, ProviderResponse { status: answer.status, body: &answer.body }) {
-        Ok(report) => match apply_report(gateway, payment, &report, ReportSource::Query, now).await {
-            Ok(p) => Some(p),
-            Err(e) => {
-                tracing::warn!(payment_id = %payment.payment_id, account = %account.name, error = %e, "query answer not applied");
-                None
+    let call = account.dialect.query_payment(payment, now).map_err(|e| Some(e.to_string()))?;
+    let answer = send(gateway, &account, &call).await.map_err(|(_, e)| Some(e.message))?;
+    let outcome =
+        match account.dialect.read_query(payment, ProviderResponse { status: answer.status, body: &answer.body }) {
+            Ok(report) => {
+                apply_report(gateway, payment, &report, ReportSource::Query, now).await.map_err(|e| e.to_string())
             }
-        },
-        Err(e) => {
-            tracing::warn!(payment_id = %payment.payment_id, account = %account.name, error = %e, "query answer refused");
-            None
-        }
-    }
+            Err(e) => Err(format!("provider account {}: {e}", account.name)),
+        };
+    outcome.map_err(|reason| {
+        tracing::warn!(payment_id = %payment.payment_id, account = %account.name, error = %reason, "query answer not applied");
+        Some(reason)
+    })
 }
 
 async fn payment_of(gateway: &Gateway, merchant: &MerchantConfig, out_trade_no: &str) -> Result<Payment, ApiError> {
@@ -379,7 +368,7 @@ pub async fn close(
     if let Err(e) = account.dialect.read_close(&payment, ProviderResponse { status: answer.status, body: &answer.body })
     {
         // The provider would not close it: perhaps it was just paid. Learn its state.
-        refresh_from_provider(gateway, live, &payment, now).await;
+        let _ = refresh_from_provider(gateway, live, &payment, now).await;
         return Err(dialect_error(account.name, e));
     }
     let report = crate::dialects::PaymentReport {

@@ -14,7 +14,6 @@ use crate::dialects::{DialectError, ProviderResponse};
 use crate::model::{new_transfer_id, Payee, Payout, TransferStatus};
 use crate::server::{Gateway, Reply};
 use crate::store::PayoutInserted;
-use crate::upstream::UpstreamError;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -111,7 +110,7 @@ pub async fn create(
         }
     }
     let outcome = match send(gateway, &account, &call).await {
-        Err((UpstreamError::Connect(_), e)) => {
+        Err((u, e)) if u.not_sent() => {
             gateway.store.settle_payout(&payout.payout_id, TransferStatus::Failed, None, false, now).await?;
             return Err(e);
         }

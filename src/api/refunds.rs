@@ -14,7 +14,6 @@ use crate::dialects::{DialectError, ProviderResponse, RefundReport};
 use crate::model::{new_transfer_id, Refund, TransferStatus};
 use crate::server::{Gateway, Reply};
 use crate::store::RefundInserted;
-use crate::upstream::UpstreamError;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -98,7 +97,7 @@ pub async fn create(
         }
     }
     let outcome = match send(gateway, &account, &call).await {
-        Err((UpstreamError::Connect(_), e)) => {
+        Err((u, e)) if u.not_sent() => {
             // Never reached the provider: the refund did not happen.
             gateway.store.settle_refund(&refund.refund_id, TransferStatus::Failed, None, false, now).await?;
             return Err(e);

@@ -68,11 +68,24 @@ struct RawProvider {
     #[serde(default)]
     connect_timeout_ms: Option<u64>,
     #[serde(default)]
+    max_connections: Option<usize>,
+    #[serde(default)]
+    circuit: Option<RawCircuit>,
+    #[serde(default)]
     products: BTreeMap<String, u32>,
     #[serde(default)]
     options: BTreeMap<String, serde_yaml::Value>,
     #[serde(default)]
     retired: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCircuit {
+    #[serde(default)]
+    failures: Option<u32>,
+    #[serde(default)]
+    open_ms: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -186,6 +199,12 @@ pub struct ProviderConfig {
     pub credentials: BTreeMap<String, Secret>,
     pub timeout_ms: u64,
     pub connect_timeout_ms: u64,
+    /// At most this many calls in flight to the account at once.
+    pub max_connections: usize,
+    /// The circuit opens after this many consecutive failures...
+    pub circuit_failures: u32,
+    /// ...and sheds calls for this long before one probe.
+    pub circuit_open_ms: u64,
     /// xxpay's `channel/scene` → productId table.
     pub products: BTreeMap<String, u32>,
     /// Dialect settings (AES mode, key encoding, paths...), documented in each dialect.
@@ -204,6 +223,9 @@ impl ProviderConfig {
             credentials: BTreeMap::new(),
             timeout_ms: 5000,
             connect_timeout_ms: 1000,
+            max_connections: 64,
+            circuit_failures: 5,
+            circuit_open_ms: 30_000,
             products: BTreeMap::new(),
             options: BTreeMap::new(),
             retired: false,
@@ -359,6 +381,17 @@ pub fn parse(text: &str, base_dir: &Path, env: &dyn Fn(&str) -> Option<String>) 
                 errors.push(format!("{path}.{field}: must be more than 0"));
             }
         }
+        if p.max_connections == Some(0) {
+            errors.push(format!("{path}.max_connections: must be more than 0"));
+        }
+        if let Some(c) = &p.circuit {
+            if c.failures == Some(0) {
+                errors.push(format!("{path}.circuit.failures: must be more than 0"));
+            }
+            if c.open_ms == Some(0) {
+                errors.push(format!("{path}.circuit.open_ms: must be more than 0"));
+            }
+        }
         if !p.products.is_empty() && p.dialect != "xxpay" {
             errors.push(format!("{path}.products: only xxpay accounts have a product table"));
         }
@@ -389,6 +422,9 @@ pub fn parse(text: &str, base_dir: &Path, env: &dyn Fn(&str) -> Option<String>) 
             credentials,
             timeout_ms: p.timeout_ms.unwrap_or(5000),
             connect_timeout_ms: p.connect_timeout_ms.unwrap_or(2000),
+            max_connections: p.max_connections.unwrap_or(64),
+            circuit_failures: p.circuit.as_ref().and_then(|c| c.failures).unwrap_or(5),
+            circuit_open_ms: p.circuit.as_ref().and_then(|c| c.open_ms).unwrap_or(30_000),
             products: p.products.clone(),
             options,
             retired: p.retired,

@@ -5,8 +5,13 @@
 //!
 //! Listen addresses and the store URL are read at start only: a reload that changes them
 //! logs a warning and the new values take effect at the next restart.
+//!
+//! A reload that deletes a provider account which still holds payments, refunds or payouts
+//! that are not final is refused (naming the account and the count): they could never be
+//! queried, closed or refunded again. Mark it `retired: true` first and delete it once drained.
 
 use super::LiveConfig;
+use crate::store::Store;
 use arc_swap::ArcSwap;
 use notify::{RecursiveMode, Watcher};
 use std::path::{Path, PathBuf};
@@ -16,6 +21,7 @@ use std::time::Duration;
 
 pub struct ConfigHandle {
     live: ArcSwap<LiveConfig>,
+    store: Arc<dyn Store>,
     path: PathBuf,
     last_error: Mutex<Option<String>>,
     pub reloads: AtomicU64,
@@ -23,10 +29,11 @@ pub struct ConfigHandle {
 }
 
 impl ConfigHandle {
-    pub fn new(live: LiveConfig) -> Self {
+    pub fn new(live: LiveConfig, store: Arc<dyn Store>) -> Self {
         let path = live.source.clone();
         ConfigHandle {
             live: ArcSwap::from_pointee(live),
+            store,
             path,
             last_error: Mutex::new(None),
             reloads: AtomicU64::new(0),
@@ -48,9 +55,12 @@ impl ConfigHandle {
         self.last_error.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
-    /// Loads the file again; swaps it in if valid, else keeps the old config.
-    pub fn reload(&self, trigger: &str) -> Result<(), String> {
-        let result = LiveConfig::load(&self.path);
+    /// Loads the file again; swaps it in if valid and safe, else keeps the old config.
+    pub async fn reload(&self, trigger: &str) -> Result<(), String> {
+        let result = match LiveConfig::load(&self.path) {
+            Ok(new) => self.check_deletions(&new).await.map(|()| new),
+            Err(errors) => Err(errors.join("\n")),
+        };
         let mut last_error = self.last_error.lock().unwrap_or_else(|p| p.into_inner());
         match result {
             Ok(new) => {
@@ -67,13 +77,36 @@ impl ConfigHandle {
                 tracing::info!(trigger, file = %self.path.display(), "config reloaded");
                 Ok(())
             }
-            Err(errors) => {
-                let message = errors.join("\n");
+            Err(message) => {
                 tracing::error!(trigger, file = %self.path.display(), errors = %message, "config reload refused; the previous config keeps serving");
                 *last_error = Some(message.clone());
                 self.reload_failures.fetch_add(1, Ordering::Relaxed);
                 Err(message)
             }
+        }
+    }
+
+    /// Refuses to delete accounts that still hold unfinished payments, refunds or payouts.
+    async fn check_deletions(&self, new: &LiveConfig) -> Result<(), String> {
+        let old = self.live.load();
+        let deleted: Vec<String> =
+            old.config.providers.keys().filter(|name| !new.config.providers.contains_key(*name)).cloned().collect();
+        if deleted.is_empty() {
+            return Ok(());
+        }
+        let counts =
+            self.store.open_counts(&deleted).await.map_err(|e| format!("cannot check deleted accounts: {e}"))?;
+        let blocking: Vec<String> = counts
+            .into_iter()
+            .filter(|(_, n)| *n > 0)
+            .map(|(name, n)| {
+                format!("providers.{name}: cannot be deleted while it holds {n} payment(s), refund(s) or payout(s) that are not final; mark it `retired: true` until they are")
+            })
+            .collect();
+        if blocking.is_empty() {
+            Ok(())
+        } else {
+            Err(blocking.join("\n"))
         }
     }
 }
@@ -124,8 +157,7 @@ pub fn spawn_watchers(handle: Arc<ConfigHandle>) -> Result<WatchGuard, String> {
                 continue;
             }
             last_text = text;
-            let handle = handle.clone();
-            let _ = tokio::task::spawn_blocking(move || handle.reload(trigger)).await;
+            let _ = handle.reload(trigger).await;
         }
     });
     Ok(WatchGuard {

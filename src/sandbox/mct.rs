@@ -108,7 +108,7 @@ fn payorder(sb: &Sandbox, env: &Envelope, d: &Value, now: i64) -> String {
         // Barcode: the payer's code is charged at once.
         order = sb.ledger().pay(&order.provider_no).expect("just created");
         if let Some(n) = notify(sb, &order, "1") {
-            sb.notifier.spawn(n);
+            sb.send_notify("mct", n);
         }
     }
     let mut data = order_data(sb, &order);

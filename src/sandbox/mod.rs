@@ -11,6 +11,11 @@
 //! callback and retries it until acked. An xxpay payout completes with
 //! `POST /xxpay/payout/{order}`.
 //!
+//! Control for tests and demos (not part of any provider): `GET /_sandbox/stats` counts the
+//! provider API requests each dialect received; `POST /_sandbox/fault?dialect=D&mode=M` makes a
+//! dialect answer every API request with HTTP 500 (`mode=error500`), drop its callbacks
+//! (`mode=drop_callbacks`) or behave again (`mode=ok`).
+//!
 //! `/merchant/notify` is a demo merchant: it accepts payglot's notifications (answering 200)
 //! and `GET /merchant/events` lists what it received, so the first run needs no merchant code.
 
@@ -56,8 +61,20 @@ pub struct Sandbox {
     pub notifier: Notifier,
     /// The providers' own rate limits (jings), enforced as strictly as the documents say.
     pub limits: crate::upstream::RateLimits,
+    /// Per dialect: API requests received, and the fault mode set by `/_sandbox/fault`.
+    requests: Mutex<HashMap<String, u64>>,
+    faults: Mutex<HashMap<String, Fault>>,
     /// A demo merchant endpoint that takes payglot's notifications (`/merchant/...`).
     pub merchant: merchant::DemoMerchant,
+}
+
+/// A misbehaviour a test or demo can switch on per dialect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// Every API request is answered with HTTP 500.
+    Error500,
+    /// Callbacks are never sent (the payment is still paid at the provider).
+    DropCallbacks,
 }
 
 pub(crate) fn text(status: u16, body: impl Into<String>) -> Reply {
@@ -78,6 +95,8 @@ impl Sandbox {
             accounts: Mutex::new(Accounts::default()),
             notifier: Notifier { upstream, retry_secs: notify_retry_secs, attempts: Arc::new(AtomicU64::new(0)) },
             limits: Default::default(),
+            requests: Default::default(),
+            faults: Default::default(),
             merchant: merchant::DemoMerchant::default(),
         }
     }
@@ -149,6 +168,9 @@ impl Sandbox {
             Some((d, r)) => (d.to_string(), format!("/{r}")),
             None => (path.trim_start_matches('/').to_string(), "/".to_string()),
         };
+        if dialect == "_sandbox" {
+            return self.control(&rest, &request);
+        }
         // The pay page and pay action are the same for every dialect.
         if let Some(order) = rest.strip_prefix("/pay/") {
             return match request.method.as_str() {
@@ -156,6 +178,12 @@ impl Sandbox {
                 "POST" => self.pay(&dialect, order),
                 _ => text(405, "GET or POST"),
             };
+        }
+        if dialect != "merchant" {
+            *self.requests.lock().unwrap_or_else(|p| p.into_inner()).entry(dialect.clone()).or_default() += 1;
+            if self.fault(&dialect) == Some(Fault::Error500) {
+                return text(500, "sandbox fault: error500");
+            }
         }
         match dialect.as_str() {
             "xxpay" => xxpay::handle(self, &rest, &request),
@@ -165,6 +193,40 @@ impl Sandbox {
             "mct" => mct::handle(self, &rest, &request),
             "merchant" => self.merchant.handle(&rest, &request),
             _ => text(404, "no such sandbox provider"),
+        }
+    }
+
+    fn fault(&self, dialect: &str) -> Option<Fault> {
+        self.faults.lock().unwrap_or_else(|p| p.into_inner()).get(dialect).copied()
+    }
+
+    /// Sends a callback unless the dialect's callbacks are switched off.
+    pub(crate) fn send_notify(&self, dialect: &str, notify: ledger::Notify) {
+        if self.fault(dialect) != Some(Fault::DropCallbacks) {
+            self.notifier.spawn(notify);
+        }
+    }
+
+    fn control(&self, path: &str, request: &HttpIn) -> Reply {
+        match (request.method.as_str(), path) {
+            ("GET", "/stats") => {
+                let requests = self.requests.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                json_reply(serde_json::json!({"requests": requests}).to_string())
+            }
+            ("POST", "/fault") => {
+                let q: HashMap<String, String> =
+                    crate::dialects::signing::parse_form(request.query.as_bytes()).into_iter().collect();
+                let dialect = q.get("dialect").cloned().unwrap_or_default();
+                let mut faults = self.faults.lock().unwrap_or_else(|p| p.into_inner());
+                match q.get("mode").map(String::as_str) {
+                    Some("error500") => faults.insert(dialect, Fault::Error500),
+                    Some("drop_callbacks") => faults.insert(dialect, Fault::DropCallbacks),
+                    Some("ok") => faults.remove(&dialect),
+                    _ => return text(400, "mode: error500, drop_callbacks or ok"),
+                };
+                text(200, "ok")
+            }
+            _ => text(404, "no such sandbox control"),
         }
     }
 
@@ -204,7 +266,7 @@ impl Sandbox {
             _ => None,
         };
         if let Some(n) = notify {
-            self.notifier.spawn(n);
+            self.send_notify(dialect, n);
         }
         json_reply(serde_json::json!({"order": order.provider_no, "merchant_order_no": order.merchant_order_no, "status": order.status}).to_string())
     }

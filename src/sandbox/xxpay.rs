@@ -212,12 +212,15 @@ fn complete_payout(sb: &Sandbox, number: &str) -> Reply {
     fields.insert("backType".into(), "2".into());
     let query = provider::notify_body(fields, &key);
     let sep = if t.notify_url.contains('?') { '&' } else { '?' };
-    sb.notifier.spawn(Notify {
-        method: "GET",
-        url: format!("{}{sep}{query}", t.notify_url),
-        content_type: None,
-        body: Vec::new(),
-        ack: Ack::Text(ACK),
-    });
+    sb.send_notify(
+        "xxpay",
+        Notify {
+            method: "GET",
+            url: format!("{}{sep}{query}", t.notify_url),
+            content_type: None,
+            body: Vec::new(),
+            ack: Ack::Text(ACK),
+        },
+    );
     json_reply(serde_json::json!({"transOrderId": t.provider_no, "status": 2}).to_string())
 }

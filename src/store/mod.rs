@@ -171,6 +171,9 @@ pub trait Store: Send + Sync {
 
     async fn payout_by_id(&self, payout_id: &str) -> StoreResult<Option<Payout>>;
 
+    /// How many payments, refunds and payouts that are not final each of `providers` holds.
+    async fn open_counts(&self, providers: &[String]) -> StoreResult<Vec<(String, i64)>>;
+
     /// Events due for delivery, oldest first, at most one per payment (the earliest
     /// undelivered one), so each payment's events arrive in order.
     async fn due_events(&self, now: i64, limit: usize) -> StoreResult<Vec<OutboxEvent>>;

@@ -620,6 +620,25 @@ impl Store for SqliteStore {
         self.run(move |c| load_payout(c, &payout_id)).await
     }
 
+    async fn open_counts(&self, providers: &[String]) -> StoreResult<Vec<(String, i64)>> {
+        let providers = providers.to_vec();
+        self.run(move |c| {
+            let mut out = Vec::new();
+            for p in providers {
+                let n: i64 = c.query_row(
+                    "SELECT (SELECT COUNT(*) FROM payments WHERE provider = ?1 AND status = 'pending')
+                          + (SELECT COUNT(*) FROM refunds WHERE provider = ?1 AND status = 'pending')
+                          + (SELECT COUNT(*) FROM payouts WHERE provider = ?1 AND status = 'pending')",
+                    params![p],
+                    |row| row.get(0),
+                )?;
+                out.push((p, n));
+            }
+            Ok(out)
+        })
+        .await
+    }
+
     async fn due_events(&self, now: i64, limit: usize) -> StoreResult<Vec<OutboxEvent>> {
         self.run(move |c| {
             let mut stmt = c.prepare_cached(&format!(

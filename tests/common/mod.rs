@@ -200,6 +200,12 @@ impl Gateway {
 
     /// The test routes.yaml, with the merchant's default route going to `route_to`.
     pub fn routes_yaml(&self, route_to: &str) -> String {
+        self.routes_yaml_with(&format!("      - to: {route_to}\n"), "")
+    }
+
+    /// The test routes.yaml with `school-a`'s routes block (lines under `routes:`) and extra
+    /// provider entries (lines under `providers:`).
+    pub fn routes_yaml_with(&self, school_a_routes: &str, extra_providers: &str) -> String {
         let account = |(mch, app, key): (&str, &str, &str)| {
             format!(
                 "    dialect: xxpay\n    base_url: http://127.0.0.1:{}/xxpay\n    credentials: {{ mch_id: \"{mch}\", app_id: {app}, key: {key} }}\n    timeout_ms: 3000\n",
@@ -210,8 +216,8 @@ impl Gateway {
             "listen: 127.0.0.1:{}\nadmin_listen: 127.0.0.1:{}\npublic_url: {}\nstore: sqlite://payglot.db\n\
              sandbox:\n  listen: 127.0.0.1:{}\n  notify_retry_secs: [1, 1, 1]\n\
              delivery:\n  retry_schedule_secs: [1]\n  poll_ms: 100\n\
-             providers:\n  xxpay-a:\n{}  xxpay-b:\n{}{}\
-             merchants:\n  {MERCHANT}:\n    key: {MERCHANT_KEY}\n    notify_url: {}\n    routes:\n      - to: {route_to}\n{}",
+             providers:\n  xxpay-a:\n{}  xxpay-b:\n{}{}{extra_providers}\
+             merchants:\n  {MERCHANT}:\n    key: {MERCHANT_KEY}\n    notify_url: {}\n    routes:\n{school_a_routes}{}",
             self.port,
             self.admin_port,
             self.public_url,
@@ -294,6 +300,50 @@ impl Gateway {
             async move { client.send("GET", &url, &[], vec![], 200, 500).await.ok().filter(|a| a.status == 200) }
         })
         .await;
+    }
+
+    /// Waits until the gateway has attempted a reload since `before` (an `/admin/config`).
+    pub async fn await_reload(&self, before: &Value) -> Value {
+        eventually("the config reload", Duration::from_secs(10), || async {
+            let (_, c) = self.admin("GET", "/admin/config").await;
+            (c["reloads"] != before["reloads"] || c["reload_failures"] != before["reload_failures"]).then_some(c)
+        })
+        .await
+    }
+
+    /// Starts a standalone `payglot sandbox` for `config` (a routes.yaml whose sandbox listens
+    /// on another port); killed when the returned child drops.
+    pub async fn start_standalone_sandbox(&self, config: &str, port: u16) -> KillOnDrop {
+        let path = self.dir.path().join(format!("sandbox-{port}.yaml"));
+        std::fs::write(&path, config).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_payglot"))
+            .args(["sandbox", "--config"])
+            .arg(&path)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start payglot sandbox");
+        let client = Upstream::new();
+        let url = format!("http://127.0.0.1:{port}/_sandbox/stats");
+        eventually("the standalone sandbox", Duration::from_secs(20), || {
+            let (client, url) = (&client, url.clone());
+            async move { client.send("GET", &url, &[], vec![], 200, 500).await.ok().filter(|a| a.status == 200) }
+        })
+        .await;
+        KillOnDrop(child)
+    }
+
+    /// The sandbox's count of API requests per dialect.
+    pub async fn sandbox_requests(&self, port: u16, dialect: &str) -> u64 {
+        let a = self.http("GET", &format!("http://127.0.0.1:{port}/_sandbox/stats"), &[], b"").await;
+        let v: Value = serde_json::from_slice(&a.body).unwrap();
+        v["requests"][dialect].as_u64().unwrap_or(0)
+    }
+
+    /// Sets a sandbox fault mode for a dialect.
+    pub async fn sandbox_fault(&self, dialect: &str, mode: &str) {
+        let url = format!("http://127.0.0.1:{}/_sandbox/fault?dialect={dialect}&mode={mode}", self.sandbox_port);
+        assert_eq!(self.http("POST", &url, &[], b"").await.status, 200);
     }
 
     /// `kill -9`.
@@ -430,4 +480,14 @@ pub fn payment_body(out_trade_no: &str, amount: i64) -> String {
         "scene": "qr",
     })
     .to_string()
+}
+
+/// A child process killed (`kill -9`) when dropped.
+pub struct KillOnDrop(pub Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
