@@ -44,7 +44,8 @@ pub async fn run(gateway: Arc<Gateway>, mut shutdown: watch::Receiver<bool>) {
 
 /// Sends every due event once; returns how many were attempted.
 pub async fn deliver_due(gateway: &Arc<Gateway>) -> usize {
-    let events = match gateway.store.due_events(now_unix(), BATCH).await {
+    let lease = gateway.config.current().config.delivery.lease_secs as i64;
+    let events = match gateway.store.claim_due_events(now_unix(), BATCH, lease).await {
         Ok(e) => e,
         Err(e) => {
             tracing::error!(error = %e, "cannot read the outbox");

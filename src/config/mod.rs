@@ -54,6 +54,8 @@ struct RawDelivery {
     timeout_ms: Option<u64>,
     #[serde(default)]
     poll_ms: Option<u64>,
+    #[serde(default)]
+    lease_secs: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -159,6 +161,8 @@ pub struct Config {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub enum StoreUrl {
     Sqlite(PathBuf),
+    /// A `postgres://` URL (its password is a secret: never shown).
+    Postgres(Secret),
 }
 
 /// Simulated providers started inside `payglot serve` (see `src/sandbox/`).
@@ -177,6 +181,8 @@ pub struct DeliveryConfig {
     pub timeout_ms: u64,
     /// How often the worker looks for due events when nothing wakes it.
     pub poll_ms: u64,
+    /// How long an instance holds the events it claimed before another may take them.
+    pub lease_secs: u64,
 }
 
 impl Default for DeliveryConfig {
@@ -186,6 +192,7 @@ impl Default for DeliveryConfig {
             give_up_after_secs: 3 * 24 * 3600,
             timeout_ms: 10_000,
             poll_ms: 1000,
+            lease_secs: 60,
         }
     }
 }
@@ -311,9 +318,12 @@ fn parse_store(text: &str, base_dir: &Path) -> Result<StoreUrl, String> {
         let path = if path.is_relative() { base_dir.join(path) } else { path.to_path_buf() };
         Ok(StoreUrl::Sqlite(path))
     } else if text.starts_with("postgres://") || text.starts_with("postgresql://") {
-        Err("store: the PostgreSQL store is not built into this version yet; use sqlite://FILE".into())
+        if let Err(e) = text.parse::<tokio_postgres::Config>() {
+            return Err(format!("store: not a valid PostgreSQL URL: {e}"));
+        }
+        Ok(StoreUrl::Postgres(Secret::new(text)))
     } else {
-        Err(format!("store: {text:?} is not sqlite://FILE"))
+        Err(format!("store: {text:?} is neither sqlite://FILE nor postgres://..."))
     }
 }
 
@@ -327,7 +337,14 @@ pub fn parse(text: &str, base_dir: &Path, env: &dyn Fn(&str) -> Option<String>) 
     let admin_listen = raw.admin_listen.as_deref().and_then(|a| parse_addr("admin_listen", a, &mut errors));
     let public_url = raw.public_url.trim_end_matches('/').to_string();
     check_http_url("public_url", &public_url, &mut errors);
-    let store = match parse_store(raw.store.as_deref().unwrap_or("sqlite://payglot.db"), base_dir) {
+    let store_text = match secrets::resolve(raw.store.as_deref().unwrap_or("sqlite://payglot.db"), env) {
+        Ok(s) => s.expose().to_string(),
+        Err(e) => {
+            errors.push(format!("store: {e}"));
+            String::from("sqlite://payglot.db")
+        }
+    };
+    let store = match parse_store(&store_text, base_dir) {
         Ok(s) => Some(s),
         Err(e) => {
             errors.push(e);
@@ -354,6 +371,13 @@ pub fn parse(text: &str, base_dir: &Path, env: &dyn Fn(&str) -> Option<String>) 
         delivery.give_up_after_secs = d.give_up_after_secs.unwrap_or(delivery.give_up_after_secs);
         delivery.timeout_ms = d.timeout_ms.unwrap_or(delivery.timeout_ms);
         delivery.poll_ms = d.poll_ms.unwrap_or(delivery.poll_ms).max(10);
+        delivery.lease_secs = d.lease_secs.unwrap_or(delivery.lease_secs);
+        if delivery.lease_secs * 1000 <= delivery.timeout_ms {
+            errors.push(format!(
+                "delivery.lease_secs: {} s must be longer than delivery.timeout_ms ({} ms), or two instances could send one event",
+                delivery.lease_secs, delivery.timeout_ms
+            ));
+        }
     }
 
     let mut providers = BTreeMap::new();

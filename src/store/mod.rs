@@ -2,6 +2,7 @@
 //! async trait. SQLite (one local file, WAL) is the embedded default; the trait keeps to what a
 //! PostgreSQL implementation can do the same way (transactions, unique constraints, row claims).
 
+pub mod postgres;
 pub mod sqlite;
 
 use crate::config::StoreUrl;
@@ -174,9 +175,11 @@ pub trait Store: Send + Sync {
     /// How many payments, refunds and payouts that are not final each of `providers` holds.
     async fn open_counts(&self, providers: &[String]) -> StoreResult<Vec<(String, i64)>>;
 
-    /// Events due for delivery, oldest first, at most one per payment (the earliest
-    /// undelivered one), so each payment's events arrive in order.
-    async fn due_events(&self, now: i64, limit: usize) -> StoreResult<Vec<OutboxEvent>>;
+    /// Claims events due for delivery for `lease_secs`: oldest first, at most one per payment
+    /// (its earliest undelivered one, so each payment's events arrive in order), none claimed
+    /// by another instance whose lease still runs. An instance that dies holding a claim only
+    /// delays those events until the lease ends.
+    async fn claim_due_events(&self, now: i64, limit: usize, lease_secs: i64) -> StoreResult<Vec<OutboxEvent>>;
 
     async fn mark_delivered(&self, event_id: &str, now: i64) -> StoreResult<()>;
 
@@ -200,6 +203,7 @@ pub trait Store: Send + Sync {
 pub async fn open(url: &StoreUrl) -> StoreResult<Arc<dyn Store>> {
     match url {
         StoreUrl::Sqlite(path) => Ok(Arc::new(sqlite::SqliteStore::open(path).await?)),
+        StoreUrl::Postgres(url) => Ok(Arc::new(postgres::PgStore::open(url.expose(), 16).await?)),
     }
 }
 

@@ -96,6 +96,9 @@ CREATE TABLE payouts (
     UNIQUE (merchant_id, out_payout_no)
 );
 "#,
+    r#"
+ALTER TABLE events ADD COLUMN claimed_until INTEGER;
+"#,
 ];
 
 pub struct SqliteStore {
@@ -639,15 +642,24 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn due_events(&self, now: i64, limit: usize) -> StoreResult<Vec<OutboxEvent>> {
+    async fn claim_due_events(&self, now: i64, limit: usize, lease_secs: i64) -> StoreResult<Vec<OutboxEvent>> {
         self.run(move |c| {
-            let mut stmt = c.prepare_cached(&format!(
-                "SELECT {EVENT_COLUMNS} FROM events e WHERE e.state = 'pending' AND e.next_attempt_at <= ?1
-                 AND NOT EXISTS (SELECT 1 FROM events p WHERE p.payment_id = e.payment_id AND p.seq < e.seq AND p.state = 'pending')
-                 ORDER BY e.seq LIMIT ?2"
-            ))?;
-            let rows = stmt.query_map(params![now, limit as i64], event_row)?;
-            rows.collect()
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let events: Vec<OutboxEvent> = {
+                let mut stmt = tx.prepare_cached(&format!(
+                    "SELECT {EVENT_COLUMNS} FROM events e WHERE e.state = 'pending' AND e.next_attempt_at <= ?1
+                     AND (e.claimed_until IS NULL OR e.claimed_until < ?1)
+                     AND NOT EXISTS (SELECT 1 FROM events p WHERE p.payment_id = e.payment_id AND p.seq < e.seq AND p.state = 'pending')
+                     ORDER BY e.seq LIMIT ?2"
+                ))?;
+                let rows = stmt.query_map(params![now, limit as i64], event_row)?;
+                rows.collect::<rusqlite::Result<_>>()?
+            };
+            for e in &events {
+                tx.execute("UPDATE events SET claimed_until = ?2 WHERE id = ?1", params![e.id, now + lease_secs])?;
+            }
+            tx.commit()?;
+            Ok(events)
         })
         .await
     }
@@ -656,7 +668,7 @@ impl Store for SqliteStore {
         let event_id = event_id.to_string();
         self.run(move |c| {
             c.execute(
-                "UPDATE events SET state = 'delivered', attempts = attempts + 1, delivered_at = ?2, last_error = NULL WHERE id = ?1",
+                "UPDATE events SET state = 'delivered', attempts = attempts + 1, delivered_at = ?2, last_error = NULL, claimed_until = NULL WHERE id = ?1",
                 params![event_id, now],
             )
             .map(|_| ())
@@ -669,7 +681,7 @@ impl Store for SqliteStore {
         self.run(move |c| {
             let state = if next.is_some() { "pending" } else { "failed" };
             c.execute(
-                "UPDATE events SET state = ?2, attempts = attempts + 1, next_attempt_at = COALESCE(?3, next_attempt_at), last_error = ?4 WHERE id = ?1",
+                "UPDATE events SET state = ?2, attempts = attempts + 1, next_attempt_at = COALESCE(?3, next_attempt_at), last_error = ?4, claimed_until = NULL WHERE id = ?1",
                 params![event_id, state, next, error],
             )
             .map(|_| ())

@@ -89,12 +89,20 @@ pub struct MerchantServer {
     pub port: u16,
     pub received: Arc<Mutex<Vec<Received>>>,
     pub failing: Arc<AtomicBool>,
+    /// Milliseconds the server waits before answering (a slow merchant).
+    pub delay_ms: Arc<std::sync::atomic::AtomicU64>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl MerchantServer {
     pub fn new() -> Self {
-        MerchantServer { port: free_port(), received: Default::default(), failing: Default::default(), task: None }
+        MerchantServer {
+            port: free_port(),
+            received: Default::default(),
+            failing: Default::default(),
+            delay_ms: Default::default(),
+            task: None,
+        }
     }
 
     pub fn url(&self) -> String {
@@ -105,6 +113,7 @@ impl MerchantServer {
         let listener = TcpListener::bind(("127.0.0.1", self.port)).await.expect("merchant port");
         let received = self.received.clone();
         let failing = self.failing.clone();
+        let delay = self.delay_ms.clone();
         self.task = Some(tokio::spawn(async move {
             let mut connections = JoinSet::new();
             loop {
@@ -113,11 +122,14 @@ impl MerchantServer {
                 };
                 let received = received.clone();
                 let failing = failing.clone();
+                let delay = delay.clone();
                 connections.spawn(async move {
                     let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
                         let received = received.clone();
                         let failing = failing.clone();
+                        let delay = delay.load(Ordering::SeqCst);
                         async move {
+                            tokio::time::sleep(Duration::from_millis(delay)).await;
                             let header =
                                 |n: &str| req.headers().get(n).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
                             let (event_id, timestamp, signature) =
@@ -173,6 +185,10 @@ pub struct Gateway {
     pub notify_url: String,
     /// Where providers are told to call back; the gateway itself unless a test changes it.
     pub public_url: String,
+    /// The `store:` line's value.
+    pub store: String,
+    /// Whether this gateway runs the sandbox (a second instance uses the first one's).
+    pub embedded_sandbox: bool,
     child: Option<Child>,
     client: Upstream,
 }
@@ -188,6 +204,8 @@ impl Gateway {
             dir,
             port,
             public_url: format!("http://127.0.0.1:{port}"),
+            store: "sqlite://payglot.db".into(),
+            embedded_sandbox: true,
             admin_port: free_port(),
             sandbox_port: free_port(),
             notify_url: notify_url.to_string(),
@@ -213,15 +231,19 @@ impl Gateway {
             )
         };
         format!(
-            "listen: 127.0.0.1:{}\nadmin_listen: 127.0.0.1:{}\npublic_url: {}\nstore: sqlite://payglot.db\n\
-             sandbox:\n  listen: 127.0.0.1:{}\n  notify_retry_secs: [1, 1, 1]\n\
-             delivery:\n  retry_schedule_secs: [1]\n  poll_ms: 100\n\
+            "listen: 127.0.0.1:{}\nadmin_listen: 127.0.0.1:{}\npublic_url: {}\nstore: {}\n{}\
+             delivery:\n  retry_schedule_secs: [1]\n  poll_ms: 100\n  timeout_ms: 2000\n  lease_secs: 3\n\
              providers:\n  xxpay-a:\n{}  xxpay-b:\n{}{}{extra_providers}\
              merchants:\n  {MERCHANT}:\n    key: {MERCHANT_KEY}\n    notify_url: {}\n    routes:\n{school_a_routes}{}",
             self.port,
             self.admin_port,
             self.public_url,
-            self.sandbox_port,
+            self.store,
+            if self.embedded_sandbox {
+                format!("sandbox:\n  listen: 127.0.0.1:{}\n  notify_retry_secs: [1, 1, 1, 2, 3, 5]\n", self.sandbox_port)
+            } else {
+                String::new()
+            },
             account(XXPAY_A),
             account(XXPAY_B),
             self.other_dialects(),
@@ -490,4 +512,50 @@ impl Drop for KillOnDrop {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// The shared PostgreSQL database for multi-instance tests, in a fresh schema named after
+/// `name` (earlier runs' schemas of that name are dropped); `None` when
+/// `PAYGLOT_TEST_POSTGRES` is not set.
+pub async fn postgres_store_url(name: &str) -> Option<String> {
+    let url = std::env::var("PAYGLOT_TEST_POSTGRES").ok().filter(|u| !u.is_empty())?;
+    let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.expect("PostgreSQL reachable");
+    tokio::spawn(conn);
+    let old = client
+        .query(
+            "SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE $1",
+            &[&format!("g\\_{name}\\_%")],
+        )
+        .await
+        .unwrap();
+    for row in old {
+        let s: String = row.get(0);
+        client.batch_execute(&format!("DROP SCHEMA {s} CASCADE")).await.unwrap();
+    }
+    let schema = format!("g_{name}_{}", payglot::model::random_id("", 8).to_lowercase());
+    client.batch_execute(&format!("CREATE SCHEMA {schema}")).await.unwrap();
+    let sep = if url.contains('?') { '&' } else { '?' };
+    Some(format!("{url}{sep}options=-csearch_path%3D{schema}"))
+}
+
+/// Two gateway instances sharing one PostgreSQL store and the first one's sandbox, with
+/// callbacks crossed (providers of payments made on one call back the other).
+pub async fn instance_pair(name: &str, merchant_url: &str) -> Option<(Gateway, Gateway)> {
+    let Some(store) = postgres_store_url(name).await else {
+        println!("multi-instance test skipped: PAYGLOT_TEST_POSTGRES is not set");
+        return None;
+    };
+    let mut a = Gateway::new(merchant_url);
+    let mut b = Gateway::new(merchant_url);
+    b.embedded_sandbox = false;
+    b.sandbox_port = a.sandbox_port;
+    a.store = store.clone();
+    b.store = store;
+    a.public_url = b.base();
+    b.public_url = a.base();
+    a.write_config(&a.routes_yaml("xxpay-a"));
+    b.write_config(&b.routes_yaml("xxpay-a"));
+    a.start().await;
+    b.start().await;
+    Some((a, b))
 }

@@ -1,0 +1,695 @@
+//! The shared store: PostgreSQL through a deadpool pool of tokio-postgres connections, for
+//! several gateway instances behind one load balancer. Uniqueness (idempotency, nonces) lives
+//! in constraints, not process memory; settlement and refunds lock their payment row; the
+//! outbox is claimed with `FOR UPDATE SKIP LOCKED` and a lease, so two instances never deliver
+//! one event at once and an event held by a dead instance is taken over when its lease ends.
+//! Migrations are embedded and applied at start under an advisory lock. When the server is
+//! unreachable every call fails fast with a StoreError (503 / non-ack); broken connections are
+//! replaced by the pool, so service resumes by itself when the server is back.
+
+use super::*;
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime, Transaction};
+use std::time::Duration;
+use tokio_postgres::{NoTls, Row};
+
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE payments (
+    payment_id        TEXT PRIMARY KEY,
+    merchant_id       TEXT NOT NULL,
+    out_trade_no      TEXT NOT NULL,
+    fingerprint       TEXT NOT NULL,
+    amount            BIGINT NOT NULL,
+    currency          TEXT NOT NULL,
+    subject           TEXT NOT NULL,
+    description       TEXT NOT NULL,
+    channel           TEXT NOT NULL,
+    scene             TEXT NOT NULL,
+    status            TEXT NOT NULL,
+    provider          TEXT NOT NULL,
+    provider_trade_no TEXT,
+    paid_amount       BIGINT,
+    paid_at           BIGINT,
+    refunded_amount   BIGINT NOT NULL DEFAULT 0,
+    attach            TEXT,
+    notify_url        TEXT,
+    return_url        TEXT,
+    action            TEXT,
+    created_at        BIGINT NOT NULL,
+    updated_at        BIGINT NOT NULL,
+    UNIQUE (merchant_id, out_trade_no)
+);
+CREATE INDEX payments_pending ON payments (status, provider);
+CREATE TABLE events (
+    seq             BIGSERIAL PRIMARY KEY,
+    id              TEXT NOT NULL UNIQUE,
+    merchant_id     TEXT NOT NULL,
+    payment_id      TEXT NOT NULL,
+    kind            TEXT NOT NULL,
+    notify_url      TEXT NOT NULL,
+    body            TEXT NOT NULL,
+    state           TEXT NOT NULL,
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at BIGINT NOT NULL,
+    last_error      TEXT,
+    created_at      BIGINT NOT NULL,
+    delivered_at    BIGINT,
+    claimed_until   BIGINT
+);
+CREATE INDEX events_due ON events (state, next_attempt_at);
+CREATE INDEX events_payment ON events (payment_id, seq);
+CREATE TABLE nonces (
+    merchant_id TEXT NOT NULL,
+    nonce       TEXT NOT NULL,
+    seen_at     BIGINT NOT NULL,
+    PRIMARY KEY (merchant_id, nonce)
+);
+CREATE INDEX nonces_seen ON nonces (seen_at);
+CREATE TABLE refunds (
+    refund_id          TEXT PRIMARY KEY,
+    merchant_id        TEXT NOT NULL,
+    out_refund_no      TEXT NOT NULL,
+    payment_id         TEXT NOT NULL REFERENCES payments (payment_id),
+    out_trade_no       TEXT NOT NULL,
+    amount             BIGINT NOT NULL,
+    reason             TEXT,
+    status             TEXT NOT NULL,
+    provider           TEXT NOT NULL,
+    provider_refund_no TEXT,
+    fingerprint        TEXT NOT NULL,
+    created_at         BIGINT NOT NULL,
+    updated_at         BIGINT NOT NULL,
+    UNIQUE (merchant_id, out_refund_no)
+);
+CREATE INDEX refunds_payment ON refunds (payment_id, status);
+CREATE TABLE payouts (
+    payout_id          TEXT PRIMARY KEY,
+    merchant_id        TEXT NOT NULL,
+    out_payout_no      TEXT NOT NULL,
+    amount             BIGINT NOT NULL,
+    currency           TEXT NOT NULL,
+    payee              TEXT NOT NULL,
+    remark             TEXT,
+    status             TEXT NOT NULL,
+    provider           TEXT NOT NULL,
+    provider_payout_no TEXT,
+    notify_url         TEXT,
+    fingerprint        TEXT NOT NULL,
+    created_at         BIGINT NOT NULL,
+    updated_at         BIGINT NOT NULL,
+    UNIQUE (merchant_id, out_payout_no)
+);
+"#];
+
+/// An arbitrary constant naming payglot's migration lock.
+const MIGRATION_LOCK: i64 = 0x0070_6179_676c_6f74;
+
+pub struct PgStore {
+    pool: Pool,
+}
+
+fn err(e: impl fmt::Display) -> StoreError {
+    StoreError(e.to_string())
+}
+
+fn parse<T: std::str::FromStr<Err = String>>(text: &str) -> Result<T, StoreError> {
+    text.parse().map_err(StoreError)
+}
+
+const PAYMENT_COLUMNS: &str = "payment_id, merchant_id, out_trade_no, amount, currency, subject, description, channel, scene, status, provider, provider_trade_no, paid_amount, paid_at, refunded_amount, attach, notify_url, return_url, action, created_at, updated_at, fingerprint";
+
+fn payment_row(row: &Row) -> Result<(Payment, String), StoreError> {
+    let action: Option<String> = row.get(18);
+    Ok((
+        Payment {
+            payment_id: row.get(0),
+            merchant_id: row.get(1),
+            out_trade_no: row.get(2),
+            amount: row.get(3),
+            currency: row.get(4),
+            subject: row.get(5),
+            description: row.get(6),
+            channel: parse(row.get(7))?,
+            scene: parse(row.get(8))?,
+            status: parse(row.get(9))?,
+            provider: row.get(10),
+            provider_trade_no: row.get(11),
+            paid_amount: row.get(12),
+            paid_at: row.get(13),
+            refunded_amount: row.get(14),
+            attach: row.get(15),
+            notify_url: row.get(16),
+            return_url: row.get(17),
+            action: action.and_then(|a| serde_json::from_str(&a).ok()),
+            created_at: row.get(19),
+            updated_at: row.get(20),
+        },
+        row.get(21),
+    ))
+}
+
+const REFUND_COLUMNS: &str = "refund_id, out_refund_no, merchant_id, payment_id, out_trade_no, amount, reason, status, provider, provider_refund_no, created_at, updated_at, fingerprint";
+
+fn refund_row(row: &Row) -> Result<(Refund, String), StoreError> {
+    Ok((
+        Refund {
+            refund_id: row.get(0),
+            out_refund_no: row.get(1),
+            merchant_id: row.get(2),
+            payment_id: row.get(3),
+            out_trade_no: row.get(4),
+            amount: row.get(5),
+            reason: row.get(6),
+            status: parse(row.get(7))?,
+            provider: row.get(8),
+            provider_refund_no: row.get(9),
+            created_at: row.get(10),
+            updated_at: row.get(11),
+        },
+        row.get(12),
+    ))
+}
+
+const PAYOUT_COLUMNS: &str = "payout_id, out_payout_no, merchant_id, amount, currency, payee, remark, status, provider, provider_payout_no, notify_url, created_at, updated_at, fingerprint";
+
+fn payout_row(row: &Row) -> Result<(Payout, String), StoreError> {
+    let payee: String = row.get(5);
+    Ok((
+        Payout {
+            payout_id: row.get(0),
+            out_payout_no: row.get(1),
+            merchant_id: row.get(2),
+            amount: row.get(3),
+            currency: row.get(4),
+            payee: serde_json::from_str(&payee).map_err(err)?,
+            remark: row.get(6),
+            status: parse(row.get(7))?,
+            provider: row.get(8),
+            provider_payout_no: row.get(9),
+            notify_url: row.get(10),
+            created_at: row.get(11),
+            updated_at: row.get(12),
+        },
+        row.get(13),
+    ))
+}
+
+const EVENT_COLUMNS: &str = "id, merchant_id, payment_id, kind, notify_url, body, attempts, created_at";
+
+fn event_row(row: &Row) -> OutboxEvent {
+    let attempts: i32 = row.get(6);
+    OutboxEvent {
+        id: row.get(0),
+        merchant_id: row.get(1),
+        payment_id: row.get(2),
+        kind: row.get(3),
+        notify_url: row.get(4),
+        body: row.get(5),
+        attempts: attempts as u32,
+        created_at: row.get(7),
+    }
+}
+
+async fn insert_event(tx: &Transaction<'_>, e: &NewEvent) -> Result<(), StoreError> {
+    tx.execute(
+        "INSERT INTO events (id, merchant_id, payment_id, kind, notify_url, body, state, next_attempt_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7, $7)",
+        &[&e.id, &e.merchant_id, &e.payment_id, &e.kind.as_str(), &e.notify_url, &e.body, &e.created_at],
+    )
+    .await
+    .map_err(err)?;
+    Ok(())
+}
+
+async fn payment_for_update(tx: &Transaction<'_>, payment_id: &str) -> Result<Option<Payment>, StoreError> {
+    let row = tx
+        .query_opt(&format!("SELECT {PAYMENT_COLUMNS} FROM payments WHERE payment_id = $1 FOR UPDATE"), &[&payment_id])
+        .await
+        .map_err(err)?;
+    row.map(|r| payment_row(&r).map(|(p, _)| p)).transpose()
+}
+
+impl PgStore {
+    /// Connects (a pool of at most `max_connections`) and applies migrations.
+    pub async fn open(url: &str, max_connections: usize) -> StoreResult<Self> {
+        let mut config: tokio_postgres::Config = url.parse().map_err(|e| err(format!("store URL: {e}")))?;
+        config.connect_timeout(Duration::from_secs(3));
+        config.application_name("payglot");
+        let manager = Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let pool = Pool::builder(manager)
+            .max_size(max_connections)
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(Duration::from_secs(5)))
+            .create_timeout(Some(Duration::from_secs(3)))
+            .recycle_timeout(Some(Duration::from_secs(3)))
+            .build()
+            .map_err(err)?;
+        let store = PgStore { pool };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn client(&self) -> StoreResult<deadpool_postgres::Object> {
+        self.pool.get().await.map_err(|e| err(format!("PostgreSQL unavailable: {e}")))
+    }
+
+    async fn migrate(&self) -> StoreResult<()> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(err)?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK]).await.map_err(err)?;
+        tx.batch_execute("CREATE TABLE IF NOT EXISTS payglot_schema (version INTEGER NOT NULL)").await.map_err(err)?;
+        let version: i64 = tx
+            .query_one("SELECT COALESCE(MAX(version), 0)::BIGINT FROM payglot_schema", &[])
+            .await
+            .map_err(err)?
+            .get(0);
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+            tx.batch_execute(sql).await.map_err(err)?;
+            tx.execute("INSERT INTO payglot_schema (version) VALUES ($1)", &[&((i + 1) as i32)]).await.map_err(err)?;
+        }
+        tx.commit().await.map_err(err)
+    }
+}
+
+#[async_trait]
+impl Store for PgStore {
+    async fn remember_nonce(&self, merchant_id: &str, nonce: &str, now: i64, not_before: i64) -> StoreResult<bool> {
+        let client = self.client().await?;
+        client.execute("DELETE FROM nonces WHERE seen_at < $1", &[&not_before]).await.map_err(err)?;
+        let n = client
+            .execute(
+                "INSERT INTO nonces (merchant_id, nonce, seen_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                &[&merchant_id, &nonce, &now],
+            )
+            .await
+            .map_err(err)?;
+        Ok(n == 1)
+    }
+
+    async fn insert_payment(&self, p: &Payment, fingerprint: &str) -> StoreResult<Inserted> {
+        let client = self.client().await?;
+        let action = p.action.as_ref().map(|a| serde_json::to_string(a).expect("action serializes"));
+        let inserted = client
+            .execute(
+                &format!("INSERT INTO payments ({PAYMENT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22) ON CONFLICT (merchant_id, out_trade_no) DO NOTHING"),
+                &[
+                    &p.payment_id, &p.merchant_id, &p.out_trade_no, &p.amount, &p.currency, &p.subject, &p.description,
+                    &p.channel.as_str(), &p.scene.as_str(), &p.status.as_str(), &p.provider, &p.provider_trade_no,
+                    &p.paid_amount, &p.paid_at, &p.refunded_amount, &p.attach, &p.notify_url, &p.return_url, &action,
+                    &p.created_at, &p.updated_at, &fingerprint,
+                ],
+            )
+            .await
+            .map_err(err)?;
+        if inserted == 1 {
+            return Ok(Inserted::New);
+        }
+        let row = client
+            .query_one(
+                &format!("SELECT {PAYMENT_COLUMNS} FROM payments WHERE merchant_id = $1 AND out_trade_no = $2"),
+                &[&p.merchant_id, &p.out_trade_no],
+            )
+            .await
+            .map_err(err)?;
+        let (existing, fp) = payment_row(&row)?;
+        Ok(Inserted::Existing(Box::new(existing), fp))
+    }
+
+    async fn set_payment_provider(&self, payment_id: &str, provider: &str, now: i64) -> StoreResult<()> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "UPDATE payments SET provider = $2, updated_at = $3 WHERE payment_id = $1 AND status = 'pending'",
+                &[&payment_id, &provider, &now],
+            )
+            .await
+            .map_err(err)?;
+        Ok(())
+    }
+
+    async fn record_created(
+        &self,
+        payment_id: &str,
+        provider_trade_no: Option<&str>,
+        action: &Action,
+        now: i64,
+    ) -> StoreResult<()> {
+        let client = self.client().await?;
+        let action = serde_json::to_string(action).expect("action serializes");
+        client
+            .execute(
+                "UPDATE payments SET provider_trade_no = COALESCE(provider_trade_no, $2), action = $3, updated_at = $4 WHERE payment_id = $1",
+                &[&payment_id, &provider_trade_no, &action, &now],
+            )
+            .await
+            .map_err(err)?;
+        Ok(())
+    }
+
+    async fn fail_unaccepted(&self, payment_id: &str, now: i64) -> StoreResult<()> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "UPDATE payments SET status = 'failed', updated_at = $2 WHERE payment_id = $1 AND status = 'pending'",
+                &[&payment_id, &now],
+            )
+            .await
+            .map_err(err)?;
+        Ok(())
+    }
+
+    async fn payment_by_out_trade_no(&self, merchant_id: &str, out_trade_no: &str) -> StoreResult<Option<Payment>> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                &format!("SELECT {PAYMENT_COLUMNS} FROM payments WHERE merchant_id = $1 AND out_trade_no = $2"),
+                &[&merchant_id, &out_trade_no],
+            )
+            .await
+            .map_err(err)?;
+        row.map(|r| payment_row(&r).map(|(p, _)| p)).transpose()
+    }
+
+    async fn payment_by_id(&self, payment_id: &str) -> StoreResult<Option<Payment>> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(&format!("SELECT {PAYMENT_COLUMNS} FROM payments WHERE payment_id = $1"), &[&payment_id])
+            .await
+            .map_err(err)?;
+        row.map(|r| payment_row(&r).map(|(p, _)| p)).transpose()
+    }
+
+    async fn settle_payment(&self, payment_id: &str, s: &Settlement, now: i64) -> StoreResult<Settled> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(err)?;
+        let mut p =
+            payment_for_update(&tx, payment_id).await?.ok_or_else(|| err(format!("no payment {payment_id}")))?;
+        if !p.status.can_move_to(s.status) {
+            return Ok(Settled::Unchanged(p));
+        }
+        p.status = s.status;
+        if p.provider_trade_no.is_none() {
+            p.provider_trade_no = s.provider_trade_no.clone();
+        }
+        if s.status == PaymentStatus::Succeeded {
+            p.paid_amount = s.paid_amount.or(Some(p.amount));
+            p.paid_at = s.paid_at.or(Some(now));
+        }
+        p.updated_at = now;
+        tx.execute(
+            "UPDATE payments SET status = $2, provider_trade_no = $3, paid_amount = $4, paid_at = $5, updated_at = $6 WHERE payment_id = $1",
+            &[&p.payment_id, &p.status.as_str(), &p.provider_trade_no, &p.paid_amount, &p.paid_at, &now],
+        )
+        .await
+        .map_err(err)?;
+        if let Some(e) = event_for(&p, now) {
+            insert_event(&tx, &e).await?;
+        }
+        tx.commit().await.map_err(err)?;
+        Ok(Settled::Moved(p))
+    }
+
+    async fn insert_refund(&self, r: &Refund, fingerprint: &str) -> StoreResult<RefundInserted> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(err)?;
+        // Locking the payment serializes refunds of one payment across instances.
+        let payment = payment_for_update(&tx, &r.payment_id).await?.ok_or_else(|| err("no such payment"))?;
+        let existing = tx
+            .query_opt(
+                &format!("SELECT {REFUND_COLUMNS} FROM refunds WHERE merchant_id = $1 AND out_refund_no = $2"),
+                &[&r.merchant_id, &r.out_refund_no],
+            )
+            .await
+            .map_err(err)?;
+        if let Some(row) = existing {
+            let (existing, fp) = refund_row(&row)?;
+            return Ok(RefundInserted::Existing(Box::new(existing), fp));
+        }
+        if payment.status != PaymentStatus::Succeeded {
+            return Ok(RefundInserted::NotPaid(payment.status));
+        }
+        let in_progress: i64 = tx
+            .query_one(
+                "SELECT COALESCE(SUM(amount), 0)::BIGINT FROM refunds WHERE payment_id = $1 AND status = 'pending'",
+                &[&r.payment_id],
+            )
+            .await
+            .map_err(err)?
+            .get(0);
+        let refundable = payment.paid_amount.unwrap_or(payment.amount) - payment.refunded_amount - in_progress;
+        if r.amount > refundable {
+            return Ok(RefundInserted::Exceeds(refundable.max(0)));
+        }
+        tx.execute(
+            &format!("INSERT INTO refunds ({REFUND_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"),
+            &[
+                &r.refund_id, &r.out_refund_no, &r.merchant_id, &r.payment_id, &r.out_trade_no, &r.amount, &r.reason,
+                &r.status.as_str(), &r.provider, &r.provider_refund_no, &r.created_at, &r.updated_at, &fingerprint,
+            ],
+        )
+        .await
+        .map_err(err)?;
+        tx.commit().await.map_err(err)?;
+        Ok(RefundInserted::New)
+    }
+
+    async fn settle_refund(
+        &self,
+        refund_id: &str,
+        status: TransferStatus,
+        provider_refund_no: Option<&str>,
+        emit: bool,
+        now: i64,
+    ) -> StoreResult<Refund> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(err)?;
+        let row = tx
+            .query_opt(&format!("SELECT {REFUND_COLUMNS} FROM refunds WHERE refund_id = $1 FOR UPDATE"), &[&refund_id])
+            .await
+            .map_err(err)?
+            .ok_or_else(|| err(format!("no refund {refund_id}")))?;
+        let (mut r, _) = refund_row(&row)?;
+        if r.provider_refund_no.is_none() {
+            r.provider_refund_no = provider_refund_no.map(str::to_string);
+        }
+        let moves = r.status == TransferStatus::Pending && status != TransferStatus::Pending;
+        if moves {
+            r.status = status;
+        }
+        r.updated_at = now;
+        tx.execute(
+            "UPDATE refunds SET status = $2, provider_refund_no = $3, updated_at = $4 WHERE refund_id = $1",
+            &[&r.refund_id, &r.status.as_str(), &r.provider_refund_no, &now],
+        )
+        .await
+        .map_err(err)?;
+        if moves && status == TransferStatus::Succeeded {
+            tx.execute(
+                "UPDATE payments SET refunded_amount = refunded_amount + $2, updated_at = $3 WHERE payment_id = $1",
+                &[&r.payment_id, &r.amount, &now],
+            )
+            .await
+            .map_err(err)?;
+        }
+        if moves && emit {
+            let payment = payment_for_update(&tx, &r.payment_id).await?.ok_or_else(|| err("no such payment"))?;
+            if let Some(e) = NewEvent::for_refund(&r, &payment, now) {
+                insert_event(&tx, &e).await?;
+            }
+        }
+        tx.commit().await.map_err(err)?;
+        Ok(r)
+    }
+
+    async fn refund_by_out_no(&self, merchant_id: &str, out_refund_no: &str) -> StoreResult<Option<Refund>> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                &format!("SELECT {REFUND_COLUMNS} FROM refunds WHERE merchant_id = $1 AND out_refund_no = $2"),
+                &[&merchant_id, &out_refund_no],
+            )
+            .await
+            .map_err(err)?;
+        row.map(|r| refund_row(&r).map(|(r, _)| r)).transpose()
+    }
+
+    async fn insert_payout(&self, p: &Payout, fingerprint: &str) -> StoreResult<PayoutInserted> {
+        let client = self.client().await?;
+        let payee = serde_json::to_string(&p.payee).expect("payee serializes");
+        let inserted = client
+            .execute(
+                &format!("INSERT INTO payouts ({PAYOUT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) ON CONFLICT (merchant_id, out_payout_no) DO NOTHING"),
+                &[
+                    &p.payout_id, &p.out_payout_no, &p.merchant_id, &p.amount, &p.currency, &payee, &p.remark,
+                    &p.status.as_str(), &p.provider, &p.provider_payout_no, &p.notify_url, &p.created_at, &p.updated_at, &fingerprint,
+                ],
+            )
+            .await
+            .map_err(err)?;
+        if inserted == 1 {
+            return Ok(PayoutInserted::New);
+        }
+        let row = client
+            .query_one(
+                &format!("SELECT {PAYOUT_COLUMNS} FROM payouts WHERE merchant_id = $1 AND out_payout_no = $2"),
+                &[&p.merchant_id, &p.out_payout_no],
+            )
+            .await
+            .map_err(err)?;
+        let (existing, fp) = payout_row(&row)?;
+        Ok(PayoutInserted::Existing(Box::new(existing), fp))
+    }
+
+    async fn settle_payout(
+        &self,
+        payout_id: &str,
+        status: TransferStatus,
+        provider_payout_no: Option<&str>,
+        emit: bool,
+        now: i64,
+    ) -> StoreResult<Payout> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(err)?;
+        let row = tx
+            .query_opt(&format!("SELECT {PAYOUT_COLUMNS} FROM payouts WHERE payout_id = $1 FOR UPDATE"), &[&payout_id])
+            .await
+            .map_err(err)?
+            .ok_or_else(|| err(format!("no payout {payout_id}")))?;
+        let (mut p, _) = payout_row(&row)?;
+        if p.provider_payout_no.is_none() {
+            p.provider_payout_no = provider_payout_no.map(str::to_string);
+        }
+        let moves = p.status == TransferStatus::Pending && status != TransferStatus::Pending;
+        if moves {
+            p.status = status;
+        }
+        p.updated_at = now;
+        tx.execute(
+            "UPDATE payouts SET status = $2, provider_payout_no = $3, updated_at = $4 WHERE payout_id = $1",
+            &[&p.payout_id, &p.status.as_str(), &p.provider_payout_no, &now],
+        )
+        .await
+        .map_err(err)?;
+        if moves && emit {
+            if let Some(e) = NewEvent::for_payout(&p, now) {
+                insert_event(&tx, &e).await?;
+            }
+        }
+        tx.commit().await.map_err(err)?;
+        Ok(p)
+    }
+
+    async fn payout_by_out_no(&self, merchant_id: &str, out_payout_no: &str) -> StoreResult<Option<Payout>> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                &format!("SELECT {PAYOUT_COLUMNS} FROM payouts WHERE merchant_id = $1 AND out_payout_no = $2"),
+                &[&merchant_id, &out_payout_no],
+            )
+            .await
+            .map_err(err)?;
+        row.map(|r| payout_row(&r).map(|(p, _)| p)).transpose()
+    }
+
+    async fn payout_by_id(&self, payout_id: &str) -> StoreResult<Option<Payout>> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(&format!("SELECT {PAYOUT_COLUMNS} FROM payouts WHERE payout_id = $1"), &[&payout_id])
+            .await
+            .map_err(err)?;
+        row.map(|r| payout_row(&r).map(|(p, _)| p)).transpose()
+    }
+
+    async fn open_counts(&self, providers: &[String]) -> StoreResult<Vec<(String, i64)>> {
+        let client = self.client().await?;
+        let mut out = Vec::new();
+        for p in providers {
+            let n: i64 = client
+                .query_one(
+                    "SELECT ((SELECT COUNT(*) FROM payments WHERE provider = $1 AND status = 'pending')
+                           + (SELECT COUNT(*) FROM refunds WHERE provider = $1 AND status = 'pending')
+                           + (SELECT COUNT(*) FROM payouts WHERE provider = $1 AND status = 'pending'))::BIGINT",
+                    &[p],
+                )
+                .await
+                .map_err(err)?
+                .get(0);
+            out.push((p.clone(), n));
+        }
+        Ok(out)
+    }
+
+    async fn claim_due_events(&self, now: i64, limit: usize, lease_secs: i64) -> StoreResult<Vec<OutboxEvent>> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                &format!(
+                    "UPDATE events SET claimed_until = $3 WHERE id IN (
+                        SELECT e.id FROM events e
+                        WHERE e.state = 'pending' AND e.next_attempt_at <= $1
+                          AND (e.claimed_until IS NULL OR e.claimed_until < $1)
+                          AND NOT EXISTS (SELECT 1 FROM events p WHERE p.payment_id = e.payment_id AND p.seq < e.seq AND p.state = 'pending')
+                        ORDER BY e.seq LIMIT $2
+                        FOR UPDATE SKIP LOCKED)
+                     RETURNING {EVENT_COLUMNS}, seq"
+                ),
+                &[&now, &(limit as i64), &(now + lease_secs)],
+            )
+            .await
+            .map_err(err)?;
+        let mut events: Vec<(i64, OutboxEvent)> = rows.iter().map(|r| (r.get::<_, i64>(8), event_row(r))).collect();
+        events.sort_by_key(|(seq, _)| *seq);
+        Ok(events.into_iter().map(|(_, e)| e).collect())
+    }
+
+    async fn mark_delivered(&self, event_id: &str, now: i64) -> StoreResult<()> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "UPDATE events SET state = 'delivered', attempts = attempts + 1, delivered_at = $2, last_error = NULL, claimed_until = NULL WHERE id = $1",
+                &[&event_id, &now],
+            )
+            .await
+            .map_err(err)?;
+        Ok(())
+    }
+
+    async fn mark_attempt_failed(&self, event_id: &str, error: &str, next: Option<i64>, _now: i64) -> StoreResult<()> {
+        let client = self.client().await?;
+        let state = if next.is_some() { "pending" } else { "failed" };
+        client
+            .execute(
+                "UPDATE events SET state = $2, attempts = attempts + 1, next_attempt_at = COALESCE($3, next_attempt_at), last_error = $4, claimed_until = NULL WHERE id = $1",
+                &[&event_id, &state, &next, &error],
+            )
+            .await
+            .map_err(err)?;
+        Ok(())
+    }
+
+    async fn events_for_payment(&self, payment_id: &str) -> StoreResult<Vec<(OutboxEvent, EventState)>> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                &format!("SELECT {EVENT_COLUMNS}, state FROM events WHERE payment_id = $1 ORDER BY seq"),
+                &[&payment_id],
+            )
+            .await
+            .map_err(err)?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                let state = match r.get::<_, &str>(8) {
+                    "delivered" => EventState::Delivered,
+                    "failed" => EventState::Failed,
+                    _ => EventState::Pending,
+                };
+                (event_row(r), state)
+            })
+            .collect())
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        let client = self.client().await?;
+        client.query_one("SELECT 1", &[]).await.map_err(err)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,281 @@
+//! The store test suite, run against the embedded SQLite store (a real file) and against
+//! PostgreSQL (the server named by `PAYGLOT_TEST_POSTGRES`, each run in a fresh schema; the
+//! PostgreSQL half says it was skipped when the variable is not set).
+
+use payglot::model::*;
+use payglot::store::{
+    postgres::PgStore, sqlite::SqliteStore, EventState, Inserted, PayoutInserted, RefundInserted, Settled, Settlement,
+    Store,
+};
+use std::sync::Arc;
+
+fn payment(merchant: &str, out_trade_no: &str, amount: i64) -> Payment {
+    Payment {
+        payment_id: new_payment_id(now_unix()),
+        merchant_id: merchant.into(),
+        out_trade_no: out_trade_no.into(),
+        amount,
+        currency: "CNY".into(),
+        subject: "学费".into(),
+        description: String::new(),
+        channel: Channel::Alipay,
+        scene: Scene::Qr,
+        status: PaymentStatus::Pending,
+        provider: "acct".into(),
+        provider_trade_no: None,
+        paid_amount: None,
+        paid_at: None,
+        refunded_amount: 0,
+        attach: None,
+        notify_url: Some("http://merchant/notify".into()),
+        return_url: None,
+        action: None,
+        created_at: 1,
+        updated_at: 1,
+    }
+}
+
+fn paid() -> Settlement {
+    Settlement {
+        status: PaymentStatus::Succeeded,
+        provider_trade_no: Some("T1".into()),
+        paid_amount: None,
+        paid_at: Some(5),
+    }
+}
+
+fn refund(p: &Payment, no: &str, amount: i64) -> Refund {
+    Refund {
+        refund_id: new_transfer_id('R', now_unix()),
+        out_refund_no: no.into(),
+        merchant_id: p.merchant_id.clone(),
+        payment_id: p.payment_id.clone(),
+        out_trade_no: p.out_trade_no.clone(),
+        amount,
+        reason: None,
+        status: TransferStatus::Pending,
+        provider: p.provider.clone(),
+        provider_refund_no: None,
+        created_at: 1,
+        updated_at: 1,
+    }
+}
+
+/// Both stores (PostgreSQL only when configured), each fresh.
+async fn stores(name: &str) -> Vec<(String, Arc<dyn Store>, Option<tempfile::TempDir>)> {
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = SqliteStore::open(&dir.path().join("store.db")).await.unwrap();
+    let mut out: Vec<(String, Arc<dyn Store>, Option<tempfile::TempDir>)> =
+        vec![("sqlite".into(), Arc::new(sqlite), Some(dir))];
+    match std::env::var("PAYGLOT_TEST_POSTGRES") {
+        Ok(url) if !url.is_empty() => out.push(("postgres".into(), Arc::new(fresh_pg(&url, name).await), None)),
+        _ => println!("PostgreSQL store tests skipped: PAYGLOT_TEST_POSTGRES is not set"),
+    }
+    out
+}
+
+/// A PgStore in a schema of its own, so tests never see each other's rows.
+pub async fn fresh_pg(url: &str, name: &str) -> PgStore {
+    let schema = format!("t_{}_{}", name, random_id("", 8).to_lowercase());
+    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.expect("PostgreSQL reachable");
+    tokio::spawn(conn);
+    // Drop what earlier runs of this test left, then start clean.
+    let old = client
+        .query(
+            "SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE $1",
+            &[&format!("t\\_{name}\\_%")],
+        )
+        .await
+        .unwrap();
+    for row in old {
+        let s: String = row.get(0);
+        client.batch_execute(&format!("DROP SCHEMA {s} CASCADE")).await.unwrap();
+    }
+    client.batch_execute(&format!("CREATE SCHEMA {schema}")).await.unwrap();
+    let sep = if url.contains('?') { '&' } else { '?' };
+    PgStore::open(&format!("{url}{sep}options=-csearch_path%3D{schema}"), 8).await.expect("store opens")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn payments_are_idempotent_and_settle_once() {
+    for (backend, store, _dir) in stores("settle").await {
+        let p = payment("m", "T-1", 100);
+        assert!(matches!(store.insert_payment(&p, "fp1").await.unwrap(), Inserted::New), "{backend}");
+        let mut again = payment("m", "T-1", 100);
+        again.payment_id = new_payment_id(2);
+        match store.insert_payment(&again, "fp2").await.unwrap() {
+            Inserted::Existing(existing, fp) => {
+                assert_eq!((existing.payment_id.as_str(), fp.as_str()), (p.payment_id.as_str(), "fp1"), "{backend}")
+            }
+            Inserted::New => panic!("{backend}: a second payment with the same out_trade_no"),
+        }
+        assert!(matches!(store.insert_payment(&payment("other", "T-1", 100), "fp").await.unwrap(), Inserted::New));
+
+        store.record_created(&p.payment_id, Some("PT-1"), &Action::None, 2).await.unwrap();
+        let Settled::Moved(s) = store.settle_payment(&p.payment_id, &paid(), 3).await.unwrap() else {
+            panic!("{backend}")
+        };
+        assert_eq!(
+            (s.status, s.paid_amount, s.provider_trade_no.as_deref()),
+            (PaymentStatus::Succeeded, Some(100), Some("PT-1"))
+        );
+        let closed =
+            Settlement { status: PaymentStatus::Closed, provider_trade_no: None, paid_amount: None, paid_at: None };
+        assert!(
+            matches!(store.settle_payment(&p.payment_id, &closed, 4).await.unwrap(), Settled::Unchanged(_)),
+            "{backend}: final stays final"
+        );
+        assert!(matches!(store.settle_payment(&p.payment_id, &paid(), 4).await.unwrap(), Settled::Unchanged(_)));
+        let events = store.events_for_payment(&p.payment_id).await.unwrap();
+        assert_eq!(events.len(), 1, "{backend}: one event");
+        assert_eq!(events[0].0.kind, "payment.succeeded");
+        let by_no = store.payment_by_out_trade_no("m", "T-1").await.unwrap().unwrap();
+        assert_eq!(by_no.status, PaymentStatus::Succeeded);
+        assert!(store.payment_by_out_trade_no("m", "nope").await.unwrap().is_none());
+        store.ping().await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_duplicate_creates_make_one_payment() {
+    for (backend, store, _dir) in stores("dupes").await {
+        let mut tasks = Vec::new();
+        for i in 0..16 {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut p = payment("m", "SAME", 100);
+                p.payment_id = format!("P{i:029}");
+                matches!(store.insert_payment(&p, "fp").await.unwrap(), Inserted::New)
+            }));
+        }
+        let mut new = 0;
+        for t in tasks {
+            new += t.await.unwrap() as usize;
+        }
+        assert_eq!(new, 1, "{backend}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refunds_never_exceed_what_was_paid() {
+    for (backend, store, _dir) in stores("refunds").await {
+        let p = payment("m", "T-R", 1000);
+        store.insert_payment(&p, "fp").await.unwrap();
+        let r0 = refund(&p, "R-0", 10);
+        assert!(
+            matches!(store.insert_refund(&r0, "f").await.unwrap(), RefundInserted::NotPaid(PaymentStatus::Pending)),
+            "{backend}"
+        );
+        store.settle_payment(&p.payment_id, &paid(), 2).await.unwrap();
+
+        let r1 = refund(&p, "R-1", 600);
+        assert!(matches!(store.insert_refund(&r1, "f1").await.unwrap(), RefundInserted::New));
+        // R-1 is still pending: it counts against what is refundable.
+        let r2 = refund(&p, "R-2", 401);
+        assert!(matches!(store.insert_refund(&r2, "f2").await.unwrap(), RefundInserted::Exceeds(400)), "{backend}");
+        let r1s = store.settle_refund(&r1.refund_id, TransferStatus::Succeeded, Some("PR1"), true, 3).await.unwrap();
+        assert_eq!((r1s.status, r1s.provider_refund_no.as_deref()), (TransferStatus::Succeeded, Some("PR1")));
+        let again = store.settle_refund(&r1.refund_id, TransferStatus::Failed, None, true, 4).await.unwrap();
+        assert_eq!(again.status, TransferStatus::Succeeded, "{backend}: final stays final");
+        let r3 = refund(&p, "R-3", 400);
+        assert!(matches!(store.insert_refund(&r3, "f3").await.unwrap(), RefundInserted::New));
+        store.settle_refund(&r3.refund_id, TransferStatus::Succeeded, None, true, 5).await.unwrap();
+        assert!(matches!(store.insert_refund(&refund(&p, "R-4", 1), "f4").await.unwrap(), RefundInserted::Exceeds(0)));
+        match store.insert_refund(&refund(&p, "R-1", 600), "f1").await.unwrap() {
+            RefundInserted::Existing(r, fp) => assert_eq!((r.refund_id, fp), (r1.refund_id.clone(), "f1".to_string())),
+            other => panic!("{backend}: {other:?}"),
+        }
+        let payment = store.payment_by_id(&p.payment_id).await.unwrap().unwrap();
+        assert_eq!(payment.refunded_amount, 1000, "{backend}");
+        let kinds: Vec<String> =
+            store.events_for_payment(&p.payment_id).await.unwrap().into_iter().map(|(e, _)| e.kind).collect();
+        assert_eq!(kinds, vec!["payment.succeeded", "refund.succeeded", "refund.succeeded"], "{backend}");
+        assert_eq!(store.refund_by_out_no("m", "R-3").await.unwrap().unwrap().status, TransferStatus::Succeeded);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_outbox_is_claimed_in_order_with_leases() {
+    for (backend, store, _dir) in stores("outbox").await {
+        let p = payment("m", "T-O", 1000);
+        store.insert_payment(&p, "fp").await.unwrap();
+        store.settle_payment(&p.payment_id, &paid(), 10).await.unwrap();
+        let r = refund(&p, "R", 100);
+        store.insert_refund(&r, "f").await.unwrap();
+        store.settle_refund(&r.refund_id, TransferStatus::Succeeded, None, true, 10).await.unwrap();
+
+        let claimed = store.claim_due_events(10, 10, 30).await.unwrap();
+        assert_eq!(claimed.len(), 1, "{backend}: one event per payment at a time, the earliest");
+        assert_eq!(claimed[0].kind, "payment.succeeded");
+        assert!(store.claim_due_events(11, 10, 30).await.unwrap().is_empty(), "{backend}: claimed by another");
+        // The claimant died: after its lease the event is taken over.
+        let taken = store.claim_due_events(41, 10, 30).await.unwrap();
+        assert_eq!(taken.len(), 1, "{backend}");
+        assert_eq!(taken[0].id, claimed[0].id);
+        store.mark_delivered(&taken[0].id, 42).await.unwrap();
+        let next = store.claim_due_events(42, 10, 30).await.unwrap();
+        assert_eq!(next.len(), 1);
+        assert_eq!(next[0].kind, "refund.succeeded", "{backend}: then the refund, in order");
+        store.mark_attempt_failed(&next[0].id, "HTTP 500", Some(100), 43).await.unwrap();
+        assert!(store.claim_due_events(99, 10, 30).await.unwrap().is_empty(), "{backend}: not before its retry");
+        let retry = store.claim_due_events(100, 10, 30).await.unwrap();
+        assert_eq!(retry.len(), 1);
+        assert_eq!(retry[0].attempts, 1);
+        store.mark_attempt_failed(&retry[0].id, "HTTP 500", None, 101).await.unwrap();
+        let states: Vec<EventState> =
+            store.events_for_payment(&p.payment_id).await.unwrap().into_iter().map(|(_, s)| s).collect();
+        assert_eq!(states, vec![EventState::Delivered, EventState::Failed], "{backend}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nonces_payouts_and_open_counts() {
+    for (backend, store, _dir) in stores("misc").await {
+        assert!(store.remember_nonce("m", "n-1", 100, 0).await.unwrap());
+        assert!(!store.remember_nonce("m", "n-1", 101, 0).await.unwrap(), "{backend}: replay");
+        assert!(store.remember_nonce("other", "n-1", 101, 0).await.unwrap(), "{backend}: per merchant");
+        assert!(store.remember_nonce("m", "n-1", 1000, 500).await.unwrap(), "{backend}: forgotten after the window");
+
+        let payout = Payout {
+            payout_id: new_transfer_id('W', 1),
+            out_payout_no: "W-1".into(),
+            merchant_id: "m".into(),
+            amount: 500,
+            currency: "CNY".into(),
+            payee: Payee {
+                account_type: "bank".into(),
+                account_name: "张三".into(),
+                account_no: "6222021234567890".into(),
+                bank_code: "HPT00002".into(),
+                bank_name: "中国工商银行".into(),
+                province: String::new(),
+                city: String::new(),
+                account_attr: None,
+            },
+            remark: None,
+            status: TransferStatus::Pending,
+            provider: "acct".into(),
+            provider_payout_no: None,
+            notify_url: Some("http://m/n".into()),
+            created_at: 1,
+            updated_at: 1,
+        };
+        assert!(matches!(store.insert_payout(&payout, "f").await.unwrap(), PayoutInserted::New));
+        assert!(matches!(store.insert_payout(&payout, "f").await.unwrap(), PayoutInserted::Existing(..)));
+        let p = payment("m", "T-C", 100);
+        store.insert_payment(&p, "fp").await.unwrap();
+        assert_eq!(
+            store.open_counts(&["acct".into(), "none".into()]).await.unwrap(),
+            vec![("acct".into(), 2), ("none".into(), 0)]
+        );
+        let done =
+            store.settle_payout(&payout.payout_id, TransferStatus::Succeeded, Some("T01"), true, 5).await.unwrap();
+        assert_eq!((done.status, done.payee.account_no.as_str()), (TransferStatus::Succeeded, "6222021234567890"));
+        assert_eq!(
+            store.payout_by_out_no("m", "W-1").await.unwrap().unwrap().provider_payout_no.as_deref(),
+            Some("T01")
+        );
+        assert_eq!(store.events_for_payment(&payout.payout_id).await.unwrap().len(), 1, "{backend}");
+        assert_eq!(store.open_counts(&["acct".into()]).await.unwrap(), vec![("acct".into(), 1)]);
+    }
+}

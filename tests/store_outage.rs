@@ -1,0 +1,82 @@
+//! The store goes away and comes back (run when `PAYGLOT_TEST_POSTGRES` and
+//! `PAYGLOT_TEST_POSTGRES_CTL`, a `pg_ctlcluster ... main` command, are set; `.ci/run` sets
+//! both). While PostgreSQL is stopped: `/readyz` is not ready, the merchant API answers 503,
+//! callbacks are not acked (so providers retry). When it is back, everything recovers without a
+//! restart and no acked callback lost its event.
+
+mod common;
+
+use common::*;
+use std::time::Duration;
+
+/// Runs `{ctl} {action}`; the guard starts the server again whatever happens to the test.
+fn pg(ctl: &str, action: &str) {
+    let status =
+        std::process::Command::new("sh").arg("-c").arg(format!("{ctl} {action}")).status().expect("pg_ctlcluster runs");
+    assert!(status.success(), "{ctl} {action}");
+}
+
+struct StartOnDrop(String);
+
+impl Drop for StartOnDrop {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("sh").arg("-c").arg(format!("{} start", self.0)).status();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_outage_is_survived_without_losing_a_callback() {
+    let Some(ctl) = std::env::var("PAYGLOT_TEST_POSTGRES_CTL").ok().filter(|c| !c.is_empty()) else {
+        println!("store outage test skipped: PAYGLOT_TEST_POSTGRES_CTL is not set");
+        return;
+    };
+    let Some(store) = postgres_store_url("outage").await else {
+        println!("store outage test skipped: PAYGLOT_TEST_POSTGRES is not set");
+        return;
+    };
+    let mut merchant = MerchantServer::new();
+    merchant.start().await;
+    let mut gw = Gateway::new(&merchant.url());
+    gw.store = store;
+    gw.write_config(&gw.routes_yaml("xxpay-a"));
+    gw.start().await;
+
+    let mut trade_nos = Vec::new();
+    for i in 0..6 {
+        let (status, p) = gw.call("POST", "/v1/payments", &payment_body(&format!("O-{i}"), 100)).await;
+        assert_eq!(status, 200, "{p}");
+        trade_nos.push(p["provider_trade_no"].as_str().unwrap().to_string());
+    }
+    for t in &trade_nos[..3] {
+        gw.pay_at_sandbox(t).await;
+    }
+    events(&merchant, 3).await;
+
+    let _restart = StartOnDrop(ctl.clone());
+    pg(&ctl, "stop -m fast");
+    let (status, ready) = gw.admin("GET", "/readyz").await;
+    assert_eq!(status, 503, "not ready without its store: {ready}");
+    let (status, e) = gw.call("POST", "/v1/payments", &payment_body("O-X", 100)).await;
+    assert_eq!((status, e["error"]["code"].as_str()), (503, Some("store_unavailable")), "{e}");
+    // Paid while the store is down: the callbacks are refused, and the sandbox retries them.
+    for t in &trade_nos[3..] {
+        gw.pay_at_sandbox(t).await;
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(merchant.events().len(), 3, "nothing acked without its event");
+    pg(&ctl, "start");
+
+    let events = eventually("recovery and the remaining notifications", Duration::from_secs(30), || {
+        let events = merchant.events();
+        async move { (events.len() >= 6).then_some(events) }
+    })
+    .await;
+    let (status, _) = gw.admin("GET", "/readyz").await;
+    assert_eq!(status, 200, "ready again without a restart");
+    let mut orders: Vec<String> =
+        events.iter().map(|e| e.json()["data"]["out_trade_no"].as_str().unwrap().to_string()).collect();
+    orders.sort();
+    assert_eq!(orders, vec!["O-0", "O-1", "O-2", "O-3", "O-4", "O-5"]);
+    let (status, _) = gw.call("POST", "/v1/payments", &payment_body("O-after", 100)).await;
+    assert_eq!(status, 200);
+}
