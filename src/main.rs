@@ -63,8 +63,13 @@ fn check(path: &std::path::Path) -> ExitCode {
 
 /// Runs the gateway (or with `sandbox_only`, just its sandbox) until SIGTERM or Ctrl-C.
 fn serve(config: PathBuf, sandbox_only: bool) -> ExitCode {
+    // PAYGLOT_LOG: error, warn, info (default: one line per request) or debug.
+    let level = std::env::var("PAYGLOT_LOG")
+        .ok()
+        .and_then(|l| l.parse::<tracing::Level>().ok())
+        .unwrap_or(tracing::Level::INFO);
     tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::INFO)
+        .with_max_level(level)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();

@@ -103,6 +103,11 @@ ALTER TABLE events ADD COLUMN claimed_until INTEGER;
 
 pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
+    /// Seen request nonces. One SQLite file serves one gateway process, so process memory is
+    /// the whole truth here, and it spares every request an fsync; a restart forgets them,
+    /// which reopens replays of requests signed in the last 5 minutes (creates are idempotent
+    /// anyway). The PostgreSQL store keeps them in a table for several instances.
+    nonces: Mutex<std::collections::HashMap<(String, String), i64>>,
 }
 
 fn err(e: impl fmt::Display) -> StoreError {
@@ -125,7 +130,7 @@ impl SqliteStore {
         })
         .await
         .map_err(err)??;
-        Ok(SqliteStore { conn: Arc::new(Mutex::new(conn)) })
+        Ok(SqliteStore { conn: Arc::new(Mutex::new(conn)), nonces: Mutex::new(std::collections::HashMap::new()) })
     }
 
     /// Runs `f` on the connection in tokio's blocking pool.
@@ -192,13 +197,10 @@ fn payment_row(row: &Row<'_>) -> rusqlite::Result<(Payment, String)> {
 }
 
 fn load_payment(conn: &Connection, payment_id: &str) -> rusqlite::Result<Option<Payment>> {
-    conn.query_row(
-        &format!("SELECT {PAYMENT_COLUMNS} FROM payments WHERE payment_id = ?1"),
-        params![payment_id],
-        payment_row,
-    )
-    .optional()
-    .map(|o| o.map(|(p, _)| p))
+    conn.prepare_cached(&format!("SELECT {PAYMENT_COLUMNS} FROM payments WHERE payment_id = ?1"))?
+        .query_row(params![payment_id], payment_row)
+        .optional()
+        .map(|o| o.map(|(p, _)| p))
 }
 
 fn event_row(row: &Row<'_>) -> rusqlite::Result<OutboxEvent> {
@@ -271,23 +273,17 @@ fn insert_event(conn: &Connection, e: &NewEvent) -> rusqlite::Result<()> {
 }
 
 fn load_refund(conn: &Connection, refund_id: &str) -> rusqlite::Result<Option<Refund>> {
-    conn.query_row(
-        &format!("SELECT {REFUND_COLUMNS} FROM refunds WHERE refund_id = ?1"),
-        params![refund_id],
-        refund_row,
-    )
-    .optional()
-    .map(|o| o.map(|(r, _)| r))
+    conn.prepare_cached(&format!("SELECT {REFUND_COLUMNS} FROM refunds WHERE refund_id = ?1"))?
+        .query_row(params![refund_id], refund_row)
+        .optional()
+        .map(|o| o.map(|(r, _)| r))
 }
 
 fn load_payout(conn: &Connection, payout_id: &str) -> rusqlite::Result<Option<Payout>> {
-    conn.query_row(
-        &format!("SELECT {PAYOUT_COLUMNS} FROM payouts WHERE payout_id = ?1"),
-        params![payout_id],
-        payout_row,
-    )
-    .optional()
-    .map(|o| o.map(|(p, _)| p))
+    conn.prepare_cached(&format!("SELECT {PAYOUT_COLUMNS} FROM payouts WHERE payout_id = ?1"))?
+        .query_row(params![payout_id], payout_row)
+        .optional()
+        .map(|o| o.map(|(p, _)| p))
 }
 
 const EVENT_COLUMNS: &str = "id, merchant_id, payment_id, kind, notify_url, body, attempts, created_at";
@@ -295,16 +291,18 @@ const EVENT_COLUMNS: &str = "id, merchant_id, payment_id, kind, notify_url, body
 #[async_trait]
 impl Store for SqliteStore {
     async fn remember_nonce(&self, merchant_id: &str, nonce: &str, now: i64, not_before: i64) -> StoreResult<bool> {
-        let (merchant_id, nonce) = (merchant_id.to_string(), nonce.to_string());
-        self.run(move |c| {
-            c.execute("DELETE FROM nonces WHERE seen_at < ?1", params![not_before])?;
-            let inserted = c.execute(
-                "INSERT OR IGNORE INTO nonces (merchant_id, nonce, seen_at) VALUES (?1, ?2, ?3)",
-                params![merchant_id, nonce, now],
-            )?;
-            Ok(inserted == 1)
-        })
-        .await
+        let mut nonces = self.nonces.lock().unwrap_or_else(|p| p.into_inner());
+        if nonces.len() >= 4096 && nonces.len().is_power_of_two() {
+            nonces.retain(|_, seen| *seen >= not_before);
+        }
+        let key = (merchant_id.to_string(), nonce.to_string());
+        match nonces.get(&key) {
+            Some(seen) if *seen >= not_before => Ok(false),
+            _ => {
+                nonces.insert(key, now);
+                Ok(true)
+            }
+        }
     }
 
     async fn insert_payment(&self, payment: &Payment, fingerprint: &str) -> StoreResult<Inserted> {
@@ -312,9 +310,7 @@ impl Store for SqliteStore {
         let fingerprint = fingerprint.to_string();
         self.run(move |c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let existing = tx
-                .query_row(
-                    &format!("SELECT {PAYMENT_COLUMNS} FROM payments WHERE merchant_id = ?1 AND out_trade_no = ?2"),
+            let existing = tx.prepare_cached(&format!("SELECT {PAYMENT_COLUMNS} FROM payments WHERE merchant_id = ?1 AND out_trade_no = ?2"))?.query_row(
                     params![p.merchant_id, p.out_trade_no],
                     payment_row,
                 )
@@ -386,11 +382,10 @@ impl Store for SqliteStore {
     async fn payment_by_out_trade_no(&self, merchant_id: &str, out_trade_no: &str) -> StoreResult<Option<Payment>> {
         let (merchant_id, out_trade_no) = (merchant_id.to_string(), out_trade_no.to_string());
         self.run(move |c| {
-            c.query_row(
-                &format!("SELECT {PAYMENT_COLUMNS} FROM payments WHERE merchant_id = ?1 AND out_trade_no = ?2"),
-                params![merchant_id, out_trade_no],
-                payment_row,
-            )
+            c.prepare_cached(&format!(
+                "SELECT {PAYMENT_COLUMNS} FROM payments WHERE merchant_id = ?1 AND out_trade_no = ?2"
+            ))?
+            .query_row(params![merchant_id, out_trade_no], payment_row)
             .optional()
             .map(|o| o.map(|(p, _)| p))
         })
@@ -440,9 +435,7 @@ impl Store for SqliteStore {
         let fingerprint = fingerprint.to_string();
         self.run(move |c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let existing = tx
-                .query_row(
-                    &format!("SELECT {REFUND_COLUMNS} FROM refunds WHERE merchant_id = ?1 AND out_refund_no = ?2"),
+            let existing = tx.prepare_cached(&format!("SELECT {REFUND_COLUMNS} FROM refunds WHERE merchant_id = ?1 AND out_refund_no = ?2"))?.query_row(
                     params![r.merchant_id, r.out_refund_no],
                     refund_row,
                 )
@@ -526,11 +519,10 @@ impl Store for SqliteStore {
     async fn refund_by_out_no(&self, merchant_id: &str, out_refund_no: &str) -> StoreResult<Option<Refund>> {
         let (merchant_id, out_refund_no) = (merchant_id.to_string(), out_refund_no.to_string());
         self.run(move |c| {
-            c.query_row(
-                &format!("SELECT {REFUND_COLUMNS} FROM refunds WHERE merchant_id = ?1 AND out_refund_no = ?2"),
-                params![merchant_id, out_refund_no],
-                refund_row,
-            )
+            c.prepare_cached(&format!(
+                "SELECT {REFUND_COLUMNS} FROM refunds WHERE merchant_id = ?1 AND out_refund_no = ?2"
+            ))?
+            .query_row(params![merchant_id, out_refund_no], refund_row)
             .optional()
             .map(|o| o.map(|(r, _)| r))
         })
@@ -542,9 +534,7 @@ impl Store for SqliteStore {
         let fingerprint = fingerprint.to_string();
         self.run(move |c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let existing = tx
-                .query_row(
-                    &format!("SELECT {PAYOUT_COLUMNS} FROM payouts WHERE merchant_id = ?1 AND out_payout_no = ?2"),
+            let existing = tx.prepare_cached(&format!("SELECT {PAYOUT_COLUMNS} FROM payouts WHERE merchant_id = ?1 AND out_payout_no = ?2"))?.query_row(
                     params![p.merchant_id, p.out_payout_no],
                     payout_row,
                 )
@@ -607,11 +597,10 @@ impl Store for SqliteStore {
     async fn payout_by_out_no(&self, merchant_id: &str, out_payout_no: &str) -> StoreResult<Option<Payout>> {
         let (merchant_id, out_payout_no) = (merchant_id.to_string(), out_payout_no.to_string());
         self.run(move |c| {
-            c.query_row(
-                &format!("SELECT {PAYOUT_COLUMNS} FROM payouts WHERE merchant_id = ?1 AND out_payout_no = ?2"),
-                params![merchant_id, out_payout_no],
-                payout_row,
-            )
+            c.prepare_cached(&format!(
+                "SELECT {PAYOUT_COLUMNS} FROM payouts WHERE merchant_id = ?1 AND out_payout_no = ?2"
+            ))?
+            .query_row(params![merchant_id, out_payout_no], payout_row)
             .optional()
             .map(|o| o.map(|(p, _)| p))
         })

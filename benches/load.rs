@@ -1,0 +1,499 @@
+//! Load benchmark, side by side in one run (`cargo bench --bench load`): the load generator
+//! straight to a provider stub (direct), through nginx `proxy_pass` with a keepalive upstream
+//! (passthrough: what a translation-free proxy costs here), and through payglot (queries and
+//! creates in every dialect, durable SQLite writes included). The stub is payglot's own sandbox
+//! (`payglot sandbox`) on core 1 with the generator; payglot and nginx each get core 0 alone
+//! (`taskset`). Loopback only, bounded: `PAYGLOT_BENCH_SECS` per scenario (default 5),
+//! `PAYGLOT_BENCH_CONCURRENCY` connections (default 32). Then a callback benchmark: verified
+//! callbacks per second through to persisted outbox rows. nginx is used when installed
+//! (`apt-get install nginx-light`), else the passthrough row says it was skipped.
+
+use payglot::api::auth::request_signature;
+use payglot::model::{now_unix, random_id};
+use payglot::upstream::Upstream;
+use serde_json::{json, Value};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const KEY: &str = "bench-merchant-key-0123456789";
+
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn pinned(core: &str, program: &str, args: &[&str]) -> Proc {
+    let taskset = Path::new("/usr/bin/taskset").exists();
+    let mut cmd = if taskset {
+        let mut c = Command::new("taskset");
+        c.args(["-c", core, program]);
+        c
+    } else {
+        Command::new(program)
+    };
+    Proc(
+        cmd.args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {program}: {e}")),
+    )
+}
+
+/// CPU seconds (user + system) a process has used, and its peak RSS in KiB.
+fn cpu_and_peak_rss(pid: u32) -> (f64, u64) {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    let cpu = (ticks(11) + ticks(12)) / 100.0;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let hwm = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    (cpu, hwm)
+}
+
+fn providers(stub: u16) -> String {
+    let b = format!("http://127.0.0.1:{stub}");
+    let account = |name: &str, dialect: &str, creds: &str| {
+        format!("  {name}:\n    dialect: {dialect}\n    base_url: {b}/{dialect}\n    credentials: {{ {creds} }}\n    max_connections: 256\n")
+    };
+    [
+        "providers:\n".to_string(),
+        account("xxpay", "xxpay", "mch_id: \"20001222\", app_id: app, key: bench-xxpay-key"),
+        account("xiaojitong", "xiaojitong", "mid: \"2\", key: bench-xjt-key"),
+        account(
+            "zhixiao",
+            "zhixiao",
+            "appid: partner1, appsecret: weiweixiao, aes_key: AD42F6697B035B7580E4FEF93BE20B4D",
+        ),
+        account("jings", "jings", "uid: \"10000001400000\", token: 10665CF54E90822951FE80330E9CF715"),
+        account("mct", "mct", "open_id: 87f46f5db1b65f0ac195285f49ee6958, open_key: 0828e83720fdbe3685a7b94214af04f9"),
+    ]
+    .concat()
+}
+
+fn merchants() -> String {
+    let mut m = String::from("merchants:\n");
+    for d in ["xxpay", "xiaojitong", "zhixiao", "jings", "mct"] {
+        m.push_str(&format!(
+            "  bench-{d}:\n    key: {KEY}\n    notify_url: http://127.0.0.1:9/notify\n    routes:\n      - to: {d}\n"
+        ));
+    }
+    m
+}
+
+/// A create body that dialect's sandbox takes.
+fn create_body(dialect: &str, no: &str) -> String {
+    let (channel, scene) = match dialect {
+        "xiaojitong" => ("wechat", "qr"),
+        "zhixiao" => ("alipay", "h5"),
+        "jings" => ("alipay", "web"),
+        "mct" => ("wechat", "qr"),
+        _ => ("alipay", "qr"),
+    };
+    json!({"out_trade_no": no, "amount": 19_800, "subject": "Tuition", "channel": channel, "scene": scene, "return_url": "https://s/r"}).to_string()
+}
+
+#[derive(Clone)]
+struct Target {
+    method: &'static str,
+    url: String,
+    /// Some(merchant): sign each request as this merchant; the body is made per request.
+    merchant: Option<String>,
+    path: String,
+    body: Arc<dyn Fn(u64) -> String + Send + Sync>,
+    content_type: &'static str,
+}
+
+struct Outcome {
+    requests: u64,
+    errors: u64,
+    secs: f64,
+    latencies_us: Vec<u32>,
+}
+
+async fn run(client: Arc<Upstream>, target: Target, secs: u64, concurrency: usize) -> Outcome {
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(secs);
+    let counter = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        let (client, target, counter) = (client.clone(), target.clone(), counter.clone());
+        tasks.push(tokio::spawn(async move {
+            let (mut lat, mut errors) = (Vec::new(), 0u64);
+            while Instant::now() < deadline {
+                let n = counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let body = (target.body)(n);
+                let (ts, nonce) = (now_unix().to_string(), random_id("n", 24));
+                let sig = target
+                    .merchant
+                    .as_ref()
+                    .map(|_| request_signature(KEY, &ts, &nonce, target.method, &target.path, body.as_bytes()));
+                let mut headers = vec![("content-type", target.content_type)];
+                if let (Some(m), Some(sig)) = (&target.merchant, &sig) {
+                    headers.extend([
+                        ("payglot-merchant", m.as_str()),
+                        ("payglot-timestamp", ts.as_str()),
+                        ("payglot-nonce", nonce.as_str()),
+                        ("payglot-signature", sig.as_str()),
+                    ]);
+                }
+                let t = Instant::now();
+                let answer = client.send(target.method, &target.url, &headers, body.into_bytes(), 2000, 10_000).await;
+                lat.push(t.elapsed().as_micros() as u32);
+                if !matches!(&answer, Ok(a) if a.status == 200) {
+                    errors += 1;
+                }
+            }
+            (lat, errors)
+        }));
+    }
+    let mut outcome = Outcome { requests: 0, errors: 0, secs: 0.0, latencies_us: Vec::new() };
+    for t in tasks {
+        let (lat, errors) = t.await.unwrap();
+        outcome.requests += lat.len() as u64;
+        outcome.errors += errors;
+        outcome.latencies_us.extend(lat);
+    }
+    outcome.secs = started.elapsed().as_secs_f64();
+    outcome.latencies_us.sort_unstable();
+    outcome
+}
+
+fn pct(sorted: &[u32], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize] as f64 / 1000.0
+}
+
+async fn wait_port(port: u16) {
+    for _ in 0..200 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("nothing listens on {port}");
+}
+
+fn main() {
+    let secs: u64 = std::env::var("PAYGLOT_BENCH_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(5);
+    let concurrency: usize = std::env::var("PAYGLOT_BENCH_CONCURRENCY").ok().and_then(|s| s.parse().ok()).unwrap_or(32);
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    rt.block_on(bench(secs, concurrency));
+}
+
+async fn bench(secs: u64, concurrency: usize) {
+    let bin = env!("CARGO_BIN_EXE_payglot");
+    let dir = tempfile::tempdir().unwrap();
+    let (stub, gw, admin, nginx_port) = (free_port(), free_port(), free_port(), free_port());
+    let common = format!("{}{}", providers(stub), merchants());
+    std::fs::write(dir.path().join("stub.yaml"), format!("listen: 127.0.0.1:{}\npublic_url: http://127.0.0.1:{gw}\nsandbox:\n  listen: 127.0.0.1:{stub}\n  notify_retry_secs: []\n{common}", free_port())).unwrap();
+    std::fs::write(
+        dir.path().join("gw.yaml"),
+        format!("listen: 127.0.0.1:{gw}\nadmin_listen: 127.0.0.1:{admin}\npublic_url: http://127.0.0.1:{gw}\nstore: sqlite://payglot.db\ndelivery:\n  retry_schedule_secs: [3600]\n{common}"),
+    )
+    .unwrap();
+    let stub_cfg = dir.path().join("stub.yaml").display().to_string();
+    let gw_cfg = dir.path().join("gw.yaml").display().to_string();
+    let _stub = pinned("1", bin, &["sandbox", "--config", &stub_cfg]);
+    let gateway = pinned("0", bin, &["serve", "--config", &gw_cfg]);
+    let nginx = which("nginx").map(|nginx| {
+        let conf = include_str!("nginx.conf")
+            .replace("{NGINX_PORT}", &nginx_port.to_string())
+            .replace("{STUB_PORT}", &stub.to_string());
+        std::fs::write(dir.path().join("nginx.conf"), conf).unwrap();
+        let conf = dir.path().join("nginx.conf").display().to_string();
+        let prefix = dir.path().display().to_string();
+        pinned("0", &nginx, &["-p", &prefix, "-c", &conf, "-g", "daemon off;"])
+    });
+    wait_port(stub).await;
+    wait_port(gw).await;
+    if nginx.is_some() {
+        wait_port(nginx_port).await;
+    }
+    let client = Arc::new(Upstream::new());
+    let gw_url = format!("http://127.0.0.1:{gw}");
+
+    // One pending payment per dialect to query, and a pre-signed stub query for the baseline.
+    let mut query_targets = Vec::new();
+    for d in ["xxpay", "xiaojitong", "zhixiao", "jings", "mct"] {
+        let no = format!("Q-{d}");
+        let body = create_body(d, &no);
+        let (ts, nonce) = (now_unix().to_string(), random_id("n", 24));
+        let sig = request_signature(KEY, &ts, &nonce, "POST", "/v1/payments", body.as_bytes());
+        let m = format!("bench-{d}");
+        let headers = [
+            ("payglot-merchant", m.as_str()),
+            ("payglot-timestamp", ts.as_str()),
+            ("payglot-nonce", nonce.as_str()),
+            ("payglot-signature", sig.as_str()),
+        ];
+        let a = client
+            .send("POST", &format!("{gw_url}/v1/payments"), &headers, body.into_bytes(), 2000, 10_000)
+            .await
+            .unwrap();
+        assert_eq!(a.status, 200, "{d}: {}", String::from_utf8_lossy(&a.body));
+        query_targets.push((d, m, format!("/v1/payments/{no}"), serde_json::from_slice::<Value>(&a.body).unwrap()));
+    }
+    let xxpay_payment: payglot::model::Payment = {
+        let p = &query_targets[0].3;
+        let mut pay = bench_payment();
+        pay.payment_id = p["payment_id"].as_str().unwrap().to_string();
+        pay
+    };
+    let mut cfg = payglot::config::ProviderConfig::for_tests("xxpay", "xxpay");
+    for (k, v) in [("mch_id", "20001222"), ("app_id", "app"), ("key", "bench-xxpay-key")] {
+        cfg.credentials.insert(k.into(), payglot::config::Secret::new(v));
+    }
+    let stub_query = payglot::dialects::build(&cfg).unwrap().query_payment(&xxpay_payment, now_unix()).unwrap();
+    let stub_body = String::from_utf8(stub_query.body).unwrap();
+
+    let mut rows: Vec<(String, Option<Outcome>, Option<(f64, u64)>)> = Vec::new();
+    let fixed = |s: String| -> Arc<dyn Fn(u64) -> String + Send + Sync> { Arc::new(move |_| s.clone()) };
+    let form = "application/x-www-form-urlencoded";
+    let direct = Target {
+        method: "POST",
+        url: format!("http://127.0.0.1:{stub}/xxpay/api/pay/query_order"),
+        merchant: None,
+        path: String::new(),
+        body: fixed(stub_body.clone()),
+        content_type: form,
+    };
+    rows.push((
+        "direct: generator -> stub (xxpay query)".into(),
+        Some(run(client.clone(), direct, secs, concurrency).await),
+        None,
+    ));
+    match &nginx {
+        Some(n) => {
+            let before = cpu_and_peak_rss(n.0.id());
+            let t = Target {
+                method: "POST",
+                url: format!("http://127.0.0.1:{nginx_port}/xxpay/api/pay/query_order"),
+                merchant: None,
+                path: String::new(),
+                body: fixed(stub_body.clone()),
+                content_type: form,
+            };
+            let o = run(client.clone(), t, secs, concurrency).await;
+            let after = cpu_and_peak_rss(n.0.id());
+            rows.push(("passthrough: nginx proxy_pass -> stub".into(), Some(o), Some((after.0 - before.0, after.1))));
+        }
+        None => rows.push(("passthrough: skipped (nginx not installed)".into(), None, None)),
+    }
+    let idle_rss = cpu_and_peak_rss(gateway.0.id()).1;
+    for (d, m, path, _) in &query_targets {
+        let before = cpu_and_peak_rss(gateway.0.id());
+        let t = Target {
+            method: "GET",
+            url: format!("{gw_url}{path}"),
+            merchant: Some(m.clone()),
+            path: path.clone(),
+            body: fixed(String::new()),
+            content_type: "application/json",
+        };
+        let o = run(client.clone(), t, secs, concurrency).await;
+        let after = cpu_and_peak_rss(gateway.0.id());
+        let note = if *d == "jings" { " (1 query/min/order: from the store)" } else { "" };
+        rows.push((format!("payglot query via {d}{note}"), Some(o), Some((after.0 - before.0, after.1))));
+    }
+    for d in ["xxpay", "xiaojitong", "zhixiao", "jings", "mct"] {
+        let before = cpu_and_peak_rss(gateway.0.id());
+        let dialect = d.to_string();
+        let run_id = random_id("", 6);
+        let body: Arc<dyn Fn(u64) -> String + Send + Sync> =
+            Arc::new(move |n| create_body(&dialect, &format!("C{run_id}{n}")));
+        let t = Target {
+            method: "POST",
+            url: format!("{gw_url}/v1/payments"),
+            merchant: Some(format!("bench-{d}")),
+            path: "/v1/payments".into(),
+            body,
+            content_type: "application/json",
+        };
+        let o = run(client.clone(), t, secs, concurrency).await;
+        let after = cpu_and_peak_rss(gateway.0.id());
+        let note = if d == "jings" { " (browser form: no provider call)" } else { "" };
+        rows.push((format!("payglot create via {d}{note}"), Some(o), Some((after.0 - before.0, after.1))));
+    }
+
+    let passthrough_rps = rows
+        .iter()
+        .find(|(n, _, _)| n.starts_with("passthrough:"))
+        .and_then(|(_, o, _)| o.as_ref())
+        .map(|o| o.requests as f64 / o.secs);
+    println!("\n{secs} s per scenario, {concurrency} connections; payglot and nginx on core 0, stub and generator on core 1\n");
+    println!(
+        "{:<58} {:>9} {:>8} {:>8} {:>8} {:>9} {:>8} {:>7}",
+        "scenario", "req/s", "p50 ms", "p99 ms", "p999 ms", "CPU µs/r", "RSS MiB", "x pass"
+    );
+    for (name, o, cpu) in &rows {
+        let Some(o) = o else {
+            println!("{name}");
+            continue;
+        };
+        let rps = o.requests as f64 / o.secs;
+        let cpu_per =
+            cpu.map(|(c, _)| format!("{:.0}", c * 1e6 / o.requests.max(1) as f64)).unwrap_or_else(|| "-".into());
+        let rss = cpu.map(|(_, r)| format!("{:.1}", r as f64 / 1024.0)).unwrap_or_else(|| "-".into());
+        let ratio = passthrough_rps
+            .filter(|_| name.starts_with("payglot"))
+            .map(|p| format!("{:.2}", rps / p))
+            .unwrap_or_else(|| "-".into());
+        let errors = if o.errors > 0 { format!("  ({} errors)", o.errors) } else { String::new() };
+        println!(
+            "{:<58} {:>9.0} {:>8.2} {:>8.2} {:>8.2} {:>9} {:>8} {:>7}{errors}",
+            name,
+            rps,
+            pct(&o.latencies_us, 0.5),
+            pct(&o.latencies_us, 0.99),
+            pct(&o.latencies_us, 0.999),
+            cpu_per,
+            rss,
+            ratio
+        );
+    }
+    println!("\npayglot idle RSS before load: {:.1} MiB", idle_rss as f64 / 1024.0);
+    callbacks(&client, &gw_url, &dir.path().join("payglot.db"), concurrency).await;
+    drop(gateway);
+}
+
+fn bench_payment() -> payglot::model::Payment {
+    use payglot::model::*;
+    Payment {
+        payment_id: String::new(),
+        merchant_id: "bench-xxpay".into(),
+        out_trade_no: "Q-xxpay".into(),
+        amount: 19_800,
+        currency: "CNY".into(),
+        subject: "Tuition".into(),
+        description: String::new(),
+        channel: Channel::Alipay,
+        scene: Scene::Qr,
+        status: PaymentStatus::Pending,
+        provider: "xxpay".into(),
+        provider_trade_no: None,
+        paid_amount: None,
+        paid_at: None,
+        refunded_amount: 0,
+        attach: None,
+        notify_url: None,
+        return_url: None,
+        action: None,
+        created_at: 0,
+        updated_at: 0,
+    }
+}
+
+/// Verified xxpay callbacks per second, each through to a persisted outbox row (SQLite,
+/// synchronous = FULL).
+async fn callbacks(client: &Arc<Upstream>, gw_url: &str, db: &Path, concurrency: usize) {
+    let n = 2000;
+    let mut ids = Vec::new();
+    let created = Instant::now();
+    for chunk in (0..n).collect::<Vec<_>>().chunks(concurrency) {
+        let mut tasks = Vec::new();
+        for i in chunk {
+            let (client, url) = (client.clone(), format!("{gw_url}/v1/payments"));
+            let body = create_body("xxpay", &format!("CB-{i}-{}", random_id("", 4)));
+            tasks.push(tokio::spawn(async move {
+                let (ts, nonce) = (now_unix().to_string(), random_id("n", 24));
+                let sig = request_signature(KEY, &ts, &nonce, "POST", "/v1/payments", body.as_bytes());
+                let h = [
+                    ("payglot-merchant", "bench-xxpay"),
+                    ("payglot-timestamp", ts.as_str()),
+                    ("payglot-nonce", nonce.as_str()),
+                    ("payglot-signature", sig.as_str()),
+                ];
+                let a = client.send("POST", &url, &h, body.into_bytes(), 2000, 10_000).await.unwrap();
+                serde_json::from_slice::<Value>(&a.body).unwrap()["payment_id"].as_str().unwrap().to_string()
+            }));
+        }
+        for t in tasks {
+            ids.push(t.await.unwrap());
+        }
+    }
+    let _ = created;
+    let bodies: Vec<String> = ids
+        .iter()
+        .map(|id| {
+            let f = [
+                ("payOrderId", "P01"),
+                ("mchId", "20001222"),
+                ("mchOrderNo", id.as_str()),
+                ("amount", "19800"),
+                ("status", "2"),
+                ("paySuccTime", "1505049094262"),
+            ];
+            payglot::dialects::xxpay::provider::notify_body(
+                f.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+                "bench-xxpay-key",
+            )
+        })
+        .collect();
+    let bodies = Arc::new(bodies);
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        let (client, bodies, next, url) =
+            (client.clone(), bodies.clone(), next.clone(), format!("{gw_url}/callbacks/xxpay"));
+        tasks.push(tokio::spawn(async move {
+            let mut acked = 0;
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some(body) = bodies.get(i) else { return acked };
+                let a = client
+                    .send(
+                        "POST",
+                        &url,
+                        &[("content-type", "application/x-www-form-urlencoded")],
+                        body.clone().into_bytes(),
+                        2000,
+                        10_000,
+                    )
+                    .await;
+                acked += matches!(&a, Ok(a) if a.body.as_ref() == b"success") as usize;
+            }
+        }));
+    }
+    let mut acked = 0;
+    for t in tasks {
+        acked += t.await.unwrap();
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let conn = rusqlite::Connection::open(db).unwrap();
+    let rows: i64 = conn
+        .query_row("SELECT COUNT(*) FROM events WHERE kind = 'payment.succeeded' AND payment_id LIKE 'P%'", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    println!(
+        "\ncallbacks: {acked} of {n} verified and acked in {secs:.2} s = {:.0} callbacks/s through to outbox rows (SQLite, synchronous=FULL); outbox rows for them: {rows}",
+        acked as f64 / secs
+    );
+}
+
+fn which(program: &str) -> Option<String> {
+    ["/usr/sbin", "/usr/bin", "/usr/local/sbin", "/usr/local/bin"]
+        .iter()
+        .map(|d| format!("{d}/{program}"))
+        .find(|p| Path::new(p).exists())
+}
