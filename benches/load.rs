@@ -120,6 +120,9 @@ struct Target {
     content_type: &'static str,
 }
 
+/// One line of the report: scenario, its outcome (None: skipped), server CPU s and peak RSS KiB.
+type Row = (String, Option<Outcome>, Option<(f64, u64)>);
+
 struct Outcome {
     requests: u64,
     errors: u64,
@@ -265,7 +268,7 @@ async fn bench(secs: u64, concurrency: usize) {
     let stub_query = payglot::dialects::build(&cfg).unwrap().query_payment(&xxpay_payment, now_unix()).unwrap();
     let stub_body = String::from_utf8(stub_query.body).unwrap();
 
-    let mut rows: Vec<(String, Option<Outcome>, Option<(f64, u64)>)> = Vec::new();
+    let mut rows: Vec<Row> = Vec::new();
     let fixed = |s: String| -> Arc<dyn Fn(u64) -> String + Send + Sync> { Arc::new(move |_| s.clone()) };
     let form = "application/x-www-form-urlencoded";
     let direct = Target {
