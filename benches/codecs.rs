@@ -40,6 +40,7 @@ fn payment(channel: Channel, scene: Scene) -> Payment {
         action: None,
         created_at: 0,
         updated_at: 0,
+        expires_at: i64::MAX,
     }
 }
 

@@ -402,6 +402,7 @@ fn bench_payment() -> payglot::model::Payment {
         action: None,
         created_at: 0,
         updated_at: 0,
+        expires_at: i64::MAX,
     }
 }
 

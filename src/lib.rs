@@ -101,6 +101,7 @@ pub async fn start(config_path: &Path, watch_config: bool) -> Result<Running, St
     }
 
     tasks.push(tokio::spawn(callbacks::delivery::run(gateway.clone(), shutdown_rx.clone())));
+    tasks.push(tokio::spawn(callbacks::requery::run(gateway.clone(), shutdown_rx.clone())));
 
     let watchers = if watch_config { Some(spawn_watchers(handle)?) } else { None };
     tracing::info!(%listen, admin = ?admin_listen, sandbox = ?sandbox_listen, "payglot serving");

@@ -117,6 +117,9 @@ pub struct Payment {
     pub action: Option<Action>,
     pub created_at: i64,
     pub updated_at: i64,
+    /// After this (unix seconds) an unpaid payment is closed: at the provider where it offers
+    /// close, else once the provider's own order lifetime has passed.
+    pub expires_at: i64,
 }
 
 string_enum!(
@@ -293,6 +296,7 @@ impl Payment {
             "action": self.action,
             "created_at": rfc3339(self.created_at),
             "updated_at": rfc3339(self.updated_at),
+            "expires_at": rfc3339(self.expires_at),
         })
     }
 }
@@ -366,7 +370,8 @@ impl NewEvent {
 
 /// Formats unix seconds as RFC 3339 UTC, the way every time leaves payglot.
 pub fn rfc3339(unix_seconds: i64) -> String {
-    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(unix_seconds.max(0) as u64);
+    // Clamped to 9999-12-31T23:59:59Z, the last instant RFC 3339 can write.
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(unix_seconds.clamp(0, 253_402_300_799) as u64);
     humantime::format_rfc3339_seconds(t).to_string()
 }
 

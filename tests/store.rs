@@ -32,6 +32,7 @@ fn payment(merchant: &str, out_trade_no: &str, amount: i64) -> Payment {
         action: None,
         created_at: 1,
         updated_at: 1,
+        expires_at: 7200,
     }
 }
 
@@ -100,16 +101,16 @@ pub async fn fresh_pg(url: &str, name: &str) -> PgStore {
 async fn payments_are_idempotent_and_settle_once() {
     for (backend, store, _dir) in stores("settle").await {
         let p = payment("m", "T-1", 100);
-        assert!(matches!(store.insert_payment(&p, "fp1").await.unwrap(), Inserted::New), "{backend}");
+        assert!(matches!(store.insert_payment(&p, "fp1", 100).await.unwrap(), Inserted::New), "{backend}");
         let mut again = payment("m", "T-1", 100);
         again.payment_id = new_payment_id(2);
-        match store.insert_payment(&again, "fp2").await.unwrap() {
+        match store.insert_payment(&again, "fp2", 100).await.unwrap() {
             Inserted::Existing(existing, fp) => {
                 assert_eq!((existing.payment_id.as_str(), fp.as_str()), (p.payment_id.as_str(), "fp1"), "{backend}")
             }
             Inserted::New => panic!("{backend}: a second payment with the same out_trade_no"),
         }
-        assert!(matches!(store.insert_payment(&payment("other", "T-1", 100), "fp").await.unwrap(), Inserted::New));
+        assert!(matches!(store.insert_payment(&payment("other", "T-1", 100), "fp", 100).await.unwrap(), Inserted::New));
 
         store.record_created(&p.payment_id, Some("PT-1"), &Action::None, 2).await.unwrap();
         let Settled::Moved(s) = store.settle_payment(&p.payment_id, &paid(), 3).await.unwrap() else {
@@ -145,7 +146,7 @@ async fn concurrent_duplicate_creates_make_one_payment() {
             tasks.push(tokio::spawn(async move {
                 let mut p = payment("m", "SAME", 100);
                 p.payment_id = format!("P{i:029}");
-                matches!(store.insert_payment(&p, "fp").await.unwrap(), Inserted::New)
+                matches!(store.insert_payment(&p, "fp", 100).await.unwrap(), Inserted::New)
             }));
         }
         let mut new = 0;
@@ -160,7 +161,7 @@ async fn concurrent_duplicate_creates_make_one_payment() {
 async fn refunds_never_exceed_what_was_paid() {
     for (backend, store, _dir) in stores("refunds").await {
         let p = payment("m", "T-R", 1000);
-        store.insert_payment(&p, "fp").await.unwrap();
+        store.insert_payment(&p, "fp", 100).await.unwrap();
         let r0 = refund(&p, "R-0", 10);
         assert!(
             matches!(store.insert_refund(&r0, "f").await.unwrap(), RefundInserted::NotPaid(PaymentStatus::Pending)),
@@ -198,7 +199,7 @@ async fn refunds_never_exceed_what_was_paid() {
 async fn the_outbox_is_claimed_in_order_with_leases() {
     for (backend, store, _dir) in stores("outbox").await {
         let p = payment("m", "T-O", 1000);
-        store.insert_payment(&p, "fp").await.unwrap();
+        store.insert_payment(&p, "fp", 100).await.unwrap();
         store.settle_payment(&p.payment_id, &paid(), 10).await.unwrap();
         let r = refund(&p, "R", 100);
         store.insert_refund(&r, "f").await.unwrap();
@@ -263,7 +264,7 @@ async fn nonces_payouts_and_open_counts() {
         assert!(matches!(store.insert_payout(&payout, "f").await.unwrap(), PayoutInserted::New));
         assert!(matches!(store.insert_payout(&payout, "f").await.unwrap(), PayoutInserted::Existing(..)));
         let p = payment("m", "T-C", 100);
-        store.insert_payment(&p, "fp").await.unwrap();
+        store.insert_payment(&p, "fp", 100).await.unwrap();
         assert_eq!(
             store.open_counts(&["acct".into(), "none".into()]).await.unwrap(),
             vec![("acct".into(), 2), ("none".into(), 0)]
@@ -277,5 +278,31 @@ async fn nonces_payouts_and_open_counts() {
         );
         assert_eq!(store.events_for_payment(&payout.payout_id).await.unwrap().len(), 1, "{backend}");
         assert_eq!(store.open_counts(&["acct".into()]).await.unwrap(), vec![("acct".into(), 1)]);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn due_checks_are_claimed_once_and_rescheduled() {
+    for (backend, store, _dir) in stores("checks").await {
+        let p = payment("m", "T-K", 100);
+        store.insert_payment(&p, "fp", 100).await.unwrap();
+        let paid_one = payment("m", "T-P", 100);
+        store.insert_payment(&paid_one, "fp", 100).await.unwrap();
+        store.settle_payment(&paid_one.payment_id, &paid(), 50).await.unwrap();
+        assert!(store.claim_due_checks(99, 10, 30).await.unwrap().is_empty(), "{backend}: not due yet");
+        let due = store.claim_due_checks(100, 10, 30).await.unwrap();
+        assert_eq!(due.len(), 1, "{backend}: pending payments only");
+        assert_eq!((due[0].0.payment_id.as_str(), due[0].1, due[0].0.expires_at), (p.payment_id.as_str(), 0, 7200));
+        assert!(
+            store.claim_due_checks(101, 10, 30).await.unwrap().is_empty(),
+            "{backend}: claimed by another instance"
+        );
+        assert_eq!(store.claim_due_checks(131, 10, 30).await.unwrap().len(), 1, "{backend}: the lease ended");
+        store.schedule_check(&p.payment_id, Some(200), 1).await.unwrap();
+        assert!(store.claim_due_checks(199, 10, 30).await.unwrap().is_empty());
+        let again = store.claim_due_checks(200, 10, 30).await.unwrap();
+        assert_eq!(again[0].1, 1, "{backend}: the count of checks");
+        store.schedule_check(&p.payment_id, None, 2).await.unwrap();
+        assert!(store.claim_due_checks(10_000, 10, 30).await.unwrap().is_empty(), "{backend}: no more checks");
     }
 }

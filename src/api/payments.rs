@@ -50,6 +50,10 @@ pub struct CreatePaymentRequest {
     pub auth_code: Option<String>,
     #[serde(default)]
     pub openid: Option<String>,
+    /// Seconds until an unpaid payment is closed (1 to 604800); default: the account's order
+    /// lifetime, else `requery.default_expire_secs`.
+    #[serde(default)]
+    pub expire_seconds: Option<i64>,
     /// Provider-specific fields (zhixiao: user_no, user_name, piaoju; mct: sub_appid,
     /// jump_url; jings: orderuid), passed to whichever dialect serves the payment.
     #[serde(default)]
@@ -89,6 +93,9 @@ impl CreatePaymentRequest {
         }
         if self.description.chars().count() > 256 {
             return bad("description: at most 256 characters".into());
+        }
+        if self.expire_seconds.is_some_and(|s| !(1..=604_800).contains(&s)) {
+            return bad("expire_seconds: 1 to 604800".into());
         }
         if self.attach.as_ref().is_some_and(|a| a.chars().count() > 256) {
             return bad("attach: at most 256 characters".into());
@@ -163,9 +170,11 @@ pub async fn create(
         action: None,
         created_at: now,
         updated_at: now,
+        expires_at: now + expire_seconds(live, &request, first),
     };
     let fingerprint = request.fingerprint();
-    match gateway.store.insert_payment(&payment, &fingerprint).await? {
+    let first_check_at = now + live.config.requery.schedule_secs.first().copied().unwrap_or(60) as i64;
+    match gateway.store.insert_payment(&payment, &fingerprint, first_check_at).await? {
         Inserted::Existing(existing, existing_fingerprint) => {
             return if existing_fingerprint == fingerprint {
                 Ok(Reply::json(200, &existing.to_merchant_json()))
@@ -197,6 +206,19 @@ pub async fn create(
     // No account took it: the payment can never be paid.
     gateway.store.fail_unaccepted(&payment.payment_id, now).await?;
     Err(last_error.unwrap_or_else(|| ApiError::internal("no provider account was tried")))
+}
+
+/// When an unpaid payment expires: the request's expire_seconds, else the account's order
+/// lifetime (routes.yaml, else its document's), else the configured default.
+fn expire_seconds(live: &LiveConfig, request: &CreatePaymentRequest, account: &str) -> i64 {
+    let lifetime = live
+        .config
+        .providers
+        .get(account)
+        .and_then(|p| p.order_lifetime_secs)
+        .map(|s| s as i64)
+        .or_else(|| live.dialect(account).and_then(|d| d.order_lifetime()).map(|d| d.as_secs() as i64));
+    request.expire_seconds.or(lifetime).unwrap_or(live.config.requery.default_expire_secs as i64)
 }
 
 /// How one account's create attempt ended, when it did not succeed.
@@ -362,15 +384,32 @@ pub async fn close(
         }
         PaymentStatus::Pending => {}
     }
+    let closed = close_at_provider(gateway, live, &payment, now).await?;
+    Ok(Reply::json(200, &closed.to_merchant_json()))
+}
+
+/// Closes a pending payment at its provider, then locally (`payment.closed`). If the provider
+/// refuses (perhaps it was just paid), its state is queried and the refusal returned.
+pub async fn close_at_provider(
+    gateway: &Gateway,
+    live: &LiveConfig,
+    payment: &Payment,
+    now: i64,
+) -> Result<Payment, ApiError> {
     let account = account(live, &payment.provider)?;
-    let call = account.dialect.close_payment(&payment, now).map_err(|e| dialect_error(account.name, e))?;
+    let call = account.dialect.close_payment(payment, now).map_err(|e| dialect_error(account.name, e))?;
     let answer = send(gateway, &account, &call).await.map_err(|(_, e)| e)?;
-    if let Err(e) = account.dialect.read_close(&payment, ProviderResponse { status: answer.status, body: &answer.body })
+    if let Err(e) = account.dialect.read_close(payment, ProviderResponse { status: answer.status, body: &answer.body })
     {
-        // The provider would not close it: perhaps it was just paid. Learn its state.
-        let _ = refresh_from_provider(gateway, live, &payment, now).await;
+        let _ = refresh_from_provider(gateway, live, payment, now).await;
         return Err(dialect_error(account.name, e));
     }
+    close_locally(gateway, payment, now).await
+}
+
+/// Moves a pending payment to closed (with its `payment.closed` event), for when the provider
+/// closed it or can no longer take money for it.
+pub async fn close_locally(gateway: &Gateway, payment: &Payment, now: i64) -> Result<Payment, ApiError> {
     let report = crate::dialects::PaymentReport {
         payment_id: payment.payment_id.clone(),
         provider_trade_no: None,
@@ -379,11 +418,10 @@ pub async fn close(
         paid_amount: None,
         paid_at: None,
     };
-    let closed = apply_report(gateway, &payment, &report, ReportSource::Query, now).await.map_err(|e| match e {
+    apply_report(gateway, payment, &report, ReportSource::Query, now).await.map_err(|e| match e {
         crate::callbacks::ReportError::Store(e) => ApiError::from(e),
         other => ApiError::internal(other.to_string()),
-    })?;
-    Ok(Reply::json(200, &closed.to_merchant_json()))
+    })
 }
 
 /// `GET /v1/payments/{payment_id}/checkout`: an HTML page that submits a `form_post` action

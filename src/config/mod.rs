@@ -31,6 +31,8 @@ struct RawConfig {
     sandbox: Option<RawSandbox>,
     #[serde(default)]
     delivery: Option<RawDelivery>,
+    #[serde(default)]
+    requery: Option<RawRequery>,
     providers: BTreeMap<String, RawProvider>,
     merchants: BTreeMap<String, RawMerchant>,
 }
@@ -60,6 +62,17 @@ struct RawDelivery {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+struct RawRequery {
+    #[serde(default)]
+    schedule_secs: Option<Vec<u64>>,
+    #[serde(default)]
+    default_expire_secs: Option<u64>,
+    #[serde(default)]
+    poll_ms: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct RawProvider {
     dialect: String,
     base_url: String,
@@ -71,6 +84,8 @@ struct RawProvider {
     connect_timeout_ms: Option<u64>,
     #[serde(default)]
     max_connections: Option<usize>,
+    #[serde(default)]
+    order_lifetime_secs: Option<u64>,
     #[serde(default)]
     circuit: Option<RawCircuit>,
     #[serde(default)]
@@ -153,6 +168,7 @@ pub struct Config {
     pub store: StoreUrl,
     pub sandbox: Option<SandboxConfig>,
     pub delivery: DeliveryConfig,
+    pub requery: RequeryConfig,
     pub providers: BTreeMap<String, ProviderConfig>,
     pub merchants: BTreeMap<String, MerchantConfig>,
 }
@@ -197,6 +213,22 @@ impl Default for DeliveryConfig {
     }
 }
 
+/// How payglot asks providers about payments whose callback has not come.
+#[derive(Debug, Clone, Serialize)]
+pub struct RequeryConfig {
+    /// Delays between checks of a pending payment; the last one repeats until it expires.
+    pub schedule_secs: Vec<u64>,
+    /// When a payment without `expire_seconds` (and an account without a lifetime) expires.
+    pub default_expire_secs: u64,
+    pub poll_ms: u64,
+}
+
+impl Default for RequeryConfig {
+    fn default() -> Self {
+        RequeryConfig { schedule_secs: vec![60, 120, 300, 600, 1800, 3600], default_expire_secs: 7200, poll_ms: 1000 }
+    }
+}
+
 /// One provider account.
 #[derive(Debug, Clone, Serialize)]
 pub struct ProviderConfig {
@@ -208,6 +240,9 @@ pub struct ProviderConfig {
     pub connect_timeout_ms: u64,
     /// At most this many calls in flight to the account at once.
     pub max_connections: usize,
+    /// How long the provider keeps an unpaid order payable (when ops know it); after it,
+    /// payglot may close an expired payment locally even where the provider offers no close.
+    pub order_lifetime_secs: Option<u64>,
     /// The circuit opens after this many consecutive failures...
     pub circuit_failures: u32,
     /// ...and sheds calls for this long before one probe.
@@ -231,6 +266,7 @@ impl ProviderConfig {
             timeout_ms: 5000,
             connect_timeout_ms: 1000,
             max_connections: 64,
+            order_lifetime_secs: None,
             circuit_failures: 5,
             circuit_open_ms: 30_000,
             products: BTreeMap::new(),
@@ -380,6 +416,18 @@ pub fn parse(text: &str, base_dir: &Path, env: &dyn Fn(&str) -> Option<String>) 
         }
     }
 
+    let mut requery = RequeryConfig::default();
+    if let Some(r) = &raw.requery {
+        if let Some(s) = &r.schedule_secs {
+            if s.is_empty() || s.contains(&0) {
+                errors.push("requery.schedule_secs: needs at least one delay, each more than 0".into());
+            }
+            requery.schedule_secs = s.clone();
+        }
+        requery.default_expire_secs = r.default_expire_secs.unwrap_or(requery.default_expire_secs);
+        requery.poll_ms = r.poll_ms.unwrap_or(requery.poll_ms).max(10);
+    }
+
     let mut providers = BTreeMap::new();
     if raw.providers.is_empty() {
         errors.push("providers: at least one provider account is needed".into());
@@ -447,6 +495,7 @@ pub fn parse(text: &str, base_dir: &Path, env: &dyn Fn(&str) -> Option<String>) 
             timeout_ms: p.timeout_ms.unwrap_or(5000),
             connect_timeout_ms: p.connect_timeout_ms.unwrap_or(2000),
             max_connections: p.max_connections.unwrap_or(64),
+            order_lifetime_secs: p.order_lifetime_secs,
             circuit_failures: p.circuit.as_ref().and_then(|c| c.failures).unwrap_or(5),
             circuit_open_ms: p.circuit.as_ref().and_then(|c| c.open_ms).unwrap_or(30_000),
             products: p.products.clone(),
@@ -504,6 +553,7 @@ pub fn parse(text: &str, base_dir: &Path, env: &dyn Fn(&str) -> Option<String>) 
         store: store.expect("checked"),
         sandbox,
         delivery,
+        requery,
         providers,
         merchants,
     })

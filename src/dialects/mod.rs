@@ -243,6 +243,11 @@ pub trait Dialect: Send + Sync {
         None
     }
 
+    /// How long the provider keeps an unpaid order payable, where its document says (zhixiao:
+    /// one hour). After it, an expired payment may be closed locally.
+    fn order_lifetime(&self) -> Option<Duration> {
+        None
+    }
     /// The provider's limit on queries of one order (jings: one a minute).
     fn query_interval(&self) -> Option<Duration> {
         None
@@ -449,6 +454,7 @@ pub mod tests_support {
             action: None,
             created_at: 0,
             updated_at: 0,
+            expires_at: i64::MAX,
         }
     }
 }

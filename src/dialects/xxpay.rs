@@ -532,6 +532,7 @@ mod tests {
             action: None,
             created_at: 0,
             updated_at: 0,
+            expires_at: i64::MAX,
         }
     }
 

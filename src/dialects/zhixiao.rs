@@ -396,6 +396,11 @@ impl Dialect for Zhixiao {
         CallbackReply { status: 200, content_type: "application/json", body }
     }
 
+    fn order_lifetime(&self) -> Option<std::time::Duration> {
+        // §2.1: 支付有效时间为 1 小时.
+        Some(std::time::Duration::from_secs(3600))
+    }
+
     fn close_payment(&self, payment: &Payment, _now: i64) -> Result<ProviderRequest, DialectError> {
         Ok(self.request(&self.paths[2], json!({"out_trade_no": payment.payment_id})))
     }

@@ -111,7 +111,15 @@ pub trait Store: Send + Sync {
 
     /// Writes a new pending payment before its provider is called, or returns the one this
     /// merchant already has under the same out_trade_no.
-    async fn insert_payment(&self, payment: &Payment, fingerprint: &str) -> StoreResult<Inserted>;
+    /// `first_check_at` is when payglot first asks the provider if no callback came.
+    async fn insert_payment(&self, payment: &Payment, fingerprint: &str, first_check_at: i64) -> StoreResult<Inserted>;
+
+    /// Claims pending payments whose next provider check is due, for `lease_secs`, with how
+    /// many checks each had; one instance checks a payment at a time.
+    async fn claim_due_checks(&self, now: i64, limit: usize, lease_secs: i64) -> StoreResult<Vec<(Payment, u32)>>;
+
+    /// Sets a payment's next check (`None`: no more) and releases its claim.
+    async fn schedule_check(&self, payment_id: &str, next_check_at: Option<i64>, checks: u32) -> StoreResult<()>;
 
     /// Moves a pending payment to another provider account (failover before any acceptance).
     async fn set_payment_provider(&self, payment_id: &str, provider: &str, now: i64) -> StoreResult<()>;

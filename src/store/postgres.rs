@@ -12,7 +12,8 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime, 
 use std::time::Duration;
 use tokio_postgres::{NoTls, Row};
 
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE payments (
     payment_id        TEXT PRIMARY KEY,
     merchant_id       TEXT NOT NULL,
@@ -98,7 +99,15 @@ CREATE TABLE payouts (
     updated_at         BIGINT NOT NULL,
     UNIQUE (merchant_id, out_payout_no)
 );
-"#];
+"#,
+    r#"
+ALTER TABLE payments ADD COLUMN expires_at BIGINT NOT NULL DEFAULT 9223372036854775807;
+ALTER TABLE payments ADD COLUMN next_check_at BIGINT;
+ALTER TABLE payments ADD COLUMN checks INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE payments ADD COLUMN check_claimed_until BIGINT;
+CREATE INDEX payments_checks ON payments (status, next_check_at);
+"#,
+];
 
 /// An arbitrary constant naming payglot's migration lock.
 const MIGRATION_LOCK: i64 = 0x0070_6179_676c_6f74;
@@ -115,7 +124,7 @@ fn parse<T: std::str::FromStr<Err = String>>(text: &str) -> Result<T, StoreError
     text.parse().map_err(StoreError)
 }
 
-const PAYMENT_COLUMNS: &str = "payment_id, merchant_id, out_trade_no, amount, currency, subject, description, channel, scene, status, provider, provider_trade_no, paid_amount, paid_at, refunded_amount, attach, notify_url, return_url, action, created_at, updated_at, fingerprint";
+const PAYMENT_COLUMNS: &str = "payment_id, merchant_id, out_trade_no, amount, currency, subject, description, channel, scene, status, provider, provider_trade_no, paid_amount, paid_at, refunded_amount, attach, notify_url, return_url, action, created_at, updated_at, fingerprint, expires_at";
 
 fn payment_row(row: &Row) -> Result<(Payment, String), StoreError> {
     let action: Option<String> = row.get(18);
@@ -142,6 +151,7 @@ fn payment_row(row: &Row) -> Result<(Payment, String), StoreError> {
             action: action.and_then(|a| serde_json::from_str(&a).ok()),
             created_at: row.get(19),
             updated_at: row.get(20),
+            expires_at: row.get(22),
         },
         row.get(21),
     ))
@@ -284,17 +294,17 @@ impl Store for PgStore {
         Ok(n == 1)
     }
 
-    async fn insert_payment(&self, p: &Payment, fingerprint: &str) -> StoreResult<Inserted> {
+    async fn insert_payment(&self, p: &Payment, fingerprint: &str, first_check_at: i64) -> StoreResult<Inserted> {
         let client = self.client().await?;
         let action = p.action.as_ref().map(|a| serde_json::to_string(a).expect("action serializes"));
         let inserted = client
             .execute(
-                &format!("INSERT INTO payments ({PAYMENT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22) ON CONFLICT (merchant_id, out_trade_no) DO NOTHING"),
+                &format!("INSERT INTO payments ({PAYMENT_COLUMNS}, next_check_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24) ON CONFLICT (merchant_id, out_trade_no) DO NOTHING"),
                 &[
                     &p.payment_id, &p.merchant_id, &p.out_trade_no, &p.amount, &p.currency, &p.subject, &p.description,
                     &p.channel.as_str(), &p.scene.as_str(), &p.status.as_str(), &p.provider, &p.provider_trade_no,
                     &p.paid_amount, &p.paid_at, &p.refunded_amount, &p.attach, &p.notify_url, &p.return_url, &action,
-                    &p.created_at, &p.updated_at, &fingerprint,
+                    &p.created_at, &p.updated_at, &fingerprint, &p.expires_at, &first_check_at,
                 ],
             )
             .await
@@ -615,6 +625,36 @@ impl Store for PgStore {
             out.push((p.clone(), n));
         }
         Ok(out)
+    }
+
+    async fn claim_due_checks(&self, now: i64, limit: usize, lease_secs: i64) -> StoreResult<Vec<(Payment, u32)>> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                &format!(
+                    "UPDATE payments SET check_claimed_until = $3 WHERE payment_id IN (
+                        SELECT payment_id FROM payments WHERE status = 'pending' AND next_check_at <= $1
+                          AND (check_claimed_until IS NULL OR check_claimed_until < $1)
+                        ORDER BY next_check_at LIMIT $2 FOR UPDATE SKIP LOCKED)
+                     RETURNING {PAYMENT_COLUMNS}, checks"
+                ),
+                &[&now, &(limit as i64), &(now + lease_secs)],
+            )
+            .await
+            .map_err(err)?;
+        rows.iter().map(|r| Ok((payment_row(r)?.0, r.get::<_, i32>(23) as u32))).collect()
+    }
+
+    async fn schedule_check(&self, payment_id: &str, next_check_at: Option<i64>, checks: u32) -> StoreResult<()> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "UPDATE payments SET next_check_at = $2, checks = $3, check_claimed_until = NULL WHERE payment_id = $1",
+                &[&payment_id, &next_check_at, &(checks as i32)],
+            )
+            .await
+            .map_err(err)?;
+        Ok(())
     }
 
     async fn claim_due_events(&self, now: i64, limit: usize, lease_secs: i64) -> StoreResult<Vec<OutboxEvent>> {

@@ -99,6 +99,13 @@ CREATE TABLE payouts (
     r#"
 ALTER TABLE events ADD COLUMN claimed_until INTEGER;
 "#,
+    r#"
+ALTER TABLE payments ADD COLUMN expires_at INTEGER NOT NULL DEFAULT 9223372036854775807;
+ALTER TABLE payments ADD COLUMN next_check_at INTEGER;
+ALTER TABLE payments ADD COLUMN checks INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE payments ADD COLUMN check_claimed_until INTEGER;
+CREATE INDEX payments_checks ON payments (status, next_check_at);
+"#,
 ];
 
 pub struct SqliteStore {
@@ -160,7 +167,7 @@ fn migrate(conn: &mut Connection) -> StoreResult<()> {
     Ok(())
 }
 
-const PAYMENT_COLUMNS: &str = "payment_id, merchant_id, out_trade_no, amount, currency, subject, description, channel, scene, status, provider, provider_trade_no, paid_amount, paid_at, refunded_amount, attach, notify_url, return_url, action, created_at, updated_at, fingerprint";
+const PAYMENT_COLUMNS: &str = "payment_id, merchant_id, out_trade_no, amount, currency, subject, description, channel, scene, status, provider, provider_trade_no, paid_amount, paid_at, refunded_amount, attach, notify_url, return_url, action, created_at, updated_at, fingerprint, expires_at";
 
 fn parse_column<T: std::str::FromStr<Err = String>>(row: &Row<'_>, i: usize) -> rusqlite::Result<T> {
     let text: String = row.get(i)?;
@@ -192,6 +199,7 @@ fn payment_row(row: &Row<'_>) -> rusqlite::Result<(Payment, String)> {
         action: action.and_then(|a| serde_json::from_str(&a).ok()),
         created_at: row.get(19)?,
         updated_at: row.get(20)?,
+        expires_at: row.get(22)?,
     };
     Ok((payment, row.get(21)?))
 }
@@ -305,7 +313,7 @@ impl Store for SqliteStore {
         }
     }
 
-    async fn insert_payment(&self, payment: &Payment, fingerprint: &str) -> StoreResult<Inserted> {
+    async fn insert_payment(&self, payment: &Payment, fingerprint: &str, first_check_at: i64) -> StoreResult<Inserted> {
         let p = payment.clone();
         let fingerprint = fingerprint.to_string();
         self.run(move |c| {
@@ -319,14 +327,14 @@ impl Store for SqliteStore {
                 return Ok(Inserted::Existing(Box::new(existing), fp));
             }
             tx.execute(
-                &format!("INSERT INTO payments ({PAYMENT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22)"),
+                &format!("INSERT INTO payments ({PAYMENT_COLUMNS}, next_check_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24)"),
                 params![
                     p.payment_id, p.merchant_id, p.out_trade_no, p.amount, p.currency, p.subject,
                     p.description, p.channel.as_str(), p.scene.as_str(), p.status.as_str(), p.provider,
                     p.provider_trade_no, p.paid_amount, p.paid_at, p.refunded_amount, p.attach,
                     p.notify_url, p.return_url,
                     p.action.as_ref().map(|a| serde_json::to_string(a).expect("action serializes")),
-                    p.created_at, p.updated_at, fingerprint
+                    p.created_at, p.updated_at, fingerprint, p.expires_at, first_check_at
                 ],
             )?;
             tx.commit()?;
@@ -627,6 +635,42 @@ impl Store for SqliteStore {
                 out.push((p, n));
             }
             Ok(out)
+        })
+        .await
+    }
+
+    async fn claim_due_checks(&self, now: i64, limit: usize, lease_secs: i64) -> StoreResult<Vec<(Payment, u32)>> {
+        self.run(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let due: Vec<(Payment, u32)> = {
+                let mut stmt = tx.prepare_cached(&format!(
+                    "SELECT {PAYMENT_COLUMNS}, checks FROM payments WHERE status = 'pending' AND next_check_at <= ?1
+                     AND (check_claimed_until IS NULL OR check_claimed_until < ?1) ORDER BY next_check_at LIMIT ?2"
+                ))?;
+                let rows = stmt
+                    .query_map(params![now, limit as i64], |row| Ok((payment_row(row)?.0, row.get::<_, u32>(23)?)))?;
+                rows.collect::<rusqlite::Result<_>>()?
+            };
+            for (p, _) in &due {
+                tx.execute(
+                    "UPDATE payments SET check_claimed_until = ?2 WHERE payment_id = ?1",
+                    params![p.payment_id, now + lease_secs],
+                )?;
+            }
+            tx.commit()?;
+            Ok(due)
+        })
+        .await
+    }
+
+    async fn schedule_check(&self, payment_id: &str, next_check_at: Option<i64>, checks: u32) -> StoreResult<()> {
+        let payment_id = payment_id.to_string();
+        self.run(move |c| {
+            c.execute(
+                "UPDATE payments SET next_check_at = ?2, checks = ?3, check_claimed_until = NULL WHERE payment_id = ?1",
+                params![payment_id, next_check_at, checks],
+            )
+            .map(|_| ())
         })
         .await
     }

@@ -189,6 +189,8 @@ pub struct Gateway {
     pub store: String,
     /// Whether this gateway runs the sandbox (a second instance uses the first one's).
     pub embedded_sandbox: bool,
+    /// Extra top-level routes.yaml sections (a test's `requery:` schedule, say).
+    pub extra_yaml: String,
     child: Option<Child>,
     client: Upstream,
 }
@@ -206,6 +208,7 @@ impl Gateway {
             public_url: format!("http://127.0.0.1:{port}"),
             store: "sqlite://payglot.db".into(),
             embedded_sandbox: true,
+            extra_yaml: String::new(),
             admin_port: free_port(),
             sandbox_port: free_port(),
             notify_url: notify_url.to_string(),
@@ -232,7 +235,7 @@ impl Gateway {
         };
         format!(
             "listen: 127.0.0.1:{}\nadmin_listen: 127.0.0.1:{}\npublic_url: {}\nstore: {}\n{}\
-             delivery:\n  retry_schedule_secs: [1]\n  poll_ms: 100\n  timeout_ms: 2000\n  lease_secs: 3\n\
+             delivery:\n  retry_schedule_secs: [1]\n  poll_ms: 100\n  timeout_ms: 2000\n  lease_secs: 3\n{}\
              providers:\n  xxpay-a:\n{}  xxpay-b:\n{}{}{extra_providers}\
              merchants:\n  {MERCHANT}:\n    key: {MERCHANT_KEY}\n    notify_url: {}\n    routes:\n{school_a_routes}{}",
             self.port,
@@ -244,6 +247,7 @@ impl Gateway {
             } else {
                 String::new()
             },
+            self.extra_yaml,
             account(XXPAY_A),
             account(XXPAY_B),
             self.other_dialects(),
