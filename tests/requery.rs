@@ -115,3 +115,23 @@ async fn without_a_provider_close_only_a_known_order_lifetime_allows_closing() {
     assert_eq!(q["status"], "pending", "xxpay offers no close and its lifetime is unknown: kept pending");
     assert_eq!(merchant.events().len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn payouts_whose_callback_is_lost_are_settled_by_query() {
+    let mut merchant = MerchantServer::new();
+    merchant.start().await;
+    let gw = gateway(&merchant, "", "xxpay-a").await;
+    gw.sandbox_fault("xxpay", "drop_callbacks").await;
+    let payout = json!({"out_payout_no": "W-Q", "amount": 500,
+        "payee": {"account_type": "bank", "account_name": "张三", "account_no": "6222021234567890123", "bank_code": "HPT00003",
+                  "bank_name": "中国建设银行", "province": "江苏", "city": "南京"}});
+    let (status, p) = gw.call("POST", "/v1/payouts", &payout.to_string()).await;
+    assert_eq!((status, p["status"].as_str()), (200, Some("pending")), "{p}");
+    gw.complete_payout(p["payout_id"].as_str().unwrap()).await;
+    let ev = events(&merchant, 1).await;
+    let body = ev[0].json();
+    assert_eq!(
+        (body["type"].as_str(), body["data"]["out_payout_no"].as_str()),
+        (Some("payout.succeeded"), Some("W-Q"))
+    );
+}

@@ -149,27 +149,25 @@ pub async fn query(
     if payout.status != TransferStatus::Pending {
         return Ok(Reply::json(200, &payout.to_merchant_json()));
     }
-    let Ok(account) = account(live, &payout.provider) else {
-        return Ok(Reply::json(200, &payout.to_merchant_json()));
-    };
-    let Ok(call) = account.dialect.query_payout(&payout, now) else {
-        return Ok(Reply::json(200, &payout.to_merchant_json()));
-    };
-    let report = match send(gateway, &account, &call).await {
-        Ok(answer) => {
-            account.dialect.read_payout_query(&payout, ProviderResponse { status: answer.status, body: &answer.body })
-        }
-        Err((e, _)) => {
-            tracing::warn!(payout_id = %payout.payout_id, error = %e, "payout query failed; answering from the store");
-            return Ok(Reply::json(200, &payout.to_merchant_json()));
-        }
-    };
-    let current = match report {
-        Ok(r) => apply_payout_report(gateway, &payout, &r, now).await.unwrap_or(payout),
-        Err(e) => {
-            tracing::warn!(payout_id = %payout.payout_id, error = %e, "payout query answer refused");
-            payout
-        }
-    };
+    let current = refresh_payout(gateway, live, &payout, now).await.unwrap_or(payout);
     Ok(Reply::json(200, &current.to_merchant_json()))
+}
+
+/// Asks a pending payout's provider about it and applies a verified answer (with its event).
+/// `Err(true)` when the provider offers no payout query, `Err(false)` when it could not tell.
+pub async fn refresh_payout(gateway: &Gateway, live: &LiveConfig, payout: &Payout, now: i64) -> Result<Payout, bool> {
+    let account = account(live, &payout.provider).map_err(|_| false)?;
+    let call = account.dialect.query_payout(payout, now).map_err(|e| matches!(e, DialectError::Unsupported(_)))?;
+    let answer = send(gateway, &account, &call).await.map_err(|(e, _)| {
+        tracing::warn!(payout_id = %payout.payout_id, error = %e, "payout query failed");
+        false
+    })?;
+    let report = account
+        .dialect
+        .read_payout_query(payout, ProviderResponse { status: answer.status, body: &answer.body })
+        .map_err(|e| {
+            tracing::warn!(payout_id = %payout.payout_id, error = %e, "payout query answer refused");
+            false
+        })?;
+    apply_payout_report(gateway, payout, &report, now).await.map_err(|_| false)
 }

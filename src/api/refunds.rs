@@ -140,36 +140,34 @@ pub async fn query(
     if refund.status != TransferStatus::Pending {
         return Ok(Reply::json(200, &refund.to_merchant_json()));
     }
-    let Ok(account) = account(live, &refund.provider) else {
-        return Ok(Reply::json(200, &refund.to_merchant_json()));
-    };
-    // Providers without a refund query: the stored state is the answer.
-    let Ok(call) = account.dialect.query_refund(&refund, now) else {
-        return Ok(Reply::json(200, &refund.to_merchant_json()));
-    };
-    let report = match send(gateway, &account, &call).await {
-        Ok(answer) => {
-            account.dialect.read_refund_query(&refund, ProviderResponse { status: answer.status, body: &answer.body })
-        }
-        Err((e, _)) => {
-            tracing::warn!(refund_id = %refund.refund_id, error = %e, "refund query failed; answering from the store");
-            return Ok(Reply::json(200, &refund.to_merchant_json()));
-        }
-    };
-    match report {
-        Ok(r) => {
-            let settled = gateway
-                .store
-                .settle_refund(&refund.refund_id, r.status, r.provider_refund_no.as_deref(), true, now)
-                .await?;
-            if settled.status != TransferStatus::Pending {
-                gateway.outbox_wake.notify_one();
-            }
-            Ok(Reply::json(200, &settled.to_merchant_json()))
-        }
-        Err(e) => {
+    let current = refresh_refund(gateway, live, &refund, now).await.unwrap_or(refund);
+    Ok(Reply::json(200, &current.to_merchant_json()))
+}
+
+/// Asks a pending refund's provider about it and applies a verified answer (with its event).
+/// `Err(true)` when the provider offers no refund query (the stored state is all there is),
+/// `Err(false)` when it could not tell now.
+pub async fn refresh_refund(gateway: &Gateway, live: &LiveConfig, refund: &Refund, now: i64) -> Result<Refund, bool> {
+    let account = account(live, &refund.provider).map_err(|_| false)?;
+    let call = account.dialect.query_refund(refund, now).map_err(|e| matches!(e, DialectError::Unsupported(_)))?;
+    let answer = send(gateway, &account, &call).await.map_err(|(e, _)| {
+        tracing::warn!(refund_id = %refund.refund_id, error = %e, "refund query failed");
+        false
+    })?;
+    let report = account
+        .dialect
+        .read_refund_query(refund, ProviderResponse { status: answer.status, body: &answer.body })
+        .map_err(|e| {
             tracing::warn!(refund_id = %refund.refund_id, error = %e, "refund query answer refused");
-            Ok(Reply::json(200, &refund.to_merchant_json()))
-        }
+            false
+        })?;
+    let settled = gateway
+        .store
+        .settle_refund(&refund.refund_id, report.status, report.provider_refund_no.as_deref(), true, now)
+        .await
+        .map_err(|_| false)?;
+    if settled.status != TransferStatus::Pending {
+        gateway.outbox_wake.notify_one();
     }
+    Ok(settled)
 }

@@ -11,13 +11,18 @@
 //! pending and keeps being asked hourly. A payment whose provider cannot be reached, or whose
 //! rate limit says not now, is never closed on that check.
 //!
+//! Refunds and payouts that are not final are asked about on the same schedule, where the
+//! provider offers a refund or payout query (a verified answer writes their event).
+//!
 //! Each due payment is claimed in the store for a lease, so with several instances on one
 //! PostgreSQL store each payment is checked by one instance at a time.
 
 use crate::api::payments::{close_at_provider, close_locally, refresh_from_provider};
+use crate::api::payouts::refresh_payout;
+use crate::api::refunds::refresh_refund;
 use crate::config::LiveConfig;
 use crate::dialects::DialectError;
-use crate::model::{now_unix, Payment};
+use crate::model::{now_unix, Payment, TransferStatus};
 use crate::server::Gateway;
 use std::sync::Arc;
 use std::time::Duration;
@@ -60,9 +65,42 @@ pub async fn check_due(gateway: &Arc<Gateway>) -> usize {
             return 0;
         }
     };
-    let count = due.len();
     let live = gateway.config.current();
+    let first_delay = live.config.requery.schedule_secs.first().copied().unwrap_or(60) as i64;
+    let (refunds, payouts) =
+        match gateway.store.claim_due_transfer_checks(now_unix(), first_delay, BATCH, LEASE_SECS).await {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read refunds and payouts due for a check");
+                (Vec::new(), Vec::new())
+            }
+        };
+    let count = due.len() + refunds.len() + payouts.len();
     let mut checks = JoinSet::new();
+    for (refund, done) in refunds {
+        let (gateway, live) = (gateway.clone(), live.clone());
+        checks.spawn(async move {
+            let now = now_unix();
+            let next = match refresh_refund(&gateway, &live, &refund, now).await {
+                Ok(r) if r.status != TransferStatus::Pending => None,
+                Err(true) => None,
+                _ => Some(next_check(&live.config.requery.schedule_secs, done + 1, now)),
+            };
+            let _ = gateway.store.schedule_transfer_check(true, &refund.refund_id, next, done + 1).await;
+        });
+    }
+    for (payout, done) in payouts {
+        let (gateway, live) = (gateway.clone(), live.clone());
+        checks.spawn(async move {
+            let now = now_unix();
+            let next = match refresh_payout(&gateway, &live, &payout, now).await {
+                Ok(p) if p.status != TransferStatus::Pending => None,
+                Err(true) => None,
+                _ => Some(next_check(&live.config.requery.schedule_secs, done + 1, now)),
+            };
+            let _ = gateway.store.schedule_transfer_check(false, &payout.payout_id, next, done + 1).await;
+        });
+    }
     for (payment, done) in due {
         let (gateway, live) = (gateway.clone(), live.clone());
         checks.spawn(async move { check(&gateway, &live, payment, done).await });

@@ -118,6 +118,29 @@ pub trait Store: Send + Sync {
     /// many checks each had; one instance checks a payment at a time.
     async fn claim_due_checks(&self, now: i64, limit: usize, lease_secs: i64) -> StoreResult<Vec<(Payment, u32)>>;
 
+    /// Claims pending refunds and payouts whose next provider check is due (the first one
+    /// `first_delay` after creation), for `lease_secs`.
+    async fn claim_due_transfer_checks(
+        &self,
+        now: i64,
+        first_delay: i64,
+        limit: usize,
+        lease_secs: i64,
+    ) -> StoreResult<(Vec<(Refund, u32)>, Vec<(Payout, u32)>)>;
+
+    /// Sets a refund's (`is_refund`) or payout's next check and releases its claim.
+    async fn schedule_transfer_check(
+        &self,
+        is_refund: bool,
+        id: &str,
+        next_check_at: Option<i64>,
+        checks: u32,
+    ) -> StoreResult<()>;
+
+    /// Payments of one provider account created in `[from, to)` (unix seconds), for
+    /// reconciliation.
+    async fn payments_created_between(&self, provider: &str, from: i64, to: i64) -> StoreResult<Vec<Payment>>;
+
     /// Sets a payment's next check (`None`: no more) and releases its claim.
     async fn schedule_check(&self, payment_id: &str, next_check_at: Option<i64>, checks: u32) -> StoreResult<()>;
 

@@ -107,6 +107,15 @@ ALTER TABLE payments ADD COLUMN checks INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE payments ADD COLUMN check_claimed_until BIGINT;
 CREATE INDEX payments_checks ON payments (status, next_check_at);
 "#,
+    r#"
+ALTER TABLE refunds ADD COLUMN next_check_at BIGINT;
+ALTER TABLE refunds ADD COLUMN checks INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE refunds ADD COLUMN check_claimed_until BIGINT;
+ALTER TABLE payouts ADD COLUMN next_check_at BIGINT;
+ALTER TABLE payouts ADD COLUMN checks INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE payouts ADD COLUMN check_claimed_until BIGINT;
+CREATE INDEX payments_created ON payments (provider, created_at);
+"#,
 ];
 
 /// An arbitrary constant naming payglot's migration lock.
@@ -643,6 +652,67 @@ impl Store for PgStore {
             .await
             .map_err(err)?;
         rows.iter().map(|r| Ok((payment_row(r)?.0, r.get::<_, i32>(23) as u32))).collect()
+    }
+
+    async fn claim_due_transfer_checks(
+        &self,
+        now: i64,
+        first_delay: i64,
+        limit: usize,
+        lease_secs: i64,
+    ) -> StoreResult<(Vec<(Refund, u32)>, Vec<(Payout, u32)>)> {
+        let client = self.client().await?;
+        let due = "status = 'pending' AND COALESCE(next_check_at, created_at + $2) <= $1 AND (check_claimed_until IS NULL OR check_claimed_until < $1)";
+        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 4] =
+            [&now, &first_delay, &(limit as i64), &(now + lease_secs)];
+        let refunds = client
+            .query(
+                &format!("UPDATE refunds SET check_claimed_until = $4 WHERE refund_id IN (SELECT refund_id FROM refunds WHERE {due} LIMIT $3 FOR UPDATE SKIP LOCKED) RETURNING {REFUND_COLUMNS}, checks"),
+                &params,
+            )
+            .await
+            .map_err(err)?;
+        let payouts = client
+            .query(
+                &format!("UPDATE payouts SET check_claimed_until = $4 WHERE payout_id IN (SELECT payout_id FROM payouts WHERE {due} LIMIT $3 FOR UPDATE SKIP LOCKED) RETURNING {PAYOUT_COLUMNS}, checks"),
+                &params,
+            )
+            .await
+            .map_err(err)?;
+        let refunds =
+            refunds.iter().map(|r| Ok((refund_row(r)?.0, r.get::<_, i32>(13) as u32))).collect::<StoreResult<_>>()?;
+        let payouts =
+            payouts.iter().map(|r| Ok((payout_row(r)?.0, r.get::<_, i32>(14) as u32))).collect::<StoreResult<_>>()?;
+        Ok((refunds, payouts))
+    }
+
+    async fn schedule_transfer_check(
+        &self,
+        is_refund: bool,
+        id: &str,
+        next_check_at: Option<i64>,
+        checks: u32,
+    ) -> StoreResult<()> {
+        let client = self.client().await?;
+        let sql = if is_refund {
+            "UPDATE refunds SET next_check_at = $2, checks = $3, check_claimed_until = NULL WHERE refund_id = $1"
+        } else {
+            "UPDATE payouts SET next_check_at = $2, checks = $3, check_claimed_until = NULL WHERE payout_id = $1"
+        };
+        client.execute(sql, &[&id, &next_check_at.unwrap_or(i64::MAX), &(checks as i32)]).await.map_err(err)?;
+        Ok(())
+    }
+
+    async fn payments_created_between(&self, provider: &str, from: i64, to: i64) -> StoreResult<Vec<Payment>> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                &format!("SELECT {PAYMENT_COLUMNS} FROM payments WHERE provider = $1 AND created_at >= $2 AND created_at < $3 ORDER BY created_at"),
+                &[&provider, &from, &to],
+            )
+            .await
+            .map_err(err)?;
+        rows.iter().map(|r| payment_row(r).map(|(p, _)| p)).collect()
     }
 
     async fn schedule_check(&self, payment_id: &str, next_check_at: Option<i64>, checks: u32) -> StoreResult<()> {

@@ -106,6 +106,15 @@ ALTER TABLE payments ADD COLUMN checks INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE payments ADD COLUMN check_claimed_until INTEGER;
 CREATE INDEX payments_checks ON payments (status, next_check_at);
 "#,
+    r#"
+ALTER TABLE refunds ADD COLUMN next_check_at INTEGER;
+ALTER TABLE refunds ADD COLUMN checks INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE refunds ADD COLUMN check_claimed_until INTEGER;
+ALTER TABLE payouts ADD COLUMN next_check_at INTEGER;
+ALTER TABLE payouts ADD COLUMN checks INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE payouts ADD COLUMN check_claimed_until INTEGER;
+CREATE INDEX payments_created ON payments (provider, created_at);
+"#,
 ];
 
 pub struct SqliteStore {
@@ -659,6 +668,66 @@ impl Store for SqliteStore {
             }
             tx.commit()?;
             Ok(due)
+        })
+        .await
+    }
+
+    async fn claim_due_transfer_checks(
+        &self,
+        now: i64,
+        first_delay: i64,
+        limit: usize,
+        lease_secs: i64,
+    ) -> StoreResult<(Vec<(Refund, u32)>, Vec<(Payout, u32)>)> {
+        self.run(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let due = "status = 'pending' AND COALESCE(next_check_at, created_at + ?2) <= ?1 AND (check_claimed_until IS NULL OR check_claimed_until < ?1)";
+            let refunds: Vec<(Refund, u32)> = {
+                let mut stmt = tx.prepare_cached(&format!("SELECT {REFUND_COLUMNS}, checks FROM refunds WHERE {due} LIMIT ?3"))?;
+                let rows = stmt.query_map(params![now, first_delay, limit as i64], |r| Ok((refund_row(r)?.0, r.get::<_, u32>(13)?)))?;
+                rows.collect::<rusqlite::Result<_>>()?
+            };
+            let payouts: Vec<(Payout, u32)> = {
+                let mut stmt = tx.prepare_cached(&format!("SELECT {PAYOUT_COLUMNS}, checks FROM payouts WHERE {due} LIMIT ?3"))?;
+                let rows = stmt.query_map(params![now, first_delay, limit as i64], |r| Ok((payout_row(r)?.0, r.get::<_, u32>(14)?)))?;
+                rows.collect::<rusqlite::Result<_>>()?
+            };
+            for (r, _) in &refunds {
+                tx.execute("UPDATE refunds SET check_claimed_until = ?2 WHERE refund_id = ?1", params![r.refund_id, now + lease_secs])?;
+            }
+            for (p, _) in &payouts {
+                tx.execute("UPDATE payouts SET check_claimed_until = ?2 WHERE payout_id = ?1", params![p.payout_id, now + lease_secs])?;
+            }
+            tx.commit()?;
+            Ok((refunds, payouts))
+        })
+        .await
+    }
+
+    async fn schedule_transfer_check(
+        &self,
+        is_refund: bool,
+        id: &str,
+        next_check_at: Option<i64>,
+        checks: u32,
+    ) -> StoreResult<()> {
+        let id = id.to_string();
+        let sql = if is_refund {
+            "UPDATE refunds SET next_check_at = ?2, checks = ?3, check_claimed_until = NULL WHERE refund_id = ?1"
+        } else {
+            "UPDATE payouts SET next_check_at = ?2, checks = ?3, check_claimed_until = NULL WHERE payout_id = ?1"
+        };
+        self.run(move |c| c.execute(sql, params![id, next_check_at.unwrap_or(i64::MAX), checks]).map(|_| ())).await
+    }
+
+    async fn payments_created_between(&self, provider: &str, from: i64, to: i64) -> StoreResult<Vec<Payment>> {
+        let provider = provider.to_string();
+        self.run(move |c| {
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT {PAYMENT_COLUMNS} FROM payments WHERE provider = ?1 AND created_at >= ?2 AND created_at < ?3 ORDER BY created_at"
+            ))?;
+            let rows = stmt.query_map(params![provider, from, to], |r| Ok(payment_row(r)?.0))?;
+            rows.collect()
         })
         .await
     }
