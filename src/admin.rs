@@ -1,6 +1,8 @@
 //! The admin listener (loopback by default): `/healthz`, `/readyz` (config loaded and store
 //! answering), `GET /admin/config` (the live config, every secret redacted),
-//! `GET /admin/circuits` (each provider account's circuit breaker) and `POST /admin/reload`.
+//! `GET /admin/circuits` (each provider account's circuit breaker), `POST /admin/reload`, and
+//! `GET /admin/reconcile?provider=ID&date=YYYY-MM-DD` (`POST ...&settle=true` settles missed
+//! payments).
 
 use crate::server::{read_request, serve_http, Gateway, Reply};
 use serde_json::json;
@@ -8,8 +10,34 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-async fn handle(gateway: &Gateway, method: &str, path: &str) -> Reply {
+async fn handle(gateway: &Gateway, method: &str, path: &str, query: &str) -> Reply {
     match (method, path) {
+        ("GET" | "POST", "/admin/reconcile") => {
+            let q: std::collections::HashMap<String, String> =
+                form_urlencoded::parse(query.as_bytes()).into_owned().collect();
+            let (Some(provider), Some(date)) = (q.get("provider"), q.get("date")) else {
+                return Reply::json(
+                    400,
+                    &json!({"error": {"code": "invalid_request", "message": "provider and date (YYYY-MM-DD) are required"}}),
+                );
+            };
+            // Settling changes state: POST only.
+            let settle = method == "POST" && q.get("settle").map(String::as_str) == Some("true");
+            let live = gateway.config.current();
+            match crate::callbacks::reconcile::reconcile(
+                gateway,
+                &live,
+                provider,
+                date,
+                settle,
+                crate::model::now_unix(),
+            )
+            .await
+            {
+                Ok(report) => Reply::json(200, &json!(report)),
+                Err(e) => Reply::json(400, &json!({"error": {"code": "invalid_request", "message": e}})),
+            }
+        }
         ("GET", "/healthz") => Reply::json(200, &json!({"status": "ok"})),
         ("GET", "/readyz") => match gateway.store.ping().await {
             Ok(()) => Reply::json(200, &json!({"status": "ready"})),
@@ -57,7 +85,7 @@ pub async fn serve(listener: TcpListener, gateway: Arc<Gateway>, shutdown: watch
             let gateway = gateway.clone();
             async move {
                 match read_request(req, 4096).await {
-                    Ok(r) => handle(&gateway, &r.method, &r.path).await.into_response(),
+                    Ok(r) => handle(&gateway, &r.method, &r.path, &r.query).await.into_response(),
                     Err(e) => Reply::error(&e).into_response(),
                 }
             }

@@ -59,23 +59,29 @@ async fn bind(what: &str, addr: SocketAddr) -> Result<TcpListener, String> {
     TcpListener::bind(addr).await.map_err(|e| format!("cannot listen on {addr} ({what}): {e}"))
 }
 
-/// Loads routes.yaml, opens the store, and starts the listeners, the sandbox (when the file
-/// has a `sandbox:` section), the delivery worker and the config watchers.
-pub async fn start(config_path: &Path, watch_config: bool) -> Result<Running, String> {
+/// Loads routes.yaml and opens its store: the gateway's shared state, without any listener
+/// (for `start`, and for commands such as `payglot reconcile`).
+pub async fn open_gateway(config_path: &Path) -> Result<Arc<Gateway>, String> {
     let live = LiveConfig::load(config_path)
         .map_err(|errors| format!("{} is not valid:\n  {}", config_path.display(), errors.join("\n  ")))?;
-    let config = live.config.clone();
-    let store = store::open(&config.store).await.map_err(|e| e.to_string())?;
-    let upstream = Arc::new(upstream::Upstream::new());
-    let handle = Arc::new(ConfigHandle::new(live, store.clone()));
-    let gateway = Arc::new(Gateway {
-        config: handle.clone(),
+    let store = store::open(&live.config.store).await.map_err(|e| e.to_string())?;
+    Ok(Arc::new(Gateway {
+        config: Arc::new(ConfigHandle::new(live, store.clone())),
         store,
-        upstream: upstream.clone(),
+        upstream: Arc::new(upstream::Upstream::new()),
         outbox_wake: Arc::new(Notify::new()),
         limits: Default::default(),
         balances: Default::default(),
-    });
+    }))
+}
+
+/// Loads routes.yaml, opens the store, and starts the listeners, the sandbox (when the file
+/// has a `sandbox:` section), the delivery worker and the config watchers.
+pub async fn start(config_path: &Path, watch_config: bool) -> Result<Running, String> {
+    let gateway = open_gateway(config_path).await?;
+    let handle = gateway.config.clone();
+    let upstream = gateway.upstream.clone();
+    let config = handle.current().config.clone();
     let (shutdown, shutdown_rx) = watch::channel(false);
     let mut tasks = Vec::new();
 

@@ -20,6 +20,19 @@ enum Command {
     },
     /// Validate a routes.yaml: print a summary and the route table, or every error.
     Check { config: PathBuf },
+    /// Compare one provider account's payments of one day (Beijing time) with what the provider
+    /// says, and print the differences; `--settle` settles proven missed payments.
+    Reconcile {
+        #[arg(long, short, default_value = "routes.yaml")]
+        config: PathBuf,
+        #[arg(long)]
+        provider: String,
+        /// YYYY-MM-DD
+        #[arg(long)]
+        date: String,
+        #[arg(long)]
+        settle: bool,
+    },
     /// Run only the simulated providers of routes.yaml's `sandbox:` section.
     Sandbox {
         #[arg(long, short, default_value = "routes.yaml")]
@@ -33,6 +46,7 @@ fn main() -> ExitCode {
         Command::Check { config } => check(&config),
         Command::Serve { config } => serve(config, false),
         Command::Sandbox { config } => serve(config, true),
+        Command::Reconcile { config, provider, date, settle } => reconcile(&config, &provider, &date, settle),
     }
 }
 
@@ -59,6 +73,38 @@ fn check(path: &std::path::Path) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn reconcile(config: &std::path::Path, provider: &str, date: &str, settle: bool) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async {
+        let gateway = match payglot::open_gateway(config).await {
+            Ok(g) => g,
+            Err(e) => {
+                eprintln!("{e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let live = gateway.config.current();
+        let now = payglot::model::now_unix();
+        match payglot::callbacks::reconcile::reconcile(&gateway, &live, provider, date, settle, now).await {
+            Ok(report) => {
+                print!("{}", payglot::callbacks::reconcile::render(&report));
+                // Settled events are in the outbox; the running gateway delivers them.
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::FAILURE
+            }
+        }
+    })
 }
 
 /// Runs the gateway (or with `sandbox_only`, just its sandbox) until SIGTERM or Ctrl-C.

@@ -7,6 +7,7 @@
 
 pub mod delivery;
 pub mod inbound;
+pub mod reconcile;
 pub mod requery;
 
 use crate::dialects::{PaymentReport, PayoutReport};

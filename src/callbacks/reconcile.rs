@@ -1,0 +1,181 @@
+//! Reconciliation: compares payglot's payments of one provider account and day (Beijing time,
+//! the providers' clock) with what the provider says about each of them, by verified
+//! per-payment queries, and lists the differences: paid at the provider but pending in
+//! payglot (a missed callback), statuses that disagree, amounts that differ. It fixes nothing
+//! silently: only with `settle`, a difference that proves a missed payment is settled, through
+//! the same path as a callback (one `payment.succeeded` event). `payglot reconcile` and
+//! `/admin/reconcile` run it.
+//!
+//! Orders the provider has that payglot never created cannot be found by per-payment queries;
+//! finding them needs the provider's own listing (mct `order`), which is not used yet.
+
+use super::{apply_report, ReportSource};
+use crate::config::LiveConfig;
+use crate::dialects::ProviderResponse;
+use crate::model::{Payment, PaymentStatus};
+use crate::server::Gateway;
+use serde::Serialize;
+
+/// One payment where payglot and the provider disagree.
+#[derive(Debug, Clone, Serialize)]
+pub struct Difference {
+    pub payment_id: String,
+    pub out_trade_no: String,
+    /// `missed_payment`, `status_differs` or `amount_differs`.
+    pub kind: &'static str,
+    pub payglot_status: PaymentStatus,
+    pub provider_status: PaymentStatus,
+    pub payglot_amount: i64,
+    pub provider_amount: Option<i64>,
+    /// Whether `settle` settled it (missed payments only).
+    pub settled: bool,
+}
+
+/// What a reconciliation found.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub provider: String,
+    pub date: String,
+    pub payments: usize,
+    pub agreed: usize,
+    pub differences: Vec<Difference>,
+    /// Payments the provider could not be asked about (unreachable, rate limit, no answer).
+    pub not_answered: Vec<String>,
+}
+
+/// Unix seconds of 00:00 Beijing time on `date` (YYYY-MM-DD).
+pub fn beijing_day_start(date: &str) -> Result<i64, String> {
+    crate::dialects::parse_beijing_time(&format!("{date} 00:00:00"))
+        .ok_or_else(|| format!("date {date:?} is not YYYY-MM-DD"))
+}
+
+pub async fn reconcile(
+    gateway: &Gateway,
+    live: &LiveConfig,
+    provider: &str,
+    date: &str,
+    settle: bool,
+    now: i64,
+) -> Result<Report, String> {
+    let from = beijing_day_start(date)?;
+    let account = crate::api::account(live, provider).map_err(|e| e.message)?;
+    let payments =
+        gateway.store.payments_created_between(provider, from, from + 86_400).await.map_err(|e| e.to_string())?;
+    let mut report = Report {
+        provider: provider.into(),
+        date: date.into(),
+        payments: payments.len(),
+        agreed: 0,
+        differences: Vec::new(),
+        not_answered: Vec::new(),
+    };
+    for payment in payments {
+        if let Some(interval) = account.dialect.query_interval() {
+            if gateway.limits.try_acquire(&format!("query/{provider}/{}", payment.payment_id), interval).is_err() {
+                report.not_answered.push(payment.payment_id.clone());
+                continue;
+            }
+        }
+        let Ok(call) = account.dialect.query_payment(&payment, now) else {
+            report.not_answered.push(payment.payment_id.clone());
+            continue;
+        };
+        let answer = match crate::api::send(gateway, &account, &call).await {
+            Ok(a) => a,
+            Err(_) => {
+                report.not_answered.push(payment.payment_id.clone());
+                continue;
+            }
+        };
+        let Ok(said) =
+            account.dialect.read_query(&payment, ProviderResponse { status: answer.status, body: &answer.body })
+        else {
+            report.not_answered.push(payment.payment_id.clone());
+            continue;
+        };
+        match compare(&payment, said.status, said.amount) {
+            None => report.agreed += 1,
+            Some(mut d) => {
+                if settle && d.kind == "missed_payment" {
+                    d.settled = apply_report(gateway, &payment, &said, ReportSource::Query, now).await.is_ok();
+                }
+                report.differences.push(d);
+            }
+        }
+    }
+    Ok(report)
+}
+
+/// The difference between payglot's payment and the provider's word, if any.
+pub fn compare(payment: &Payment, provider_status: PaymentStatus, provider_amount: Option<i64>) -> Option<Difference> {
+    let kind = if provider_amount.is_some_and(|a| a != payment.amount) {
+        "amount_differs"
+    } else if provider_status == payment.status {
+        return None;
+    } else if provider_status == PaymentStatus::Succeeded && payment.status == PaymentStatus::Pending {
+        "missed_payment"
+    } else {
+        "status_differs"
+    };
+    Some(Difference {
+        payment_id: payment.payment_id.clone(),
+        out_trade_no: payment.out_trade_no.clone(),
+        kind,
+        payglot_status: payment.status,
+        provider_status,
+        payglot_amount: payment.amount,
+        provider_amount,
+        settled: false,
+    })
+}
+
+/// The report as text for the CLI.
+pub fn render(report: &Report) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{} on {} (Beijing time): {} payment(s), {} agree, {} differ, {} not answered",
+        report.provider,
+        report.date,
+        report.payments,
+        report.agreed,
+        report.differences.len(),
+        report.not_answered.len()
+    );
+    for d in &report.differences {
+        let _ = writeln!(
+            out,
+            "  {:<16} {} ({}): payglot {} {} fen, provider {} {} fen{}",
+            d.kind,
+            d.out_trade_no,
+            d.payment_id,
+            d.payglot_status,
+            d.payglot_amount,
+            d.provider_status,
+            d.provider_amount.map(|a| a.to_string()).unwrap_or_else(|| "?".into()),
+            if d.settled { "  -> settled" } else { "" }
+        );
+    }
+    for id in &report.not_answered {
+        let _ = writeln!(out, "  not answered: {id}");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn differences_are_classified() {
+        let mut p = crate::dialects::tests_support::payment();
+        assert!(compare(&p, PaymentStatus::Pending, Some(100)).is_none());
+        assert_eq!(compare(&p, PaymentStatus::Succeeded, Some(100)).unwrap().kind, "missed_payment");
+        assert_eq!(compare(&p, PaymentStatus::Succeeded, Some(99)).unwrap().kind, "amount_differs");
+        p.status = PaymentStatus::Closed;
+        assert_eq!(compare(&p, PaymentStatus::Succeeded, None).unwrap().kind, "status_differs");
+        assert_eq!(beijing_day_start("2026-11-23"), Ok(1_795_363_200));
+        assert!(beijing_day_start("23/11/2026").is_err());
+    }
+}

@@ -1,0 +1,53 @@
+//! Reconciliation against the sandbox: payments paid at the provider whose callbacks were lost
+//! are listed as differences, fixed only when asked, through the normal event path.
+
+mod common;
+
+use common::*;
+use std::process::Command;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missed_payments_are_listed_then_settled_only_when_asked() {
+    let mut merchant = MerchantServer::new();
+    merchant.start().await;
+    let mut gw = Gateway::new(&merchant.url());
+    gw.start().await;
+    gw.sandbox_fault("xxpay", "drop_callbacks").await;
+    let mut trade_nos = Vec::new();
+    for i in 0..3 {
+        let (_, p) = gw.call("POST", "/v1/payments", &payment_body(&format!("RC-{i}"), 100 + i)).await;
+        trade_nos.push(p["provider_trade_no"].as_str().unwrap().to_string());
+    }
+    gw.pay_at_sandbox(&trade_nos[0]).await;
+    gw.pay_at_sandbox(&trade_nos[2]).await;
+    let date = payglot::dialects::beijing_time(now())[..10].to_string();
+
+    let (status, report) = gw.admin("GET", &format!("/admin/reconcile?provider=xxpay-a&date={date}")).await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!((report["payments"].as_u64(), report["agreed"].as_u64()), (Some(3), Some(1)), "{report}");
+    let diffs = report["differences"].as_array().unwrap();
+    assert_eq!(diffs.len(), 2);
+    assert!(diffs.iter().all(|d| d["kind"] == "missed_payment" && d["settled"] == false), "{report}");
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert!(merchant.events().is_empty(), "nothing fixed silently");
+
+    let (status, settled) =
+        gw.admin("POST", &format!("/admin/reconcile?provider=xxpay-a&date={date}&settle=true")).await;
+    assert_eq!(status, 200);
+    assert!(settled["differences"].as_array().unwrap().iter().all(|d| d["settled"] == true), "{settled}");
+    let ev = events(&merchant, 2).await;
+    let bodies: Vec<serde_json::Value> = ev.iter().map(|e| e.json()).collect();
+    let mut paid: Vec<&str> = bodies.iter().map(|b| b["data"]["out_trade_no"].as_str().unwrap()).collect();
+    paid.sort();
+    assert_eq!(paid, vec!["RC-0", "RC-2"]);
+
+    // The command line agrees now.
+    let out = Command::new(env!("CARGO_BIN_EXE_payglot"))
+        .args(["reconcile", "--provider", "xxpay-a", "--date", &date, "--config"])
+        .arg(&gw.config_path)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("3 payment(s), 3 agree, 0 differ"), "{text}");
+}
