@@ -1,17 +1,63 @@
 //! The admin listener (loopback by default): `/healthz`, `/readyz` (config loaded and store
-//! answering), `GET /admin/config` (the live config, every secret redacted),
+//! answering), `/metrics` (Prometheus text: merchant API requests by merchant, operation and
+//! outcome; upstream calls and latency by provider account; callbacks by verdict; deliveries;
+//! outbox depth; config reloads; circuit states), `GET /admin/config` (the live config, every secret redacted),
 //! `GET /admin/circuits` (each provider account's circuit breaker), `POST /admin/reload`, and
 //! `GET /admin/reconcile?provider=ID&date=YYYY-MM-DD` (`POST ...&settle=true` settles missed
 //! payments).
 
 use crate::server::{read_request, serve_http, Gateway, Reply};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use serde_json::json;
 use std::sync::Arc;
+use std::sync::OnceLock;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+static METRICS: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Installs the process's Prometheus recorder (once); every `metrics::` call records into it.
+pub fn install_metrics() {
+    METRICS.get_or_init(|| {
+        let builder = PrometheusBuilder::new()
+            .set_buckets_for_metric(
+                metrics_exporter_prometheus::Matcher::Suffix("seconds".into()),
+                &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0],
+            )
+            .expect("buckets are not empty");
+        let recorder = builder.build_recorder();
+        let handle = recorder.handle();
+        // Another recorder may be installed already (tests in one process): keep ours local then.
+        let _ = metrics::set_global_recorder(recorder);
+        handle
+    });
+}
+
+/// The metrics in Prometheus text format, with gauges read now.
+async fn render_metrics(gateway: &Gateway) -> String {
+    if let Ok(depth) = gateway.store.outbox_depth().await {
+        metrics::gauge!("payglot_outbox_depth").set(depth as f64);
+    }
+    metrics::counter!("payglot_config_reloads_total")
+        .absolute(gateway.config.reloads.load(std::sync::atomic::Ordering::Relaxed));
+    metrics::counter!("payglot_config_reload_failures_total")
+        .absolute(gateway.config.reload_failures.load(std::sync::atomic::Ordering::Relaxed));
+    for (provider, state, _) in gateway.upstream.circuits() {
+        let open = match state {
+            "open" => 1.0,
+            "half_open" => 0.5,
+            _ => 0.0,
+        };
+        metrics::gauge!("payglot_circuit_open", "provider" => provider).set(open);
+    }
+    METRICS.get().map(|h| h.render()).unwrap_or_default()
+}
+
 async fn handle(gateway: &Gateway, method: &str, path: &str, query: &str) -> Reply {
     match (method, path) {
+        ("GET", "/metrics") => {
+            Reply { status: 200, content_type: "text/plain; version=0.0.4", body: render_metrics(gateway).await }
+        }
         ("GET" | "POST", "/admin/reconcile") => {
             let q: std::collections::HashMap<String, String> =
                 form_urlencoded::parse(query.as_bytes()).into_owned().collect();

@@ -78,6 +78,7 @@ pub async fn open_gateway(config_path: &Path) -> Result<Arc<Gateway>, String> {
 /// Loads routes.yaml, opens the store, and starts the listeners, the sandbox (when the file
 /// has a `sandbox:` section), the delivery worker and the config watchers.
 pub async fn start(config_path: &Path, watch_config: bool) -> Result<Running, String> {
+    admin::install_metrics();
     let gateway = open_gateway(config_path).await?;
     let handle = gateway.config.clone();
     let upstream = gateway.upstream.clone();

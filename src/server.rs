@@ -118,7 +118,26 @@ pub async fn read_request(req: Request<Incoming>, limit: usize) -> Result<HttpIn
     })
 }
 
-async fn handle(gateway: Arc<Gateway>, req: Request<Incoming>) -> Reply {
+/// The request id: the caller's `X-Request-Id` when it is a sane one, else a new one.
+fn request_id(headers: &HeaderMap) -> String {
+    headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 64 && v.bytes().all(|b| b.is_ascii_graphic()))
+        .map(str::to_string)
+        .unwrap_or_else(|| crate::model::random_id("req_", 20))
+}
+
+async fn handle(gateway: Arc<Gateway>, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    let id = request_id(req.headers());
+    let mut response = route(gateway, req, &id).await.into_response();
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert("x-request-id", v);
+    }
+    response
+}
+
+async fn route(gateway: Arc<Gateway>, req: Request<Incoming>, request_id: &str) -> Reply {
     let started = std::time::Instant::now();
     let request = match read_request(req, MAX_BODY_BYTES).await {
         Ok(r) => r,
@@ -132,6 +151,8 @@ async fn handle(gateway: Arc<Gateway>, req: Request<Incoming>) -> Reply {
         Reply::error(&ApiError::not_found(format!("no such endpoint: {} {}", request.method, request.path)))
     };
     tracing::info!(
+        request_id,
+        merchant = request.header("payglot-merchant").unwrap_or("-"),
         method = %request.method,
         path = %request.path,
         status = reply.status,
@@ -141,34 +162,40 @@ async fn handle(gateway: Arc<Gateway>, req: Request<Incoming>) -> Reply {
     reply
 }
 
-/// Serves HTTP/1.1 on `listener` with `service` until `shutdown` turns true. Connections in
-/// progress are dropped with the accept loop when this future is dropped or aborted.
+/// Serves HTTP/1.1 on `listener` with `service` until `shutdown` turns true, then stops
+/// accepting and lets requests in flight finish (at most 10 s) before returning. Connections
+/// are dropped at once if this future is dropped or aborted.
 pub async fn serve_http<F, Fut>(listener: TcpListener, service: F, mut shutdown: watch::Receiver<bool>)
 where
     F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
     Fut: std::future::Future<Output = Response<Full<Bytes>>> + Send + 'static,
 {
     let mut connections = JoinSet::new();
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     loop {
         tokio::select! {
             accepted = listener.accept() => {
                 let Ok((stream, _)) = accepted else { continue };
                 let _ = stream.set_nodelay(true);
                 let service = service.clone();
+                let svc = hyper::service::service_fn(move |req| {
+                    let service = service.clone();
+                    async move { Ok::<_, std::convert::Infallible>(service(req).await) }
+                });
+                let conn = hyper::server::conn::http1::Builder::new().keep_alive(true).serve_connection(TokioIo::new(stream), svc);
+                let conn = graceful.watch(conn);
                 connections.spawn(async move {
-                    let svc = hyper::service::service_fn(move |req| {
-                        let service = service.clone();
-                        async move { Ok::<_, std::convert::Infallible>(service(req).await) }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .keep_alive(true)
-                        .serve_connection(TokioIo::new(stream), svc)
-                        .await;
+                    let _ = conn.await;
                 });
             }
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
             _ = shutdown.changed() => break,
         }
+    }
+    // Stop accepting; let requests in flight finish (bounded), closing idle connections.
+    drop(listener);
+    if tokio::time::timeout(std::time::Duration::from_secs(10), graceful.shutdown()).await.is_err() {
+        tracing::warn!("requests still in flight after 10 s of shutdown were cut");
     }
 }
 
@@ -178,7 +205,7 @@ pub async fn serve(listener: TcpListener, gateway: Arc<Gateway>, shutdown: watch
         listener,
         move |req| {
             let gateway = gateway.clone();
-            async move { handle(gateway, req).await.into_response() }
+            async move { handle(gateway, req).await }
         },
         shutdown,
     )

@@ -149,7 +149,10 @@ impl Upstream {
     ) -> Result<Answer, UpstreamError> {
         let guard = self.guard(account);
         let settings = CircuitSettings::of(account);
-        guard.breaker.admit(std::time::Instant::now(), &settings)?;
+        if let Err(e) = guard.breaker.admit(std::time::Instant::now(), &settings) {
+            metrics::counter!("payglot_upstream_calls_total", "provider" => account.name.clone(), "operation" => "any", "outcome" => "circuit_open").increment(1);
+            return Err(e);
+        }
         let slot = tokio::time::timeout(
             Duration::from_millis(account.connect_timeout_ms),
             guard.slots.clone().acquire_owned(),
@@ -161,11 +164,25 @@ impl Upstream {
         };
         let url = format!("{}{}", account.base_url, request.path);
         let headers: Vec<(&str, &str)> = request.content_type.iter().map(|ct| ("content-type", *ct)).collect();
+        let started = std::time::Instant::now();
         let result = self
             .send(request.method, &url, &headers, request.body.clone(), account.connect_timeout_ms, account.timeout_ms)
             .await;
         let healthy = matches!(&result, Ok(a) if a.status < 500);
         guard.breaker.record(healthy, std::time::Instant::now(), &settings);
+        let outcome = match &result {
+            Ok(a) if a.status < 500 => "ok",
+            Ok(_) => "http_5xx",
+            Err(UpstreamError::Connect(_)) => "connect_error",
+            Err(UpstreamError::Timeout) => "timeout",
+            Err(_) => "failed",
+        };
+        // The path without its query names the operation (`/api/pay/create_order`).
+        let operation = request.path.split('?').next().unwrap_or("").to_string();
+        metrics::counter!("payglot_upstream_calls_total", "provider" => account.name.clone(), "operation" => operation.clone(), "outcome" => outcome)
+            .increment(1);
+        metrics::histogram!("payglot_upstream_latency_seconds", "provider" => account.name.clone(), "operation" => operation)
+            .record(started.elapsed().as_secs_f64());
         result
     }
 

@@ -19,7 +19,20 @@ use std::sync::Arc;
 
 /// Handles one `/v1/...` request.
 pub async fn handle(gateway: &Gateway, request: &HttpIn) -> Reply {
-    match dispatch(gateway, request).await {
+    let result = dispatch(gateway, request).await;
+    let operation = endpoint(&request.method, &request.path).map(|e| e.name()).unwrap_or("unknown");
+    // Only configured merchants become label values: a header can say anything.
+    let merchant = request
+        .header("payglot-merchant")
+        .filter(|m| gateway.config.current().merchant(m).is_some())
+        .unwrap_or("unknown")
+        .to_string();
+    let outcome = match &result {
+        Ok(_) => "ok",
+        Err(e) => e.code,
+    };
+    metrics::counter!("payglot_api_requests_total", "merchant" => merchant, "operation" => operation, "outcome" => outcome).increment(1);
+    match result {
         Ok(reply) => reply,
         Err(e) => Reply::error(&e),
     }
@@ -38,6 +51,25 @@ enum Endpoint {
     Identity,
     CardLink,
     Checkout(String),
+}
+
+impl Endpoint {
+    fn name(&self) -> &'static str {
+        match self {
+            Endpoint::CreatePayment => "create_payment",
+            Endpoint::QueryPayment(_) => "query_payment",
+            Endpoint::ClosePayment(_) => "close_payment",
+            Endpoint::CreateRefund(_) => "create_refund",
+            Endpoint::QueryRefund(_) => "query_refund",
+            Endpoint::CreatePayout => "create_payout",
+            Endpoint::QueryPayout(_) => "query_payout",
+            Endpoint::Balance => "balance",
+            Endpoint::PaymentMethods => "payment_methods",
+            Endpoint::Identity => "identity",
+            Endpoint::CardLink => "card_link",
+            Endpoint::Checkout(_) => "checkout",
+        }
+    }
 }
 
 fn endpoint(method: &str, path: &str) -> Result<Endpoint, ApiError> {

@@ -92,11 +92,14 @@ async fn deliver(gateway: &Gateway, event: OutboxEvent) {
     let now = now_unix();
     let result = match outcome {
         Ok(()) => {
+            metrics::counter!("payglot_deliveries_total", "outcome" => "delivered").increment(1);
             tracing::info!(event_id = %event.id, kind = %event.kind, merchant = %event.merchant_id, attempts = event.attempts + 1, "event delivered");
             gateway.store.mark_delivered(&event.id, now).await
         }
         Err(error) => {
             let next = next_attempt(delivery, event.created_at, event.attempts, now);
+            let outcome = if next.is_some() { "retry" } else { "gave_up" };
+            metrics::counter!("payglot_deliveries_total", "outcome" => outcome).increment(1);
             match next {
                 Some(at) => {
                     tracing::warn!(event_id = %event.id, merchant = %event.merchant_id, %error, retry_in_secs = at - now, "event delivery failed")

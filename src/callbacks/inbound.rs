@@ -17,6 +17,7 @@ pub async fn handle(gateway: &Gateway, account: &str, request: &HttpIn) -> Reply
     let live = gateway.config.current();
     let Some(dialect) = live.dialect(account) else {
         tracing::warn!(account, "callback for an unknown provider account refused");
+        count("unknown", "unknown_account");
         return Reply {
             status: 404,
             content_type: "text/plain; charset=utf-8",
@@ -34,6 +35,7 @@ pub async fn handle(gateway: &Gateway, account: &str, request: &HttpIn) -> Reply
         Ok(r) => r,
         Err(e) => {
             tracing::warn!(account, error = %e, "callback refused");
+            count(account, "bad_message");
             if let Some(payment_id) = dialect.claimed_payment_id(inbound) {
                 check_claimed_payment(gateway, account, &payment_id, now).await;
             }
@@ -44,10 +46,24 @@ pub async fn handle(gateway: &Gateway, account: &str, request: &HttpIn) -> Reply
         CallbackReport::Payment(report) => on_payment(gateway, account, &report, now).await,
         CallbackReport::Payout(report) => on_payout(gateway, account, &report, now).await,
     };
+    count(
+        account,
+        match outcome {
+            Ok(()) => "accepted",
+            Err(404) => "unknown_order",
+            Err(503) => "store_unavailable",
+            Err(_) => "refused",
+        },
+    );
     match outcome {
         Ok(()) => reply(dialect.callback_reply(true), 200),
         Err(status) => reply(dialect.callback_reply(false), status),
     }
+}
+
+/// Counts a callback by provider account and verdict.
+fn count(account: &str, verdict: &'static str) {
+    metrics::counter!("payglot_callbacks_total", "provider" => account.to_string(), "verdict" => verdict).increment(1);
 }
 
 /// Applies a payment callback; `Err` is the HTTP status of the non-ack.

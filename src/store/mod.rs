@@ -226,6 +226,9 @@ pub trait Store: Send + Sync {
     /// Events of one payment with their state, in order (for tests and ops).
     async fn events_for_payment(&self, payment_id: &str) -> StoreResult<Vec<(OutboxEvent, EventState)>>;
 
+    /// How many events wait for delivery (pending, not given up).
+    async fn outbox_depth(&self) -> StoreResult<i64>;
+
     /// Whether the store answers.
     async fn ping(&self) -> StoreResult<()>;
 }

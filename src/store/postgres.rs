@@ -797,6 +797,11 @@ impl Store for PgStore {
             .collect())
     }
 
+    async fn outbox_depth(&self) -> StoreResult<i64> {
+        let client = self.client().await?;
+        Ok(client.query_one("SELECT COUNT(*) FROM events WHERE state = 'pending'", &[]).await.map_err(err)?.get(0))
+    }
+
     async fn ping(&self) -> StoreResult<()> {
         let client = self.client().await?;
         client.query_one("SELECT 1", &[]).await.map_err(err)?;

@@ -811,6 +811,10 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn outbox_depth(&self) -> StoreResult<i64> {
+        self.run(|c| c.query_row("SELECT COUNT(*) FROM events WHERE state = 'pending'", [], |r| r.get(0))).await
+    }
+
     async fn ping(&self) -> StoreResult<()> {
         self.run(|c| c.query_row("SELECT 1", [], |_| Ok(()))).await
     }

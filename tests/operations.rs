@@ -1,0 +1,147 @@
+//! Operations: Prometheus metrics move by what a scripted flow did, requests carry an id, and
+//! SIGTERM lets requests in flight finish.
+
+mod common;
+
+use common::*;
+use std::io::{Read, Write};
+use std::time::Duration;
+
+/// The value of the sample of `name` whose labels include all of `labels`.
+fn sample(metrics: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    metrics
+        .lines()
+        .filter(|l| {
+            l.starts_with(name)
+                && (l.as_bytes().get(name.len()) == Some(&b'{') || l.as_bytes().get(name.len()) == Some(&b' '))
+        })
+        .find(|l| labels.iter().all(|(k, v)| l.contains(&format!("{k}=\"{v}\""))))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_what_happened() {
+    let mut merchant = MerchantServer::new();
+    merchant.start().await;
+    let mut gw = Gateway::new(&merchant.url());
+    gw.start().await;
+    let (_, p1) = gw.call("POST", "/v1/payments", &payment_body("M-1", 100)).await;
+    gw.call("POST", "/v1/payments", &payment_body("M-2", 100)).await;
+    gw.call("GET", "/v1/payments/M-2", "").await;
+    gw.call_signed("POST", "/v1/payments", &payment_body("M-3", 100), "wrong-key", now(), "metrics-nonce-0001").await;
+    gw.pay_at_sandbox(p1["provider_trade_no"].as_str().unwrap()).await;
+    events(&merchant, 1).await;
+    gw.callback("xxpay-a", "mchOrderNo=x&sign=forged").await;
+
+    let a = gw.http("GET", &format!("http://127.0.0.1:{}/metrics", gw.admin_port), &[], b"").await;
+    let text = String::from_utf8_lossy(&a.body).to_string();
+    assert_eq!(a.status, 200);
+    let api = |op: &str, outcome: &str| {
+        sample(&text, "payglot_api_requests_total", &[("operation", op), ("outcome", outcome)])
+    };
+    assert_eq!(api("create_payment", "ok"), Some(2.0), "{text}");
+    assert_eq!(api("query_payment", "ok"), Some(1.0));
+    assert_eq!(api("create_payment", "invalid_signature"), Some(1.0));
+    assert_eq!(
+        sample(
+            &text,
+            "payglot_api_requests_total",
+            &[("merchant", "school-a"), ("operation", "create_payment"), ("outcome", "ok")]
+        ),
+        Some(2.0)
+    );
+    let cb = |verdict: &str| sample(&text, "payglot_callbacks_total", &[("provider", "xxpay-a"), ("verdict", verdict)]);
+    assert_eq!((cb("accepted"), cb("bad_message")), (Some(1.0), Some(1.0)));
+    assert_eq!(sample(&text, "payglot_deliveries_total", &[("outcome", "delivered")]), Some(1.0));
+    let creates = sample(
+        &text,
+        "payglot_upstream_calls_total",
+        &[("provider", "xxpay-a"), ("operation", "/api/pay/create_order"), ("outcome", "ok")],
+    );
+    assert_eq!(creates, Some(2.0));
+    assert!(
+        sample(&text, "payglot_upstream_latency_seconds_count", &[("provider", "xxpay-a")]).is_some(),
+        "latency histogram"
+    );
+    assert_eq!(sample(&text, "payglot_outbox_depth", &[]), Some(0.0));
+    assert_eq!(sample(&text, "payglot_circuit_open", &[("provider", "xxpay-a")]), Some(0.0));
+    assert!(sample(&text, "payglot_config_reloads_total", &[]).is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_carry_an_id_into_the_answer_and_the_log() {
+    let mut gw = Gateway::new("http://127.0.0.1:9/notify");
+    gw.start().await;
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", gw.port)).unwrap();
+    s.write_all(b"GET /v1/nothing HTTP/1.1\r\nHost: gw\r\nX-Request-Id: trace-abc-123\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    assert!(answer.to_ascii_lowercase().contains("x-request-id: trace-abc-123"), "{answer}");
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", gw.port)).unwrap();
+    s.write_all(b"GET /v1/nothing HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n\r\n").unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    assert!(answer.to_ascii_lowercase().contains("x-request-id: req_"), "a generated id: {answer}");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(gw.log().contains("trace-abc-123"), "the log line carries the id");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_requests_in_flight_finish() {
+    let mut gw = Gateway::new("http://127.0.0.1:9/notify");
+    gw.start().await;
+    gw.call("POST", "/v1/payments", &payment_body("G-1", 100)).await;
+    let gw = std::sync::Arc::new(std::sync::Mutex::new(gw));
+    let port = gw.lock().unwrap().port;
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        tasks.push(tokio::spawn(async move {
+            let client = payglot::upstream::Upstream::new();
+            let (mut complete, mut refused) = (0, 0);
+            while std::time::Instant::now() < deadline {
+                let nonce = payglot::model::random_id("n", 24);
+                let ts = now().to_string();
+                let sig =
+                    payglot::api::auth::request_signature(MERCHANT_KEY, &ts, &nonce, "GET", "/v1/payments/G-1", b"");
+                let h = [
+                    ("payglot-merchant", MERCHANT),
+                    ("payglot-timestamp", ts.as_str()),
+                    ("payglot-nonce", nonce.as_str()),
+                    ("payglot-signature", sig.as_str()),
+                ];
+                match client
+                    .send("GET", &format!("http://127.0.0.1:{port}/v1/payments/G-1"), &h, vec![], 500, 5000)
+                    .await
+                {
+                    Ok(a) => {
+                        let body: serde_json::Value =
+                            serde_json::from_slice(&a.body).expect("a complete JSON body, never a truncated one");
+                        assert_eq!((a.status, body["out_trade_no"].as_str()), (200, Some("G-1")));
+                        complete += 1;
+                    }
+                    Err(_) => {
+                        refused += 1;
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                }
+            }
+            (complete, refused)
+        }));
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let pid = gw.lock().unwrap().pid().unwrap();
+    std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap();
+    let (mut complete, mut refused) = (0, 0);
+    for t in tasks {
+        let (c, r) = t.await.unwrap();
+        complete += c;
+        refused += r;
+    }
+    println!("{complete} complete answers, {refused} refused connections around SIGTERM");
+    assert!(complete > 0 && refused > 0, "{complete} / {refused}");
+    let status = gw.lock().unwrap().wait_exit(Duration::from_secs(15)).expect("exits after SIGTERM");
+    assert!(status.success(), "{status:?}");
+}
