@@ -33,6 +33,38 @@ enum Command {
         #[arg(long)]
         settle: bool,
     },
+    /// Compute (or with --verify, check) a signature the way a dialect or the merchant API
+    /// does, printing the exact string that was signed (the key shown as <key>).
+    ///
+    /// Fields are name=value: xxpay and mct take the message's fields; jings its fields in
+    /// signing order; xiaojitong the values to concatenate, in order (mid payid param price
+    /// [reallyprice]); zhixiao id= and param=; merchant timestamp= nonce= method= path= body=.
+    Sign {
+        /// xxpay, mct, jings, xiaojitong, zhixiao, or merchant (the Payglot-Signature).
+        dialect: String,
+        /// The key (xxpay key, mct open_key, jings token, xiaojitong key, zhixiao appsecret,
+        /// merchant key).
+        #[arg(long)]
+        key: String,
+        /// A signature to compare with; the exit status says whether it matches.
+        #[arg(long)]
+        verify: Option<String>,
+        fields: Vec<String>,
+    },
+    /// Send a signed merchant API request and print the answer (like curl).
+    Call {
+        #[arg(long)]
+        merchant: String,
+        #[arg(long)]
+        key: String,
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        url: String,
+        method: String,
+        /// Path and query, like /v1/payments/T1001
+        path: String,
+        /// JSON body (for POST).
+        body: Option<String>,
+    },
     /// Run only the simulated providers of routes.yaml's `sandbox:` section.
     Sandbox {
         #[arg(long, short, default_value = "routes.yaml")]
@@ -47,6 +79,10 @@ fn main() -> ExitCode {
         Command::Serve { config } => serve(config, false),
         Command::Sandbox { config } => serve(config, true),
         Command::Reconcile { config, provider, date, settle } => reconcile(&config, &provider, &date, settle),
+        Command::Sign { dialect, key, verify, fields } => sign(&dialect, &key, verify.as_deref(), &fields),
+        Command::Call { merchant, key, url, method, path, body } => {
+            call(&merchant, &key, &url, &method, &path, body.as_deref())
+        }
     }
 }
 
@@ -70,6 +106,111 @@ fn check(path: &std::path::Path) -> ExitCode {
             for e in errors {
                 eprintln!("  {e}");
             }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `payglot sign`: the signature and the string signed, with the key masked.
+fn sign(dialect: &str, key: &str, verify: Option<&str>, fields: &[String]) -> ExitCode {
+    use payglot::dialects::{jings, mct, signing, xiaojitong, xxpay};
+    use std::collections::BTreeMap;
+    let pairs: Vec<(String, String)> = fields
+        .iter()
+        .map(|f| f.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())).unwrap_or((f.clone(), String::new())))
+        .collect();
+    let map: BTreeMap<String, String> = pairs.iter().cloned().collect();
+    let get = |k: &str| map.get(k).cloned().unwrap_or_default();
+    const MASK: &str = "<key>";
+    let (shown, signature) = match dialect {
+        "xxpay" => (xxpay::string_to_sign(&map, MASK), xxpay::sign(&map, key)),
+        "mct" => {
+            let text = mct::string_to_sign(&map, MASK);
+            let sha = signing::sha1_hex(mct::string_to_sign(&map, key).as_bytes());
+            (format!("{text}\nsha1: {sha}"), mct::sign(&map, key))
+        }
+        "jings" => {
+            let ordered: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            (jings::string_to_sign(&ordered, MASK), jings::sign(&ordered, key))
+        }
+        "xiaojitong" => {
+            let values: Vec<&str> = fields.iter().map(String::as_str).collect();
+            (format!("{}{MASK}", values.concat()), xiaojitong::sign(&values, key))
+        }
+        "zhixiao" => {
+            let (id, param) = (get("id"), get("param"));
+            (format!("{id}{param}{MASK}"), signing::md5_hex(format!("{id}{param}{key}").as_bytes()))
+        }
+        "merchant" => {
+            let (ts, nonce, method, path, body) =
+                (get("timestamp"), get("nonce"), get("method"), get("path"), get("body"));
+            (
+                format!("{ts}\n{nonce}\n{method}\n{path}\n{body}  (HMAC-SHA256 with <key>)"),
+                payglot::api::auth::request_signature(key, &ts, &nonce, &method, &path, body.as_bytes()),
+            )
+        }
+        other => {
+            eprintln!("unknown dialect {other:?}: xxpay, mct, jings, xiaojitong, zhixiao or merchant");
+            return ExitCode::FAILURE;
+        }
+    };
+    println!("string signed: {shown}");
+    println!("signature: {signature}");
+    match verify {
+        None => ExitCode::SUCCESS,
+        Some(given) if signing::same_hex_signature(&signature, given.trim()) => {
+            println!("verify: matches");
+            ExitCode::SUCCESS
+        }
+        Some(_) => {
+            println!("verify: does NOT match");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `payglot call`: one signed merchant API request.
+fn call(merchant: &str, key: &str, url: &str, method: &str, path: &str, body: Option<&str>) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let method = method.to_ascii_uppercase();
+    let body = body.unwrap_or("");
+    let ts = payglot::model::now_unix().to_string();
+    let nonce = payglot::model::random_id("", 32);
+    let signature = payglot::api::auth::request_signature(key, &ts, &nonce, &method, path, body.as_bytes());
+    let headers = [
+        ("content-type", "application/json"),
+        ("payglot-merchant", merchant),
+        ("payglot-timestamp", ts.as_str()),
+        ("payglot-nonce", nonce.as_str()),
+        ("payglot-signature", signature.as_str()),
+    ];
+    let target = format!("{}{path}", url.trim_end_matches('/'));
+    let answer = runtime.block_on(payglot::upstream::Upstream::new().send(
+        &method,
+        &target,
+        &headers,
+        body.as_bytes().to_vec(),
+        3000,
+        30_000,
+    ));
+    match answer {
+        Ok(a) => {
+            println!("HTTP {}", a.status);
+            println!("{}", String::from_utf8_lossy(&a.body));
+            if (200..300).contains(&a.status) {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(e) => {
+            eprintln!("{target}: {e}");
             ExitCode::FAILURE
         }
     }

@@ -53,6 +53,11 @@ pub const NOTIFY_FIELDS: &[&str] = &["payid", "orderid", "orderuid", "paymoney",
 
 /// md5 of `k=v&...&token=TOKEN` in the given order, empty values kept, lowercase.
 pub fn sign(pairs: &[(&str, &str)], token: &str) -> String {
+    md5_hex(string_to_sign(pairs, token).as_bytes())
+}
+
+/// The text whose MD5 is the key: `k=v&...&token=TOKEN` in the given order.
+pub fn string_to_sign(pairs: &[(&str, &str)], token: &str) -> String {
     let mut text = String::new();
     for (k, v) in pairs {
         text.push_str(k);
@@ -62,7 +67,7 @@ pub fn sign(pairs: &[(&str, &str)], token: &str) -> String {
     }
     text.push_str("token=");
     text.push_str(token);
-    md5_hex(text.as_bytes())
+    text
 }
 
 /// Signs the named fields of `fields`, in the order of `names` (missing ones as empty).

@@ -75,15 +75,20 @@ const OPTIONS: &[&str] = &[
 
 /// `md5(sha1(sorted k=v incl. open_key))` of `fields` (the `sign` field is left out).
 pub fn sign(fields: &BTreeMap<String, String>, open_key: &str) -> String {
-    let text = sorted_pairs(
+    md5_hex(sha1_hex(string_to_sign(fields, open_key).as_bytes()).as_bytes())
+}
+
+/// The text whose sha1, then md5, is the signature: every field but `sign`, plus open_key,
+/// sorted, joined as `k=v&k=v`.
+pub fn string_to_sign(fields: &BTreeMap<String, String>, open_key: &str) -> String {
+    sorted_pairs(
         fields
             .iter()
             .filter(|(k, _)| k.as_str() != "sign")
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .chain([("open_key", open_key)]),
         false,
-    );
-    md5_hex(sha1_hex(text.as_bytes()).as_bytes())
+    )
 }
 
 /// The envelope of one store (open_id, open_key): encryption, signing, verification.

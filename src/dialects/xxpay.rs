@@ -82,12 +82,16 @@ pub const DEFAULT_PRODUCTS: &[(&str, u32)] = &[
 
 /// Computes the xxpay signature of `fields` (the `sign` field, if present, is left out).
 pub fn sign(fields: &BTreeMap<String, String>, key: &str) -> String {
-    let base =
+    md5_hex(string_to_sign(fields, key).as_bytes()).to_ascii_uppercase()
+}
+
+/// The text whose MD5 is the signature (§1.3): sorted non-empty fields, then `&key=KEY`.
+pub fn string_to_sign(fields: &BTreeMap<String, String>, key: &str) -> String {
+    let mut text =
         sorted_pairs(fields.iter().filter(|(k, _)| k.as_str() != "sign").map(|(k, v)| (k.as_str(), v.as_str())), true);
-    let mut text = base;
     text.push_str("&key=");
     text.push_str(key);
-    md5_hex(text.as_bytes()).to_ascii_uppercase()
+    text
 }
 
 /// Checks the `sign` field of `fields` in constant time.
