@@ -2,7 +2,9 @@
 //! answering), `/metrics` (Prometheus text: merchant API requests by merchant, operation and
 //! outcome; upstream calls and latency by provider account; callbacks by verdict; deliveries;
 //! outbox depth; config reloads; circuit states), `GET /admin/config` (the live config, every secret redacted),
-//! `GET /admin/circuits` (each provider account's circuit breaker), `POST /admin/reload`, and
+//! `GET /admin/circuits` (each provider account's circuit breaker), `POST /admin/reload`,
+//! `GET /admin/events?merchant=&status=pending|failed|delivered` with
+//! `POST /admin/events/{id}/replay`, and
 //! `GET /admin/reconcile?provider=ID&date=YYYY-MM-DD` (`POST ...&settle=true` settles missed
 //! payments).
 
@@ -55,6 +57,32 @@ async fn render_metrics(gateway: &Gateway) -> String {
 
 async fn handle(gateway: &Gateway, method: &str, path: &str, query: &str) -> Reply {
     match (method, path) {
+        ("GET", "/admin/events") => {
+            let q: std::collections::HashMap<String, String> =
+                form_urlencoded::parse(query.as_bytes()).into_owned().collect();
+            let limit = q.get("limit").and_then(|l| l.parse().ok()).unwrap_or(100usize).min(1000);
+            match gateway
+                .store
+                .list_events(q.get("merchant").map(String::as_str), q.get("status").map(String::as_str), limit)
+                .await
+            {
+                Ok(events) => Reply::json(200, &json!({"events": events})),
+                Err(e) => Reply::json(503, &json!({"error": {"code": "store_unavailable", "message": e.to_string()}})),
+            }
+        }
+        ("POST", p) if p.starts_with("/admin/events/") && p.ends_with("/replay") => {
+            let id = &p["/admin/events/".len()..p.len() - "/replay".len()];
+            match gateway.store.replay_event(id, crate::model::now_unix()).await {
+                Ok(true) => {
+                    gateway.outbox_wake.notify_one();
+                    Reply::json(200, &json!({"replayed": id}))
+                }
+                Ok(false) => {
+                    Reply::json(404, &json!({"error": {"code": "not_found", "message": format!("no event {id}")}}))
+                }
+                Err(e) => Reply::json(503, &json!({"error": {"code": "store_unavailable", "message": e.to_string()}})),
+            }
+        }
         ("GET", "/metrics") => {
             Reply { status: 200, content_type: "text/plain; version=0.0.4", body: render_metrics(gateway).await }
         }

@@ -145,3 +145,33 @@ async fn sigterm_lets_requests_in_flight_finish() {
     let status = gw.lock().unwrap().wait_exit(Duration::from_secs(15)).expect("exits after SIGTERM");
     assert!(status.success(), "{status:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_notifications_are_listed_and_replayed() {
+    let mut merchant = MerchantServer::new();
+    merchant.start().await;
+    merchant.failing.store(true, std::sync::atomic::Ordering::SeqCst);
+    let mut gw = Gateway::new(&merchant.url());
+    gw.give_up_secs = 2;
+    gw.write_config(&gw.routes_yaml("xxpay-a"));
+    gw.start().await;
+    let (_, p) = gw.call("POST", "/v1/payments", &payment_body("EV-1", 100)).await;
+    gw.pay_at_sandbox(p["provider_trade_no"].as_str().unwrap()).await;
+    let failed = eventually("the event to be given up", Duration::from_secs(15), || async {
+        let (_, list) = gw.admin("GET", "/admin/events?status=failed&merchant=school-a").await;
+        list["events"].as_array().filter(|e| !e.is_empty()).cloned()
+    })
+    .await;
+    assert_eq!(failed[0]["kind"], "payment.succeeded");
+    assert!(failed[0]["last_error"].as_str().unwrap().contains("HTTP 500"), "{failed:?}");
+    assert!(failed[0]["attempts"].as_u64().unwrap() >= 1);
+
+    merchant.failing.store(false, std::sync::atomic::Ordering::SeqCst);
+    let id = failed[0]["id"].as_str().unwrap();
+    let (status, _) = gw.admin("POST", &format!("/admin/events/{id}/replay")).await;
+    assert_eq!(status, 200);
+    let ev = events(&merchant, 1).await;
+    assert_eq!(ev[0].event_id, id, "the same event id, so the merchant can dedupe");
+    let (status, _) = gw.admin("POST", "/admin/events/evt_nope/replay").await;
+    assert_eq!(status, 404);
+}

@@ -86,6 +86,22 @@ pub struct OutboxEvent {
     pub created_at: i64,
 }
 
+/// An outbox event as ops see it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct EventSummary {
+    pub id: String,
+    pub merchant_id: String,
+    /// The payment (or payout) it is about.
+    pub order_id: String,
+    pub kind: String,
+    pub state: String,
+    pub attempts: u32,
+    pub last_error: Option<String>,
+    pub next_attempt_at: i64,
+    pub created_at: i64,
+    pub delivered_at: Option<i64>,
+}
+
 /// Where an outbox event stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EventState {
@@ -225,6 +241,17 @@ pub trait Store: Send + Sync {
 
     /// Events of one payment with their state, in order (for tests and ops).
     async fn events_for_payment(&self, payment_id: &str) -> StoreResult<Vec<(OutboxEvent, EventState)>>;
+
+    /// Events for ops, newest first, filtered by merchant and state.
+    async fn list_events(
+        &self,
+        merchant_id: Option<&str>,
+        state: Option<&str>,
+        limit: usize,
+    ) -> StoreResult<Vec<EventSummary>>;
+
+    /// Makes an event due for delivery now (whatever its state); `false` if there is none.
+    async fn replay_event(&self, event_id: &str, now: i64) -> StoreResult<bool>;
 
     /// How many events wait for delivery (pending, not given up).
     async fn outbox_depth(&self) -> StoreResult<i64>;

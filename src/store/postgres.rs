@@ -797,6 +797,50 @@ impl Store for PgStore {
             .collect())
     }
 
+    async fn list_events(
+        &self,
+        merchant_id: Option<&str>,
+        state: Option<&str>,
+        limit: usize,
+    ) -> StoreResult<Vec<EventSummary>> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT id, merchant_id, payment_id, kind, state, attempts, last_error, next_attempt_at, created_at, delivered_at FROM events
+                 WHERE ($1::TEXT IS NULL OR merchant_id = $1) AND ($2::TEXT IS NULL OR state = $2) ORDER BY seq DESC LIMIT $3",
+                &[&merchant_id, &state, &(limit as i64)],
+            )
+            .await
+            .map_err(err)?;
+        Ok(rows
+            .iter()
+            .map(|r| EventSummary {
+                id: r.get(0),
+                merchant_id: r.get(1),
+                order_id: r.get(2),
+                kind: r.get(3),
+                state: r.get(4),
+                attempts: r.get::<_, i32>(5) as u32,
+                last_error: r.get(6),
+                next_attempt_at: r.get(7),
+                created_at: r.get(8),
+                delivered_at: r.get(9),
+            })
+            .collect())
+    }
+
+    async fn replay_event(&self, event_id: &str, now: i64) -> StoreResult<bool> {
+        let client = self.client().await?;
+        let n = client
+            .execute(
+                "UPDATE events SET state = 'pending', next_attempt_at = $2, claimed_until = NULL WHERE id = $1",
+                &[&event_id, &now],
+            )
+            .await
+            .map_err(err)?;
+        Ok(n == 1)
+    }
+
     async fn outbox_depth(&self) -> StoreResult<i64> {
         let client = self.client().await?;
         Ok(client.query_one("SELECT COUNT(*) FROM events WHERE state = 'pending'", &[]).await.map_err(err)?.get(0))

@@ -811,6 +811,49 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn list_events(
+        &self,
+        merchant_id: Option<&str>,
+        state: Option<&str>,
+        limit: usize,
+    ) -> StoreResult<Vec<EventSummary>> {
+        let (merchant_id, state) = (merchant_id.map(str::to_string), state.map(str::to_string));
+        self.run(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT id, merchant_id, payment_id, kind, state, attempts, last_error, next_attempt_at, created_at, delivered_at FROM events
+                 WHERE (?1 IS NULL OR merchant_id = ?1) AND (?2 IS NULL OR state = ?2) ORDER BY seq DESC LIMIT ?3",
+            )?;
+            let rows = stmt.query_map(params![merchant_id, state, limit as i64], |r| {
+                Ok(EventSummary {
+                    id: r.get(0)?,
+                    merchant_id: r.get(1)?,
+                    order_id: r.get(2)?,
+                    kind: r.get(3)?,
+                    state: r.get(4)?,
+                    attempts: r.get(5)?,
+                    last_error: r.get(6)?,
+                    next_attempt_at: r.get(7)?,
+                    created_at: r.get(8)?,
+                    delivered_at: r.get(9)?,
+                })
+            })?;
+            rows.collect()
+        })
+        .await
+    }
+
+    async fn replay_event(&self, event_id: &str, now: i64) -> StoreResult<bool> {
+        let event_id = event_id.to_string();
+        self.run(move |c| {
+            c.execute(
+                "UPDATE events SET state = 'pending', next_attempt_at = ?2, claimed_until = NULL WHERE id = ?1",
+                params![event_id, now],
+            )
+            .map(|n| n == 1)
+        })
+        .await
+    }
+
     async fn outbox_depth(&self) -> StoreResult<i64> {
         self.run(|c| c.query_row("SELECT COUNT(*) FROM events WHERE state = 'pending'", [], |r| r.get(0))).await
     }

@@ -191,6 +191,8 @@ pub struct Gateway {
     pub embedded_sandbox: bool,
     /// Extra top-level routes.yaml sections (a test's `requery:` schedule, say).
     pub extra_yaml: String,
+    /// `delivery.give_up_after_secs`.
+    pub give_up_secs: u64,
     child: Option<Child>,
     client: Upstream,
 }
@@ -209,6 +211,7 @@ impl Gateway {
             store: "sqlite://payglot.db".into(),
             embedded_sandbox: true,
             extra_yaml: String::new(),
+            give_up_secs: 259_200,
             admin_port: free_port(),
             sandbox_port: free_port(),
             notify_url: notify_url.to_string(),
@@ -235,7 +238,7 @@ impl Gateway {
         };
         format!(
             "listen: 127.0.0.1:{}\nadmin_listen: 127.0.0.1:{}\npublic_url: {}\nstore: {}\n{}\
-             delivery:\n  retry_schedule_secs: [1]\n  poll_ms: 100\n  timeout_ms: 2000\n  lease_secs: 3\n{}\
+             delivery:\n  retry_schedule_secs: [1]\n  poll_ms: 100\n  timeout_ms: 2000\n  lease_secs: 3\n  give_up_after_secs: {}\n{}\
              providers:\n  xxpay-a:\n{}  xxpay-b:\n{}{}{extra_providers}\
              merchants:\n  {MERCHANT}:\n    key: {MERCHANT_KEY}\n    notify_url: {}\n    routes:\n{school_a_routes}{}",
             self.port,
@@ -247,6 +250,7 @@ impl Gateway {
             } else {
                 String::new()
             },
+            self.give_up_secs,
             self.extra_yaml,
             account(XXPAY_A),
             account(XXPAY_B),
