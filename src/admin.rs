@@ -83,6 +83,9 @@ async fn handle(gateway: &Gateway, method: &str, path: &str, query: &str) -> Rep
                 Err(e) => Reply::json(503, &json!({"error": {"code": "store_unavailable", "message": e.to_string()}})),
             }
         }
+        ("GET", "/openapi.yaml") => {
+            Reply { status: 200, content_type: "application/yaml", body: crate::api::OPENAPI.to_string() }
+        }
         ("GET", "/metrics") => {
             Reply { status: 200, content_type: "text/plain; version=0.0.4", body: render_metrics(gateway).await }
         }

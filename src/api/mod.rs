@@ -38,6 +38,26 @@ pub async fn handle(gateway: &Gateway, request: &HttpIn) -> Reply {
     }
 }
 
+/// Every endpoint of the merchant API as (method, path template): the same list as
+/// `openapi.yaml` (a test holds them together) and as `endpoint` below.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("POST", "/v1/payments"),
+    ("GET", "/v1/payments/{out_trade_no}"),
+    ("POST", "/v1/payments/{out_trade_no}/close"),
+    ("POST", "/v1/payments/{out_trade_no}/refunds"),
+    ("GET", "/v1/payments/{payment_id}/checkout"),
+    ("GET", "/v1/refunds/{out_refund_no}"),
+    ("POST", "/v1/payouts"),
+    ("GET", "/v1/payouts/{out_payout_no}"),
+    ("GET", "/v1/balance"),
+    ("GET", "/v1/payment-methods"),
+    ("GET", "/v1/identity"),
+    ("GET", "/v1/card-link"),
+];
+
+/// The OpenAPI 3 document of the merchant API (also served on the admin listener).
+pub const OPENAPI: &str = include_str!("../../openapi.yaml");
+
 enum Endpoint {
     CreatePayment,
     QueryPayment(String),
@@ -256,4 +276,36 @@ pub fn provider_param(merchant: &MerchantConfig, query: &str) -> Result<String, 
         return Err(ApiError::not_found(format!("provider account {provider:?} is not one of this merchant's")));
     }
     Ok(provider)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_route_is_answered_and_documented_and_nothing_else() {
+        let doc: serde_yaml::Value = serde_yaml::from_str(OPENAPI).expect("openapi.yaml parses");
+        let mut documented = Vec::new();
+        for (path, item) in doc["paths"].as_mapping().unwrap() {
+            for (method, _) in item.as_mapping().unwrap() {
+                documented.push((method.as_str().unwrap().to_ascii_uppercase(), path.as_str().unwrap().to_string()));
+            }
+        }
+        documented.sort();
+        let mut routes: Vec<(String, String)> = ROUTES.iter().map(|(m, p)| (m.to_string(), p.to_string())).collect();
+        routes.sort();
+        assert_eq!(routes, documented, "ROUTES and openapi.yaml list the same endpoints");
+        for (method, template) in ROUTES {
+            let path = template
+                .replace("{out_trade_no}", "T1")
+                .replace("{payment_id}", "P1")
+                .replace("{out_refund_no}", "R1")
+                .replace("{out_payout_no}", "W1");
+            assert!(endpoint(method, &path).is_ok(), "{method} {path} is answered");
+            let other = if *method == "GET" { "DELETE" } else { "PUT" };
+            assert_eq!(endpoint(other, &path).err().map(|e| e.status), Some(405), "{other} {path}");
+        }
+        assert_eq!(endpoint("GET", "/v1/nothing").err().map(|e| e.status), Some(404));
+        assert_eq!(endpoint("GET", "/v1/payments/T1/nothing").err().map(|e| e.status), Some(404));
+    }
 }
