@@ -18,6 +18,17 @@ use tokio::sync::watch;
 
 static METRICS: OnceLock<PrometheusHandle> = OnceLock::new();
 
+/// Health checks are open; everything else needs the admin token when one is configured.
+fn authorized(gateway: &Gateway, request: &crate::server::HttpIn) -> bool {
+    if matches!(request.path.as_str(), "/healthz" | "/readyz") {
+        return true;
+    }
+    let live = gateway.config.current();
+    let Some(token) = &live.config.admin_token else { return true };
+    let given = request.header("authorization").and_then(|h| h.strip_prefix("Bearer ")).unwrap_or("");
+    crate::dialects::signing::same_signature(token.expose(), given)
+}
+
 /// Installs the process's Prometheus recorder (once); every `metrics::` call records into it.
 pub fn install_metrics() {
     METRICS.get_or_init(|| {
@@ -162,6 +173,11 @@ pub async fn serve(listener: TcpListener, gateway: Arc<Gateway>, shutdown: watch
             let gateway = gateway.clone();
             async move {
                 match read_request(req, 4096).await {
+                    Ok(r) if !authorized(&gateway, &r) => Reply::json(
+                        401,
+                        &json!({"error": {"code": "unauthorized", "message": "Authorization: Bearer <admin_token> required"}}),
+                    )
+                    .into_response(),
                     Ok(r) => handle(&gateway, &r.method, &r.path, &r.query).await.into_response(),
                     Err(e) => Reply::error(&e).into_response(),
                 }

@@ -250,16 +250,18 @@ fn reconcile(config: &std::path::Path, provider: &str, date: &str, settle: bool)
 
 /// Runs the gateway (or with `sandbox_only`, just its sandbox) until SIGTERM or Ctrl-C.
 fn serve(config: PathBuf, sandbox_only: bool) -> ExitCode {
-    // PAYGLOT_LOG: error, warn, info (default: one line per request) or debug.
+    // PAYGLOT_LOG: error, warn, info (default: one line per request) or debug;
+    // PAYGLOT_LOG_FORMAT=json for one JSON object per line.
     let level = std::env::var("PAYGLOT_LOG")
         .ok()
         .and_then(|l| l.parse::<tracing::Level>().ok())
         .unwrap_or(tracing::Level::INFO);
-    tracing_subscriber::fmt()
-        .with_max_level(level)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    let builder = tracing_subscriber::fmt().with_max_level(level).with_writer(std::io::stderr);
+    if std::env::var("PAYGLOT_LOG_FORMAT").as_deref() == Ok("json") {
+        builder.json().init();
+    } else {
+        builder.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).init();
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {

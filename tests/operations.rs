@@ -175,3 +175,21 @@ async fn failed_notifications_are_listed_and_replayed() {
     let (status, _) = gw.admin("POST", "/admin/events/evt_nope/replay").await;
     assert_eq!(status, 404);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_token_guards_everything_but_health() {
+    let mut gw = Gateway::new("http://127.0.0.1:9/notify");
+    gw.extra_yaml = "admin_token: admin-token-0123456789\n".into();
+    gw.write_config(&gw.routes_yaml("xxpay-a"));
+    gw.start().await;
+    let url = |p: &str| format!("http://127.0.0.1:{}{p}", gw.admin_port);
+    assert_eq!(gw.http("GET", &url("/admin/config"), &[], b"").await.status, 401);
+    assert_eq!(
+        gw.http("GET", &url("/metrics"), &[("authorization", "Bearer wrong-token-0000000")], b"").await.status,
+        401
+    );
+    let ok = gw.http("GET", &url("/admin/config"), &[("authorization", "Bearer admin-token-0123456789")], b"").await;
+    assert_eq!(ok.status, 200);
+    assert!(!String::from_utf8_lossy(&ok.body).contains("admin-token-0123456789"), "the token itself is redacted");
+    assert_eq!(gw.http("GET", &url("/healthz"), &[], b"").await.status, 200);
+}

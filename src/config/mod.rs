@@ -24,6 +24,8 @@ struct RawConfig {
     listen: String,
     #[serde(default)]
     admin_listen: Option<String>,
+    #[serde(default)]
+    admin_token: Option<String>,
     public_url: String,
     #[serde(default)]
     store: Option<String>,
@@ -163,6 +165,8 @@ impl OneOrMany {
 pub struct Config {
     pub listen: SocketAddr,
     pub admin_listen: Option<SocketAddr>,
+    /// When set, admin endpoints other than /healthz and /readyz need `Authorization: Bearer`.
+    pub admin_token: Option<Secret>,
     /// Base URL providers call back to, without a trailing slash.
     pub public_url: String,
     pub store: StoreUrl,
@@ -371,6 +375,18 @@ pub fn parse(text: &str, base_dir: &Path, env: &dyn Fn(&str) -> Option<String>) 
 
     let listen = parse_addr("listen", &raw.listen, &mut errors);
     let admin_listen = raw.admin_listen.as_deref().and_then(|a| parse_addr("admin_listen", a, &mut errors));
+    let admin_token = match raw.admin_token.as_deref().map(|t| secrets::resolve(t, env)) {
+        None => None,
+        Some(Ok(t)) if t.expose().len() >= 16 => Some(t),
+        Some(Ok(_)) => {
+            errors.push("admin_token: must be at least 16 characters".into());
+            None
+        }
+        Some(Err(e)) => {
+            errors.push(format!("admin_token: {e}"));
+            None
+        }
+    };
     let public_url = raw.public_url.trim_end_matches('/').to_string();
     check_http_url("public_url", &public_url, &mut errors);
     let store_text = match secrets::resolve(raw.store.as_deref().unwrap_or("sqlite://payglot.db"), env) {
@@ -549,6 +565,7 @@ pub fn parse(text: &str, base_dir: &Path, env: &dyn Fn(&str) -> Option<String>) 
     Ok(Config {
         listen: listen.expect("checked"),
         admin_listen,
+        admin_token,
         public_url,
         store: store.expect("checked"),
         sandbox,
