@@ -3,6 +3,8 @@
 //! outcome; upstream calls and latency by provider account; callbacks by verdict; deliveries;
 //! outbox depth; config reloads; circuit states), `GET /admin/config` (the live config, every secret redacted),
 //! `GET /admin/circuits` (each provider account's circuit breaker), `POST /admin/reload`,
+//! `GET /admin/payments/{payment_id}` (the payment with its events and timeline: provider calls
+//! with status and latency, callbacks with their verdict, notification attempts),
 //! `GET /admin/events?merchant=&status=pending|failed|delivered` with
 //! `POST /admin/events/{id}/replay`, and
 //! `GET /admin/reconcile?provider=ID&date=YYYY-MM-DD` (`POST ...&settle=true` settles missed
@@ -92,6 +94,37 @@ async fn handle(gateway: &Gateway, method: &str, path: &str, query: &str) -> Rep
                     Reply::json(404, &json!({"error": {"code": "not_found", "message": format!("no event {id}")}}))
                 }
                 Err(e) => Reply::json(503, &json!({"error": {"code": "store_unavailable", "message": e.to_string()}})),
+            }
+        }
+        ("GET", p) if p.starts_with("/admin/payments/") => {
+            let id = &p["/admin/payments/".len()..];
+            let payment = gateway.store.payment_by_id(id).await;
+            let payout = gateway.store.payout_by_id(id).await;
+            let (events, timeline) = (gateway.store.events_for_payment(id).await, gateway.store.timeline(id).await);
+            match (payment, payout, events, timeline) {
+                (Ok(payment), Ok(payout), Ok(events), Ok(timeline)) if payment.is_some() || payout.is_some() => {
+                    let events: Vec<_> = events
+                        .into_iter()
+                        .map(|(e, state)| json!({"id": e.id, "kind": e.kind, "state": state.as_str(), "attempts": e.attempts}))
+                        .collect();
+                    Reply::json(
+                        200,
+                        &json!({
+                            "payment": payment.map(|p| p.to_merchant_json()),
+                            "payout": payout.map(|p| p.to_merchant_json()),
+                            "events": events,
+                            "timeline": timeline,
+                        }),
+                    )
+                }
+                (Ok(_), Ok(_), Ok(_), Ok(_)) => Reply::json(
+                    404,
+                    &json!({"error": {"code": "not_found", "message": format!("no payment or payout {id}")}}),
+                ),
+                _ => Reply::json(
+                    503,
+                    &json!({"error": {"code": "store_unavailable", "message": "the store is unavailable"}}),
+                ),
             }
         }
         ("GET", "/openapi.yaml") => {

@@ -72,6 +72,7 @@ pub async fn open_gateway(config_path: &Path) -> Result<Arc<Gateway>, String> {
         outbox_wake: Arc::new(Notify::new()),
         limits: Default::default(),
         balances: Default::default(),
+        timeline: Default::default(),
     }))
 }
 
@@ -109,6 +110,7 @@ pub async fn start(config_path: &Path, watch_config: bool) -> Result<Running, St
 
     tasks.push(tokio::spawn(callbacks::delivery::run(gateway.clone(), shutdown_rx.clone())));
     tasks.push(tokio::spawn(callbacks::requery::run(gateway.clone(), shutdown_rx.clone())));
+    tasks.push(tokio::spawn(gateway.clone().flush_timeline(shutdown_rx.clone())));
 
     let watchers = if watch_config { Some(spawn_watchers(handle)?) } else { None };
     tracing::info!(%listen, admin = ?admin_listen, sandbox = ?sandbox_listen, "payglot serving");

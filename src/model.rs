@@ -301,6 +301,19 @@ impl Payment {
     }
 }
 
+/// One line of a payment's timeline (upstream calls, callbacks, notification attempts), for
+/// ops. Kept best effort: written in batches, not part of any payment transaction.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TimelineEntry {
+    /// The payment (or payout) it is about.
+    pub subject: String,
+    /// Unix milliseconds.
+    pub at_ms: i64,
+    /// `upstream`, `callback` or `notification`.
+    pub kind: String,
+    pub detail: serde_json::Value,
+}
+
 /// A merchant event about to be written to the outbox.
 #[derive(Debug, Clone)]
 pub struct NewEvent {

@@ -34,6 +34,43 @@ pub struct Gateway {
     /// The last balance each account reported: (fen, unix seconds), served inside the
     /// provider's balance interval.
     pub balances: std::sync::Mutex<std::collections::HashMap<String, (i64, i64)>>,
+    /// Timeline entries waiting to be written (a background task flushes them in batches).
+    pub timeline: std::sync::Mutex<Vec<crate::model::TimelineEntry>>,
+}
+
+impl Gateway {
+    /// Notes a line of a payment's (or payout's) timeline.
+    pub fn note(&self, subject: &str, kind: &str, detail: serde_json::Value) {
+        let at_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0);
+        let entry = crate::model::TimelineEntry { subject: subject.to_string(), at_ms, kind: kind.to_string(), detail };
+        let mut buffer = self.timeline.lock().unwrap_or_else(|p| p.into_inner());
+        // A store that is down must not grow this without bound: the timeline is best effort.
+        if buffer.len() < 100_000 {
+            buffer.push(entry);
+        }
+    }
+
+    /// Writes the noted timeline entries; runs until `shutdown`, flushing once more at the end.
+    pub async fn flush_timeline(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        loop {
+            let stop = tokio::select! {
+                _ = tokio::time::sleep(std::time::Duration::from_millis(300)) => false,
+                _ = shutdown.changed() => true,
+            };
+            let batch: Vec<_> = std::mem::take(&mut *self.timeline.lock().unwrap_or_else(|p| p.into_inner()));
+            if !batch.is_empty() {
+                if let Err(e) = self.store.append_timeline(batch).await {
+                    tracing::warn!(error = %e, "timeline entries dropped");
+                }
+            }
+            if stop {
+                return;
+            }
+        }
+    }
 }
 
 /// A request with its whole body read.

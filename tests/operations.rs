@@ -193,3 +193,35 @@ async fn an_admin_token_guards_everything_but_health() {
     assert!(!String::from_utf8_lossy(&ok.body).contains("admin-token-0123456789"), "the token itself is redacted");
     assert_eq!(gw.http("GET", &url("/healthz"), &[], b"").await.status, 200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_payment_has_a_timeline_of_calls_callbacks_and_notifications() {
+    let mut merchant = MerchantServer::new();
+    merchant.start().await;
+    let mut gw = Gateway::new(&merchant.url());
+    gw.start().await;
+    let (_, p) = gw.call("POST", "/v1/payments", &payment_body("TL-1", 100)).await;
+    gw.call("GET", "/v1/payments/TL-1", "").await;
+    gw.pay_at_sandbox(p["provider_trade_no"].as_str().unwrap()).await;
+    events(&merchant, 1).await;
+    let id = p["payment_id"].as_str().unwrap();
+    let view = eventually("the timeline", Duration::from_secs(10), || async {
+        let (_, v) = gw.admin("GET", &format!("/admin/payments/{id}")).await;
+        (v["timeline"].as_array().map(|t| t.len()).unwrap_or(0) >= 4).then_some(v)
+    })
+    .await;
+    let kinds: Vec<&str> = view["timeline"].as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, vec!["upstream", "upstream", "callback", "notification"], "{view}");
+    let first = &view["timeline"][0]["detail"];
+    assert_eq!(
+        (first["operation"].as_str(), first["outcome"]["status"].as_u64()),
+        (Some("/api/pay/create_order"), Some(200))
+    );
+    assert!(first["latency_ms"].is_u64());
+    assert_eq!(view["timeline"][2]["detail"]["verdict"], "accepted");
+    assert_eq!(view["timeline"][3]["detail"]["outcome"], "delivered");
+    assert_eq!(view["payment"]["status"], "succeeded");
+    assert_eq!(view["events"][0]["state"], "delivered");
+    let (status, _) = gw.admin("GET", "/admin/payments/P-nope").await;
+    assert_eq!(status, 404);
+}

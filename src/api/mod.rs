@@ -255,6 +255,40 @@ pub async fn send(
     })
 }
 
+/// `send`, noting the call (operation, HTTP status or error, latency) on `subject`'s timeline.
+pub async fn send_about(
+    gateway: &Gateway,
+    account: &Account<'_>,
+    request: &ProviderRequest,
+    subject: &str,
+) -> Result<Answer, (UpstreamError, ApiError)> {
+    let started = std::time::Instant::now();
+    let result = send(gateway, account, request).await;
+    note_call(gateway, subject, account.name, request, result.as_ref().map_err(|(e, _)| e), started);
+    result
+}
+
+/// Notes one provider call on `subject`'s timeline.
+pub fn note_call(
+    gateway: &Gateway,
+    subject: &str,
+    account: &str,
+    request: &ProviderRequest,
+    result: Result<&Answer, &UpstreamError>,
+    started: std::time::Instant,
+) {
+    let operation = request.path.split('?').next().unwrap_or("");
+    let outcome = match result {
+        Ok(a) => serde_json::json!({"status": a.status}),
+        Err(e) => serde_json::json!({"error": e.to_string()}),
+    };
+    gateway.note(
+        subject,
+        "upstream",
+        serde_json::json!({"provider": account, "operation": operation, "outcome": outcome, "latency_ms": started.elapsed().as_millis() as u64}),
+    );
+}
+
 /// Whether `account` is one this merchant's routes use (merchants only reach their accounts).
 pub fn merchant_uses(merchant: &MerchantConfig, account: &str) -> bool {
     merchant.routes.iter().any(|r| {

@@ -13,7 +13,7 @@
 //! A payment whose every provider refused it is stored as `failed`; send a new out_trade_no.
 
 use super::error::ApiError;
-use super::{account, dialect_error, send};
+use super::{account, dialect_error, send_about};
 use crate::callbacks::{apply_report, ReportSource};
 use crate::config::{LiveConfig, MerchantConfig};
 use crate::dialects::{CreateOrder, CreateStep, DialectError, ProviderResponse};
@@ -252,7 +252,9 @@ async fn create_at(
         Err(e) => return Err(Attempt::NotTaken(dialect_error(account, e))),
         Ok(CreateStep::Done(created)) => created,
         Ok(CreateStep::Call(call)) => {
+            let started = std::time::Instant::now();
             let answer = gateway.upstream.call_provider(provider, &call).await;
+            super::note_call(gateway, &payment.payment_id, account, &call, answer.as_ref(), started);
             match answer {
                 Err(e) if e.not_sent() => {
                     return Err(Attempt::NotTaken(ApiError::provider_unavailable(
@@ -342,7 +344,7 @@ pub async fn refresh_from_provider(
         }
     }
     let call = account.dialect.query_payment(payment, now).map_err(|e| Some(e.to_string()))?;
-    let answer = send(gateway, &account, &call).await.map_err(|(_, e)| Some(e.message))?;
+    let answer = send_about(gateway, &account, &call, &payment.payment_id).await.map_err(|(_, e)| Some(e.message))?;
     let outcome =
         match account.dialect.read_query(payment, ProviderResponse { status: answer.status, body: &answer.body }) {
             Ok(report) => {
@@ -398,7 +400,7 @@ pub async fn close_at_provider(
 ) -> Result<Payment, ApiError> {
     let account = account(live, &payment.provider)?;
     let call = account.dialect.close_payment(payment, now).map_err(|e| dialect_error(account.name, e))?;
-    let answer = send(gateway, &account, &call).await.map_err(|(_, e)| e)?;
+    let answer = send_about(gateway, &account, &call, &payment.payment_id).await.map_err(|(_, e)| e)?;
     if let Err(e) = account.dialect.read_close(payment, ProviderResponse { status: answer.status, body: &answer.body })
     {
         let _ = refresh_from_provider(gateway, live, payment, now).await;

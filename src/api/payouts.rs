@@ -7,7 +7,7 @@
 //! are masked in every answer and event.
 
 use super::error::ApiError;
-use super::{account, dialect_error, merchant_uses, send};
+use super::{account, dialect_error, merchant_uses, send_about};
 use crate::callbacks::apply_payout_report;
 use crate::config::{LiveConfig, MerchantConfig};
 use crate::dialects::{DialectError, ProviderResponse};
@@ -109,7 +109,7 @@ pub async fn create(
             ))
         }
     }
-    let outcome = match send(gateway, &account, &call).await {
+    let outcome = match send_about(gateway, &account, &call, &payout.payout_id).await {
         Err((u, e)) if u.not_sent() => {
             gateway.store.settle_payout(&payout.payout_id, TransferStatus::Failed, None, false, now).await?;
             return Err(e);
@@ -158,7 +158,7 @@ pub async fn query(
 pub async fn refresh_payout(gateway: &Gateway, live: &LiveConfig, payout: &Payout, now: i64) -> Result<Payout, bool> {
     let account = account(live, &payout.provider).map_err(|_| false)?;
     let call = account.dialect.query_payout(payout, now).map_err(|e| matches!(e, DialectError::Unsupported(_)))?;
-    let answer = send(gateway, &account, &call).await.map_err(|(e, _)| {
+    let answer = send_about(gateway, &account, &call, &payout.payout_id).await.map_err(|(e, _)| {
         tracing::warn!(payout_id = %payout.payout_id, error = %e, "payout query failed");
         false
     })?;

@@ -8,7 +8,7 @@
 //! told in the answer); a timeout leaves it `pending` for a later query.
 
 use super::error::ApiError;
-use super::{account, dialect_error, send};
+use super::{account, dialect_error, send_about};
 use crate::config::{LiveConfig, MerchantConfig};
 use crate::dialects::{DialectError, ProviderResponse, RefundReport};
 use crate::model::{new_transfer_id, Refund, TransferStatus};
@@ -96,7 +96,7 @@ pub async fn create(
             )))
         }
     }
-    let outcome = match send(gateway, &account, &call).await {
+    let outcome = match send_about(gateway, &account, &call, &payment.payment_id).await {
         Err((u, e)) if u.not_sent() => {
             // Never reached the provider: the refund did not happen.
             gateway.store.settle_refund(&refund.refund_id, TransferStatus::Failed, None, false, now).await?;
@@ -150,7 +150,7 @@ pub async fn query(
 pub async fn refresh_refund(gateway: &Gateway, live: &LiveConfig, refund: &Refund, now: i64) -> Result<Refund, bool> {
     let account = account(live, &refund.provider).map_err(|_| false)?;
     let call = account.dialect.query_refund(refund, now).map_err(|e| matches!(e, DialectError::Unsupported(_)))?;
-    let answer = send(gateway, &account, &call).await.map_err(|(e, _)| {
+    let answer = send_about(gateway, &account, &call, &refund.payment_id).await.map_err(|(e, _)| {
         tracing::warn!(refund_id = %refund.refund_id, error = %e, "refund query failed");
         false
     })?;

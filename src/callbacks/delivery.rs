@@ -90,6 +90,11 @@ async fn deliver(gateway: &Gateway, event: OutboxEvent) {
         }
     };
     let now = now_unix();
+    let detail = match &outcome {
+        Ok(()) => serde_json::json!({"event_id": event.id, "kind": event.kind, "outcome": "delivered"}),
+        Err(e) => serde_json::json!({"event_id": event.id, "kind": event.kind, "outcome": "failed", "error": e}),
+    };
+    gateway.note(&event.payment_id, "notification", detail);
     let result = match outcome {
         Ok(()) => {
             metrics::counter!("payglot_deliveries_total", "outcome" => "delivered").increment(1);

@@ -37,24 +37,29 @@ pub async fn handle(gateway: &Gateway, account: &str, request: &HttpIn) -> Reply
             tracing::warn!(account, error = %e, "callback refused");
             count(account, "bad_message");
             if let Some(payment_id) = dialect.claimed_payment_id(inbound) {
+                let detail = serde_json::json!({"provider": account, "verdict": "bad_message", "error": e.to_string()});
+                gateway.note(&payment_id, "callback", detail);
                 check_claimed_payment(gateway, account, &payment_id, now).await;
             }
             return reply(dialect.callback_reply(false), 400);
         }
     };
-    let outcome = match report {
-        CallbackReport::Payment(report) => on_payment(gateway, account, &report, now).await,
-        CallbackReport::Payout(report) => on_payout(gateway, account, &report, now).await,
+    let (outcome, subject, status) = match &report {
+        CallbackReport::Payment(r) => {
+            (on_payment(gateway, account, r, now).await, r.payment_id.clone(), r.status.to_string())
+        }
+        CallbackReport::Payout(r) => {
+            (on_payout(gateway, account, r, now).await, r.payout_id.clone(), r.status.to_string())
+        }
     };
-    count(
-        account,
-        match outcome {
-            Ok(()) => "accepted",
-            Err(404) => "unknown_order",
-            Err(503) => "store_unavailable",
-            Err(_) => "refused",
-        },
-    );
+    let verdict = match outcome {
+        Ok(()) => "accepted",
+        Err(404) => "unknown_order",
+        Err(503) => "store_unavailable",
+        Err(_) => "refused",
+    };
+    count(account, verdict);
+    gateway.note(&subject, "callback", serde_json::json!({"provider": account, "verdict": verdict, "status": status}));
     match outcome {
         Ok(()) => reply(dialect.callback_reply(true), 200),
         Err(status) => reply(dialect.callback_reply(false), status),

@@ -80,7 +80,7 @@ pub async fn reconcile(
             report.not_answered.push(payment.payment_id.clone());
             continue;
         };
-        let answer = match crate::api::send(gateway, &account, &call).await {
+        let answer = match crate::api::send_about(gateway, &account, &call, &payment.payment_id).await {
             Ok(a) => a,
             Err(_) => {
                 report.not_answered.push(payment.payment_id.clone());

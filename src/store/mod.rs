@@ -6,7 +6,7 @@ pub mod postgres;
 pub mod sqlite;
 
 use crate::config::StoreUrl;
-use crate::model::{Action, NewEvent, Payment, PaymentStatus, Payout, Refund, TransferStatus};
+use crate::model::{Action, NewEvent, Payment, PaymentStatus, Payout, Refund, TimelineEntry, TransferStatus};
 use async_trait::async_trait;
 use std::fmt;
 use std::sync::Arc;
@@ -252,6 +252,12 @@ pub trait Store: Send + Sync {
 
     /// Makes an event due for delivery now (whatever its state); `false` if there is none.
     async fn replay_event(&self, event_id: &str, now: i64) -> StoreResult<bool>;
+
+    /// Appends timeline entries (one transaction for the batch).
+    async fn append_timeline(&self, entries: Vec<TimelineEntry>) -> StoreResult<()>;
+
+    /// A payment's (or payout's) timeline, oldest first.
+    async fn timeline(&self, subject: &str) -> StoreResult<Vec<TimelineEntry>>;
 
     /// How many events wait for delivery (pending, not given up).
     async fn outbox_depth(&self) -> StoreResult<i64>;

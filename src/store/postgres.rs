@@ -116,6 +116,16 @@ ALTER TABLE payouts ADD COLUMN checks INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE payouts ADD COLUMN check_claimed_until BIGINT;
 CREATE INDEX payments_created ON payments (provider, created_at);
 "#,
+    r#"
+CREATE TABLE timeline (
+    seq     BIGSERIAL PRIMARY KEY,
+    subject TEXT NOT NULL,
+    at_ms   BIGINT NOT NULL,
+    kind    TEXT NOT NULL,
+    detail  TEXT NOT NULL
+);
+CREATE INDEX timeline_subject ON timeline (subject, seq);
+"#,
 ];
 
 /// An arbitrary constant naming payglot's migration lock.
@@ -839,6 +849,37 @@ impl Store for PgStore {
             .await
             .map_err(err)?;
         Ok(n == 1)
+    }
+
+    async fn append_timeline(&self, entries: Vec<TimelineEntry>) -> StoreResult<()> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(err)?;
+        for e in &entries {
+            tx.execute(
+                "INSERT INTO timeline (subject, at_ms, kind, detail) VALUES ($1, $2, $3, $4)",
+                &[&e.subject, &e.at_ms, &e.kind, &e.detail.to_string()],
+            )
+            .await
+            .map_err(err)?;
+        }
+        tx.commit().await.map_err(err)
+    }
+
+    async fn timeline(&self, subject: &str) -> StoreResult<Vec<TimelineEntry>> {
+        let client = self.client().await?;
+        let rows = client
+            .query("SELECT subject, at_ms, kind, detail FROM timeline WHERE subject = $1 ORDER BY seq", &[&subject])
+            .await
+            .map_err(err)?;
+        Ok(rows
+            .iter()
+            .map(|r| TimelineEntry {
+                subject: r.get(0),
+                at_ms: r.get(1),
+                kind: r.get(2),
+                detail: serde_json::from_str(r.get::<_, &str>(3)).unwrap_or_default(),
+            })
+            .collect())
     }
 
     async fn outbox_depth(&self) -> StoreResult<i64> {

@@ -115,6 +115,16 @@ ALTER TABLE payouts ADD COLUMN checks INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE payouts ADD COLUMN check_claimed_until INTEGER;
 CREATE INDEX payments_created ON payments (provider, created_at);
 "#,
+    r#"
+CREATE TABLE timeline (
+    seq     INTEGER PRIMARY KEY AUTOINCREMENT,
+    subject TEXT NOT NULL,
+    at_ms   INTEGER NOT NULL,
+    kind    TEXT NOT NULL,
+    detail  TEXT NOT NULL
+);
+CREATE INDEX timeline_subject ON timeline (subject, seq);
+"#,
 ];
 
 pub struct SqliteStore {
@@ -850,6 +860,39 @@ impl Store for SqliteStore {
                 params![event_id, now],
             )
             .map(|n| n == 1)
+        })
+        .await
+    }
+
+    async fn append_timeline(&self, entries: Vec<TimelineEntry>) -> StoreResult<()> {
+        self.run(move |c| {
+            let tx = c.transaction()?;
+            for e in &entries {
+                tx.execute(
+                    "INSERT INTO timeline (subject, at_ms, kind, detail) VALUES (?1, ?2, ?3, ?4)",
+                    params![e.subject, e.at_ms, e.kind, e.detail.to_string()],
+                )?;
+            }
+            tx.commit()
+        })
+        .await
+    }
+
+    async fn timeline(&self, subject: &str) -> StoreResult<Vec<TimelineEntry>> {
+        let subject = subject.to_string();
+        self.run(move |c| {
+            let mut stmt =
+                c.prepare_cached("SELECT subject, at_ms, kind, detail FROM timeline WHERE subject = ?1 ORDER BY seq")?;
+            let rows = stmt.query_map(params![subject], |r| {
+                let detail: String = r.get(3)?;
+                Ok(TimelineEntry {
+                    subject: r.get(0)?,
+                    at_ms: r.get(1)?,
+                    kind: r.get(2)?,
+                    detail: serde_json::from_str(&detail).unwrap_or_default(),
+                })
+            })?;
+            rows.collect()
         })
         .await
     }
