@@ -374,7 +374,8 @@ pub fn parse(text: &str, base_dir: &Path, env: &dyn Fn(&str) -> Option<String>) 
     let mut errors = Vec::new();
 
     let listen = parse_addr("listen", &raw.listen, &mut errors);
-    let admin_listen = raw.admin_listen.as_deref().and_then(|a| parse_addr("admin_listen", a, &mut errors));
+    // The admin listener is on loopback by default: ops endpoints are never public by accident.
+    let admin_listen = parse_addr("admin_listen", raw.admin_listen.as_deref().unwrap_or("127.0.0.1:9901"), &mut errors);
     let admin_token = match raw.admin_token.as_deref().map(|t| secrets::resolve(t, env)) {
         None => None,
         Some(Ok(t)) if t.expose().len() >= 16 => Some(t),

@@ -503,7 +503,7 @@ pub mod provider {
 mod tests {
     use super::*;
     use crate::config::{ProviderConfig, Secret};
-    use crate::model::{Channel, Payment};
+    use crate::model::Payment;
 
     fn account() -> Xxpay {
         let mut provider = ProviderConfig::for_tests("xxpay-test", "xxpay");
@@ -514,30 +514,7 @@ mod tests {
     }
 
     fn payment() -> Payment {
-        Payment {
-            payment_id: "P1700000000abcdefghijklmnopqrs".into(),
-            merchant_id: "school-a".into(),
-            out_trade_no: "T1".into(),
-            amount: 100,
-            currency: "CNY".into(),
-            subject: "学费".into(),
-            description: String::new(),
-            channel: Channel::Alipay,
-            scene: Scene::Qr,
-            status: PaymentStatus::Pending,
-            provider: "xxpay-test".into(),
-            provider_trade_no: None,
-            paid_amount: None,
-            paid_at: None,
-            refunded_amount: 0,
-            attach: None,
-            notify_url: None,
-            return_url: None,
-            action: None,
-            created_at: 0,
-            updated_at: 0,
-            expires_at: i64::MAX,
-        }
+        crate::dialects::tests_support::payment()
     }
 
     #[test]

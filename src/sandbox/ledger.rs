@@ -187,6 +187,15 @@ pub struct Notify {
     pub ack: Ack,
 }
 
+impl Notify {
+    /// A callback sent as a GET with its fields in the query string (xiaojitong, mct, xxpay
+    /// payouts).
+    pub fn get(url: &str, query: &str, ack: Ack) -> Notify {
+        let sep = if url.contains('?') { '&' } else { '?' };
+        Notify { method: "GET", url: format!("{url}{sep}{query}"), content_type: None, body: Vec::new(), ack }
+    }
+}
+
 /// What the merchant side answers when it took a callback.
 #[derive(Debug, Clone, Copy)]
 pub enum Ack {

@@ -213,12 +213,5 @@ pub fn notify(sb: &Sandbox, order: &Order, status: &str) -> Option<Notify> {
         &random_id("", 32),
         now_unix(),
     );
-    let sep = if order.notify_url.contains('?') { '&' } else { '?' };
-    Some(Notify {
-        method: "GET",
-        url: format!("{}{sep}{query}", order.notify_url),
-        content_type: None,
-        body: Vec::new(),
-        ack: Ack::Text(ACK),
-    })
+    Some(Notify::get(&order.notify_url, &query, Ack::Text(ACK)))
 }

@@ -109,12 +109,5 @@ pub fn notify(sb: &Sandbox, order: &Order) -> Option<Notify> {
         &fen_to_yuan(order.payable),
         &key,
     );
-    let sep = if order.notify_url.contains('?') { '&' } else { '?' };
-    Some(Notify {
-        method: "GET",
-        url: format!("{}{sep}{query}", order.notify_url),
-        content_type: None,
-        body: Vec::new(),
-        ack: Ack::JsonField("code", "1"),
-    })
+    Some(Notify::get(&order.notify_url, &query, Ack::JsonField("code", "1")))
 }

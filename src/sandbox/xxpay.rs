@@ -211,16 +211,6 @@ fn complete_payout(sb: &Sandbox, number: &str) -> Reply {
     fields.insert("transSuccTime".into(), (now_unix() * 1000).to_string());
     fields.insert("backType".into(), "2".into());
     let query = provider::notify_body(fields, &key);
-    let sep = if t.notify_url.contains('?') { '&' } else { '?' };
-    sb.send_notify(
-        "xxpay",
-        Notify {
-            method: "GET",
-            url: format!("{}{sep}{query}", t.notify_url),
-            content_type: None,
-            body: Vec::new(),
-            ack: Ack::Text(ACK),
-        },
-    );
+    sb.send_notify("xxpay", Notify::get(&t.notify_url, &query, Ack::Text(ACK)));
     json_reply(serde_json::json!({"transOrderId": t.provider_no, "status": 2}).to_string())
 }
