@@ -374,8 +374,33 @@ async fn bench(secs: u64, concurrency: usize) {
         );
     }
     println!("\npayglot idle RSS before load: {:.1} MiB", idle_rss as f64 / 1024.0);
-    callbacks(&client, &gw_url, &dir.path().join("payglot.db"), concurrency).await;
+    callbacks(&client, &gw_url, admin, "SQLite, synchronous=FULL", concurrency).await;
     drop(gateway);
+
+    // The same callback path on PostgreSQL, when a server is configured.
+    match std::env::var("PAYGLOT_TEST_POSTGRES").ok().filter(|u| !u.is_empty()) {
+        Some(url) => {
+            let schema = format!("bench_{}", random_id("", 8).to_lowercase());
+            let (pg, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.expect("PostgreSQL reachable");
+            tokio::spawn(conn);
+            pg.batch_execute(&format!("CREATE SCHEMA {schema}")).await.unwrap();
+            let sep = if url.contains('?') { '&' } else { '?' };
+            let store = format!("{url}{sep}options=-csearch_path%3D{schema}");
+            let (gw2, admin2) = (free_port(), free_port());
+            std::fs::write(
+                dir.path().join("gw-pg.yaml"),
+                format!("listen: 127.0.0.1:{gw2}\nadmin_listen: 127.0.0.1:{admin2}\npublic_url: http://127.0.0.1:{gw2}\nstore: \"{store}\"\ndelivery:\n  retry_schedule_secs: [3600]\n{common}"),
+            )
+            .unwrap();
+            let cfg = dir.path().join("gw-pg.yaml").display().to_string();
+            let pg_gateway = pinned("0", bin, &["serve", "--config", &cfg]);
+            wait_port(gw2).await;
+            callbacks(&client, &format!("http://127.0.0.1:{gw2}"), admin2, "PostgreSQL", concurrency).await;
+            drop(pg_gateway);
+            let _ = pg.batch_execute(&format!("DROP SCHEMA {schema} CASCADE")).await;
+        }
+        None => println!("callbacks on PostgreSQL: skipped (set PAYGLOT_TEST_POSTGRES)"),
+    }
 }
 
 fn bench_payment() -> payglot::model::Payment {
@@ -406,9 +431,10 @@ fn bench_payment() -> payglot::model::Payment {
     }
 }
 
-/// Verified xxpay callbacks per second, each through to a persisted outbox row (SQLite,
-/// synchronous = FULL).
-async fn callbacks(client: &Arc<Upstream>, gw_url: &str, db: &Path, concurrency: usize) {
+/// Verified xxpay callbacks per second, each through to a persisted outbox row; the rows are
+/// counted by the gateway's own `payglot_outbox_depth` (the merchant endpoint is down, so
+/// every event stays in the outbox).
+async fn callbacks(client: &Arc<Upstream>, gw_url: &str, admin: u16, store: &str, concurrency: usize) {
     let n = 2000;
     let mut ids = Vec::new();
     let created = Instant::now();
@@ -483,14 +509,17 @@ async fn callbacks(client: &Arc<Upstream>, gw_url: &str, db: &Path, concurrency:
         acked += t.await.unwrap();
     }
     let secs = started.elapsed().as_secs_f64();
-    let conn = rusqlite::Connection::open(db).unwrap();
-    let rows: i64 = conn
-        .query_row("SELECT COUNT(*) FROM events WHERE kind = 'payment.succeeded' AND payment_id LIKE 'P%'", [], |r| {
-            r.get(0)
-        })
-        .unwrap();
+    let metrics =
+        client.send("GET", &format!("http://127.0.0.1:{admin}/metrics"), &[], vec![], 1000, 5000).await.unwrap();
+    let text = String::from_utf8_lossy(&metrics.body).to_string();
+    let rows = text
+        .lines()
+        .find(|l| l.starts_with("payglot_outbox_depth"))
+        .and_then(|l| l.rsplit(' ').next())
+        .unwrap_or("?")
+        .to_string();
     println!(
-        "\ncallbacks: {acked} of {n} verified and acked in {secs:.2} s = {:.0} callbacks/s through to outbox rows (SQLite, synchronous=FULL); outbox rows for them: {rows}",
+        "callbacks ({store}): {acked} of {n} verified and acked in {secs:.2} s = {:.0} callbacks/s through to outbox rows; rows in the outbox: {rows}",
         acked as f64 / secs
     );
 }
