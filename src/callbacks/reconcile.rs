@@ -6,8 +6,9 @@
 //! the same path as a callback (one `payment.succeeded` event). `payglot reconcile` and
 //! `/admin/reconcile` run it.
 //!
-//! Orders the provider has that payglot never created cannot be found by per-payment queries;
-//! finding them needs the provider's own listing (mct `order`), which is not used yet.
+//! Where the provider offers a listing of its orders (mct `order`), it is read too, so orders
+//! the provider has that payglot does not know (`unknown_to_payglot`: created by another system
+//! on the same account) are listed as well.
 
 use super::{apply_report, ReportSource};
 use crate::config::LiveConfig;
@@ -21,9 +22,10 @@ use serde::Serialize;
 pub struct Difference {
     pub payment_id: String,
     pub out_trade_no: String,
-    /// `missed_payment`, `status_differs` or `amount_differs`.
+    /// `missed_payment`, `status_differs`, `amount_differs` or `unknown_to_payglot`.
     pub kind: &'static str,
-    pub payglot_status: PaymentStatus,
+    /// None for an order payglot does not know.
+    pub payglot_status: Option<PaymentStatus>,
     pub provider_status: PaymentStatus,
     pub payglot_amount: i64,
     pub provider_amount: Option<i64>,
@@ -103,6 +105,42 @@ pub async fn reconcile(
             }
         }
     }
+    // The provider's own list, where it offers one: orders payglot does not know.
+    let known: std::collections::HashSet<String> = gateway
+        .store
+        .payments_created_between(provider, from - 86_400, from + 2 * 86_400)
+        .await
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .map(|p| p.payment_id)
+        .collect();
+    let mut page = 1;
+    while let Ok(call) = account.dialect.list_orders(date, page, now) {
+        let Ok(answer) = crate::api::send(gateway, &account, &call).await else { break };
+        let Ok((orders, more)) =
+            account.dialect.read_order_list(ProviderResponse { status: answer.status, body: &answer.body })
+        else {
+            break;
+        };
+        for (order_no, status, amount) in orders {
+            if !known.contains(&order_no) {
+                report.differences.push(Difference {
+                    payment_id: String::new(),
+                    out_trade_no: order_no,
+                    kind: "unknown_to_payglot",
+                    payglot_status: None,
+                    provider_status: status,
+                    payglot_amount: 0,
+                    provider_amount: amount,
+                    settled: false,
+                });
+            }
+        }
+        if !more || page >= 100 {
+            break;
+        }
+        page += 1;
+    }
     Ok(report)
 }
 
@@ -121,7 +159,7 @@ pub fn compare(payment: &Payment, provider_status: PaymentStatus, provider_amoun
         payment_id: payment.payment_id.clone(),
         out_trade_no: payment.out_trade_no.clone(),
         kind,
-        payglot_status: payment.status,
+        payglot_status: Some(payment.status),
         provider_status,
         payglot_amount: payment.amount,
         provider_amount,
@@ -150,7 +188,7 @@ pub fn render(report: &Report) -> String {
             d.kind,
             d.out_trade_no,
             d.payment_id,
-            d.payglot_status,
+            d.payglot_status.map(|s| s.to_string()).unwrap_or_else(|| "(unknown)".into()),
             d.payglot_amount,
             d.provider_status,
             d.provider_amount.map(|a| a.to_string()).unwrap_or_else(|| "?".into()),

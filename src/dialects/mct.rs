@@ -13,7 +13,7 @@
 //! | operation | path | data |
 //! | --- | --- | --- |
 //! | paylist | /mct1/paylist | pmt_type "2,3,4" |
-//! | order list | /mct1/order | (reconciliation) |
+//! | order list | /mct1/order | page, pagesize, ord_type 1, sdate, edate (reconciliation) |
 //! | order/view | /mct1/order/view | out_no |
 //! | payorder | /mct1/payorder | out_no, pmt_tag, ord_name, original_amount, trade_amount, remark, notify_url + scene fields |
 //! | paystatus | /mct1/paystatus | out_no (a payment's or a refund's) |
@@ -463,6 +463,33 @@ impl Dialect for Mct {
             _ => TransferStatus::Pending,
         };
         Ok(RefundReport { provider_refund_no: Some(field(&data, "ord_no")).filter(|s| !s.is_empty()), status })
+    }
+
+    fn list_orders(&self, date: &str, page: u32, now: i64) -> Result<ProviderRequest, DialectError> {
+        let c = json!({"page": page, "pagesize": 100, "ord_type": 1, "sdate": format!("{date} 00:00:00"), "edate": format!("{date} 23:59:59")});
+        Ok(self.request("/order", c, now))
+    }
+
+    fn read_order_list(
+        &self,
+        answer: ProviderResponse<'_>,
+    ) -> Result<(Vec<(String, PaymentStatus, Option<i64>)>, bool), DialectError> {
+        let data = self.read_answer(answer)?;
+        let orders = data["list"]
+            .as_array()
+            .map(|list| {
+                list.iter()
+                    .map(|o| {
+                        (field(o, "out_no"), payment_status(&field(o, "status")), field(o, "trade_amount").parse().ok())
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        // §4.2.4 names the block "pages" in its example and "page" in its table.
+        let pages = data.get("pages").or_else(|| data.get("page")).cloned().unwrap_or_default();
+        let (page, total) =
+            (field(&pages, "page").parse::<u32>().unwrap_or(1), field(&pages, "totalpage").parse::<u32>().unwrap_or(1));
+        Ok((orders, page < total))
     }
 
     fn payment_methods(&self, now: i64) -> Result<ProviderRequest, DialectError> {

@@ -301,6 +301,18 @@ pub trait Dialect: Send + Sync {
     fn read_payment_methods(&self, _answer: ProviderResponse<'_>) -> Result<Vec<PaymentMethod>, DialectError> {
         unsupported(self.dialect(), Operation::PaymentMethods)
     }
+    /// The provider's own list of orders created in a Beijing-time day (mct `order`, §4.2):
+    /// (merchant order number, status, amount) per order, one page (1-based) at a time; the
+    /// bool says whether more pages follow.
+    fn list_orders(&self, _date: &str, _page: u32, _now: i64) -> Result<ProviderRequest, DialectError> {
+        Err(DialectError::Unsupported("order listing".into()))
+    }
+    fn read_order_list(
+        &self,
+        _answer: ProviderResponse<'_>,
+    ) -> Result<(Vec<(String, PaymentStatus, Option<i64>)>, bool), DialectError> {
+        Err(DialectError::Unsupported("order listing".into()))
+    }
     /// The payer's identity behind a wallet uid (zhixiao 2.6), as the provider states it.
     fn identity(&self, _uid: &str, _now: i64) -> Result<ProviderRequest, DialectError> {
         unsupported(self.dialect(), Operation::Identity)

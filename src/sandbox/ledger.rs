@@ -124,6 +124,11 @@ impl Ledger {
             .map(|o| o.provider_no.clone())
     }
 
+    /// Every order of an account (the sandbox keeps one day's worth).
+    pub fn orders_of(&self, dialect: &str, account: &str) -> Vec<Order> {
+        self.orders.values().filter(|o| o.dialect == dialect && o.account == account).cloned().collect()
+    }
+
     /// Whether an account has a pending order asking the payer for exactly `payable`.
     pub fn pending_with_payable(&self, dialect: &str, account: &str, payable: i64) -> bool {
         self.orders.values().any(|o| {

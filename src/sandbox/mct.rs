@@ -33,6 +33,11 @@ pub fn handle(sb: &Sandbox, path: &str, request: &HttpIn) -> Reply {
     let answer = match op {
         "/payorder" => payorder(sb, &env, &data, now),
         "/paystatus" | "/order/view" => paystatus(sb, &env, &data, now),
+        "/order" => {
+            let list: Vec<Value> = sb.ledger().orders_of("mct", &env.open_id).iter().map(|o| order_data(sb, o)).collect();
+            let total = list.len();
+            env.answer(0, "ok", Some(&json!({"pages": {"totalnum": total.to_string(), "totalpage": 1, "pagesize": 100, "page": 1}, "list": list})), now)
+        }
         "/paycancel" => paycancel(sb, &env, &data, now),
         "/payrefund" => payrefund(sb, &env, &data, now),
         "/paylist" => env.answer(
