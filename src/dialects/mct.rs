@@ -52,7 +52,7 @@ use super::signing::{
 };
 use super::{
     check_credentials, check_options, credential, field, json_text, truncate_bytes, CallbackReply, CallbackReport,
-    CreateOrder, CreateStep, Created, Dialect, DialectError, InboundHttp, PaymentMethod, PaymentReport,
+    CreateOrder, CreateStep, Created, Dialect, DialectError, InboundHttp, OrderPage, PaymentMethod, PaymentReport,
     ProviderRequest, ProviderResponse, RefundReport, Refusal,
 };
 use crate::config::ProviderConfig;
@@ -470,10 +470,7 @@ impl Dialect for Mct {
         Ok(self.request("/order", c, now))
     }
 
-    fn read_order_list(
-        &self,
-        answer: ProviderResponse<'_>,
-    ) -> Result<(Vec<(String, PaymentStatus, Option<i64>)>, bool), DialectError> {
+    fn read_order_list(&self, answer: ProviderResponse<'_>) -> Result<OrderPage, DialectError> {
         let data = self.read_answer(answer)?;
         let orders = data["list"]
             .as_array()

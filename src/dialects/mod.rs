@@ -130,6 +130,10 @@ pub struct PayoutReport {
     pub amount: Option<i64>,
 }
 
+/// One page of a provider's order listing: (merchant order number, status, amount) per order,
+/// and whether more pages follow.
+pub type OrderPage = (Vec<(String, PaymentStatus, Option<i64>)>, bool);
+
 /// One payment method an account offers (mct `paylist`).
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct PaymentMethod {
@@ -307,10 +311,7 @@ pub trait Dialect: Send + Sync {
     fn list_orders(&self, _date: &str, _page: u32, _now: i64) -> Result<ProviderRequest, DialectError> {
         Err(DialectError::Unsupported("order listing".into()))
     }
-    fn read_order_list(
-        &self,
-        _answer: ProviderResponse<'_>,
-    ) -> Result<(Vec<(String, PaymentStatus, Option<i64>)>, bool), DialectError> {
+    fn read_order_list(&self, _answer: ProviderResponse<'_>) -> Result<OrderPage, DialectError> {
         Err(DialectError::Unsupported("order listing".into()))
     }
     /// The payer's identity behind a wallet uid (zhixiao 2.6), as the provider states it.
