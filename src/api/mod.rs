@@ -289,6 +289,24 @@ pub fn note_call(
     );
 }
 
+/// Checks a merchant's order number (`out_trade_no`, `out_refund_no`, `out_payout_no`).
+pub fn check_order_number(field: &str, value: &str) -> Result<(), ApiError> {
+    if value.is_empty() || value.len() > 64 || !value.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+    {
+        return Err(ApiError::invalid_request(format!(
+            "{field}: 1 to 64 characters of letters, digits, '-', '_' or '.'"
+        )));
+    }
+    Ok(())
+}
+
+/// The notify_url of a request, else the merchant's default; one of them is required.
+pub fn notify_url(requested: &Option<String>, merchant: &MerchantConfig) -> Result<String, ApiError> {
+    requested.clone().or_else(|| merchant.notify_url.clone()).ok_or_else(|| {
+        ApiError::invalid_request("notify_url: required (no default notify_url is configured for this merchant)")
+    })
+}
+
 /// Whether `account` is one this merchant's routes use (merchants only reach their accounts).
 pub fn merchant_uses(merchant: &MerchantConfig, account: &str) -> bool {
     merchant.routes.iter().any(|r| {

@@ -78,10 +78,7 @@ fn check_url(field: &str, url: &str) -> Result<(), ApiError> {
 impl CreatePaymentRequest {
     fn validate(&self) -> Result<(), ApiError> {
         let bad = |m: String| Err(ApiError::invalid_request(m));
-        let n = &self.out_trade_no;
-        if n.is_empty() || n.len() > 64 || !n.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) {
-            return bad("out_trade_no: 1 to 64 characters of letters, digits, '-', '_' or '.'".into());
-        }
+        super::check_order_number("out_trade_no", &self.out_trade_no)?;
         if let Err(e) = crate::money::check_amount(self.amount) {
             return bad(format!("amount: {e} (amount is a positive integer number of fen)"));
         }
@@ -133,9 +130,7 @@ pub async fn create(
     let request: CreatePaymentRequest = serde_json::from_slice(body)
         .map_err(|e| ApiError::invalid_request(format!("body is not a valid payment request: {e}")))?;
     request.validate()?;
-    let notify_url = request.notify_url.clone().or_else(|| merchant.notify_url.clone()).ok_or_else(|| {
-        ApiError::invalid_request("notify_url: required (no default notify_url is configured for this merchant)")
-    })?;
+    let notify_url = super::notify_url(&request.notify_url, merchant)?;
 
     let payment_id = new_payment_id(now);
     let facts = PaymentFacts {

@@ -46,10 +46,7 @@ pub async fn create(
 ) -> Result<Reply, ApiError> {
     let request: CreatePayoutRequest = serde_json::from_slice(body)
         .map_err(|e| ApiError::invalid_request(format!("body is not a valid payout request: {e}")))?;
-    let n = &request.out_payout_no;
-    if n.is_empty() || n.len() > 64 || !n.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) {
-        return Err(ApiError::invalid_request("out_payout_no: 1 to 64 characters of letters, digits, '-', '_' or '.'"));
-    }
+    super::check_order_number("out_payout_no", &request.out_payout_no)?;
     if let Err(e) = crate::money::check_amount(request.amount) {
         return Err(ApiError::invalid_request(format!("amount: {e} (a positive integer number of fen)")));
     }
@@ -60,9 +57,7 @@ pub async fn create(
     if !["bank", "wechat", "alipay", "other"].contains(&p.account_type.as_str()) {
         return Err(ApiError::invalid_request("payee.account_type: bank, wechat, alipay or other"));
     }
-    let notify_url = request.notify_url.clone().or_else(|| merchant.notify_url.clone()).ok_or_else(|| {
-        ApiError::invalid_request("notify_url: required (no default notify_url is configured for this merchant)")
-    })?;
+    let notify_url = super::notify_url(&request.notify_url, merchant)?;
     let provider = match &request.provider {
         Some(name) if merchant_uses(merchant, name) => name.clone(),
         Some(name) => {

@@ -37,10 +37,7 @@ pub async fn create(
 ) -> Result<Reply, ApiError> {
     let request: CreateRefundRequest = serde_json::from_slice(body)
         .map_err(|e| ApiError::invalid_request(format!("body is not a valid refund request: {e}")))?;
-    let n = &request.out_refund_no;
-    if n.is_empty() || n.len() > 64 || !n.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) {
-        return Err(ApiError::invalid_request("out_refund_no: 1 to 64 characters of letters, digits, '-', '_' or '.'"));
-    }
+    super::check_order_number("out_refund_no", &request.out_refund_no)?;
     if let Err(e) = crate::money::check_amount(request.amount) {
         return Err(ApiError::invalid_request(format!("amount: {e} (a positive integer number of fen)")));
     }
