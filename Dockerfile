@@ -2,8 +2,10 @@
 # Mount your routes.yaml at /etc/payglot/routes.yaml and a volume for the SQLite store.
 FROM rust:1-slim-bookworm AS build
 WORKDIR /src
-COPY Cargo.toml Cargo.lock ./
+COPY Cargo.toml Cargo.lock openapi.yaml ./
 COPY src ./src
+# The manifest names the benchmarks, so cargo wants their files even for a plain build.
+COPY benches ./benches
 RUN cargo build --release --locked
 
 FROM debian:bookworm-slim
