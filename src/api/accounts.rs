@@ -5,10 +5,9 @@
 //! last answer is served with the time it was read.
 
 use super::error::ApiError;
-use super::{account, dialect_error, provider_param, send, Account};
+use super::{account, ask, dialect_error, provider_param, send};
 use crate::config::{LiveConfig, MerchantConfig};
 use crate::dialects::ProviderResponse;
-use crate::dialects::{Dialect, DialectError, ProviderRequest};
 use crate::model::rfc3339;
 use crate::server::{Gateway, Reply};
 use serde_json::json;
@@ -58,7 +57,7 @@ pub async fn payment_methods(
     let name = provider_param(merchant, query)?;
     let account = account(live, &name)?;
     let methods =
-        ask(gateway, &account, account.dialect.payment_methods(now), |d, a| d.read_payment_methods(a)).await?;
+        ask(gateway, &account, account.dialect.payment_methods(now), None, |d, a| d.read_payment_methods(a)).await?;
     Ok(Reply::json(200, &json!({"provider": name, "methods": methods})))
 }
 
@@ -79,7 +78,7 @@ pub async fn identity(
     let name = provider_param(merchant, query)?;
     let uid = query_value(query, "uid").ok_or_else(|| ApiError::invalid_request("uid: query parameter required"))?;
     let account = account(live, &name)?;
-    let user = ask(gateway, &account, account.dialect.identity(&uid, now), |d, a| d.read_identity(a)).await?;
+    let user = ask(gateway, &account, account.dialect.identity(&uid, now), None, |d, a| d.read_identity(a)).await?;
     Ok(Reply::json(200, &json!({"provider": name, "user": user})))
 }
 
@@ -95,20 +94,8 @@ pub async fn card_link(
         query_value(query, "user_no").ok_or_else(|| ApiError::invalid_request("user_no: query parameter required"))?;
     let school_id = query_value(query, "school_id").unwrap_or_default();
     let account = account(live, &name)?;
-    let card = ask(gateway, &account, account.dialect.card_link(&school_id, &user_no, now), |d, a| d.read_card_link(a))
-        .await?;
+    let card =
+        ask(gateway, &account, account.dialect.card_link(&school_id, &user_no, now), None, |d, a| d.read_card_link(a))
+            .await?;
     Ok(Reply::json(200, &json!({"provider": name, "card": card})))
-}
-
-/// Sends an account question built by the dialect and reads the verified answer.
-async fn ask<T>(
-    gateway: &Gateway,
-    account: &Account<'_>,
-    call: Result<ProviderRequest, DialectError>,
-    read: impl FnOnce(&dyn Dialect, ProviderResponse<'_>) -> Result<T, DialectError>,
-) -> Result<T, ApiError> {
-    let call = call.map_err(|e| dialect_error(account.name, e))?;
-    let answer = send(gateway, account, &call).await.map_err(|(_, e)| e)?;
-    read(account.dialect.as_ref(), ProviderResponse { status: answer.status, body: &answer.body })
-        .map_err(|e| dialect_error(account.name, e))
 }

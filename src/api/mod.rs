@@ -10,7 +10,7 @@ pub mod payouts;
 pub mod refunds;
 
 use crate::config::{LiveConfig, MerchantConfig, ProviderConfig, RouteTarget};
-use crate::dialects::{Dialect, DialectError, ProviderRequest, Refusal};
+use crate::dialects::{Dialect, DialectError, ProviderRequest, ProviderResponse, Refusal};
 use crate::model::now_unix;
 use crate::server::{Gateway, HttpIn, Reply};
 use crate::upstream::{Answer, UpstreamError};
@@ -253,6 +253,25 @@ pub async fn send(
         let api = ApiError::provider_unavailable(Some(account.name), format!("provider account {}: {e}", account.name));
         (e, api)
     })
+}
+
+/// Sends a dialect's request to an account and reads the verified answer, mapping every
+/// failure onto the merchant API error; with a `subject` the call goes on its timeline.
+pub async fn ask<T>(
+    gateway: &Gateway,
+    account: &Account<'_>,
+    call: Result<ProviderRequest, DialectError>,
+    subject: Option<&str>,
+    read: impl FnOnce(&dyn Dialect, ProviderResponse<'_>) -> Result<T, DialectError>,
+) -> Result<T, ApiError> {
+    let call = call.map_err(|e| dialect_error(account.name, e))?;
+    let answer = match subject {
+        Some(s) => send_about(gateway, account, &call, s).await,
+        None => send(gateway, account, &call).await,
+    }
+    .map_err(|(_, e)| e)?;
+    read(account.dialect.as_ref(), ProviderResponse { status: answer.status, body: &answer.body })
+        .map_err(|e| dialect_error(account.name, e))
 }
 
 /// `send`, noting the call (operation, HTTP status or error, latency) on `subject`'s timeline.

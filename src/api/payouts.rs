@@ -7,7 +7,7 @@
 //! are masked in every answer and event.
 
 use super::error::ApiError;
-use super::{account, dialect_error, merchant_uses, send_about};
+use super::{account, ask, dialect_error, merchant_uses, send_about};
 use crate::callbacks::apply_payout_report;
 use crate::config::{LiveConfig, MerchantConfig};
 use crate::dialects::{DialectError, ProviderResponse};
@@ -153,15 +153,10 @@ pub async fn query(
 pub async fn refresh_payout(gateway: &Gateway, live: &LiveConfig, payout: &Payout, now: i64) -> Result<Payout, bool> {
     let account = account(live, &payout.provider).map_err(|_| false)?;
     let call = account.dialect.query_payout(payout, now).map_err(|e| matches!(e, DialectError::Unsupported(_)))?;
-    let answer = send_about(gateway, &account, &call, &payout.payout_id).await.map_err(|(e, _)| {
-        tracing::warn!(payout_id = %payout.payout_id, error = %e, "payout query failed");
-        false
-    })?;
-    let report = account
-        .dialect
-        .read_payout_query(payout, ProviderResponse { status: answer.status, body: &answer.body })
+    let report = ask(gateway, &account, Ok(call), Some(&payout.payout_id), |d, a| d.read_payout_query(payout, a))
+        .await
         .map_err(|e| {
-            tracing::warn!(payout_id = %payout.payout_id, error = %e, "payout query answer refused");
+            tracing::warn!(payout_id = %payout.payout_id, error = %e.message, detail = ?e.provider_message, "payout query gave no verified answer");
             false
         })?;
     apply_payout_report(gateway, payout, &report, now).await.map_err(|_| false)

@@ -8,7 +8,7 @@
 //! told in the answer); a timeout leaves it `pending` for a later query.
 
 use super::error::ApiError;
-use super::{account, dialect_error, send_about};
+use super::{account, ask, dialect_error, send_about};
 use crate::config::{LiveConfig, MerchantConfig};
 use crate::dialects::{DialectError, ProviderResponse, RefundReport};
 use crate::model::{new_transfer_id, Refund, TransferStatus};
@@ -147,15 +147,10 @@ pub async fn query(
 pub async fn refresh_refund(gateway: &Gateway, live: &LiveConfig, refund: &Refund, now: i64) -> Result<Refund, bool> {
     let account = account(live, &refund.provider).map_err(|_| false)?;
     let call = account.dialect.query_refund(refund, now).map_err(|e| matches!(e, DialectError::Unsupported(_)))?;
-    let answer = send_about(gateway, &account, &call, &refund.payment_id).await.map_err(|(e, _)| {
-        tracing::warn!(refund_id = %refund.refund_id, error = %e, "refund query failed");
-        false
-    })?;
-    let report = account
-        .dialect
-        .read_refund_query(refund, ProviderResponse { status: answer.status, body: &answer.body })
+    let report = ask(gateway, &account, Ok(call), Some(&refund.payment_id), |d, a| d.read_refund_query(refund, a))
+        .await
         .map_err(|e| {
-            tracing::warn!(refund_id = %refund.refund_id, error = %e, "refund query answer refused");
+            tracing::warn!(refund_id = %refund.refund_id, error = %e.message, detail = ?e.provider_message, "refund query gave no verified answer");
             false
         })?;
     let settled = gateway
