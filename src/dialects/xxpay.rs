@@ -194,7 +194,10 @@ impl Xxpay {
         Ok(Xxpay { mch_id: cred("mch_id"), app_id: cred("app_id"), key: cred("key"), products })
     }
 
+    /// A signed request: the account's mchId and appId, then `fields`, as the form's `params`.
     fn request(&self, path: &str, mut fields: Map<String, Value>) -> ProviderRequest {
+        fields.insert("mchId".into(), Value::String(self.mch_id.clone()));
+        fields.insert("appId".into(), Value::String(self.app_id.clone()));
         let text: BTreeMap<String, String> = fields.iter().map(|(k, v)| (k.clone(), json_text(v))).collect();
         fields.insert("sign".into(), Value::String(sign(&text, &self.key)));
         let params = Value::Object(fields).to_string();
@@ -308,8 +311,6 @@ impl Dialect for Xxpay {
             return Err(DialectError::Unsupported(format!("currency {} (xxpay takes cny only)", p.currency)));
         }
         let mut f = Map::new();
-        f.insert("mchId".into(), Value::String(self.mch_id.clone()));
-        f.insert("appId".into(), Value::String(self.app_id.clone()));
         f.insert("productId".into(), Value::from(product));
         f.insert("mchOrderNo".into(), Value::String(p.payment_id.clone()));
         f.insert("currency".into(), Value::String("cny".into()));
@@ -340,8 +341,6 @@ impl Dialect for Xxpay {
 
     fn query_payment(&self, payment: &Payment, _now: i64) -> Result<ProviderRequest, DialectError> {
         let mut f = Map::new();
-        f.insert("mchId".into(), Value::String(self.mch_id.clone()));
-        f.insert("appId".into(), Value::String(self.app_id.clone()));
         f.insert("mchOrderNo".into(), Value::String(payment.payment_id.clone()));
         Ok(self.request(QUERY_PATH, f))
     }
@@ -394,8 +393,6 @@ impl Dialect for Xxpay {
             other => return Err(DialectError::Invalid(format!("payee.account_attr {other:?}: personal or corporate"))),
         };
         let mut f = Map::new();
-        f.insert("mchId".into(), Value::String(self.mch_id.clone()));
-        f.insert("appId".into(), Value::String(self.app_id.clone()));
         f.insert("mchTransOrderNo".into(), Value::String(payout.payout_id.clone()));
         f.insert("currency".into(), Value::String("cny".into()));
         f.insert("amount".into(), Value::from(payout.amount));
@@ -418,8 +415,6 @@ impl Dialect for Xxpay {
 
     fn query_payout(&self, payout: &Payout, _now: i64) -> Result<ProviderRequest, DialectError> {
         let mut f = Map::new();
-        f.insert("mchId".into(), Value::String(self.mch_id.clone()));
-        f.insert("appId".into(), Value::String(self.app_id.clone()));
         f.insert("mchTransOrderNo".into(), Value::String(payout.payout_id.clone()));
         Ok(self.request(TRANS_QUERY_PATH, f))
     }
