@@ -120,6 +120,36 @@ pub struct Payment {
     /// After this (unix seconds) an unpaid payment is closed: at the provider where it offers
     /// close, else once the provider's own order lifetime has passed.
     pub expires_at: i64,
+    /// The provider-compatible front door the payment came in through, when it did: its
+    /// events go back to the school in that dialect.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub door: Option<Door>,
+}
+
+/// Where a payment entered through `/compat/{dialect}/...`: the school's dialect, its account
+/// id at that door, and the request fields its dialect's answers and callbacks repeat
+/// (xxpay `productId`/`param1`, xiaojitong `param`, jings `orderuid`, ...).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Door {
+    pub dialect: String,
+    pub account: String,
+    #[serde(default)]
+    pub fields: BTreeMap<String, String>,
+}
+
+impl Door {
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("door serializes")
+    }
+
+    pub fn from_json(text: &str) -> Option<Door> {
+        serde_json::from_str(text).ok()
+    }
+
+    /// One of the saved request fields, or "".
+    pub fn field(&self, name: &str) -> &str {
+        self.fields.get(name).map(String::as_str).unwrap_or("")
+    }
 }
 
 string_enum!(

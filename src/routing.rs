@@ -70,7 +70,7 @@ mod tests {
     use crate::config::Secret;
 
     fn merchant(routes: Vec<Route>) -> MerchantConfig {
-        MerchantConfig { id: "m".into(), key: Secret::new("k"), notify_url: None, routes }
+        MerchantConfig { id: "m".into(), key: Secret::new("k"), notify_url: None, routes, compat: Default::default() }
     }
 
     fn facts(channel: Channel, amount: i64) -> PaymentFacts<'static> {

@@ -33,6 +33,7 @@ fn payment(merchant: &str, out_trade_no: &str, amount: i64) -> Payment {
         created_at: 1,
         updated_at: 1,
         expires_at: 7200,
+        door: None,
     }
 }
 

@@ -166,6 +166,7 @@ pub async fn create(
         created_at: now,
         updated_at: now,
         expires_at: now + expire_seconds(live, &request, first),
+        door: None,
     };
     let fingerprint = request.fingerprint();
     let first_check_at = now + live.config.requery.schedule_secs.first().copied().unwrap_or(60) as i64;

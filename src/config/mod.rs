@@ -114,6 +114,10 @@ struct RawMerchant {
     #[serde(default)]
     notify_url: Option<String>,
     routes: Vec<RawRoute>,
+    /// Provider-compatible front doors, by dialect: the credentials the school's existing
+    /// integration signs with, plus optional `channel`, `scene` and `options`.
+    #[serde(default)]
+    compat: BTreeMap<String, BTreeMap<String, serde_yaml::Value>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -287,6 +291,22 @@ pub struct MerchantConfig {
     pub key: Secret,
     pub notify_url: Option<String>,
     pub routes: Vec<Route>,
+    /// Front doors (`/compat/{dialect}/...`) by dialect.
+    pub compat: BTreeMap<String, DoorConfig>,
+}
+
+/// One provider-compatible front door of a merchant.
+#[derive(Debug, Clone, Serialize)]
+pub struct DoorConfig {
+    /// The credentials (and options) the school signs with, held like a provider account of
+    /// the dialect so the dialect checks them the same way; its base_url is unused.
+    pub account: ProviderConfig,
+    /// The account id the school's requests carry (mchId, mid, appid, uid, open_id).
+    pub account_id: String,
+    /// What a request that does not name its channel or scene means (xiaojitong has neither;
+    /// zhixiao and jings name no scene).
+    pub channel: Option<Channel>,
+    pub scene: Option<Scene>,
 }
 
 /// One routing rule: when `matches` holds, the payment goes to `target`.
@@ -491,17 +511,11 @@ pub fn parse(text: &str, base_dir: &Path, env: &dyn Fn(&str) -> Option<String>) 
         }
         let mut options = BTreeMap::new();
         for (k, v) in &p.options {
-            match v {
-                serde_yaml::Value::String(s) => {
-                    options.insert(k.clone(), s.clone());
+            match scalar_text(v) {
+                Some(text) => {
+                    options.insert(k.clone(), text);
                 }
-                serde_yaml::Value::Number(n) => {
-                    options.insert(k.clone(), n.to_string());
-                }
-                serde_yaml::Value::Bool(b) => {
-                    options.insert(k.clone(), b.to_string());
-                }
-                _ => errors.push(format!("{path}.options.{k}: must be a string, number or boolean")),
+                None => errors.push(format!("{path}.options.{k}: must be a string, number or boolean")),
             }
         }
         let provider = ProviderConfig {
@@ -526,6 +540,7 @@ pub fn parse(text: &str, base_dir: &Path, env: &dyn Fn(&str) -> Option<String>) 
     }
 
     let mut merchants = BTreeMap::new();
+    let mut door_owners = HashMap::new();
     if raw.merchants.is_empty() {
         errors.push("merchants: at least one merchant is needed".into());
     }
@@ -549,6 +564,7 @@ pub fn parse(text: &str, base_dir: &Path, env: &dyn Fn(&str) -> Option<String>) 
             check_http_url(&format!("{path}.notify_url"), url, &mut errors);
         }
         let routes = validate_routes(&path, &m.routes, &providers, &mut errors);
+        let compat = validate_doors(&path, &m.compat, env, &mut door_owners, &mut errors);
         merchants.insert(
             id.clone(),
             MerchantConfig {
@@ -556,6 +572,7 @@ pub fn parse(text: &str, base_dir: &Path, env: &dyn Fn(&str) -> Option<String>) 
                 key: key.unwrap_or_else(|| Secret::new("")),
                 notify_url: m.notify_url.clone(),
                 routes,
+                compat,
             },
         );
     }
@@ -575,6 +592,76 @@ pub fn parse(text: &str, base_dir: &Path, env: &dyn Fn(&str) -> Option<String>) 
         providers,
         merchants,
     })
+}
+
+/// A scalar YAML value as text (numbers and booleans as written).
+fn scalar_text(value: &serde_yaml::Value) -> Option<String> {
+    match value {
+        serde_yaml::Value::String(s) => Some(s.clone()),
+        serde_yaml::Value::Number(n) => Some(n.to_string()),
+        serde_yaml::Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+/// Validates a merchant's `compat:` doors; `owners` maps (dialect, account id) to the merchant
+/// that has it, since a door request names only its account id.
+fn validate_doors(
+    merchant_path: &str,
+    raw: &BTreeMap<String, BTreeMap<String, serde_yaml::Value>>,
+    env: &dyn Fn(&str) -> Option<String>,
+    owners: &mut HashMap<(String, String), String>,
+    errors: &mut Vec<String>,
+) -> BTreeMap<String, DoorConfig> {
+    let merchant = merchant_path.trim_start_matches("merchants.");
+    let mut doors = BTreeMap::new();
+    for (dialect, entries) in raw {
+        let path = format!("{merchant_path}.compat.{dialect}");
+        let Some(id_name) = dialects::account_id_credential(dialect) else {
+            errors.push(format!("{path}: unknown dialect (known: {})", dialects::DIALECTS.join(", ")));
+            continue;
+        };
+        let mut account = ProviderConfig::for_tests(&format!("{merchant}/compat/{dialect}"), dialect);
+        let (mut channel, mut scene) = (None, None);
+        for (k, v) in entries {
+            match (k.as_str(), v) {
+                ("options", serde_yaml::Value::Mapping(m)) => {
+                    for (ok, ov) in m {
+                        match (ok.as_str(), scalar_text(ov)) {
+                            (Some(name), Some(text)) => {
+                                account.options.insert(name.to_string(), text);
+                            }
+                            _ => errors.push(format!("{path}.options: names and values must be scalars")),
+                        }
+                    }
+                }
+                ("channel", v) => match scalar_text(v).map(|s| s.parse::<Channel>()) {
+                    Some(Ok(c)) => channel = Some(c),
+                    _ => errors.push(format!("{path}.channel: not a channel")),
+                },
+                ("scene", v) => match scalar_text(v).map(|s| s.parse::<Scene>()) {
+                    Some(Ok(s)) => scene = Some(s),
+                    _ => errors.push(format!("{path}.scene: not a scene")),
+                },
+                (name, v) => match scalar_text(v).map(|s| secrets::resolve(&s, env)) {
+                    Some(Ok(secret)) => {
+                        account.credentials.insert(name.to_string(), secret);
+                    }
+                    Some(Err(e)) => errors.push(format!("{path}.{name}: {e}")),
+                    None => errors.push(format!("{path}.{name}: must be a string")),
+                },
+            }
+        }
+        if let Err(es) = dialects::build(&account) {
+            errors.extend(es.into_iter().map(|e| format!("{path}.{}", e.trim_start_matches("credentials."))));
+        }
+        let account_id = dialects::credential(&account, id_name);
+        if let Some(other) = owners.insert((dialect.clone(), account_id.clone()), merchant.to_string()) {
+            errors.push(format!("{path}.{id_name}: {account_id:?} is already the {dialect} door of merchant {other}"));
+        }
+        doors.insert(dialect.clone(), DoorConfig { account, account_id, channel, scene });
+    }
+    doors
 }
 
 fn valid_name(name: &str) -> bool {
@@ -684,6 +771,8 @@ fn validate_routes(
 pub struct LiveConfig {
     pub config: Config,
     pub dialects: HashMap<String, Arc<dyn Dialect>>,
+    /// (dialect, account id) → merchant id, for the front doors.
+    pub doors: HashMap<(String, String), String>,
     pub source: PathBuf,
     pub loaded_at: i64,
 }
@@ -696,7 +785,13 @@ impl LiveConfig {
                 .map_err(|es| es.into_iter().map(|e| format!("providers.{name}.{e}")).collect::<Vec<_>>())?;
             dialects.insert(name.clone(), d);
         }
-        Ok(LiveConfig { config, dialects, source, loaded_at: crate::model::now_unix() })
+        let mut doors = HashMap::new();
+        for m in config.merchants.values() {
+            for (dialect, door) in &m.compat {
+                doors.insert((dialect.clone(), door.account_id.clone()), m.id.clone());
+            }
+        }
+        Ok(LiveConfig { config, dialects, doors, source, loaded_at: crate::model::now_unix() })
     }
 
     /// Loads and validates a file, with secrets from the process environment.
@@ -709,6 +804,12 @@ impl LiveConfig {
 
     pub fn merchant(&self, id: &str) -> Option<&MerchantConfig> {
         self.config.merchants.get(id)
+    }
+
+    /// The merchant and door a front-door request with this account id is for.
+    pub fn door(&self, dialect: &str, account_id: &str) -> Option<(&MerchantConfig, &DoorConfig)> {
+        let merchant = self.merchant(self.doors.get(&(dialect.to_string(), account_id.to_string()))?)?;
+        Some((merchant, merchant.compat.get(dialect)?))
     }
 
     pub fn dialect(&self, account: &str) -> Option<&Arc<dyn Dialect>> {

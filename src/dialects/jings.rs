@@ -257,6 +257,7 @@ impl Dialect for Jings {
 /// The provider side of jings, for the sandbox and the compatible front door.
 pub mod provider {
     use super::*;
+    use crate::dialects::{Ack, Notify, ProviderOrder};
 
     /// Verifies a pay.action form with the token of its uid.
     pub fn read_pay_form(
@@ -290,6 +291,44 @@ pub mod provider {
             return Err("key error".into());
         }
         Ok(fields)
+    }
+
+    /// 1.4's answer for an order: status -1 待支付, 0 正常支付, 1 支付超时 (closed).
+    pub fn query_answer(order: &ProviderOrder) -> String {
+        let status = match order.status {
+            PaymentStatus::Succeeded => "0",
+            PaymentStatus::Closed | PaymentStatus::Failed => "1",
+            PaymentStatus::Pending => "-1",
+        };
+        let realpay = if order.status == PaymentStatus::Succeeded { fen_to_yuan(order.payable) } else { String::new() };
+        serde_json::json!({"msg": "", "orderid": order.merchant_order_no, "payid": order.provider_no,
+            "paymoney": fen_to_yuan(order.amount), "realpay": realpay, "status": status})
+        .to_string()
+    }
+
+    /// A query refusal (status -2).
+    pub fn query_failure(message: &str) -> String {
+        serde_json::json!({"msg": message, "status": "-2"}).to_string()
+    }
+
+    /// The notify (1.2): a signed form POST; any 2xx is the ack. `fields` may hold orderuid.
+    pub fn notify(order: &ProviderOrder, token: &str) -> Notify {
+        let orderuid = order.fields.get("orderuid").map(String::as_str).unwrap_or("");
+        let body = notify_body(
+            &order.provider_no,
+            &order.merchant_order_no,
+            orderuid,
+            &fen_to_yuan(order.amount),
+            &fen_to_yuan(order.payable),
+            token,
+        );
+        Notify {
+            method: "POST",
+            url: order.notify_url.clone(),
+            content_type: Some("application/x-www-form-urlencoded"),
+            body: body.into_bytes(),
+            ack: Ack::Status2xx,
+        }
     }
 
     /// A signed notify body.

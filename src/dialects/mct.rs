@@ -518,6 +518,7 @@ impl Dialect for Mct {
 /// The provider side of mct, for the sandbox and the compatible front door.
 pub mod provider {
     use super::*;
+    use crate::dialects::{beijing_time, Ack, Notify, ProviderOrder};
 
     /// Verifies a request form (signature and ±600 s window) with the open_key of its open_id,
     /// and opens its data. Errors are (errcode, msg) as §5 lists them.
@@ -541,6 +542,48 @@ pub mod provider {
             .open(fields.get("data").map(String::as_str).unwrap_or(""))
             .map_err(|_| (8044, "out_no不能为空".to_string()))?;
         Ok((envelope, data))
+    }
+
+    /// An order as payorder, paystatus and order/view show it (§4.4); `trade_qrcode` is where
+    /// the payer pays.
+    pub fn order_data(order: &ProviderOrder, trade_qrcode: &str) -> Value {
+        let pmt_tag = order.fields.get("pmt_tag").cloned().unwrap_or_else(|| "Weixin".into());
+        let status = match order.status {
+            PaymentStatus::Succeeded => "1",
+            PaymentStatus::Pending => "2",
+            PaymentStatus::Closed | PaymentStatus::Failed => "4",
+        };
+        serde_json::json!({
+            "ord_no": order.provider_no,
+            "ord_mct_id": order.fields.get("ord_mct_id").cloned().unwrap_or_else(|| "174141".into()),
+            "ord_shop_id": order.fields.get("ord_shop_id").cloned().unwrap_or_else(|| "583".into()),
+            "ord_currency": "CNY",
+            "currency_sign": "¥",
+            "pmt_tag": pmt_tag,
+            "pmt_name": if pmt_tag == "Alipay" { "支付宝" } else { "微信支付" },
+            "ord_type": "1",
+            "trade_no": order.fields.get("trade_no").cloned().unwrap_or_else(|| format!("sandbox{}", order.provider_no)),
+            "trade_amount": order.amount.to_string(),
+            "original_amount": order.amount.to_string(),
+            "discount_amount": "0",
+            "ignore_amount": "0",
+            "trade_qrcode": trade_qrcode,
+            "trade_pay_time": order.paid_at.map(beijing_time),
+            "trade_result": "{}",
+            "status": status,
+            "out_no": order.merchant_order_no,
+        })
+    }
+
+    /// An error answer `{errcode, msg}` (§5).
+    pub fn failure(code: i64, msg: &str) -> String {
+        serde_json::json!({"errcode": code, "msg": msg}).to_string()
+    }
+
+    /// The notify (§4.8): a signed GET acked by `notify_success`; `status` 1 is paid.
+    pub fn notify(order: &ProviderOrder, envelope: &Envelope, status: &str, rand_str: &str, now: i64) -> Notify {
+        let query = notify_query(envelope, &order.provider_no, &order.merchant_order_no, status, rand_str, now);
+        Notify::get(&order.notify_url, &query, Ack::Text(ACK))
     }
 
     /// A signed notify query string.

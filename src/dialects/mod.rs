@@ -11,12 +11,93 @@ pub mod zhixiao;
 
 use crate::config::ProviderConfig;
 use crate::model::{Action, Channel, Payment, PaymentStatus, Payout, Refund, Scene, TransferStatus};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
 /// The dialects payglot knows, by the name used in routes.yaml.
 pub const DIALECTS: &[&str] = &["xiaojitong", "zhixiao", "jings", "mct", "xxpay"];
+
+/// One order as a provider keeps it: the provider side of every dialect (the sandbox providers
+/// and the front doors) builds its answers and callbacks from this.
+#[derive(Debug, Clone)]
+pub struct ProviderOrder {
+    pub dialect: &'static str,
+    /// The provider's order number (at a front door: payglot's payment_id).
+    pub provider_no: String,
+    /// The merchant account (mch_id, mid, appid, uid, open_id) that created it.
+    pub account: String,
+    /// The merchant's order number (payglot's payment_id).
+    pub merchant_order_no: String,
+    pub amount: i64,
+    /// What the payer must pay (xiaojitong's reallyprice); usually the amount.
+    pub payable: i64,
+    pub notify_url: String,
+    pub status: PaymentStatus,
+    pub paid_at: Option<i64>,
+    pub refunded: i64,
+    /// Anything else the dialect keeps (product id, scene, return url...).
+    pub fields: BTreeMap<String, String>,
+}
+
+/// A callback to send: request and how to recognise the ack.
+pub struct Notify {
+    pub method: &'static str,
+    pub url: String,
+    pub content_type: Option<&'static str>,
+    pub body: Vec<u8>,
+    pub ack: Ack,
+}
+
+impl Notify {
+    /// A callback sent as a GET with its fields in the query string (xiaojitong, mct, xxpay
+    /// payouts).
+    pub fn get(url: &str, query: &str, ack: Ack) -> Notify {
+        let sep = if url.contains('?') { '&' } else { '?' };
+        Notify { method: "GET", url: format!("{url}{sep}{query}"), content_type: None, body: Vec::new(), ack }
+    }
+}
+
+/// What the merchant side answers when it took a callback.
+#[derive(Debug, Clone, Copy)]
+pub enum Ack {
+    /// A 2xx with exactly this text (xxpay `success`, mct `notify_success`).
+    Text(&'static str),
+    /// A 2xx with a JSON body whose field has this value as text (xiaojitong `code` 1,
+    /// zhixiao `ret_code` 0).
+    JsonField(&'static str, &'static str),
+    /// Any 2xx (jings).
+    Status2xx,
+}
+
+impl Ack {
+    /// Whether an answer with this status and body is the ack.
+    pub fn matches(&self, status: u16, body: &[u8]) -> bool {
+        if !(200..300).contains(&status) {
+            return false;
+        }
+        match self {
+            Ack::Text(t) => String::from_utf8_lossy(body).trim() == *t,
+            Ack::JsonField(k, v) => {
+                serde_json::from_slice::<serde_json::Value>(body).ok().is_some_and(|j| field(&j, k) == *v)
+            }
+            Ack::Status2xx => true,
+        }
+    }
+}
+
+/// The credential that names a merchant's account in each dialect's requests.
+pub fn account_id_credential(dialect: &str) -> Option<&'static str> {
+    Some(match dialect {
+        "xxpay" => "mch_id",
+        "xiaojitong" => "mid",
+        "zhixiao" => "appid",
+        "jings" => "uid",
+        "mct" => "open_id",
+        _ => return None,
+    })
+}
 
 /// An HTTP request to send to a provider, relative to the account's `base_url`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -468,6 +549,7 @@ pub mod tests_support {
             created_at: 0,
             updated_at: 0,
             expires_at: i64::MAX,
+            door: None,
         }
     }
 }

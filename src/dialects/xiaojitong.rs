@@ -223,6 +223,67 @@ impl Dialect for Xiaojitong {
 /// The provider side of xiaojitong, for the sandbox and the compatible front door.
 pub mod provider {
     use super::*;
+    use crate::dialects::{Ack, Notify, ProviderOrder};
+    use crate::money::fen_to_yuan;
+    use serde_json::Value;
+
+    fn yuan_number(fen: i64) -> Value {
+        serde_json::from_str(&fen_to_yuan(fen)).expect("a decimal number")
+    }
+
+    /// A failure answer `{code, msg}` (-1 .. -5).
+    pub fn failure(code: i64, msg: &str) -> String {
+        serde_json::json!({"code": code, "msg": msg}).to_string()
+    }
+
+    /// createOrder's success answer: the order, what the payer pays and where (`payurl`).
+    /// `paytype` is 1 wechat, 2 alipay.
+    pub fn create_answer(order: &ProviderOrder, paytype: i64, payurl: &str, now: i64) -> String {
+        let mid = order.account.parse::<i64>().map(Value::from).unwrap_or(Value::String(order.account.clone()));
+        let data = serde_json::json!({
+            "mid": mid,
+            "payid": order.merchant_order_no,
+            "orderid": order.provider_no,
+            "paytype": paytype,
+            "price": yuan_number(order.amount),
+            "reallyprice": yuan_number(order.payable),
+            "payurl": payurl,
+            "state": 0,
+            "order_time_out": 5,
+            "date": now * 1000,
+        });
+        serde_json::json!({"code": 1, "msg": "成功", "data": data}).to_string()
+    }
+
+    /// The callback for a paid order: GET with signed query fields, ack `{"code":1}`.
+    pub fn notify(order: &ProviderOrder, key: &str) -> Notify {
+        let param = order.fields.get("param").map(String::as_str).unwrap_or("");
+        let query = callback_query(
+            &order.account,
+            &order.merchant_order_no,
+            param,
+            &fen_to_yuan(order.amount),
+            &fen_to_yuan(order.payable),
+            key,
+        );
+        Notify::get(&order.notify_url, &query, Ack::JsonField("code", "1"))
+    }
+
+    /// checkOrder's answer for an order: paid → the signed return URL; else code -2.
+    pub fn check_answer(order: &ProviderOrder, key: &str) -> String {
+        if order.status != PaymentStatus::Succeeded {
+            return serde_json::json!({"code": -2, "msg": "订单未支付", "data": null}).to_string();
+        }
+        let param = order.fields.get("param").map(String::as_str).unwrap_or("");
+        let return_url = order
+            .fields
+            .get("returnurl")
+            .filter(|u| !u.is_empty())
+            .cloned()
+            .unwrap_or_else(|| "http://127.0.0.1/".into());
+        paid_check_answer(&return_url, &order.merchant_order_no, param, &fen_to_yuan(order.amount), &fen_to_yuan(order.payable), key)
+    }
+
 
     /// Verifies a createOrder form with the key of its `mid`; returns the fields.
     pub fn read_create(

@@ -452,6 +452,7 @@ pub fn callback_fields(callback: InboundHttp<'_>) -> Result<BTreeMap<String, Str
 /// by the compatible front door).
 pub mod provider {
     use super::*;
+    use crate::dialects::{Ack, Notify, ProviderOrder};
 
     /// Reads the `params` JSON of a request and verifies its signature with the key of the
     /// `mchId` it names. Returns the fields, or the retMsg to answer with.
@@ -491,6 +492,58 @@ pub mod provider {
         let signature = sign(&fields, key);
         fields.insert("sign".into(), signature);
         encode_form(fields.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+    }
+
+    /// The order as query answers and notifies show it (§2.2.4, §2.3.2). `fields` holds the
+    /// create request's appId, productId, param1 and param2, and channelOrderNo once known.
+    pub fn order_fields(order: &ProviderOrder) -> BTreeMap<String, String> {
+        let mut f = BTreeMap::new();
+        let saved = |k: &str| order.fields.get(k).cloned().unwrap_or_default();
+        f.insert("mchId".into(), order.account.clone());
+        for k in ["appId", "productId", "param1", "param2"] {
+            if !saved(k).is_empty() {
+                f.insert(k.into(), saved(k));
+            }
+        }
+        f.insert("payOrderId".into(), order.provider_no.clone());
+        f.insert("mchOrderNo".into(), order.merchant_order_no.clone());
+        f.insert("amount".into(), order.amount.to_string());
+        f.insert("status".into(), status_code(order.status).to_string());
+        if let Some(at) = order.paid_at {
+            f.insert("paySuccTime".into(), (at * 1000).to_string());
+            let channel_no = saved("channelOrderNo");
+            f.insert("channelOrderNo".into(), if channel_no.is_empty() { format!("wx{}", order.provider_no) } else { channel_no });
+        }
+        f
+    }
+
+    /// The signed query answer for an order.
+    pub fn query_answer(order: &ProviderOrder, key: &str) -> String {
+        let mut answer: Map<String, Value> =
+            order_fields(order).into_iter().map(|(k, v)| (k, Value::String(v))).collect();
+        answer.insert("currency".into(), Value::String("cny".into()));
+        success(answer, key)
+    }
+
+    /// The signed create answer: the order number and what the payer opens (§2.1.5).
+    pub fn create_answer(pay_order_id: &str, pay_params: Value, key: &str) -> String {
+        let mut answer = Map::new();
+        answer.insert("payOrderId".into(), Value::String(pay_order_id.to_string()));
+        answer.insert("payParams".into(), pay_params);
+        success(answer, key)
+    }
+
+    /// The payment notify (§2.3): POST form with backType 2, ack `success`.
+    pub fn notify(order: &ProviderOrder, key: &str) -> Notify {
+        let mut fields = order_fields(order);
+        fields.insert("backType".into(), "2".into());
+        Notify {
+            method: "POST",
+            url: order.notify_url.clone(),
+            content_type: Some("application/x-www-form-urlencoded"),
+            body: notify_body(fields, key).into_bytes(),
+            ack: Ack::Text(ACK),
+        }
     }
 }
 

@@ -4,11 +4,11 @@
 //! signed GETs (balance only with a `reqtime` within 10 minutes of Beijing time); the notify is
 //! a signed form POST, taken by any 2xx.
 
-use super::ledger::{Ack, Notify, Order};
+use super::ledger::{Notify, Order};
 use super::{json_reply, text, Sandbox};
 use crate::dialects::jings::provider;
 use crate::dialects::{beijing_time, parse_beijing_time};
-use crate::model::{now_unix, PaymentStatus};
+use crate::model::now_unix;
 use crate::money::{fen_to_yuan, yuan_to_fen};
 use crate::server::{HttpIn, Reply};
 use serde_json::json;
@@ -45,7 +45,7 @@ pub fn handle(sb: &Sandbox, path: &str, request: &HttpIn) -> Reply {
         ("GET", "/requstOrderStatus.action") => {
             let fields = match provider::read_query(&request.query, &["orderid", "uid"], token_for) {
                 Ok(f) => f,
-                Err(e) => return json_reply(json!({"msg": e, "status": "-2"}).to_string()),
+                Err(e) => return json_reply(provider::query_failure(&e)),
             };
             let orderid = fields.get("orderid").cloned().unwrap_or_default();
             if sb
@@ -53,26 +53,15 @@ pub fn handle(sb: &Sandbox, path: &str, request: &HttpIn) -> Reply {
                 .try_acquire(&format!("jings-query/{}/{orderid}", fields["uid"]), Duration::from_secs(60))
                 .is_err()
             {
-                return json_reply(
-                    json!({"msg": "此接口不能频繁查询，一个订单号一分钟只能查询一次", "status": "-2"}).to_string(),
-                );
+                return json_reply(provider::query_failure("此接口不能频繁查询，一个订单号一分钟只能查询一次"));
             }
             let ledger = sb.ledger();
             let Some(o) =
                 ledger.order_by_merchant_no(&fields["uid"], fields.get("orderid").map(String::as_str).unwrap_or(""))
             else {
-                return json_reply(json!({"msg": "订单不存在", "status": "-2"}).to_string());
+                return json_reply(provider::query_failure("订单不存在"));
             };
-            let status = match o.status {
-                PaymentStatus::Succeeded => "0",
-                PaymentStatus::Closed | PaymentStatus::Failed => "1",
-                PaymentStatus::Pending => "-1",
-            };
-            let realpay = if o.status == PaymentStatus::Succeeded { fen_to_yuan(o.payable) } else { String::new() };
-            json_reply(
-                json!({"msg": "", "orderid": o.merchant_order_no, "payid": o.provider_no, "paymoney": fen_to_yuan(o.amount), "realpay": realpay, "status": status})
-                    .to_string(),
-            )
+            json_reply(provider::query_answer(o))
         }
         ("GET", "/requstBalance.action") => {
             let fields = match provider::read_query(&request.query, &["uid", "reqtime"], token_for) {
@@ -93,23 +82,8 @@ pub fn handle(sb: &Sandbox, path: &str, request: &HttpIn) -> Reply {
     }
 }
 
-/// The notify (1.2): a signed form POST; any 2xx is the ack.
+/// The notify (1.2).
 pub fn notify(sb: &Sandbox, order: &Order) -> Option<Notify> {
     let token = sb.accounts().jings.get(&order.account)?.clone();
-    let orderuid = order.fields.get("orderuid").cloned().unwrap_or_default();
-    let body = provider::notify_body(
-        &order.provider_no,
-        &order.merchant_order_no,
-        &orderuid,
-        &fen_to_yuan(order.amount),
-        &fen_to_yuan(order.payable),
-        &token,
-    );
-    Some(Notify {
-        method: "POST",
-        url: order.notify_url.clone(),
-        content_type: Some("application/x-www-form-urlencoded"),
-        body: body.into_bytes(),
-        ack: Ack::Status2xx,
-    })
+    Some(provider::notify(order, &token))
 }

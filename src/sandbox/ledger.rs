@@ -2,33 +2,13 @@
 //! amounts and status, refunds and payouts, and the notify sender that retries a callback on
 //! the configured schedule until the merchant side answers with the dialect's ack.
 
+pub use crate::dialects::{Ack, Notify, ProviderOrder as Order};
 use crate::model::{now_unix, PaymentStatus, TransferStatus};
-use crate::upstream::{Answer, Upstream};
+use crate::upstream::Upstream;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-
-/// One order at a simulated provider.
-#[derive(Debug, Clone)]
-pub struct Order {
-    pub dialect: &'static str,
-    /// The provider's order number.
-    pub provider_no: String,
-    /// The merchant account (mch_id, mid, appid, uid, open_id) that created it.
-    pub account: String,
-    /// The merchant's order number (payglot's payment_id).
-    pub merchant_order_no: String,
-    pub amount: i64,
-    /// What the payer must pay (xiaojitong's reallyprice); usually the amount.
-    pub payable: i64,
-    pub notify_url: String,
-    pub status: PaymentStatus,
-    pub paid_at: Option<i64>,
-    pub refunded: i64,
-    /// Anything else the dialect keeps (product id, scene, return url...).
-    pub fields: BTreeMap<String, String>,
-}
 
 /// A refund or payout at a simulated provider.
 #[derive(Debug, Clone)]
@@ -183,51 +163,6 @@ impl Ledger {
     }
 }
 
-/// A callback to send: request and how to recognise the ack.
-pub struct Notify {
-    pub method: &'static str,
-    pub url: String,
-    pub content_type: Option<&'static str>,
-    pub body: Vec<u8>,
-    pub ack: Ack,
-}
-
-impl Notify {
-    /// A callback sent as a GET with its fields in the query string (xiaojitong, mct, xxpay
-    /// payouts).
-    pub fn get(url: &str, query: &str, ack: Ack) -> Notify {
-        let sep = if url.contains('?') { '&' } else { '?' };
-        Notify { method: "GET", url: format!("{url}{sep}{query}"), content_type: None, body: Vec::new(), ack }
-    }
-}
-
-/// What the merchant side answers when it took a callback.
-#[derive(Debug, Clone, Copy)]
-pub enum Ack {
-    /// A 2xx with exactly this text (xxpay `success`, mct `notify_success`).
-    Text(&'static str),
-    /// A 2xx with a JSON body whose field has this value as text (xiaojitong `code` 1,
-    /// zhixiao `ret_code` 0).
-    JsonField(&'static str, &'static str),
-    /// Any 2xx (jings).
-    Status2xx,
-}
-
-impl Ack {
-    pub fn matches(&self, answer: &Answer) -> bool {
-        if !(200..300).contains(&answer.status) {
-            return false;
-        }
-        match self {
-            Ack::Text(t) => String::from_utf8_lossy(&answer.body).trim() == *t,
-            Ack::JsonField(k, v) => serde_json::from_slice::<serde_json::Value>(&answer.body)
-                .ok()
-                .is_some_and(|j| crate::dialects::field(&j, k) == *v),
-            Ack::Status2xx => true,
-        }
-    }
-}
-
 /// Sends callbacks with retries; counts attempts.
 pub struct Notifier {
     pub upstream: Arc<Upstream>,
@@ -248,7 +183,7 @@ impl Notifier {
                 let headers: Vec<(&str, &str)> = notify.content_type.iter().map(|ct| ("content-type", *ct)).collect();
                 let answer =
                     upstream.send(notify.method, &notify.url, &headers, notify.body.clone(), 2000, 10_000).await;
-                if answer.as_ref().is_ok_and(|a| notify.ack.matches(a)) {
+                if answer.as_ref().is_ok_and(|a| notify.ack.matches(a.status, &a.body)) {
                     return;
                 }
             }

@@ -3,9 +3,9 @@
 //! payments are paid at once; refunds check the supervisor password (`shop_pass`, sha1); the
 //! notify is a signed GET acked by `notify_success`. Error codes are the document's §5.
 
-use super::ledger::{Ack, Notify, Order, Transfer};
+use super::ledger::{Notify, Order, Transfer};
 use super::{json_reply, text, Sandbox};
-use crate::dialects::mct::{provider, Envelope, ACK};
+use crate::dialects::mct::{provider, Envelope};
 use crate::dialects::signing::sha1_hex;
 use crate::dialects::{beijing_time, field};
 use crate::model::{now_unix, random_id, PaymentStatus, TransferStatus};
@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 use std::collections::BTreeMap;
 
 fn failure(code: i64, msg: &str) -> String {
-    json!({"errcode": code, "msg": msg}).to_string()
+    provider::failure(code, msg)
 }
 
 pub fn handle(sb: &Sandbox, path: &str, request: &HttpIn) -> Reply {
@@ -54,35 +54,8 @@ pub fn handle(sb: &Sandbox, path: &str, request: &HttpIn) -> Reply {
     json_reply(answer)
 }
 
-fn status_code(status: PaymentStatus) -> &'static str {
-    match status {
-        PaymentStatus::Succeeded => "1",
-        PaymentStatus::Pending => "2",
-        PaymentStatus::Closed | PaymentStatus::Failed => "4",
-    }
-}
-
 fn order_data(sb: &Sandbox, o: &Order) -> Value {
-    json!({
-        "ord_no": o.provider_no,
-        "ord_mct_id": "174141",
-        "ord_shop_id": "583",
-        "ord_currency": "CNY",
-        "currency_sign": "¥",
-        "pmt_tag": o.fields.get("pmt_tag"),
-        "pmt_name": if o.fields.get("pmt_tag").map(String::as_str) == Some("Alipay") { "支付宝" } else { "微信支付" },
-        "ord_type": "1",
-        "trade_no": format!("sandbox{}", o.provider_no),
-        "trade_amount": o.amount.to_string(),
-        "original_amount": o.amount.to_string(),
-        "discount_amount": "0",
-        "ignore_amount": "0",
-        "trade_qrcode": format!("{}/pay/{}", sb.url("mct"), o.provider_no),
-        "trade_pay_time": o.paid_at.map(beijing_time),
-        "trade_result": "{}",
-        "status": status_code(o.status),
-        "out_no": o.merchant_order_no,
-    })
+    provider::order_data(o, &format!("{}/pay/{}", sb.url("mct"), o.provider_no))
 }
 
 fn payorder(sb: &Sandbox, env: &Envelope, d: &Value, now: i64) -> String {
@@ -204,19 +177,11 @@ fn payrefund(sb: &Sandbox, env: &Envelope, d: &Value, now: i64) -> String {
     env.answer(0, "订单退款成功", Some(&data), now)
 }
 
-/// The notify (§4.8): a signed GET acked by `notify_success`.
+/// The notify (§4.8).
 pub fn notify(sb: &Sandbox, order: &Order, status: &str) -> Option<Notify> {
     if order.notify_url.is_empty() {
         return None;
     }
     let env = sb.accounts().mct.get(&order.account)?.0.clone();
-    let query = provider::notify_query(
-        &env,
-        &order.provider_no,
-        &order.merchant_order_no,
-        status,
-        &random_id("", 32),
-        now_unix(),
-    );
-    Some(Notify::get(&order.notify_url, &query, Ack::Text(ACK)))
+    Some(provider::notify(order, &env, status, &random_id("", 32), now_unix()))
 }

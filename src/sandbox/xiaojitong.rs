@@ -3,22 +3,18 @@
 //! slightly different `reallyprice` (one fen more per pending order of the same price), so
 //! simultaneous payments can be told apart.
 
-use super::ledger::{Ack, Notify, Order};
+use super::ledger::{Notify, Order};
 use super::{json_reply, text, Sandbox};
 use crate::dialects::signing::parse_form;
 use crate::dialects::xiaojitong::provider;
-use crate::model::{now_unix, PaymentStatus};
-use crate::money::{fen_to_yuan, yuan_to_fen};
+use crate::model::now_unix;
+use crate::money::yuan_to_fen;
 use crate::server::{HttpIn, Reply};
-use serde_json::{json, Value};
+use serde_json::json;
 use std::collections::BTreeMap;
 
-fn yuan_number(fen: i64) -> Value {
-    serde_json::from_str(&fen_to_yuan(fen)).expect("a decimal number")
-}
-
 fn failure(code: i64, msg: &str) -> Reply {
-    json_reply(json!({"code": code, "msg": msg}).to_string())
+    json_reply(provider::failure(code, msg))
 }
 
 pub fn handle(sb: &Sandbox, path: &str, request: &HttpIn) -> Reply {
@@ -56,19 +52,7 @@ fn create(sb: &Sandbox, body: &[u8]) -> Reply {
     else {
         return failure(-5, "订单号重复");
     };
-    let data = json!({
-        "mid": get("mid").parse::<i64>().map(Value::from).unwrap_or(Value::String(get("mid"))),
-        "payid": order.merchant_order_no,
-        "orderid": order.provider_no,
-        "paytype": 1,
-        "price": yuan_number(order.amount),
-        "reallyprice": yuan_number(order.payable),
-        "payurl": format!("{}/pay/{}", sb.url("xiaojitong"), order.provider_no),
-        "state": 0,
-        "order_time_out": 5,
-        "date": now_unix() * 1000,
-    });
-    json_reply(json!({"code": 1, "msg": "成功", "data": data}).to_string())
+    json_reply(provider::create_answer(&order, 1, &format!("{}/pay/{}", sb.url("xiaojitong"), order.provider_no), now_unix()))
 }
 
 fn check(sb: &Sandbox, body: &[u8]) -> Reply {
@@ -78,36 +62,14 @@ fn check(sb: &Sandbox, body: &[u8]) -> Reply {
     let Some(order) = ledger.order(&orderid).filter(|o| o.dialect == "xiaojitong") else {
         return json_reply(json!({"code": -1, "msg": "订单不存在", "data": null}).to_string());
     };
-    if order.status != PaymentStatus::Succeeded {
-        return json_reply(json!({"code": -2, "msg": "订单未支付", "data": null}).to_string());
-    }
     let Some(key) = sb.accounts().xiaojitong.get(&order.account).cloned() else {
         return failure(-1, "商户不存在");
     };
-    let param = order.fields.get("param").cloned().unwrap_or_default();
-    let return_url =
-        order.fields.get("returnurl").filter(|u| !u.is_empty()).cloned().unwrap_or_else(|| "http://127.0.0.1/".into());
-    json_reply(provider::paid_check_answer(
-        &return_url,
-        &order.merchant_order_no,
-        &param,
-        &fen_to_yuan(order.amount),
-        &fen_to_yuan(order.payable),
-        &key,
-    ))
+    json_reply(provider::check_answer(order, &key))
 }
 
 /// The merchant callback: GET with signed query fields, ack `{"code":1}`.
 pub fn notify(sb: &Sandbox, order: &Order) -> Option<Notify> {
     let key = sb.accounts().xiaojitong.get(&order.account)?.clone();
-    let param = order.fields.get("param").cloned().unwrap_or_default();
-    let query = provider::callback_query(
-        &order.account,
-        &order.merchant_order_no,
-        &param,
-        &fen_to_yuan(order.amount),
-        &fen_to_yuan(order.payable),
-        &key,
-    );
-    Some(Notify::get(&order.notify_url, &query, Ack::JsonField("code", "1")))
+    Some(provider::notify(order, &key))
 }

@@ -5,7 +5,7 @@
 
 use super::ledger::{Ack, Notify, Order, Transfer};
 use super::{json_reply, text, Sandbox};
-use crate::dialects::xxpay::{provider, status_code, ACK};
+use crate::dialects::xxpay::{provider, ACK};
 use crate::model::{now_unix, TransferStatus};
 use crate::server::{HttpIn, Reply};
 use serde_json::{Map, Value};
@@ -58,13 +58,8 @@ fn create_order(sb: &Sandbox, fields: &BTreeMap<String, String>, key: &str) -> S
     let Ok(order) = created else {
         return provider::failure("商户订单号重复");
     };
-    let mut answer = Map::new();
-    answer.insert("payOrderId".into(), Value::String(order.provider_no.clone()));
-    answer.insert(
-        "payParams".into(),
-        serde_json::json!({"payUrl": format!("{}/pay/{}", sb.url("xxpay"), order.provider_no)}),
-    );
-    provider::success(answer, key)
+    let pay_params = serde_json::json!({"payUrl": format!("{}/pay/{}", sb.url("xxpay"), order.provider_no)});
+    provider::create_answer(&order.provider_no, pay_params, key)
 }
 
 fn query_order(sb: &Sandbox, fields: &BTreeMap<String, String>, key: &str) -> String {
@@ -74,46 +69,16 @@ fn query_order(sb: &Sandbox, fields: &BTreeMap<String, String>, key: &str) -> St
         Some(id) => ledger.order(id).filter(|o| o.account == mch_id),
         None => ledger.order_by_merchant_no(&mch_id, fields.get("mchOrderNo").map(String::as_str).unwrap_or("")),
     };
-    let Some(order) = order else {
-        return provider::failure("订单不存在");
-    };
-    let mut answer = Map::new();
-    for (k, v) in order_fields(order) {
-        answer.insert(k, Value::String(v));
+    match order {
+        Some(order) => provider::query_answer(order, key),
+        None => provider::failure("订单不存在"),
     }
-    answer.insert("currency".into(), Value::String("cny".into()));
-    provider::success(answer, key)
 }
 
-/// The order as query answers and notifies show it.
-fn order_fields(order: &Order) -> BTreeMap<String, String> {
-    let mut f = BTreeMap::new();
-    f.insert("mchId".into(), order.account.clone());
-    f.insert("appId".into(), order.fields.get("appId").cloned().unwrap_or_default());
-    f.insert("productId".into(), order.fields.get("productId").cloned().unwrap_or_default());
-    f.insert("payOrderId".into(), order.provider_no.clone());
-    f.insert("mchOrderNo".into(), order.merchant_order_no.clone());
-    f.insert("amount".into(), order.amount.to_string());
-    f.insert("status".into(), status_code(order.status).to_string());
-    if let Some(at) = order.paid_at {
-        f.insert("paySuccTime".into(), (at * 1000).to_string());
-        f.insert("channelOrderNo".into(), format!("wx{}", order.provider_no));
-    }
-    f
-}
-
-/// The payment notify (§2.3): POST form, ack `success`.
+/// The payment notify (§2.3).
 pub fn notify(sb: &Sandbox, order: &Order) -> Option<Notify> {
     let key = sb.accounts().xxpay.get(&order.account)?.1.clone();
-    let mut fields = order_fields(order);
-    fields.insert("backType".into(), "2".into());
-    Some(Notify {
-        method: "POST",
-        url: order.notify_url.clone(),
-        content_type: Some("application/x-www-form-urlencoded"),
-        body: provider::notify_body(fields, &key).into_bytes(),
-        ack: Ack::Text(ACK),
-    })
+    Some(provider::notify(order, &key))
 }
 
 fn payout_fields(t: &Transfer) -> BTreeMap<String, String> {

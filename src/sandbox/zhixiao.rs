@@ -4,10 +4,10 @@
 //! After payment the notify is POSTed as the same kind of form and retried until the answer's
 //! ret_code is 0.
 
-use super::ledger::{Ack, Notify, Order};
+use super::ledger::{Notify, Order};
 use super::{json_reply, text, Sandbox};
-use crate::dialects::zhixiao::Envelope;
-use crate::dialects::{beijing_time, field, signing::parse_form};
+use crate::dialects::zhixiao::{provider, Envelope};
+use crate::dialects::{field, signing::parse_form};
 use crate::model::PaymentStatus;
 use crate::server::{HttpIn, Reply};
 use serde_json::{json, Value};
@@ -28,7 +28,7 @@ pub fn handle(sb: &Sandbox, path: &str, request: &HttpIn) -> Reply {
     };
     let answer = match path {
         "/order/create" => create(sb, &env, &content),
-        "/order/query" => with_order(sb, &env, &content, |o| Ok(query_content(o))),
+        "/order/query" => with_order(sb, &env, &content, |o| Ok(provider::query_content(o))),
         "/order/cancel" => cancel(sb, &env, &content),
         "/order/refund" => refund(sb, &env, &content),
         "/user/identity" if !field(&content, "uid").is_empty() => env.answer(
@@ -46,19 +46,6 @@ pub fn handle(sb: &Sandbox, path: &str, request: &HttpIn) -> Reply {
         _ => return text(404, "no such zhixiao endpoint"),
     };
     json_reply(answer)
-}
-
-fn query_content(o: &Order) -> Value {
-    let status = match o.status {
-        PaymentStatus::Succeeded => "2",
-        PaymentStatus::Failed | PaymentStatus::Closed => "3",
-        PaymentStatus::Pending => "1",
-    };
-    let mut c = json!({"out_trade_no": o.merchant_order_no, "order_id": o.provider_no, "status": status});
-    if let Some(at) = o.paid_at {
-        c["time_end"] = json!(beijing_time(at));
-    }
-    c
 }
 
 fn create(sb: &Sandbox, env: &Envelope, c: &Value) -> String {
@@ -146,21 +133,8 @@ fn refund(sb: &Sandbox, env: &Envelope, c: &Value) -> String {
     })
 }
 
-/// The payment notify (2.5): a sealed, signed form POST; ack ret_code 0.
+/// The payment notify (2.5).
 pub fn notify(sb: &Sandbox, order: &Order) -> Option<Notify> {
     let env = sb.accounts().zhixiao.get(&order.account)?.clone();
-    let content = json!({
-        "out_trade_no": order.merchant_order_no,
-        "order_id": order.provider_no,
-        "time_end": beijing_time(order.paid_at.unwrap_or_default()),
-        "uid": "2088612279536603",
-        "pay_type": order.fields.get("pay_type").cloned().unwrap_or_else(|| "2".into()),
-    });
-    Some(Notify {
-        method: "POST",
-        url: order.notify_url.clone(),
-        content_type: Some("application/x-www-form-urlencoded"),
-        body: env.request_body(&content).into_bytes(),
-        ack: Ack::JsonField("ret_code", "0"),
-    })
+    Some(provider::notify(order, &env))
 }

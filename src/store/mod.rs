@@ -6,7 +6,7 @@ pub mod postgres;
 pub mod sqlite;
 
 use crate::config::StoreUrl;
-use crate::model::{Action, NewEvent, Payment, PaymentStatus, Payout, Refund, TimelineEntry, TransferStatus};
+use crate::model::{Action, Door, NewEvent, Payment, PaymentStatus, Payout, Refund, TimelineEntry, TransferStatus};
 use async_trait::async_trait;
 use std::fmt;
 use std::sync::Arc;

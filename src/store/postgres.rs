@@ -126,6 +126,9 @@ CREATE TABLE timeline (
 );
 CREATE INDEX timeline_subject ON timeline (subject, seq);
 "#,
+    r#"
+ALTER TABLE payments ADD COLUMN door TEXT;
+"#,
 ];
 
 /// An arbitrary constant naming payglot's migration lock.
@@ -143,7 +146,7 @@ fn parse<T: std::str::FromStr<Err = String>>(text: &str) -> Result<T, StoreError
     text.parse().map_err(StoreError)
 }
 
-const PAYMENT_COLUMNS: &str = "payment_id, merchant_id, out_trade_no, amount, currency, subject, description, channel, scene, status, provider, provider_trade_no, paid_amount, paid_at, refunded_amount, attach, notify_url, return_url, action, created_at, updated_at, fingerprint, expires_at";
+const PAYMENT_COLUMNS: &str = "payment_id, merchant_id, out_trade_no, amount, currency, subject, description, channel, scene, status, provider, provider_trade_no, paid_amount, paid_at, refunded_amount, attach, notify_url, return_url, action, created_at, updated_at, fingerprint, expires_at, door";
 
 fn payment_row(row: &Row) -> Result<(Payment, String), StoreError> {
     let action: Option<String> = row.get(18);
@@ -171,6 +174,7 @@ fn payment_row(row: &Row) -> Result<(Payment, String), StoreError> {
             created_at: row.get(19),
             updated_at: row.get(20),
             expires_at: row.get(22),
+            door: row.get::<_, Option<String>>(23).and_then(|d| Door::from_json(&d)),
         },
         row.get(21),
     ))
@@ -316,14 +320,15 @@ impl Store for PgStore {
     async fn insert_payment(&self, p: &Payment, fingerprint: &str, first_check_at: i64) -> StoreResult<Inserted> {
         let client = self.client().await?;
         let action = p.action.as_ref().map(|a| serde_json::to_string(a).expect("action serializes"));
+        let door = p.door.as_ref().map(Door::to_json);
         let inserted = client
             .execute(
-                &format!("INSERT INTO payments ({PAYMENT_COLUMNS}, next_check_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24) ON CONFLICT (merchant_id, out_trade_no) DO NOTHING"),
+                &format!("INSERT INTO payments ({PAYMENT_COLUMNS}, next_check_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25) ON CONFLICT (merchant_id, out_trade_no) DO NOTHING"),
                 &[
                     &p.payment_id, &p.merchant_id, &p.out_trade_no, &p.amount, &p.currency, &p.subject, &p.description,
                     &p.channel.as_str(), &p.scene.as_str(), &p.status.as_str(), &p.provider, &p.provider_trade_no,
                     &p.paid_amount, &p.paid_at, &p.refunded_amount, &p.attach, &p.notify_url, &p.return_url, &action,
-                    &p.created_at, &p.updated_at, &fingerprint, &p.expires_at, &first_check_at,
+                    &p.created_at, &p.updated_at, &fingerprint, &p.expires_at, &door, &first_check_at,
                 ],
             )
             .await
@@ -661,7 +666,7 @@ impl Store for PgStore {
             )
             .await
             .map_err(err)?;
-        rows.iter().map(|r| Ok((payment_row(r)?.0, r.get::<_, i32>(23) as u32))).collect()
+        rows.iter().map(|r| Ok((payment_row(r)?.0, r.get::<_, i32>(24) as u32))).collect()
     }
 
     async fn claim_due_transfer_checks(

@@ -125,6 +125,9 @@ CREATE TABLE timeline (
 );
 CREATE INDEX timeline_subject ON timeline (subject, seq);
 "#,
+    r#"
+ALTER TABLE payments ADD COLUMN door TEXT;
+"#,
 ];
 
 pub struct SqliteStore {
@@ -186,7 +189,7 @@ fn migrate(conn: &mut Connection) -> StoreResult<()> {
     Ok(())
 }
 
-const PAYMENT_COLUMNS: &str = "payment_id, merchant_id, out_trade_no, amount, currency, subject, description, channel, scene, status, provider, provider_trade_no, paid_amount, paid_at, refunded_amount, attach, notify_url, return_url, action, created_at, updated_at, fingerprint, expires_at";
+const PAYMENT_COLUMNS: &str = "payment_id, merchant_id, out_trade_no, amount, currency, subject, description, channel, scene, status, provider, provider_trade_no, paid_amount, paid_at, refunded_amount, attach, notify_url, return_url, action, created_at, updated_at, fingerprint, expires_at, door";
 
 fn parse_column<T: std::str::FromStr<Err = String>>(row: &Row<'_>, i: usize) -> rusqlite::Result<T> {
     let text: String = row.get(i)?;
@@ -219,6 +222,7 @@ fn payment_row(row: &Row<'_>) -> rusqlite::Result<(Payment, String)> {
         created_at: row.get(19)?,
         updated_at: row.get(20)?,
         expires_at: row.get(22)?,
+        door: row.get::<_, Option<String>>(23)?.and_then(|d| Door::from_json(&d)),
     };
     Ok((payment, row.get(21)?))
 }
@@ -346,14 +350,14 @@ impl Store for SqliteStore {
                 return Ok(Inserted::Existing(Box::new(existing), fp));
             }
             tx.execute(
-                &format!("INSERT INTO payments ({PAYMENT_COLUMNS}, next_check_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24)"),
+                &format!("INSERT INTO payments ({PAYMENT_COLUMNS}, next_check_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25)"),
                 params![
                     p.payment_id, p.merchant_id, p.out_trade_no, p.amount, p.currency, p.subject,
                     p.description, p.channel.as_str(), p.scene.as_str(), p.status.as_str(), p.provider,
                     p.provider_trade_no, p.paid_amount, p.paid_at, p.refunded_amount, p.attach,
                     p.notify_url, p.return_url,
                     p.action.as_ref().map(|a| serde_json::to_string(a).expect("action serializes")),
-                    p.created_at, p.updated_at, fingerprint, p.expires_at, first_check_at
+                    p.created_at, p.updated_at, fingerprint, p.expires_at, p.door.as_ref().map(Door::to_json), first_check_at
                 ],
             )?;
             tx.commit()?;
@@ -667,7 +671,7 @@ impl Store for SqliteStore {
                      AND (check_claimed_until IS NULL OR check_claimed_until < ?1) ORDER BY next_check_at LIMIT ?2"
                 ))?;
                 let rows = stmt
-                    .query_map(params![now, limit as i64], |row| Ok((payment_row(row)?.0, row.get::<_, u32>(23)?)))?;
+                    .query_map(params![now, limit as i64], |row| Ok((payment_row(row)?.0, row.get::<_, u32>(24)?)))?;
                 rows.collect::<rusqlite::Result<_>>()?
             };
             for (p, _) in &due {
