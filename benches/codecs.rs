@@ -41,7 +41,7 @@ fn payment(channel: Channel, scene: Scene) -> Payment {
         created_at: 0,
         updated_at: 0,
         expires_at: i64::MAX,
-            door: None,
+        door: None,
     }
 }
 

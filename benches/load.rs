@@ -428,7 +428,7 @@ fn bench_payment() -> payglot::model::Payment {
         created_at: 0,
         updated_at: 0,
         expires_at: i64::MAX,
-            door: None,
+        door: None,
     }
 }
 

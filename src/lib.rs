@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod api;
 pub mod callbacks;
+pub mod compat;
 pub mod config;
 pub mod dialects;
 pub mod model;

@@ -182,6 +182,8 @@ async fn route(gateway: Arc<Gateway>, req: Request<Incoming>, request_id: &str) 
     };
     let reply = if request.path.starts_with("/v1/") || request.path == "/v1" {
         crate::api::handle(&gateway, &request).await
+    } else if request.path.starts_with("/compat/") {
+        crate::compat::handle(&gateway, &request).await
     } else if let Some(account) = request.path.strip_prefix("/callbacks/") {
         crate::callbacks::inbound::handle(&gateway, account, &request).await
     } else {

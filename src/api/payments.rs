@@ -17,7 +17,7 @@ use super::{account, dialect_error, send_about};
 use crate::callbacks::{apply_report, ReportSource};
 use crate::config::{LiveConfig, MerchantConfig};
 use crate::dialects::{CreateOrder, CreateStep, DialectError, ProviderResponse};
-use crate::model::{new_payment_id, Action, Channel, Payment, PaymentStatus, Scene};
+use crate::model::{new_payment_id, Action, Channel, Door, Payment, PaymentStatus, Scene};
 use crate::routing::{candidates, PaymentFacts};
 use crate::server::{Gateway, Reply};
 use crate::store::Inserted;
@@ -129,8 +129,26 @@ pub async fn create(
 ) -> Result<Reply, ApiError> {
     let request: CreatePaymentRequest = serde_json::from_slice(body)
         .map_err(|e| ApiError::invalid_request(format!("body is not a valid payment request: {e}")))?;
+    let payment = create_payment(gateway, live, merchant, &request, None, now).await?;
+    Ok(Reply::json(200, &payment.to_merchant_json()))
+}
+
+/// Creates a payment (merchant API or a front door, whose `door` is remembered so events go
+/// back in its dialect). Returns the payment as stored after the provider answered.
+pub async fn create_payment(
+    gateway: &Gateway,
+    live: &LiveConfig,
+    merchant: &MerchantConfig,
+    request: &CreatePaymentRequest,
+    door: Option<Door>,
+    now: i64,
+) -> Result<Payment, ApiError> {
     request.validate()?;
-    let notify_url = super::notify_url(&request.notify_url, merchant)?;
+    let notify_url = match door {
+        // A front door's school gets callbacks only where it asked for them.
+        Some(_) => request.notify_url.clone().unwrap_or_default(),
+        None => super::notify_url(&request.notify_url, merchant)?,
+    };
 
     let payment_id = new_payment_id(now);
     let facts = PaymentFacts {
@@ -165,15 +183,15 @@ pub async fn create(
         action: None,
         created_at: now,
         updated_at: now,
-        expires_at: now + expire_seconds(live, &request, first),
-        door: None,
+        expires_at: now + expire_seconds(live, request, first),
+        door,
     };
     let fingerprint = request.fingerprint();
     let first_check_at = now + live.config.requery.schedule_secs.first().copied().unwrap_or(60) as i64;
     match gateway.store.insert_payment(&payment, &fingerprint, first_check_at).await? {
         Inserted::Existing(existing, existing_fingerprint) => {
             return if existing_fingerprint == fingerprint {
-                Ok(Reply::json(200, &existing.to_merchant_json()))
+                Ok(*existing)
             } else {
                 Err(ApiError::duplicate(
                     "duplicate_out_trade_no",
@@ -190,8 +208,8 @@ pub async fn create(
             gateway.store.set_payment_provider(&payment.payment_id, account, now).await?;
             payment.provider = account.clone();
         }
-        match create_at(gateway, live, &payment, &request, account, now).await {
-            Ok(created) => return Ok(Reply::json(200, &created.to_merchant_json())),
+        match create_at(gateway, live, &payment, request, account, now).await {
+            Ok(created) => return Ok(created),
             Err(Attempt::NotTaken(e)) => {
                 tracing::warn!(payment_id = %payment.payment_id, account = %account, error = %e.message, "provider did not take the payment; trying the next account if any");
                 last_error = Some(e);
@@ -305,22 +323,35 @@ pub async fn query(
     now: i64,
 ) -> Result<Reply, ApiError> {
     let payment = payment_of(gateway, merchant, out_trade_no).await?;
-    if payment.status.is_final() {
-        return Ok(Reply::json(200, &payment.to_merchant_json()));
-    }
-    // Pending: ask the account that created it (sticky), whatever the routes say now.
     // When the provider cannot tell, the stored state is the answer, with the reason, so the
     // merchant sees the provider is down rather than a silently stale "pending".
-    let json = match refresh_from_provider(gateway, live, &payment, now).await {
-        Ok(p) => p.to_merchant_json(),
-        Err(None) => payment.to_merchant_json(),
-        Err(Some(reason)) => {
-            let mut json = payment.to_merchant_json();
+    let json = match current_state(gateway, live, payment, now).await {
+        (p, None) => p.to_merchant_json(),
+        (p, Some(reason)) => {
+            let mut json = p.to_merchant_json();
             json["provider_error"] = serde_json::json!({"code": "provider_unavailable", "message": reason});
             json
         }
     };
     Ok(Reply::json(200, &json))
+}
+
+/// A payment as it stands: final ones as stored; pending ones after asking the account that
+/// created it (sticky, whatever the routes say now). The reason is set when the provider
+/// could not tell and the stored state stands.
+pub async fn current_state(
+    gateway: &Gateway,
+    live: &LiveConfig,
+    payment: Payment,
+    now: i64,
+) -> (Payment, Option<String>) {
+    if payment.status.is_final() {
+        return (payment, None);
+    }
+    match refresh_from_provider(gateway, live, &payment, now).await {
+        Ok(p) => (p, None),
+        Err(reason) => (payment, reason),
+    }
 }
 
 /// Asks a payment's own provider account for its state and applies a verified answer.
@@ -354,7 +385,7 @@ pub async fn refresh_from_provider(
     })
 }
 
-async fn payment_of(gateway: &Gateway, merchant: &MerchantConfig, out_trade_no: &str) -> Result<Payment, ApiError> {
+pub async fn payment_of(gateway: &Gateway, merchant: &MerchantConfig, out_trade_no: &str) -> Result<Payment, ApiError> {
     gateway
         .store
         .payment_by_out_trade_no(&merchant.id, out_trade_no)
@@ -372,8 +403,19 @@ pub async fn close(
     now: i64,
 ) -> Result<Reply, ApiError> {
     let payment = payment_of(gateway, merchant, out_trade_no).await?;
+    Ok(Reply::json(200, &close_payment(gateway, live, payment, now).await?.to_merchant_json()))
+}
+
+/// Closes a payment unless it is paid (a closed one is answered again).
+pub async fn close_payment(
+    gateway: &Gateway,
+    live: &LiveConfig,
+    payment: Payment,
+    now: i64,
+) -> Result<Payment, ApiError> {
+    let out_trade_no = &payment.out_trade_no;
     match payment.status {
-        PaymentStatus::Closed => return Ok(Reply::json(200, &payment.to_merchant_json())),
+        PaymentStatus::Closed => return Ok(payment),
         PaymentStatus::Succeeded | PaymentStatus::Failed => {
             return Err(ApiError::invalid_state(format!(
                 "payment {out_trade_no:?} is {}; only a pending payment can be closed",
@@ -382,8 +424,7 @@ pub async fn close(
         }
         PaymentStatus::Pending => {}
     }
-    let closed = close_at_provider(gateway, live, &payment, now).await?;
-    Ok(Reply::json(200, &closed.to_merchant_json()))
+    close_at_provider(gateway, live, &payment, now).await
 }
 
 /// Closes a pending payment at its provider, then locally (`payment.closed`). If the provider
@@ -427,6 +468,11 @@ pub async fn close_locally(gateway: &Gateway, payment: &Payment, now: i64) -> Re
 pub async fn checkout(gateway: &Gateway, payment_id: &str) -> Result<Reply, ApiError> {
     let payment =
         gateway.store.payment_by_id(payment_id).await?.ok_or_else(|| ApiError::not_found("no such payment"))?;
+    checkout_page(&payment)
+}
+
+/// The auto-submitting page of a pending payment whose action is a `form_post`.
+pub fn checkout_page(payment: &Payment) -> Result<Reply, ApiError> {
     let Some(Action::FormPost { url, fields }) = &payment.action else {
         return Err(ApiError::not_found("this payment has no form to post"));
     };
@@ -448,6 +494,6 @@ pub async fn checkout(gateway: &Gateway, payment_id: &str) -> Result<Reply, ApiE
     Ok(Reply { status: 200, content_type: "text/html; charset=utf-8", body })
 }
 
-fn html_escape(text: &str) -> String {
+pub(crate) fn html_escape(text: &str) -> String {
     text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#39;")
 }

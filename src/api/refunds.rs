@@ -37,6 +37,19 @@ pub async fn create(
 ) -> Result<Reply, ApiError> {
     let request: CreateRefundRequest = serde_json::from_slice(body)
         .map_err(|e| ApiError::invalid_request(format!("body is not a valid refund request: {e}")))?;
+    let refund = create_refund(gateway, live, merchant, out_trade_no, &request, now).await?;
+    Ok(Reply::json(200, &refund.to_merchant_json()))
+}
+
+/// Refunds part or all of a paid payment at its provider account.
+pub async fn create_refund(
+    gateway: &Gateway,
+    live: &LiveConfig,
+    merchant: &MerchantConfig,
+    out_trade_no: &str,
+    request: &CreateRefundRequest,
+    now: i64,
+) -> Result<Refund, ApiError> {
     super::check_order_number("out_refund_no", &request.out_refund_no)?;
     if let Err(e) = crate::money::check_amount(request.amount) {
         return Err(ApiError::invalid_request(format!("amount: {e} (a positive integer number of fen)")));
@@ -66,15 +79,11 @@ pub async fn create(
     let account = account(live, &payment.provider)?;
     // Built first: a provider without refunds is told before anything is written.
     let call = account.dialect.refund(&payment, &refund, now).map_err(|e| dialect_error(account.name, e))?;
-    let fingerprint = hex::encode(Sha256::digest(format!(
-        "{out_trade_no}\n{}",
-        serde_json::to_string(&request).expect("serializes")
-    )));
+    let fingerprint =
+        hex::encode(Sha256::digest(format!("{out_trade_no}\n{}", serde_json::to_string(request).expect("serializes"))));
     match gateway.store.insert_refund(&refund, &fingerprint).await? {
         RefundInserted::New => {}
-        RefundInserted::Existing(existing, fp) if fp == fingerprint => {
-            return Ok(Reply::json(200, &existing.to_merchant_json()))
-        }
+        RefundInserted::Existing(existing, fp) if fp == fingerprint => return Ok(*existing),
         RefundInserted::Existing(..) => {
             return Err(ApiError::duplicate(
                 "duplicate_out_refund_no",
@@ -111,7 +120,7 @@ pub async fn create(
                 .settle_refund(&refund.refund_id, status, provider_refund_no.as_deref(), true, now)
                 .await?;
             gateway.outbox_wake.notify_one();
-            Ok(Reply::json(200, &settled.to_merchant_json()))
+            Ok(settled)
         }
         Err(e @ DialectError::Rejected { .. }) => {
             gateway.store.settle_refund(&refund.refund_id, TransferStatus::Failed, None, false, now).await?;

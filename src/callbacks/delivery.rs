@@ -6,8 +6,9 @@
 //! the store, so pending events survive restarts. Events of one payment go out in order.
 
 use crate::api::auth::event_signature;
-use crate::config::DeliveryConfig;
+use crate::config::{DeliveryConfig, MerchantConfig};
 use crate::model::now_unix;
+use crate::model::Payment;
 use crate::server::Gateway;
 use crate::store::OutboxEvent;
 use std::sync::Arc;
@@ -67,27 +68,17 @@ async fn deliver(gateway: &Gateway, event: OutboxEvent) {
     let delivery = &live.config.delivery;
     let outcome = match live.merchant(&event.merchant_id) {
         None => Err("merchant is no longer in routes.yaml".to_string()),
-        Some(_) if event.notify_url.is_empty() => Err("no notify_url".to_string()),
-        Some(merchant) => {
-            let timestamp = now_unix().to_string();
-            let signature = event_signature(merchant.key.expose(), &timestamp, &event.id, event.body.as_bytes());
-            let headers = [
-                ("content-type", "application/json"),
-                ("user-agent", "payglot"),
-                ("payglot-event-id", event.id.as_str()),
-                ("payglot-timestamp", timestamp.as_str()),
-                ("payglot-signature", signature.as_str()),
-            ];
-            let answer = gateway
-                .upstream
-                .send("POST", &event.notify_url, &headers, event.body.clone().into_bytes(), 3000, delivery.timeout_ms)
-                .await;
-            match answer {
-                Ok(a) if (200..300).contains(&a.status) => Ok(()),
-                Ok(a) => Err(format!("merchant answered HTTP {}", a.status)),
-                Err(e) => Err(e.to_string()),
+        // A payment that came in through a front door is told in the school's dialect.
+        Some(merchant) if !merchant.compat.is_empty() && is_about_payment(&event) => {
+            match gateway.store.payment_by_id(&event.payment_id).await {
+                Ok(Some(payment)) if payment.door.is_some() => {
+                    send_door_callback(gateway, merchant, &payment, &event, delivery.timeout_ms).await
+                }
+                Ok(_) => send_event(gateway, merchant, &event, delivery.timeout_ms).await,
+                Err(e) => Err(format!("cannot read the payment: {e}")),
             }
         }
+        Some(merchant) => send_event(gateway, merchant, &event, delivery.timeout_ms).await,
     };
     let now = now_unix();
     let detail = match &outcome {
@@ -118,6 +109,65 @@ async fn deliver(gateway: &Gateway, event: OutboxEvent) {
     };
     if let Err(e) = result {
         tracing::error!(event_id = %event.id, error = %e, "cannot record the delivery attempt; it will be repeated");
+    }
+}
+
+/// Whether an event is about a payment (its order key is a payment_id): payment and refund
+/// events.
+fn is_about_payment(event: &OutboxEvent) -> bool {
+    event.kind.starts_with("payment.") || event.kind.starts_with("refund.")
+}
+
+/// POSTs an event to the merchant's notify_url, signed; any 2xx is success.
+async fn send_event(
+    gateway: &Gateway,
+    merchant: &MerchantConfig,
+    event: &OutboxEvent,
+    timeout_ms: u64,
+) -> Result<(), String> {
+    if event.notify_url.is_empty() {
+        return Err("no notify_url".to_string());
+    }
+    let timestamp = now_unix().to_string();
+    let signature = event_signature(merchant.key.expose(), &timestamp, &event.id, event.body.as_bytes());
+    let headers = [
+        ("content-type", "application/json"),
+        ("user-agent", "payglot"),
+        ("payglot-event-id", event.id.as_str()),
+        ("payglot-timestamp", timestamp.as_str()),
+        ("payglot-signature", signature.as_str()),
+    ];
+    let answer = gateway
+        .upstream
+        .send("POST", &event.notify_url, &headers, event.body.clone().into_bytes(), 3000, timeout_ms)
+        .await;
+    match answer {
+        Ok(a) if (200..300).contains(&a.status) => Ok(()),
+        Ok(a) => Err(format!("merchant answered HTTP {}", a.status)),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Sends a front-door payment's event as its dialect's callback, built at each attempt (mct's
+/// carries a timestamp checked within ±600 s); success is the dialect's ack. An event its
+/// dialect has no callback for is done at once.
+async fn send_door_callback(
+    gateway: &Gateway,
+    merchant: &MerchantConfig,
+    payment: &Payment,
+    event: &OutboxEvent,
+    timeout_ms: u64,
+) -> Result<(), String> {
+    let Some(notify) = crate::compat::callback(merchant, payment, &event.kind, now_unix())? else {
+        tracing::debug!(event_id = %event.id, kind = %event.kind, "the school's dialect has no callback for this event");
+        return Ok(());
+    };
+    let headers: Vec<(&str, &str)> =
+        notify.content_type.iter().map(|ct| ("content-type", *ct)).chain([("user-agent", "payglot")]).collect();
+    match gateway.upstream.send(notify.method, &notify.url, &headers, notify.body, 3000, timeout_ms).await {
+        Ok(a) if notify.ack.matches(a.status, &a.body) => Ok(()),
+        Ok(a) => Err(format!("school answered HTTP {} without its dialect's ack", a.status)),
+        Err(e) => Err(e.to_string()),
     }
 }
 

@@ -107,6 +107,13 @@ impl std::fmt::Debug for Envelope {
 }
 
 impl Envelope {
+    /// The envelope of an account (or front door) in routes.yaml (`options.hex_case`).
+    pub fn for_account(p: &ProviderConfig) -> Result<Self, String> {
+        let upper = p.options.get("hex_case").map(String::as_str) != Some("lower");
+        let c = |k: &str| crate::dialects::credential(p, k);
+        Self::new(&c("open_id"), &c("open_key"), upper)
+    }
+
     pub fn new(open_id: &str, open_key: &str, upper_hex: bool) -> Result<Self, String> {
         if open_key.len() != 32 {
             return Err(format!("credentials.open_key: AES-256 needs 32 bytes, it has {}", open_key.len()));
@@ -573,6 +580,45 @@ pub mod provider {
             "status": status,
             "out_no": order.merchant_order_no,
         })
+    }
+
+    /// Checks a payorder's data (§4.4); returns the amount in fen.
+    pub fn check_payorder(d: &Value) -> Result<i64, (i64, String)> {
+        if field(d, "out_no").is_empty() {
+            return Err((8044, "out_no不能为空".into()));
+        }
+        let pmt_tag = field(d, "pmt_tag");
+        if !["Weixin", "Alipay"].contains(&pmt_tag.as_str()) {
+            return Err((8007, "付款方式未开通".into()));
+        }
+        let amount = match field(d, "trade_amount").parse::<i64>() {
+            Ok(a) if a > 0 && field(d, "original_amount") == a.to_string() => a,
+            _ => return Err((8006, "收款金额有误".into())),
+        };
+        let jsapi = field(d, "JSAPI") == "1";
+        if jsapi
+            && pmt_tag == "Weixin"
+            && field(d, "jump_url").is_empty()
+            && (field(d, "sub_appid").is_empty() || field(d, "sub_openid").is_empty())
+        {
+            return Err((8011, "支付失败，sub_appid 或 sub_openid 为空".into()));
+        }
+        Ok(amount)
+    }
+
+    /// The store's payment methods (§4.1): what payglot's sandbox and front door offer.
+    pub fn paylist_data() -> Value {
+        serde_json::json!([
+            {"pmt_name": "微信", "pmt_type": "2,3,4", "pmt_tag": "Weixin", "pmt_currency": "CNY", "pmt_split_refund": "1"},
+            {"pmt_name": "支付宝", "pmt_type": "2,3,4", "pmt_tag": "Alipay", "pmt_currency": "CNY", "pmt_split_refund": "1"}
+        ])
+    }
+
+    /// A refund as payrefund answers it (§4.7).
+    pub fn refund_data(refund_no: &str, original_ord_no: &str, amount: i64, succeeded: bool, now: i64) -> Value {
+        serde_json::json!({"ord_no": refund_no, "ord_shop_id": "585", "ord_mct_id": "174144", "trade_amount": amount.to_string(),
+            "trade_discout_amount": "0", "ord_currency": "CNY", "currency_sign": "¥", "trade_time": beijing_time(now),
+            "original_ord_no": original_ord_no, "status": if succeeded { "1" } else { "2" }})
     }
 
     /// An error answer `{errcode, msg}` (§5).

@@ -281,9 +281,15 @@ pub mod provider {
             .filter(|u| !u.is_empty())
             .cloned()
             .unwrap_or_else(|| "http://127.0.0.1/".into());
-        paid_check_answer(&return_url, &order.merchant_order_no, param, &fen_to_yuan(order.amount), &fen_to_yuan(order.payable), key)
+        paid_check_answer(
+            &return_url,
+            &order.merchant_order_no,
+            param,
+            &fen_to_yuan(order.amount),
+            &fen_to_yuan(order.payable),
+            key,
+        )
     }
-
 
     /// Verifies a createOrder form with the key of its `mid`; returns the fields.
     pub fn read_create(
@@ -298,6 +304,21 @@ pub mod provider {
             return Err((-3, "签名错误".into()));
         }
         Ok(fields)
+    }
+
+    /// Checks a createOrder's price and payid; returns the price in fen.
+    pub fn check_create(fields: &BTreeMap<String, String>) -> Result<i64, (i64, String)> {
+        let get = |k: &str| fields.get(k).map(String::as_str).unwrap_or("");
+        let price = crate::money::yuan_to_fen(get("price")).map_err(|_| (-4, "价格错误".to_string()))?;
+        if price <= 0 || get("payid").is_empty() {
+            return Err((-4, "参数错误".into()));
+        }
+        Ok(price)
+    }
+
+    /// checkOrder's answer for an order it does not know.
+    pub fn unknown_order() -> String {
+        serde_json::json!({"code": -1, "msg": "订单不存在", "data": null}).to_string()
     }
 
     /// A callback query string for a paid order.

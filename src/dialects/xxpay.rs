@@ -453,6 +453,7 @@ pub fn callback_fields(callback: InboundHttp<'_>) -> Result<BTreeMap<String, Str
 pub mod provider {
     use super::*;
     use crate::dialects::{Ack, Notify, ProviderOrder};
+    use crate::model::Channel;
 
     /// Reads the `params` JSON of a request and verifies its signature with the key of the
     /// `mchId` it names. Returns the fields, or the retMsg to answer with.
@@ -472,6 +473,30 @@ pub mod provider {
             return Err("签名失败".into());
         }
         Ok(fields)
+    }
+
+    /// Checks a create request's fields as §2.1.4 lists them; returns the amount in fen.
+    pub fn check_create(fields: &BTreeMap<String, String>) -> Result<i64, String> {
+        let get = |k: &str| fields.get(k).map(String::as_str).unwrap_or("");
+        for required in ["productId", "mchOrderNo", "currency", "amount", "notifyUrl", "subject", "body"] {
+            if get(required).is_empty() {
+                return Err(format!("参数格式校验错误: {required} 不能为空"));
+            }
+        }
+        if get("mchOrderNo").len() > 30 {
+            return Err("参数格式校验错误: mchOrderNo".into());
+        }
+        match get("amount").parse::<i64>() {
+            Ok(a) if a > 0 => Ok(a),
+            _ => Err("参数格式校验错误: amount".into()),
+        }
+    }
+
+    /// The channel and scene of a productId in the document's table (appendix 4.1).
+    pub fn product_scene(product_id: &str) -> Option<(Channel, Scene)> {
+        let (key, _) = DEFAULT_PRODUCTS.iter().find(|(_, id)| id.to_string() == product_id)?;
+        let (channel, scene) = key.split_once('/')?;
+        Some((channel.parse().ok()?, scene.parse().ok()?))
     }
 
     /// A signed SUCCESS answer.
@@ -512,7 +537,10 @@ pub mod provider {
         if let Some(at) = order.paid_at {
             f.insert("paySuccTime".into(), (at * 1000).to_string());
             let channel_no = saved("channelOrderNo");
-            f.insert("channelOrderNo".into(), if channel_no.is_empty() { format!("wx{}", order.provider_no) } else { channel_no });
+            f.insert(
+                "channelOrderNo".into(),
+                if channel_no.is_empty() { format!("wx{}", order.provider_no) } else { channel_no },
+            );
         }
         f
     }

@@ -76,6 +76,12 @@ pub struct Envelope {
 }
 
 impl Envelope {
+    /// The envelope of an account (or front door) in routes.yaml.
+    pub fn for_account(p: &ProviderConfig) -> Result<Self, Vec<String>> {
+        let c = |k: &str| crate::dialects::credential(p, k);
+        Self::new(&c("appid"), &c("appsecret"), &c("aes_key"), &p.options)
+    }
+
     /// Builds the envelope from credentials and the AES options (see the module doc).
     pub fn new(
         appid: &str,
@@ -453,6 +459,22 @@ impl Dialect for Zhixiao {
 pub mod provider {
     use super::*;
     use crate::dialects::{beijing_time, Ack, Notify, ProviderOrder};
+
+    /// Checks a create request's content (2.1); returns total_fee in fen.
+    pub fn check_create(content: &Value) -> Result<i64, String> {
+        for required in ["body", "out_trade_no", "total_fee", "notify_url"] {
+            if field(content, required).is_empty() {
+                return Err(format!("{required} 不能为空"));
+            }
+        }
+        if field(content, "body").len() > 128 || field(content, "out_trade_no").len() > 40 {
+            return Err("参数过长".into());
+        }
+        match field(content, "total_fee").parse::<i64>() {
+            Ok(fee) if fee > 0 => Ok(fee),
+            _ => Err("total_fee 错误".into()),
+        }
+    }
 
     /// 2.2's answer content: status 1 待支付, 2 支付成功, 3 支付失败 (closed orders too).
     pub fn query_content(order: &ProviderOrder) -> Value {

@@ -5,9 +5,9 @@
 
 use super::ledger::{Notify, Order, Transfer};
 use super::{json_reply, text, Sandbox};
+use crate::dialects::field;
 use crate::dialects::mct::{provider, Envelope};
 use crate::dialects::signing::sha1_hex;
-use crate::dialects::{beijing_time, field};
 use crate::model::{now_unix, random_id, PaymentStatus, TransferStatus};
 use crate::server::{HttpIn, Reply};
 use serde_json::{json, Value};
@@ -34,21 +34,14 @@ pub fn handle(sb: &Sandbox, path: &str, request: &HttpIn) -> Reply {
         "/payorder" => payorder(sb, &env, &data, now),
         "/paystatus" | "/order/view" => paystatus(sb, &env, &data, now),
         "/order" => {
-            let list: Vec<Value> = sb.ledger().orders_of("mct", &env.open_id).iter().map(|o| order_data(sb, o)).collect();
+            let list: Vec<Value> =
+                sb.ledger().orders_of("mct", &env.open_id).iter().map(|o| order_data(sb, o)).collect();
             let total = list.len();
             env.answer(0, "ok", Some(&json!({"pages": {"totalnum": total.to_string(), "totalpage": 1, "pagesize": 100, "page": 1}, "list": list})), now)
         }
         "/paycancel" => paycancel(sb, &env, &data, now),
         "/payrefund" => payrefund(sb, &env, &data, now),
-        "/paylist" => env.answer(
-            0,
-            "ok",
-            Some(&json!([
-                {"pmt_name": "微信", "pmt_type": "2,3,4", "pmt_tag": "Weixin", "pmt_currency": "CNY", "pmt_split_refund": "1"},
-                {"pmt_name": "支付宝", "pmt_type": "2,3,4", "pmt_tag": "Alipay", "pmt_currency": "CNY", "pmt_split_refund": "1"}
-            ])),
-            now,
-        ),
+        "/paylist" => env.answer(0, "ok", Some(&provider::paylist_data()), now),
         _ => return text(404, "no such mct endpoint"),
     };
     json_reply(answer)
@@ -59,22 +52,12 @@ fn order_data(sb: &Sandbox, o: &Order) -> Value {
 }
 
 fn payorder(sb: &Sandbox, env: &Envelope, d: &Value, now: i64) -> String {
-    let out_no = field(d, "out_no");
-    if out_no.is_empty() {
-        return failure(8044, "out_no不能为空");
-    }
-    let pmt_tag = field(d, "pmt_tag");
-    if !["Weixin", "Alipay"].contains(&pmt_tag.as_str()) {
-        return failure(8007, "付款方式未开通");
-    }
-    let amount = match field(d, "trade_amount").parse::<i64>() {
-        Ok(a) if a > 0 && field(d, "original_amount") == a.to_string() => a,
-        _ => return failure(8006, "收款金额有误"),
+    let amount = match provider::check_payorder(d) {
+        Ok(a) => a,
+        Err((code, msg)) => return failure(code, &msg),
     };
+    let (out_no, pmt_tag) = (field(d, "out_no"), field(d, "pmt_tag"));
     let jsapi = field(d, "JSAPI") == "1";
-    if jsapi && pmt_tag == "Weixin" && (field(d, "sub_appid").is_empty() || field(d, "sub_openid").is_empty()) {
-        return failure(8011, "支付失败，sub_appid 或 sub_openid 为空");
-    }
     let extra: BTreeMap<String, String> =
         [("pmt_tag", pmt_tag.clone())].into_iter().map(|(k, v)| (k.to_string(), v)).collect();
     let created =
@@ -172,8 +155,7 @@ fn payrefund(sb: &Sandbox, env: &Envelope, d: &Value, now: i64) -> String {
         return failure(8020, "退款单号已经存在，请勿重复提交");
     };
     ledger.order_mut(&no).expect("found above").refunded += amount;
-    let data = json!({"ord_no": t.provider_no, "ord_shop_id": "585", "ord_mct_id": "174144", "trade_amount": amount.to_string(),
-        "trade_discout_amount": "0", "ord_currency": "CNY", "currency_sign": "¥", "trade_time": beijing_time(now), "original_ord_no": no, "status": "1"});
+    let data = provider::refund_data(&t.provider_no, &no, amount, true, now);
     env.answer(0, "订单退款成功", Some(&data), now)
 }
 

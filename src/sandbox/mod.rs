@@ -130,9 +130,7 @@ impl Sandbox {
                 a.xiaojitong.insert(c("mid"), c("key"));
             }
             "zhixiao" => {
-                if let Ok(env) =
-                    crate::dialects::zhixiao::Envelope::new(&c("appid"), &c("appsecret"), &c("aes_key"), &p.options)
-                {
+                if let Ok(env) = crate::dialects::zhixiao::Envelope::for_account(p) {
                     a.zhixiao.insert(c("appid"), env);
                 }
             }
@@ -140,8 +138,7 @@ impl Sandbox {
                 a.jings.insert(c("uid"), c("token"));
             }
             "mct" => {
-                let upper = p.options.get("hex_case").map(String::as_str) != Some("lower");
-                if let Ok(env) = crate::dialects::mct::Envelope::new(&c("open_id"), &c("open_key"), upper) {
+                if let Ok(env) = crate::dialects::mct::Envelope::for_account(p) {
                     let pass = p
                         .credentials
                         .get("shop_pass")

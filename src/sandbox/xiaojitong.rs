@@ -8,9 +8,7 @@ use super::{json_reply, text, Sandbox};
 use crate::dialects::signing::parse_form;
 use crate::dialects::xiaojitong::provider;
 use crate::model::now_unix;
-use crate::money::yuan_to_fen;
 use crate::server::{HttpIn, Reply};
-use serde_json::json;
 use std::collections::BTreeMap;
 
 fn failure(code: i64, msg: &str) -> Reply {
@@ -31,12 +29,10 @@ fn create(sb: &Sandbox, body: &[u8]) -> Reply {
         Err((code, msg)) => return failure(code, &msg),
     };
     let get = |k: &str| fields.get(k).cloned().unwrap_or_default();
-    let Ok(price) = yuan_to_fen(&get("price")) else {
-        return failure(-4, "价格错误");
+    let price = match provider::check_create(&fields) {
+        Ok(p) => p,
+        Err((code, msg)) => return failure(code, &msg),
     };
-    if price <= 0 || get("payid").is_empty() {
-        return failure(-4, "参数错误");
-    }
     let mut ledger = sb.ledger();
     // One fen more for each pending order already asking for the same amount.
     let mut payable = price;
@@ -52,7 +48,12 @@ fn create(sb: &Sandbox, body: &[u8]) -> Reply {
     else {
         return failure(-5, "订单号重复");
     };
-    json_reply(provider::create_answer(&order, 1, &format!("{}/pay/{}", sb.url("xiaojitong"), order.provider_no), now_unix()))
+    json_reply(provider::create_answer(
+        &order,
+        1,
+        &format!("{}/pay/{}", sb.url("xiaojitong"), order.provider_no),
+        now_unix(),
+    ))
 }
 
 fn check(sb: &Sandbox, body: &[u8]) -> Reply {
@@ -60,7 +61,7 @@ fn check(sb: &Sandbox, body: &[u8]) -> Reply {
     let orderid = fields.get("orderid").cloned().unwrap_or_default();
     let ledger = sb.ledger();
     let Some(order) = ledger.order(&orderid).filter(|o| o.dialect == "xiaojitong") else {
-        return json_reply(json!({"code": -1, "msg": "订单不存在", "data": null}).to_string());
+        return json_reply(provider::unknown_order());
     };
     let Some(key) = sb.accounts().xiaojitong.get(&order.account).cloned() else {
         return failure(-1, "商户不存在");

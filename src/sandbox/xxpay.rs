@@ -37,18 +37,10 @@ pub fn handle(sb: &Sandbox, path: &str, request: &HttpIn) -> Reply {
 
 fn create_order(sb: &Sandbox, fields: &BTreeMap<String, String>, key: &str) -> String {
     let get = |k: &str| fields.get(k).cloned().unwrap_or_default();
-    for required in ["productId", "mchOrderNo", "currency", "amount", "notifyUrl", "subject", "body"] {
-        if get(required).is_empty() {
-            return provider::failure(&format!("参数格式校验错误: {required} 不能为空"));
-        }
-    }
-    let amount = match get("amount").parse::<i64>() {
-        Ok(a) if a > 0 => a,
-        _ => return provider::failure("参数格式校验错误: amount"),
+    let amount = match provider::check_create(fields) {
+        Ok(a) => a,
+        Err(message) => return provider::failure(&message),
     };
-    if get("mchOrderNo").len() > 30 {
-        return provider::failure("参数格式校验错误: mchOrderNo");
-    }
     let extra: BTreeMap<String, String> = [("appId", get("appId")), ("productId", get("productId"))]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))

@@ -49,17 +49,10 @@ pub fn handle(sb: &Sandbox, path: &str, request: &HttpIn) -> Reply {
 }
 
 fn create(sb: &Sandbox, env: &Envelope, c: &Value) -> String {
-    for required in ["body", "out_trade_no", "total_fee", "notify_url"] {
-        if field(c, required).is_empty() {
-            return env.answer(-2, None, &format!("{required} 不能为空"));
-        }
-    }
-    let Ok(amount) = field(c, "total_fee").parse::<i64>() else {
-        return env.answer(-2, None, "total_fee 错误");
+    let amount = match provider::check_create(c) {
+        Ok(a) => a,
+        Err(message) => return env.answer(-2, None, &message),
     };
-    if field(c, "body").len() > 128 || field(c, "out_trade_no").len() > 40 {
-        return env.answer(-2, None, "参数过长");
-    }
     let mut extra = BTreeMap::new();
     extra.insert("pay_type".to_string(), field(c, "pay_type"));
     let created = sb.ledger().create(
