@@ -101,6 +101,15 @@ type Verified = Arc<Mutex<Vec<(String, Result<PaymentReport, String>)>>>;
 /// Each school's notify endpoint (`/notify/{dialect}`): verifies callbacks as the school's
 /// integration does and answers its dialect's ack.
 async fn start_schools(schools: HashMap<String, Arc<dyn Dialect>>) -> (String, Verified) {
+    start_schools_refusing_first(schools, false).await
+}
+
+/// As `start_schools`; with `refuse_first`, the first callback of each order is answered
+/// without the ack (the school was busy), so payglot must send it again.
+async fn start_schools_refusing_first(
+    schools: HashMap<String, Arc<dyn Dialect>>,
+    refuse_first: bool,
+) -> (String, Verified) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let received: Verified = Default::default();
@@ -128,8 +137,13 @@ async fn start_schools(schools: HashMap<String, Arc<dyn Dialect>>) -> (String, V
                             Ok(other) => Err(format!("not a payment callback: {other:?}")),
                             Err(e) => Err(e.to_string()),
                         };
-                        let reply = school.callback_reply(report.is_ok());
-                        seen.lock().unwrap().push((dialect, report));
+                        let mut seen = seen.lock().unwrap();
+                        let first = !seen.iter().any(|(d, r)| {
+                            d == &dialect
+                                && r.as_ref().ok().map(|r| &r.payment_id) == report.as_ref().ok().map(|r| &r.payment_id)
+                        });
+                        let reply = school.callback_reply(report.is_ok() && !(refuse_first && first));
+                        seen.push((dialect, report));
                         let mut r = Response::new(Full::new(Bytes::from(reply.body)));
                         *r.status_mut() = hyper::StatusCode::from_u16(reply.status).unwrap();
                         Ok::<_, std::convert::Infallible>(r)
@@ -310,4 +324,181 @@ async fn every_school_dialect_is_served_by_every_provider_and_called_back_in_its
     assert_eq!(received.len(), 25, "{received:?}");
     assert!(received.iter().all(|(_, r)| r.is_ok()));
     assert!(merchant.events().is_empty());
+}
+
+fn school_refund(order: &Payment, no: &str, amount: i64) -> payglot::model::Refund {
+    payglot::model::Refund {
+        refund_id: no.into(),
+        out_refund_no: no.into(),
+        merchant_id: "school".into(),
+        payment_id: order.payment_id.clone(),
+        out_trade_no: order.out_trade_no.clone(),
+        amount,
+        reason: None,
+        status: payglot::model::TransferStatus::Pending,
+        provider: String::new(),
+        provider_refund_no: None,
+        created_at: now(),
+        updated_at: now(),
+    }
+}
+
+/// The number of callbacks a school received for one order.
+fn callbacks_for(received: &Verified, order: &str) -> Vec<bool> {
+    received
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(_, r)| r.as_ref().map(|r| r.payment_id == order).unwrap_or(false))
+        .map(|(_, r)| r.is_ok())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doors_refund_cancel_retry_callbacks_and_refuse_in_their_own_shape() {
+    let mut merchant = MerchantServer::new();
+    merchant.start().await;
+    let mut gw = Gateway::new(&merchant.url());
+    gw.write_config(&routes_to(&gw, "mct"));
+    gw.start().await;
+    let schools: HashMap<String, Arc<dyn Dialect>> =
+        DOORS.iter().map(|(d, _)| (d.to_string(), school_client(&gw, d))).collect();
+    let (school_base, received) = start_schools_refusing_first(schools.clone(), true).await;
+    let no_extra = serde_json::Map::new();
+    let stamp = now();
+
+    // zhixiao and mct schools, both served by mct: pay, called back twice (the first answer
+    // was not the ack), refund through their own door, cancel an unpaid order.
+    for dialect in ["zhixiao", "mct"] {
+        let school = &schools[dialect];
+        let notify_url = format!("{school_base}/notify/{dialect}");
+        let scene = if dialect == "zhixiao" { Scene::H5 } else { Scene::Qr };
+        let mut paid = school_order(&format!("R{}{stamp}", &dialect[..2]), scene);
+        create_at_door(&gw, school, &mut paid, &notify_url, &no_extra).await.unwrap();
+        let (_, payment) = gw.call("GET", &format!("/v1/payments/{}", paid.out_trade_no), "").await;
+        gw.pay_at("mct", payment["payment_id"].as_str().unwrap()).await;
+        let attempts = eventually("a callback sent again after a refused one", Duration::from_secs(15), || {
+            let got = callbacks_for(&received, &paid.out_trade_no);
+            async move { (got.len() >= 2).then_some(got) }
+        })
+        .await;
+        assert_eq!(attempts, vec![true, true], "{dialect}: both verified, the second acked");
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        assert_eq!(callbacks_for(&received, &paid.out_trade_no).len(), 2, "{dialect}: none after the ack");
+
+        let base = format!("{}/compat/{dialect}", gw.base());
+        let refund = school_refund(&paid, &format!("RF{}{stamp}", &dialect[..2]), 234);
+        let req = school.refund(&paid, &refund, now()).unwrap();
+        let (status, body) = send(&gw, &base, &req).await;
+        let refunded = school.read_refund(&refund, ProviderResponse { status, body: &body });
+        assert_eq!(
+            refunded.map(|r| r.status).ok(),
+            Some(payglot::model::TransferStatus::Succeeded),
+            "{dialect}: {}",
+            String::from_utf8_lossy(&body)
+        );
+        let (_, after) = gw.call("GET", &format!("/v1/payments/{}", paid.out_trade_no), "").await;
+        assert_eq!(after["refunded_amount"], 234, "{dialect}: {after}");
+
+        // Cancelling the paid order is refused in the dialect's shape.
+        let req = school.close_payment(&paid, now()).unwrap();
+        let (status, body) = send(&gw, &base, &req).await;
+        assert!(school.read_close(&paid, ProviderResponse { status, body: &body }).is_err(), "{dialect}");
+
+        let mut unpaid = school_order(&format!("U{}{stamp}", &dialect[..2]), scene);
+        create_at_door(&gw, school, &mut unpaid, &notify_url, &no_extra).await.unwrap();
+        let req = school.close_payment(&unpaid, now()).unwrap();
+        let (status, body) = send(&gw, &base, &req).await;
+        school
+            .read_close(&unpaid, ProviderResponse { status, body: &body })
+            .unwrap_or_else(|e| panic!("{dialect}: cancel: {e} {}", String::from_utf8_lossy(&body)));
+        let (_, closed) = gw.call("GET", &format!("/v1/payments/{}", unpaid.out_trade_no), "").await;
+        assert_eq!(closed["status"], "closed", "{dialect}");
+    }
+
+    // A request the routed provider cannot take: mct barcode, routed to jings.
+    reroute(&gw, "jg").await;
+    let mct = &schools["mct"];
+    let barcode = school_order(&format!("B{stamp}"), Scene::Barcode);
+    let base = format!("{}/compat/mct", gw.base());
+    let create = CreateOrder {
+        payment: &barcode,
+        callback_url: format!("{school_base}/notify/mct"),
+        client_ip: None,
+        auth_code: Some("134567890123456789"),
+        openid: None,
+        extra: &no_extra,
+    };
+    let CreateStep::Call(req) = mct.create_payment(&create, now()).unwrap() else { panic!("a call") };
+    let (status, body) = send(&gw, &base, &req).await;
+    let answer: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(answer["errcode"], 8007, "{answer}");
+    assert!(answer["msg"].as_str().unwrap().contains("jings"), "{answer}");
+    assert!(mct.read_create(&create, ProviderResponse { status, body: &body }).is_err());
+
+    // Forged requests: signed with the wrong key, they are refused and create nothing.
+    for dialect in ["xxpay", "xiaojitong", "zhixiao", "mct"] {
+        let creds = DOORS.iter().find(|(d, _)| *d == dialect).unwrap().1;
+        let mut p = ProviderConfig::for_tests("forger", dialect);
+        p.base_url = format!("{}/compat/{dialect}", gw.base());
+        for (k, v) in creds {
+            let v = if ["key", "appsecret", "open_key"].contains(k) {
+                v.replace(['a', 'e', 'k'], "x")
+            } else {
+                v.to_string()
+            };
+            p.credentials.insert(k.to_string(), Secret::new(v));
+        }
+        let forger = dialects::build(&p).unwrap();
+        let mut order = school_order(&format!("F{}{stamp}", &dialect[..2]), Scene::Qr);
+        order.scene = if dialect == "zhixiao" { Scene::H5 } else { Scene::Qr };
+        let err = create_at_door(&gw, &forger, &mut order, &format!("{school_base}/notify/{dialect}"), &no_extra)
+            .await
+            .expect_err("a forged request is refused");
+        let (status, _) = gw.call("GET", &format!("/v1/payments/{}", order.out_trade_no), "").await;
+        assert_eq!(status, 404, "{dialect}: nothing was created ({err})");
+    }
+    // jings: a form whose amount was changed after signing.
+    let jings = &schools["jings"];
+    let order = school_order(&format!("FJ{stamp}"), Scene::Web);
+    let create = CreateOrder {
+        payment: &order,
+        callback_url: format!("{school_base}/notify/jings"),
+        client_ip: None,
+        auth_code: None,
+        openid: None,
+        extra: &no_extra,
+    };
+    let CreateStep::Done(created) = jings.create_payment(&create, now()).unwrap() else { panic!("a form") };
+    let Action::FormPost { url, mut fields } = created.action else { panic!("a form") };
+    fields.insert("paymoney".into(), "0.01".into());
+    let form = form_urlencoded::Serializer::new(String::new()).extend_pairs(fields.iter()).finish();
+    let refused =
+        gw.http("POST", &url, &[("content-type", "application/x-www-form-urlencoded")], form.as_bytes()).await;
+    assert_eq!(refused.status, 400);
+    let (status, _) = gw.call("GET", &format!("/v1/payments/{}", order.out_trade_no), "").await;
+    assert_eq!(status, 404);
+    // An unknown door account.
+    let unknown = gw
+        .http(
+            "POST",
+            &format!("{}/compat/xxpay/api/pay/create_order", gw.base()),
+            &[("content-type", "application/x-www-form-urlencoded")],
+            b"params=%7B%22mchId%22%3A%22nobody%22%2C%22sign%22%3A%22AA%22%7D",
+        )
+        .await;
+    let answer: Value = serde_json::from_slice(&unknown.body).unwrap();
+    assert_eq!(answer["retCode"], "FAIL");
+    assert_eq!(answer["retMsg"], "商户不存在");
+    // Door keys never show in the admin view of the config.
+    let (_, config) = gw.admin("GET", "/admin/config").await;
+    let text = config.to_string();
+    for (_, creds) in DOORS {
+        for (k, v) in *creds {
+            if ["key", "appsecret", "aes_key", "token", "open_key", "shop_pass"].contains(k) {
+                assert!(!text.contains(v), "{k} leaked into /admin/config");
+            }
+        }
+    }
+    assert!(merchant.events().is_empty(), "door payments notify only in the school's dialect");
 }

@@ -845,6 +845,10 @@ pub fn summary(config: &Config) -> String {
             };
             let _ = writeln!(out, "    [{i}] {when} -> {to}{fallback}");
         }
+        for (dialect, door) in &m.compat {
+            let id_name = dialects::account_id_credential(dialect).unwrap_or("id");
+            let _ = writeln!(out, "    front door /compat/{dialect} ({id_name} {})", door.account_id);
+        }
     }
     out
 }
@@ -948,6 +952,49 @@ merchants:
         );
         let text = GOOD.replace("wechat/qr", "wechat/scan");
         assert!(errors_of(&text)[0].starts_with("providers.xxpay-main.products.wechat/scan: unknown scene"));
+    }
+
+    #[test]
+    fn front_doors_are_checked_like_provider_accounts() {
+        let with_doors = |doors: &str| {
+            GOOD.replace(
+                "      - split: { xxpay-main: 90, xxpay-backup: 10 }\n",
+                &format!("      - split: {{ xxpay-main: 90, xxpay-backup: 10 }}\n    compat:\n{doors}"),
+            )
+        };
+        let good = with_doors(
+            "      xxpay: { mch_id: 100, app_id: a, key: \"${XXPAY_KEY}\" }\n      xiaojitong: { mid: 7, key: k, channel: alipay, scene: qr }\n",
+        );
+        let c = parse(&good, Path::new("/etc/payglot"), &env).unwrap();
+        let door = &c.merchants["school-a"].compat["xxpay"];
+        assert_eq!(door.account_id, "100", "a YAML number is read as written");
+        assert_eq!(door.account.credentials["key"].expose(), "xxpay-secret");
+        assert_eq!(c.merchants["school-a"].compat["xiaojitong"].channel, Some(Channel::Alipay));
+        let live = LiveConfig::build(c, PathBuf::new()).unwrap();
+        assert_eq!(live.door("xxpay", "100").map(|(m, _)| m.id.as_str()), Some("school-a"));
+        assert!(live.door("xxpay", "101").is_none());
+        assert!(live.door("xiaojitong", "100").is_none());
+
+        let errors = errors_of(&with_doors("      xxpay: { mch_id: 100, app_id: a }\n      xxpey: { key: k }\n      mct: { open_id: s, open_key: short, scene: scan }\n"));
+        assert!(errors.contains(&"merchants.school-a.compat.xxpay.key: missing".to_string()), "{errors:?}");
+        assert!(errors.iter().any(|e| e.starts_with("merchants.school-a.compat.xxpey: unknown dialect")), "{errors:?}");
+        assert!(
+            errors.iter().any(|e| e.starts_with("merchants.school-a.compat.mct.open_key: AES-256 needs 32 bytes")),
+            "{errors:?}"
+        );
+        assert!(errors.contains(&"merchants.school-a.compat.mct.scene: not a scene".to_string()), "{errors:?}");
+
+        // Two merchants cannot answer to the same account id at one door.
+        let twice = with_doors("      xxpay: { mch_id: 100, app_id: a, key: k }\n").replace(
+            "merchants:\n",
+            "merchants:\n  school-b:\n    key: school-b-secret-key-0001\n    routes: [ { to: xxpay-main } ]\n    compat: { xxpay: { mch_id: \"100\", app_id: b, key: k2 } }\n",
+        );
+        let errors = errors_of(&twice);
+        assert_eq!(
+            errors,
+            vec![r#"merchants.school-b.compat.xxpay.mch_id: "100" is already the xxpay door of merchant school-a"#
+                .to_string()]
+        );
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! A demo merchant endpoint for first runs: `POST /merchant/notify` takes a payglot
 //! notification and answers 200; `GET /merchant/events` lists the ones received, newest last.
-//! It does not check signatures (it has no merchant key); real merchants must.
+//! `/merchant/{dialect}/notify` plays a school integrated through a front door: it takes that
+//! dialect's callback (any method) and answers the dialect's ack. It does not check signatures
+//! (it has no keys); real merchants must.
 
 use crate::server::{HttpIn, Reply};
 use std::sync::Mutex;
@@ -27,6 +29,34 @@ impl DemoMerchant {
                     received.remove(0);
                 }
                 Reply { status: 200, content_type: "text/plain; charset=utf-8", body: "ok".into() }
+            }
+            (method, path) if path.ends_with("/notify") => {
+                let dialect = path.trim_start_matches('/').trim_end_matches("/notify");
+                // Each document's ack: what a school integrated with that provider answers.
+                let ack = match dialect {
+                    "xxpay" => "success",
+                    "xiaojitong" => r#"{"code":1}"#,
+                    "zhixiao" => r#"{"ret_code":0,"ret_content":"","sign":""}"#,
+                    "mct" => "notify_success",
+                    "jings" => "success",
+                    _ => {
+                        return Reply {
+                            status: 404,
+                            content_type: "text/plain; charset=utf-8",
+                            body: "no such dialect".into(),
+                        }
+                    }
+                };
+                received.push(serde_json::json!({
+                    "dialect": dialect,
+                    "method": method,
+                    "query": request.query,
+                    "body": String::from_utf8_lossy(&request.body),
+                }));
+                if received.len() > 1000 {
+                    received.remove(0);
+                }
+                Reply { status: 200, content_type: "text/plain; charset=utf-8", body: ack.into() }
             }
             ("GET", "/events") => Reply::json(200, &serde_json::Value::Array(received.clone())),
             _ => Reply {

@@ -17,7 +17,11 @@
 //! (`mode=drop_callbacks`) or behave again (`mode=ok`).
 //!
 //! `/merchant/notify` is a demo merchant: it accepts payglot's notifications (answering 200)
-//! and `GET /merchant/events` lists what it received, so the first run needs no merchant code.
+//! and `GET /merchant/events` lists what it received, so the first run needs no merchant code;
+//! `/merchant/{dialect}/notify` takes a front door's callbacks in that dialect.
+//!
+//! The answers and callbacks are built by each dialect's `provider` module, which the front
+//! doors (`compat`) answer with too; this module adds only the ledger and the routing.
 
 pub mod jings;
 pub mod ledger;
