@@ -134,6 +134,19 @@ async fn payments_are_idempotent_and_settle_once() {
         let by_no = store.payment_by_out_trade_no("m", "T-1").await.unwrap().unwrap();
         assert_eq!(by_no.status, PaymentStatus::Succeeded);
         assert!(store.payment_by_out_trade_no("m", "nope").await.unwrap().is_none());
+        assert_eq!(by_no.door, None);
+
+        // A payment made through a front door keeps the door and the school's fields.
+        let mut through_door = payment("m", "T-door", 100);
+        let door = Door {
+            dialect: "xxpay".into(),
+            account: "S-100".into(),
+            fields: [("productId".to_string(), "8006".to_string())].into_iter().collect(),
+        };
+        through_door.door = Some(door.clone());
+        store.insert_payment(&through_door, "fp", 100).await.unwrap();
+        let stored = store.payment_by_id(&through_door.payment_id).await.unwrap().unwrap();
+        assert_eq!(stored.door, Some(door), "{backend}");
         store.ping().await.unwrap();
     }
 }
