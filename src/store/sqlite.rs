@@ -131,12 +131,52 @@ ALTER TABLE payments ADD COLUMN door TEXT;
 ];
 
 pub struct SqliteStore {
+    /// The writer: every write (and every scan) runs here, in tokio's blocking pool, since a
+    /// durable commit waits for an fsync.
     conn: Arc<Mutex<Connection>>,
+    /// A read-only connection for point lookups, used in place on the calling task: a lookup by
+    /// key takes microseconds, less than the hop to the blocking pool and back, and WAL lets it
+    /// read the last commit while the writer is busy.
+    reader: Mutex<Connection>,
     /// Seen request nonces. One SQLite file serves one gateway process, so process memory is
     /// the whole truth here, and it spares every request an fsync; a restart forgets them,
     /// which reopens replays of requests signed in the last 5 minutes (creates are idempotent
     /// anyway). The PostgreSQL store keeps them in a table for several instances.
-    nonces: Mutex<std::collections::HashMap<(String, String), i64>>,
+    nonces: Mutex<SeenNonces>,
+}
+
+/// Request nonces seen inside the signature window, kept small: each is a 128-bit keyed hash of
+/// (merchant, nonce) in a per-minute bucket, and a bucket is dropped whole once it is older
+/// than the window. Memory is about 20 bytes per request of the last few minutes (a map of the
+/// strings themselves grew by ~100 MiB per 10 minutes at 10k requests/s).
+#[derive(Default)]
+pub struct SeenNonces {
+    keys: (std::hash::RandomState, std::hash::RandomState),
+    buckets: std::collections::VecDeque<(i64, std::collections::HashSet<u128>)>,
+}
+
+impl SeenNonces {
+    /// `true` the first time a nonce is seen since `not_before`; `false` for a replay.
+    pub fn first_use(&mut self, merchant_id: &str, nonce: &str, now: i64, not_before: i64) -> bool {
+        use std::hash::BuildHasher;
+        let half = |k: &std::hash::RandomState| k.hash_one((merchant_id, nonce)) as u128;
+        let key = (half(&self.keys.0) << 64) | half(&self.keys.1);
+        // A bucket holds minute m's nonces; conservative at the edge (a whole minute is kept).
+        while self.buckets.front().is_some_and(|(minute, _)| minute * 60 + 59 < not_before) {
+            self.buckets.pop_front();
+        }
+        if self.buckets.iter().any(|(_, seen)| seen.contains(&key)) {
+            return false;
+        }
+        let minute = now.div_euclid(60);
+        match self.buckets.back_mut() {
+            Some((m, seen)) if *m >= minute => seen.insert(key),
+            _ => {
+                self.buckets.push_back((minute, [key].into_iter().collect()));
+                true
+            }
+        }
+    }
 }
 
 fn err(e: impl fmt::Display) -> StoreError {
@@ -146,7 +186,7 @@ fn err(e: impl fmt::Display) -> StoreError {
 impl SqliteStore {
     pub async fn open(path: &Path) -> StoreResult<Self> {
         let path = path.to_path_buf();
-        let conn = tokio::task::spawn_blocking(move || -> StoreResult<Connection> {
+        let conn = tokio::task::spawn_blocking(move || -> StoreResult<(Connection, Connection)> {
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
                 std::fs::create_dir_all(dir).map_err(|e| err(format!("{}: {e}", dir.display())))?;
             }
@@ -155,11 +195,26 @@ impl SqliteStore {
             conn.pragma_update(None, "journal_mode", "WAL").map_err(err)?;
             conn.pragma_update(None, "synchronous", "FULL").map_err(err)?;
             migrate(&mut conn)?;
-            Ok(conn)
+            let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
+            let reader =
+                Connection::open_with_flags(&path, flags).map_err(|e| err(format!("{}: {e}", path.display())))?;
+            reader.busy_timeout(std::time::Duration::from_secs(5)).map_err(err)?;
+            Ok((conn, reader))
         })
         .await
         .map_err(err)??;
-        Ok(SqliteStore { conn: Arc::new(Mutex::new(conn)), nonces: Mutex::new(std::collections::HashMap::new()) })
+        let (conn, reader) = conn;
+        Ok(SqliteStore {
+            conn: Arc::new(Mutex::new(conn)),
+            reader: Mutex::new(reader),
+            nonces: Mutex::new(SeenNonces::default()),
+        })
+    }
+
+    /// Runs a point lookup on the reader connection, in place.
+    fn read<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> StoreResult<T> {
+        let guard = self.reader.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        f(&guard).map_err(err)
     }
 
     /// Runs `f` on the connection in tokio's blocking pool.
@@ -322,18 +377,7 @@ const EVENT_COLUMNS: &str = "id, merchant_id, payment_id, kind, notify_url, body
 #[async_trait]
 impl Store for SqliteStore {
     async fn remember_nonce(&self, merchant_id: &str, nonce: &str, now: i64, not_before: i64) -> StoreResult<bool> {
-        let mut nonces = self.nonces.lock().unwrap_or_else(|p| p.into_inner());
-        if nonces.len() >= 4096 && nonces.len().is_power_of_two() {
-            nonces.retain(|_, seen| *seen >= not_before);
-        }
-        let key = (merchant_id.to_string(), nonce.to_string());
-        match nonces.get(&key) {
-            Some(seen) if *seen >= not_before => Ok(false),
-            _ => {
-                nonces.insert(key, now);
-                Ok(true)
-            }
-        }
+        Ok(self.nonces.lock().unwrap_or_else(|p| p.into_inner()).first_use(merchant_id, nonce, now, not_before))
     }
 
     async fn insert_payment(&self, payment: &Payment, fingerprint: &str, first_check_at: i64) -> StoreResult<Inserted> {
@@ -411,8 +455,7 @@ impl Store for SqliteStore {
     }
 
     async fn payment_by_out_trade_no(&self, merchant_id: &str, out_trade_no: &str) -> StoreResult<Option<Payment>> {
-        let (merchant_id, out_trade_no) = (merchant_id.to_string(), out_trade_no.to_string());
-        self.run(move |c| {
+        self.read(|c| {
             c.prepare_cached(&format!(
                 "SELECT {PAYMENT_COLUMNS} FROM payments WHERE merchant_id = ?1 AND out_trade_no = ?2"
             ))?
@@ -420,12 +463,10 @@ impl Store for SqliteStore {
             .optional()
             .map(|o| o.map(|(p, _)| p))
         })
-        .await
     }
 
     async fn payment_by_id(&self, payment_id: &str) -> StoreResult<Option<Payment>> {
-        let payment_id = payment_id.to_string();
-        self.run(move |c| load_payment(c, &payment_id)).await
+        self.read(|c| load_payment(c, payment_id))
     }
 
     async fn settle_payment(&self, payment_id: &str, s: &Settlement, now: i64) -> StoreResult<Settled> {
@@ -548,8 +589,7 @@ impl Store for SqliteStore {
     }
 
     async fn refund_by_out_no(&self, merchant_id: &str, out_refund_no: &str) -> StoreResult<Option<Refund>> {
-        let (merchant_id, out_refund_no) = (merchant_id.to_string(), out_refund_no.to_string());
-        self.run(move |c| {
+        self.read(|c| {
             c.prepare_cached(&format!(
                 "SELECT {REFUND_COLUMNS} FROM refunds WHERE merchant_id = ?1 AND out_refund_no = ?2"
             ))?
@@ -557,7 +597,6 @@ impl Store for SqliteStore {
             .optional()
             .map(|o| o.map(|(r, _)| r))
         })
-        .await
     }
 
     async fn insert_payout(&self, payout: &Payout, fingerprint: &str) -> StoreResult<PayoutInserted> {
@@ -626,8 +665,7 @@ impl Store for SqliteStore {
     }
 
     async fn payout_by_out_no(&self, merchant_id: &str, out_payout_no: &str) -> StoreResult<Option<Payout>> {
-        let (merchant_id, out_payout_no) = (merchant_id.to_string(), out_payout_no.to_string());
-        self.run(move |c| {
+        self.read(|c| {
             c.prepare_cached(&format!(
                 "SELECT {PAYOUT_COLUMNS} FROM payouts WHERE merchant_id = ?1 AND out_payout_no = ?2"
             ))?
@@ -635,12 +673,10 @@ impl Store for SqliteStore {
             .optional()
             .map(|o| o.map(|(p, _)| p))
         })
-        .await
     }
 
     async fn payout_by_id(&self, payout_id: &str) -> StoreResult<Option<Payout>> {
-        let payout_id = payout_id.to_string();
-        self.run(move |c| load_payout(c, &payout_id)).await
+        self.read(|c| load_payout(c, payout_id))
     }
 
     async fn open_counts(&self, providers: &[String]) -> StoreResult<Vec<(String, i64)>> {
@@ -871,11 +907,12 @@ impl Store for SqliteStore {
     async fn append_timeline(&self, entries: Vec<TimelineEntry>) -> StoreResult<()> {
         self.run(move |c| {
             let tx = c.transaction()?;
-            for e in &entries {
-                tx.execute(
-                    "INSERT INTO timeline (subject, at_ms, kind, detail) VALUES (?1, ?2, ?3, ?4)",
-                    params![e.subject, e.at_ms, e.kind, e.detail.to_string()],
-                )?;
+            {
+                let mut insert =
+                    tx.prepare_cached("INSERT INTO timeline (subject, at_ms, kind, detail) VALUES (?1, ?2, ?3, ?4)")?;
+                for e in &entries {
+                    insert.execute(params![e.subject, e.at_ms, e.kind, e.detail.to_string()])?;
+                }
             }
             tx.commit()
         })
@@ -907,5 +944,22 @@ impl Store for SqliteStore {
 
     async fn ping(&self) -> StoreResult<()> {
         self.run(|c| c.query_row("SELECT 1", [], |_| Ok(()))).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SeenNonces;
+
+    #[test]
+    fn a_nonce_is_taken_once_inside_the_window_and_forgotten_after_it() {
+        let mut seen = SeenNonces::default();
+        assert!(seen.first_use("m", "n1", 1000, 700));
+        assert!(!seen.first_use("m", "n1", 1001, 701), "a replay");
+        assert!(seen.first_use("other", "n1", 1001, 701), "nonces are per merchant");
+        assert!(seen.first_use("m", "n2", 1100, 800));
+        assert!(!seen.first_use("m", "n1", 1250, 950), "still inside the window");
+        assert!(seen.first_use("m", "n1", 1400, 1100), "the window has passed");
+        assert!(seen.buckets.len() <= 3, "old minutes are dropped: {}", seen.buckets.len());
     }
 }
