@@ -320,3 +320,26 @@ async fn due_checks_are_claimed_once_and_rescheduled() {
         assert!(store.claim_due_checks(10_000, 10, 30).await.unwrap().is_empty(), "{backend}: no more checks");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_write_among_concurrent_ones_undoes_only_itself() {
+    for (backend, store, _dir) in stores("batch").await {
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..40 {
+            let store = store.clone();
+            tasks.spawn(async move {
+                let p = payment("m", &format!("B-{i}"), 100 + i);
+                let inserted = store.insert_payment(&p, "fp", 100).await.map(|r| matches!(r, Inserted::New));
+                let missing = store.settle_payment(&format!("missing-{i}"), &paid(), 3).await;
+                (p.payment_id, inserted, missing.is_err())
+            });
+        }
+        while let Some(done) = tasks.join_next().await {
+            let (payment_id, inserted, missing_failed) = done.unwrap();
+            assert_eq!(inserted.ok(), Some(true), "{backend}");
+            assert!(missing_failed, "{backend}: settling a payment that does not exist fails");
+            let stored = store.payment_by_id(&payment_id).await.unwrap();
+            assert!(stored.is_some(), "{backend}: the insert survived the failures around it");
+        }
+    }
+}

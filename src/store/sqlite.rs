@@ -3,7 +3,7 @@
 //! tokio's blocking pool; migrations are embedded and applied on open.
 
 use super::*;
-use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
+use rusqlite::{params, Connection, OptionalExtension, Row};
 use std::path::Path;
 use std::sync::Mutex;
 
@@ -131,9 +131,9 @@ ALTER TABLE payments ADD COLUMN door TEXT;
 ];
 
 pub struct SqliteStore {
-    /// The writer: every write (and every scan) runs here, in tokio's blocking pool, since a
-    /// durable commit waits for an fsync.
-    conn: Arc<Mutex<Connection>>,
+    /// The writer thread's queue: every write (and every scan) runs on one connection in a
+    /// thread of its own (see `write_batches`), since a durable commit waits for an fsync.
+    writes: std::sync::mpsc::Sender<Job>,
     /// A read-only connection for point lookups, used in place on the calling task: a lookup by
     /// key takes microseconds, less than the hop to the blocking pool and back, and WAL lets it
     /// read the last commit while the writer is busy.
@@ -179,6 +179,61 @@ impl SeenNonces {
     }
 }
 
+/// Work for the writer: runs on the connection and returns what to do once its batch's commit
+/// succeeded (`Ok`) or failed.
+type Job = Box<dyn FnOnce(&mut Connection) -> Reply + Send>;
+type Reply = Box<dyn FnOnce(Result<(), String>) + Send>;
+
+/// Group commit: the writer takes every job waiting (up to 256), runs them in one transaction,
+/// each inside its own savepoint so a failing job undoes only itself, and commits once; one
+/// fsync then serves the whole batch. Answers go out only after the commit, so no caller hears
+/// "done" before its write is durable.
+fn write_batches(mut conn: Connection, jobs: std::sync::mpsc::Receiver<Job>) {
+    while let Ok(first) = jobs.recv() {
+        let mut batch = vec![first];
+        while batch.len() < 256 {
+            match jobs.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+            let e = e.to_string();
+            // Not run: each job's answer is the error (its reply is made by running it on a
+            // connection it cannot change, so it is never run).
+            drop(batch);
+            tracing::error!(error = %e, "the store cannot begin a transaction");
+            continue;
+        }
+        let mut replies = Vec::with_capacity(batch.len());
+        let mut lost = false;
+        for job in batch {
+            if lost {
+                // SQLite ended the transaction (an I/O error rolls it back): the rest waits
+                // for no commit; dropping a job answers its caller with an error.
+                drop(job);
+                continue;
+            }
+            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&mut conn))) {
+                Ok(reply) => replies.push(reply),
+                Err(_) => tracing::error!("a store job panicked; its caller gets an error"),
+            }
+            lost = conn.is_autocommit();
+        }
+        let committed = if lost {
+            Err("the transaction was rolled back by SQLite".to_string())
+        } else {
+            conn.execute_batch("COMMIT").map_err(|e| e.to_string())
+        };
+        if committed.is_err() && !conn.is_autocommit() {
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+        for reply in replies {
+            reply(committed.clone());
+        }
+    }
+}
+
 fn err(e: impl fmt::Display) -> StoreError {
     StoreError(e.to_string())
 }
@@ -204,8 +259,13 @@ impl SqliteStore {
         .await
         .map_err(err)??;
         let (conn, reader) = conn;
+        let (writes, jobs) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("payglot-sqlite-writer".into())
+            .spawn(move || write_batches(conn, jobs))
+            .map_err(|e| err(format!("cannot start the store's writer: {e}")))?;
         Ok(SqliteStore {
-            conn: Arc::new(Mutex::new(conn)),
+            writes,
             reader: Mutex::new(reader),
             nonces: Mutex::new(SeenNonces::default()),
         })
@@ -217,19 +277,26 @@ impl SqliteStore {
         f(&guard).map_err(err)
     }
 
-    /// Runs `f` on the connection in tokio's blocking pool.
+    /// Runs `f` on the writer connection, inside the writer's current batch (`f` makes its own
+    /// savepoint where it needs one), and answers once that batch is durably committed.
     async fn run<T, F>(&self, f: F) -> StoreResult<T>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
     {
-        let conn = self.conn.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut guard = conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            f(&mut guard).map_err(err)
-        })
-        .await
-        .map_err(err)?
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move |conn| {
+            let result = f(conn).map_err(err);
+            Box::new(move |committed| {
+                let _ = answer.send(match committed {
+                    Ok(()) => result,
+                    Err(e) => Err(err(format!("commit failed: {e}"))),
+                });
+            })
+        });
+        let stopped = || err("the store could not run this (its log says why)");
+        self.writes.send(job).map_err(|_| stopped())?;
+        answered.await.map_err(|_| stopped())?
     }
 }
 
@@ -384,7 +451,7 @@ impl Store for SqliteStore {
         let p = payment.clone();
         let fingerprint = fingerprint.to_string();
         self.run(move |c| {
-            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let tx = c.savepoint()?;
             let existing = tx.prepare_cached(&format!("SELECT {PAYMENT_COLUMNS} FROM payments WHERE merchant_id = ?1 AND out_trade_no = ?2"))?.query_row(
                     params![p.merchant_id, p.out_trade_no],
                     payment_row,
@@ -473,7 +540,7 @@ impl Store for SqliteStore {
         let payment_id = payment_id.to_string();
         let s = s.clone();
         self.run(move |c| {
-            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let tx = c.savepoint()?;
             let Some(mut p) = load_payment(&tx, &payment_id)? else {
                 return Err(rusqlite::Error::QueryReturnedNoRows);
             };
@@ -506,7 +573,7 @@ impl Store for SqliteStore {
         let r = refund.clone();
         let fingerprint = fingerprint.to_string();
         self.run(move |c| {
-            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let tx = c.savepoint()?;
             let existing = tx.prepare_cached(&format!("SELECT {REFUND_COLUMNS} FROM refunds WHERE merchant_id = ?1 AND out_refund_no = ?2"))?.query_row(
                     params![r.merchant_id, r.out_refund_no],
                     refund_row,
@@ -554,7 +621,7 @@ impl Store for SqliteStore {
         let refund_id = refund_id.to_string();
         let provider_refund_no = provider_refund_no.map(str::to_string);
         self.run(move |c| {
-            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let tx = c.savepoint()?;
             let Some(mut r) = load_refund(&tx, &refund_id)? else {
                 return Err(rusqlite::Error::QueryReturnedNoRows);
             };
@@ -603,7 +670,7 @@ impl Store for SqliteStore {
         let p = payout.clone();
         let fingerprint = fingerprint.to_string();
         self.run(move |c| {
-            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let tx = c.savepoint()?;
             let existing = tx.prepare_cached(&format!("SELECT {PAYOUT_COLUMNS} FROM payouts WHERE merchant_id = ?1 AND out_payout_no = ?2"))?.query_row(
                     params![p.merchant_id, p.out_payout_no],
                     payout_row,
@@ -637,7 +704,7 @@ impl Store for SqliteStore {
         let payout_id = payout_id.to_string();
         let provider_payout_no = provider_payout_no.map(str::to_string);
         self.run(move |c| {
-            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let tx = c.savepoint()?;
             let Some(mut p) = load_payout(&tx, &payout_id)? else {
                 return Err(rusqlite::Error::QueryReturnedNoRows);
             };
@@ -700,7 +767,7 @@ impl Store for SqliteStore {
 
     async fn claim_due_checks(&self, now: i64, limit: usize, lease_secs: i64) -> StoreResult<Vec<(Payment, u32)>> {
         self.run(move |c| {
-            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let tx = c.savepoint()?;
             let due: Vec<(Payment, u32)> = {
                 let mut stmt = tx.prepare_cached(&format!(
                     "SELECT {PAYMENT_COLUMNS}, checks FROM payments WHERE status = 'pending' AND next_check_at <= ?1
@@ -730,7 +797,7 @@ impl Store for SqliteStore {
         lease_secs: i64,
     ) -> StoreResult<(Vec<(Refund, u32)>, Vec<(Payout, u32)>)> {
         self.run(move |c| {
-            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let tx = c.savepoint()?;
             let due = "status = 'pending' AND COALESCE(next_check_at, created_at + ?2) <= ?1 AND (check_claimed_until IS NULL OR check_claimed_until < ?1)";
             let refunds: Vec<(Refund, u32)> = {
                 let mut stmt = tx.prepare_cached(&format!("SELECT {REFUND_COLUMNS}, checks FROM refunds WHERE {due} LIMIT ?3"))?;
@@ -796,7 +863,7 @@ impl Store for SqliteStore {
 
     async fn claim_due_events(&self, now: i64, limit: usize, lease_secs: i64) -> StoreResult<Vec<OutboxEvent>> {
         self.run(move |c| {
-            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let tx = c.savepoint()?;
             let events: Vec<OutboxEvent> = {
                 let mut stmt = tx.prepare_cached(&format!(
                     "SELECT {EVENT_COLUMNS} FROM events e WHERE e.state = 'pending' AND e.next_attempt_at <= ?1
@@ -906,7 +973,7 @@ impl Store for SqliteStore {
 
     async fn append_timeline(&self, entries: Vec<TimelineEntry>) -> StoreResult<()> {
         self.run(move |c| {
-            let tx = c.transaction()?;
+            let tx = c.savepoint()?;
             {
                 let mut insert =
                     tx.prepare_cached("INSERT INTO timeline (subject, at_ms, kind, detail) VALUES (?1, ?2, ?3, ?4)")?;
