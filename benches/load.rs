@@ -130,6 +130,27 @@ struct Outcome {
     latencies_us: Vec<u32>,
 }
 
+/// Sends request number `n` of `target` (signed when it names a merchant); `true` on a 200.
+async fn send_one(client: &Upstream, target: &Target, n: u64) -> bool {
+    let body = (target.body)(n);
+    let (ts, nonce) = (now_unix().to_string(), random_id("n", 24));
+    let sig =
+        target.merchant.as_ref().map(|_| request_signature(KEY, &ts, &nonce, target.method, &target.path, body.as_bytes()));
+    let mut headers = vec![("content-type", target.content_type)];
+    if let (Some(m), Some(sig)) = (&target.merchant, &sig) {
+        headers.extend([
+            ("payglot-merchant", m.as_str()),
+            ("payglot-timestamp", ts.as_str()),
+            ("payglot-nonce", nonce.as_str()),
+            ("payglot-signature", sig.as_str()),
+        ]);
+    }
+    let answer = client.send(target.method, &target.url, &headers, body.into_bytes(), 2000, 10_000).await;
+    matches!(&answer, Ok(a) if a.status == 200)
+}
+
+/// Closed loop: `concurrency` connections each send the next request as soon as the last is
+/// answered, for `secs`: the peak rate.
 async fn run(client: Arc<Upstream>, target: Target, secs: u64, concurrency: usize) -> Outcome {
     let started = Instant::now();
     let deadline = started + Duration::from_secs(secs);
@@ -141,27 +162,10 @@ async fn run(client: Arc<Upstream>, target: Target, secs: u64, concurrency: usiz
             let (mut lat, mut errors) = (Vec::new(), 0u64);
             while Instant::now() < deadline {
                 let n = counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let body = (target.body)(n);
-                let (ts, nonce) = (now_unix().to_string(), random_id("n", 24));
-                let sig = target
-                    .merchant
-                    .as_ref()
-                    .map(|_| request_signature(KEY, &ts, &nonce, target.method, &target.path, body.as_bytes()));
-                let mut headers = vec![("content-type", target.content_type)];
-                if let (Some(m), Some(sig)) = (&target.merchant, &sig) {
-                    headers.extend([
-                        ("payglot-merchant", m.as_str()),
-                        ("payglot-timestamp", ts.as_str()),
-                        ("payglot-nonce", nonce.as_str()),
-                        ("payglot-signature", sig.as_str()),
-                    ]);
-                }
                 let t = Instant::now();
-                let answer = client.send(target.method, &target.url, &headers, body.into_bytes(), 2000, 10_000).await;
+                let ok = send_one(&client, &target, n).await;
                 lat.push(t.elapsed().as_micros() as u32);
-                if !matches!(&answer, Ok(a) if a.status == 200) {
-                    errors += 1;
-                }
+                errors += u64::from(!ok);
             }
             (lat, errors)
         }));
@@ -172,6 +176,38 @@ async fn run(client: Arc<Upstream>, target: Target, secs: u64, concurrency: usiz
         outcome.requests += lat.len() as u64;
         outcome.errors += errors;
         outcome.latencies_us.extend(lat);
+    }
+    outcome.secs = started.elapsed().as_secs_f64();
+    outcome.latencies_us.sort_unstable();
+    outcome
+}
+
+/// Open loop: request i is due at `i / rate` seconds whatever happened to the others, and its
+/// latency counts from when it was due, so a server that falls behind shows it (no coordinated
+/// omission). At most `connections` requests are in flight (as many keep-alive connections);
+/// beyond that the generator waits, and the wait counts too.
+async fn run_at_rate(client: Arc<Upstream>, target: Target, secs: u64, rate: f64, connections: usize) -> Outcome {
+    let started = Instant::now();
+    let total = (rate * secs as f64) as u64;
+    let in_flight = Arc::new(tokio::sync::Semaphore::new(connections));
+    let mut tasks = tokio::task::JoinSet::new();
+    for n in 0..total {
+        let due = started + Duration::from_secs_f64(n as f64 / rate);
+        tokio::time::sleep_until(due.into()).await;
+        let permit = in_flight.clone().acquire_owned().await.unwrap();
+        let (client, target) = (client.clone(), target.clone());
+        tasks.spawn(async move {
+            let ok = send_one(&client, &target, n).await;
+            drop(permit);
+            (due.elapsed().as_micros() as u32, ok)
+        });
+    }
+    let mut outcome = Outcome { requests: 0, errors: 0, secs: 0.0, latencies_us: Vec::new() };
+    while let Some(done) = tasks.join_next().await {
+        let (lat, ok) = done.unwrap();
+        outcome.requests += 1;
+        outcome.errors += u64::from(!ok);
+        outcome.latencies_us.push(lat);
     }
     outcome.secs = started.elapsed().as_secs_f64();
     outcome.latencies_us.sort_unstable();
@@ -374,6 +410,55 @@ async fn bench(secs: u64, concurrency: usize) {
         );
     }
     println!("\npayglot idle RSS before load: {:.1} MiB", idle_rss as f64 / 1024.0);
+    // Latency at a fixed rate: half of passthrough's peak, open loop (DESIGN.md §9: < 1 ms
+    // added p99 there).
+    if let (Some(peak), true) = (passthrough_rps, nginx.is_some()) {
+        let rate = (peak / 2.0).round();
+        let mut at_rate: Vec<(String, Target)> = vec![(
+            "passthrough: nginx proxy_pass -> stub".into(),
+            Target {
+                method: "POST",
+                url: format!("http://127.0.0.1:{nginx_port}/xxpay/api/pay/query_order"),
+                merchant: None,
+                path: String::new(),
+                body: fixed(stub_body.clone()),
+                content_type: form,
+            },
+        )];
+        for (d, m, path, _) in query_targets.iter().filter(|(d, ..)| ["xxpay", "jings"].contains(d)) {
+            let note = if *d == "jings" { " (from the store)" } else { "" };
+            at_rate.push((
+                format!("payglot query via {d}{note}"),
+                Target {
+                    method: "GET",
+                    url: format!("{gw_url}{path}"),
+                    merchant: Some(m.clone()),
+                    path: path.clone(),
+                    body: fixed(String::new()),
+                    content_type: "application/json",
+                },
+            ));
+        }
+        println!("\nopen loop at {rate:.0} req/s (half of passthrough's peak), {secs} s each; latency from when each request was due\n");
+        println!("{:<58} {:>9} {:>8} {:>8} {:>8} {:>12}", "scenario", "req/s", "p50 ms", "p99 ms", "p999 ms", "added p99 ms");
+        let mut base_p99 = None;
+        for (name, t) in at_rate {
+            let o = run_at_rate(client.clone(), t, secs, rate, concurrency * 2).await;
+            let p99 = pct(&o.latencies_us, 0.99);
+            let added = base_p99.map(|b: f64| format!("{:.2}", p99 - b)).unwrap_or_else(|| "-".into());
+            base_p99.get_or_insert(p99);
+            let errors = if o.errors > 0 { format!("  ({} errors)", o.errors) } else { String::new() };
+            println!(
+                "{:<58} {:>9.0} {:>8.2} {:>8.2} {:>8.2} {:>12}{errors}",
+                name,
+                o.requests as f64 / o.secs,
+                pct(&o.latencies_us, 0.5),
+                p99,
+                pct(&o.latencies_us, 0.999),
+                added
+            );
+        }
+    }
     callbacks(&client, &gw_url, admin, "SQLite, synchronous=FULL", concurrency).await;
     drop(gateway);
 

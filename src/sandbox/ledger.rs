@@ -34,6 +34,9 @@ pub struct Ledger {
     by_merchant_no: HashMap<(String, String), String>,
     transfers: HashMap<String, Transfer>,
     transfers_by_merchant_no: HashMap<(String, String), String>,
+    /// The last order created per (dialect, account, payable), so `pending_with_payable` is one
+    /// lookup instead of a scan of every order.
+    by_payable: HashMap<(&'static str, String, i64), String>,
     next: AtomicU64,
 }
 
@@ -75,6 +78,7 @@ impl Ledger {
             fields,
         };
         self.by_merchant_no.insert(key, order.provider_no.clone());
+        self.by_payable.insert((dialect, account.to_string(), payable), order.provider_no.clone());
         self.orders.insert(order.provider_no.clone(), order.clone());
         Ok(order)
     }
@@ -110,10 +114,14 @@ impl Ledger {
     }
 
     /// Whether an account has a pending order asking the payer for exactly `payable`.
-    pub fn pending_with_payable(&self, dialect: &str, account: &str, payable: i64) -> bool {
-        self.orders.values().any(|o| {
-            o.dialect == dialect && o.account == account && o.status == PaymentStatus::Pending && o.payable == payable
-        })
+    /// Whether a pending order of the account asks for exactly `payable`. Exact for xiaojitong,
+    /// the one user, whose pending orders never share a payable (the last order created with
+    /// one is the only one that can still be pending).
+    pub fn pending_with_payable(&self, dialect: &'static str, account: &str, payable: i64) -> bool {
+        self.by_payable
+            .get(&(dialect, account.to_string(), payable))
+            .and_then(|no| self.orders.get(no))
+            .is_some_and(|o| o.status == PaymentStatus::Pending)
     }
 
     /// What an account's paid orders add up to, less refunds (a simulated balance).
