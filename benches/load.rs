@@ -134,8 +134,10 @@ struct Outcome {
 async fn send_one(client: &Upstream, target: &Target, n: u64) -> bool {
     let body = (target.body)(n);
     let (ts, nonce) = (now_unix().to_string(), random_id("n", 24));
-    let sig =
-        target.merchant.as_ref().map(|_| request_signature(KEY, &ts, &nonce, target.method, &target.path, body.as_bytes()));
+    let sig = target
+        .merchant
+        .as_ref()
+        .map(|_| request_signature(KEY, &ts, &nonce, target.method, &target.path, body.as_bytes()));
     let mut headers = vec![("content-type", target.content_type)];
     if let (Some(m), Some(sig)) = (&target.merchant, &sig) {
         headers.extend([
@@ -440,7 +442,10 @@ async fn bench(secs: u64, concurrency: usize) {
             ));
         }
         println!("\nopen loop at {rate:.0} req/s (half of passthrough's peak), {secs} s each; latency from when each request was due\n");
-        println!("{:<58} {:>9} {:>8} {:>8} {:>8} {:>12}", "scenario", "req/s", "p50 ms", "p99 ms", "p999 ms", "added p99 ms");
+        println!(
+            "{:<58} {:>9} {:>8} {:>8} {:>8} {:>12}",
+            "scenario", "req/s", "p50 ms", "p99 ms", "p999 ms", "added p99 ms"
+        );
         let mut base_p99 = None;
         for (name, t) in at_rate {
             let o = run_at_rate(client.clone(), t, secs, rate, concurrency * 2).await;

