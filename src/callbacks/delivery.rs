@@ -68,16 +68,15 @@ async fn deliver(gateway: &Gateway, event: OutboxEvent) {
     let delivery = &live.config.delivery;
     let outcome = match live.merchant(&event.merchant_id) {
         None => Err("merchant is no longer in routes.yaml".to_string()),
-        // A payment that came in through a front door is told in the school's dialect.
-        Some(merchant) if !merchant.compat.is_empty() && is_about_payment(&event) => {
-            match gateway.store.payment_by_id(&event.payment_id).await {
-                Ok(Some(payment)) if payment.door.is_some() => {
-                    send_door_callback(gateway, merchant, &payment, &event, delivery.timeout_ms).await
-                }
-                Ok(_) => send_event(gateway, merchant, &event, delivery.timeout_ms).await,
-                Err(e) => Err(format!("cannot read the payment: {e}")),
+        // A payment that came in through a front door is told in the school's dialect (even
+        // after its door left routes.yaml: then it waits, and the error says why).
+        Some(merchant) if is_about_payment(&event) => match gateway.store.payment_by_id(&event.payment_id).await {
+            Ok(Some(payment)) if payment.door.is_some() => {
+                send_door_callback(gateway, merchant, &payment, &event, delivery.timeout_ms).await
             }
-        }
+            Ok(_) => send_event(gateway, merchant, &event, delivery.timeout_ms).await,
+            Err(e) => Err(format!("cannot read the payment: {e}")),
+        },
         Some(merchant) => send_event(gateway, merchant, &event, delivery.timeout_ms).await,
     };
     let now = now_unix();
