@@ -502,3 +502,47 @@ async fn doors_refund_cancel_retry_callbacks_and_refuse_in_their_own_shape() {
     }
     assert!(merchant.events().is_empty(), "door payments notify only in the school's dialect");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_requests_at_every_door_get_an_answer_and_change_nothing() {
+    let merchant = MerchantServer::new();
+    let mut gw = Gateway::new(&merchant.url());
+    gw.write_config(&routes_to(&gw, "xxpay-a"));
+    gw.start().await;
+    let paths = [
+        "xxpay/api/pay/create_order",
+        "xxpay/api/pay/query_order",
+        "xxpay/api/trans/create_order",
+        "xiaojitong/createOrder",
+        "xiaojitong/checkOrder",
+        "zhixiao/order/create",
+        "zhixiao/order/refund",
+        "jings/pay.action",
+        "jings/requstOrderStatus.action",
+        "mct/mct1/payorder",
+        "mct/mct1/payrefund",
+        "nosuch/anything",
+    ];
+    let bodies: [&[u8]; 6] = [
+        b"",
+        b"params=%7Bnot%20json",
+        b"params=%5B1%2C2%5D&id=school-zx&param=AAAA&sign=00",
+        b"\xff\xfe\x00garbage",
+        b"mid=77&payid=x&price=-1&sign=zz&open_id=schoolstore&timestamp=1&data=ZZ",
+        b"uid=20000001&orderid=&paymoney=1e9&key=00&id=school-zx&param=%%%",
+    ];
+    for path in paths {
+        for method in ["GET", "POST", "PUT"] {
+            for body in bodies {
+                let url = format!("{}/compat/{path}?uid=20000001&orderid=x&key=00", gw.base());
+                let a = gw.http(method, &url, &[("content-type", "application/x-www-form-urlencoded")], body).await;
+                assert!(a.status < 500, "{method} {path} {:?}: HTTP {}", String::from_utf8_lossy(body), a.status);
+            }
+        }
+    }
+    let (status, _) = gw.admin("GET", "/healthz").await;
+    assert_eq!(status, 200, "the gateway is still up");
+    let (_, events) = gw.admin("GET", "/admin/events").await;
+    assert_eq!(events["events"].as_array().map(Vec::len).unwrap_or(0), 0, "{events}");
+    assert!(!gw.log().contains("panicked"), "nothing panicked");
+}
