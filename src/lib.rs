@@ -74,6 +74,7 @@ pub async fn open_gateway(config_path: &Path) -> Result<Arc<Gateway>, String> {
         limits: Default::default(),
         balances: Default::default(),
         timeline: Default::default(),
+        recent_calls: Default::default(),
     }))
 }
 

@@ -36,6 +36,31 @@ pub struct Gateway {
     pub balances: std::sync::Mutex<std::collections::HashMap<String, (i64, i64)>>,
     /// Timeline entries waiting to be written (a background task flushes them in batches).
     pub timeline: std::sync::Mutex<Vec<crate::model::TimelineEntry>>,
+    /// Upstream calls noted in the last second or two, so a payment polled many times a second
+    /// gets one timeline line per second for the same call and outcome, not one per poll.
+    pub recent_calls: std::sync::Mutex<RecentKeys>,
+}
+
+/// A set that forgets: keys seen in the current or the previous period (one second).
+#[derive(Default)]
+pub struct RecentKeys {
+    hasher: std::hash::RandomState,
+    current: std::collections::HashSet<u64>,
+    previous: std::collections::HashSet<u64>,
+    period_started: Option<std::time::Instant>,
+}
+
+impl RecentKeys {
+    /// `true` when `key` was not seen in the last period or two (and remembers it).
+    pub fn first_in_a_while(&mut self, key: impl std::hash::Hash, now: std::time::Instant) -> bool {
+        use std::hash::BuildHasher;
+        if self.period_started.is_none_or(|t| now.duration_since(t) >= std::time::Duration::from_secs(1)) {
+            self.previous = std::mem::take(&mut self.current);
+            self.period_started = Some(now);
+        }
+        let h = self.hasher.hash_one(key);
+        !self.previous.contains(&h) && self.current.insert(h)
+    }
 }
 
 impl Gateway {
@@ -251,4 +276,21 @@ pub async fn serve(listener: TcpListener, gateway: Arc<Gateway>, shutdown: watch
         shutdown,
     )
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RecentKeys;
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn recent_keys_take_a_key_once_a_second() {
+        let mut recent = RecentKeys::default();
+        let t0 = Instant::now();
+        assert!(recent.first_in_a_while("a", t0));
+        assert!(!recent.first_in_a_while("a", t0 + Duration::from_millis(500)));
+        assert!(recent.first_in_a_while("b", t0 + Duration::from_millis(500)));
+        assert!(!recent.first_in_a_while("a", t0 + Duration::from_millis(1500)), "still in the previous period");
+        assert!(recent.first_in_a_while("a", t0 + Duration::from_millis(3100)), "forgotten after two periods");
+    }
 }
