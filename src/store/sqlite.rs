@@ -234,6 +234,12 @@ fn write_batches(mut conn: Connection, jobs: std::sync::mpsc::Receiver<Job>) {
     }
 }
 
+/// Runs one statement through the connection's statement cache (`Connection::execute` parses
+/// the SQL again on every call).
+fn exec<P: rusqlite::Params>(c: &Connection, sql: &str, params: P) -> rusqlite::Result<usize> {
+    c.prepare_cached(sql)?.execute(params)
+}
+
 fn err(e: impl fmt::Display) -> StoreError {
     StoreError(e.to_string())
 }
@@ -414,7 +420,7 @@ fn payout_row(row: &Row<'_>) -> rusqlite::Result<(Payout, String)> {
 }
 
 fn insert_event(conn: &Connection, e: &NewEvent) -> rusqlite::Result<()> {
-    conn.execute(
+    exec(conn,
         "INSERT INTO events (id, merchant_id, payment_id, kind, notify_url, body, state, next_attempt_at, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', ?7, ?7)",
         params![e.id, e.merchant_id, e.payment_id, e.kind.as_str(), e.notify_url, e.body, e.created_at],
     )
@@ -456,7 +462,7 @@ impl Store for SqliteStore {
             if let Some((existing, fp)) = existing {
                 return Ok(Inserted::Existing(Box::new(existing), fp));
             }
-            tx.execute(
+            exec(&tx,
                 &format!("INSERT INTO payments ({PAYMENT_COLUMNS}, next_check_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25)"),
                 params![
                     p.payment_id, p.merchant_id, p.out_trade_no, p.amount, p.currency, p.subject,
@@ -476,7 +482,8 @@ impl Store for SqliteStore {
     async fn set_payment_provider(&self, payment_id: &str, provider: &str, now: i64) -> StoreResult<()> {
         let (payment_id, provider) = (payment_id.to_string(), provider.to_string());
         self.run(move |c| {
-            c.execute(
+            exec(
+                c,
                 "UPDATE payments SET provider = ?2, updated_at = ?3 WHERE payment_id = ?1 AND status = 'pending'",
                 params![payment_id, provider, now],
             )
@@ -496,7 +503,7 @@ impl Store for SqliteStore {
         let trade_no = provider_trade_no.map(str::to_string);
         let action = serde_json::to_string(action).expect("action serializes");
         self.run(move |c| {
-            c.execute(
+            exec(c,
                 "UPDATE payments SET provider_trade_no = COALESCE(provider_trade_no, ?2), action = ?3, updated_at = ?4 WHERE payment_id = ?1",
                 params![payment_id, trade_no, action, now],
             )
@@ -508,7 +515,8 @@ impl Store for SqliteStore {
     async fn fail_unaccepted(&self, payment_id: &str, now: i64) -> StoreResult<()> {
         let payment_id = payment_id.to_string();
         self.run(move |c| {
-            c.execute(
+            exec(
+                c,
                 "UPDATE payments SET status = 'failed', updated_at = ?2 WHERE payment_id = ?1 AND status = 'pending'",
                 params![payment_id, now],
             )
@@ -552,7 +560,7 @@ impl Store for SqliteStore {
                 p.paid_at = s.paid_at.or(Some(now));
             }
             p.updated_at = now;
-            tx.execute(
+            exec(&tx,
                 "UPDATE payments SET status = ?2, provider_trade_no = ?3, paid_amount = ?4, paid_at = ?5, updated_at = ?6 WHERE payment_id = ?1",
                 params![p.payment_id, p.status.as_str(), p.provider_trade_no, p.paid_amount, p.paid_at, now],
             )?;
@@ -593,7 +601,7 @@ impl Store for SqliteStore {
             if r.amount > refundable {
                 return Ok(RefundInserted::Exceeds(refundable.max(0)));
             }
-            tx.execute(
+            exec(&tx,
                 &format!("INSERT INTO refunds ({REFUND_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"),
                 params![
                     r.refund_id, r.out_refund_no, r.merchant_id, r.payment_id, r.out_trade_no, r.amount, r.reason,
@@ -629,12 +637,14 @@ impl Store for SqliteStore {
                 r.status = status;
             }
             r.updated_at = now;
-            tx.execute(
+            exec(
+                &tx,
                 "UPDATE refunds SET status = ?2, provider_refund_no = ?3, updated_at = ?4 WHERE refund_id = ?1",
                 params![r.refund_id, r.status.as_str(), r.provider_refund_no, now],
             )?;
             if moves && status == TransferStatus::Succeeded {
-                tx.execute(
+                exec(
+                    &tx,
                     "UPDATE payments SET refunded_amount = refunded_amount + ?2, updated_at = ?3 WHERE payment_id = ?1",
                     params![r.payment_id, r.amount, now],
                 )?;
@@ -675,7 +685,7 @@ impl Store for SqliteStore {
             if let Some((existing, fp)) = existing {
                 return Ok(PayoutInserted::Existing(Box::new(existing), fp));
             }
-            tx.execute(
+            exec(&tx,
                 &format!("INSERT INTO payouts ({PAYOUT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"),
                 params![
                     p.payout_id, p.out_payout_no, p.merchant_id, p.amount, p.currency,
@@ -712,7 +722,8 @@ impl Store for SqliteStore {
                 p.status = status;
             }
             p.updated_at = now;
-            tx.execute(
+            exec(
+                &tx,
                 "UPDATE payouts SET status = ?2, provider_payout_no = ?3, updated_at = ?4 WHERE payout_id = ?1",
                 params![p.payout_id, p.status.as_str(), p.provider_payout_no, now],
             )?;
@@ -774,7 +785,8 @@ impl Store for SqliteStore {
                 rows.collect::<rusqlite::Result<_>>()?
             };
             for (p, _) in &due {
-                tx.execute(
+                exec(
+                    &tx,
                     "UPDATE payments SET check_claimed_until = ?2 WHERE payment_id = ?1",
                     params![p.payment_id, now + lease_secs],
                 )?;
@@ -806,10 +818,10 @@ impl Store for SqliteStore {
                 rows.collect::<rusqlite::Result<_>>()?
             };
             for (r, _) in &refunds {
-                tx.execute("UPDATE refunds SET check_claimed_until = ?2 WHERE refund_id = ?1", params![r.refund_id, now + lease_secs])?;
+                exec(&tx, "UPDATE refunds SET check_claimed_until = ?2 WHERE refund_id = ?1", params![r.refund_id, now + lease_secs])?;
             }
             for (p, _) in &payouts {
-                tx.execute("UPDATE payouts SET check_claimed_until = ?2 WHERE payout_id = ?1", params![p.payout_id, now + lease_secs])?;
+                exec(&tx, "UPDATE payouts SET check_claimed_until = ?2 WHERE payout_id = ?1", params![p.payout_id, now + lease_secs])?;
             }
             tx.commit()?;
             Ok((refunds, payouts))
@@ -830,7 +842,7 @@ impl Store for SqliteStore {
         } else {
             "UPDATE payouts SET next_check_at = ?2, checks = ?3, check_claimed_until = NULL WHERE payout_id = ?1"
         };
-        self.run(move |c| c.execute(sql, params![id, next_check_at.unwrap_or(i64::MAX), checks]).map(|_| ())).await
+        self.run(move |c| exec(c, sql, params![id, next_check_at.unwrap_or(i64::MAX), checks]).map(|_| ())).await
     }
 
     async fn payments_created_between(&self, provider: &str, from: i64, to: i64) -> StoreResult<Vec<Payment>> {
@@ -848,7 +860,8 @@ impl Store for SqliteStore {
     async fn schedule_check(&self, payment_id: &str, next_check_at: Option<i64>, checks: u32) -> StoreResult<()> {
         let payment_id = payment_id.to_string();
         self.run(move |c| {
-            c.execute(
+            exec(
+                c,
                 "UPDATE payments SET next_check_at = ?2, checks = ?3, check_claimed_until = NULL WHERE payment_id = ?1",
                 params![payment_id, next_check_at, checks],
             )
@@ -871,7 +884,7 @@ impl Store for SqliteStore {
                 rows.collect::<rusqlite::Result<_>>()?
             };
             for e in &events {
-                tx.execute("UPDATE events SET claimed_until = ?2 WHERE id = ?1", params![e.id, now + lease_secs])?;
+                exec(&tx, "UPDATE events SET claimed_until = ?2 WHERE id = ?1", params![e.id, now + lease_secs])?;
             }
             tx.commit()?;
             Ok(events)
@@ -882,7 +895,7 @@ impl Store for SqliteStore {
     async fn mark_delivered(&self, event_id: &str, now: i64) -> StoreResult<()> {
         let event_id = event_id.to_string();
         self.run(move |c| {
-            c.execute(
+            exec(c,
                 "UPDATE events SET state = 'delivered', attempts = attempts + 1, delivered_at = ?2, last_error = NULL, claimed_until = NULL WHERE id = ?1",
                 params![event_id, now],
             )
@@ -895,7 +908,7 @@ impl Store for SqliteStore {
         let (event_id, error) = (event_id.to_string(), error.to_string());
         self.run(move |c| {
             let state = if next.is_some() { "pending" } else { "failed" };
-            c.execute(
+            exec(c,
                 "UPDATE events SET state = ?2, attempts = attempts + 1, next_attempt_at = COALESCE(?3, next_attempt_at), last_error = ?4, claimed_until = NULL WHERE id = ?1",
                 params![event_id, state, next, error],
             )
@@ -958,7 +971,8 @@ impl Store for SqliteStore {
     async fn replay_event(&self, event_id: &str, now: i64) -> StoreResult<bool> {
         let event_id = event_id.to_string();
         self.run(move |c| {
-            c.execute(
+            exec(
+                c,
                 "UPDATE events SET state = 'pending', next_attempt_at = ?2, claimed_until = NULL WHERE id = ?1",
                 params![event_id, now],
             )
