@@ -10,7 +10,7 @@ use serde_json::{json, Map, Value};
 use std::sync::Arc;
 
 fn account(dialect: &str, creds: &[(&str, &str)]) -> Arc<dyn Dialect> {
-    let mut p = ProviderConfig::for_tests("bench", dialect);
+    let mut p = ProviderConfig::with_defaults("bench", dialect);
     for (k, v) in creds {
         p.credentials.insert(k.to_string(), Secret::new(*v));
     }

@@ -299,7 +299,7 @@ async fn bench(secs: u64, concurrency: usize) {
         pay.payment_id = p["payment_id"].as_str().unwrap().to_string();
         pay
     };
-    let mut cfg = payglot::config::ProviderConfig::for_tests("xxpay", "xxpay");
+    let mut cfg = payglot::config::ProviderConfig::with_defaults("xxpay", "xxpay");
     for (k, v) in [("mch_id", "20001222"), ("app_id", "app"), ("key", "bench-xxpay-key")] {
         cfg.credentials.insert(k.into(), payglot::config::Secret::new(v));
     }
@@ -322,18 +322,27 @@ async fn bench(secs: u64, concurrency: usize) {
         Some(run(client.clone(), direct, secs, concurrency).await),
         None,
     ));
+    // The same stub query through nginx, and a signed merchant query of one payment via payglot.
+    let through_nginx = Target {
+        method: "POST",
+        url: format!("http://127.0.0.1:{nginx_port}/xxpay/api/pay/query_order"),
+        merchant: None,
+        path: String::new(),
+        body: fixed(stub_body.clone()),
+        content_type: form,
+    };
+    let payglot_query = |merchant: &str, path: &str| Target {
+        method: "GET",
+        url: format!("{gw_url}{path}"),
+        merchant: Some(merchant.to_string()),
+        path: path.to_string(),
+        body: fixed(String::new()),
+        content_type: "application/json",
+    };
     match &nginx {
         Some(n) => {
             let before = cpu_and_peak_rss(n.0.id());
-            let t = Target {
-                method: "POST",
-                url: format!("http://127.0.0.1:{nginx_port}/xxpay/api/pay/query_order"),
-                merchant: None,
-                path: String::new(),
-                body: fixed(stub_body.clone()),
-                content_type: form,
-            };
-            let o = run(client.clone(), t, secs, concurrency).await;
+            let o = run(client.clone(), through_nginx.clone(), secs, concurrency).await;
             let after = cpu_and_peak_rss(n.0.id());
             rows.push(("passthrough: nginx proxy_pass -> stub".into(), Some(o), Some((after.0 - before.0, after.1))));
         }
@@ -342,15 +351,7 @@ async fn bench(secs: u64, concurrency: usize) {
     let idle_rss = cpu_and_peak_rss(gateway.0.id()).1;
     for (d, m, path, _) in &query_targets {
         let before = cpu_and_peak_rss(gateway.0.id());
-        let t = Target {
-            method: "GET",
-            url: format!("{gw_url}{path}"),
-            merchant: Some(m.clone()),
-            path: path.clone(),
-            body: fixed(String::new()),
-            content_type: "application/json",
-        };
-        let o = run(client.clone(), t, secs, concurrency).await;
+        let o = run(client.clone(), payglot_query(m, path), secs, concurrency).await;
         let after = cpu_and_peak_rss(gateway.0.id());
         let note = if *d == "jings" { " (1 query/min/order: from the store)" } else { "" };
         rows.push((format!("payglot query via {d}{note}"), Some(o), Some((after.0 - before.0, after.1))));
@@ -416,30 +417,10 @@ async fn bench(secs: u64, concurrency: usize) {
     // added p99 there).
     if let (Some(peak), true) = (passthrough_rps, nginx.is_some()) {
         let rate = (peak / 2.0).round();
-        let mut at_rate: Vec<(String, Target)> = vec![(
-            "passthrough: nginx proxy_pass -> stub".into(),
-            Target {
-                method: "POST",
-                url: format!("http://127.0.0.1:{nginx_port}/xxpay/api/pay/query_order"),
-                merchant: None,
-                path: String::new(),
-                body: fixed(stub_body.clone()),
-                content_type: form,
-            },
-        )];
+        let mut at_rate: Vec<(String, Target)> = vec![("passthrough: nginx proxy_pass -> stub".into(), through_nginx)];
         for (d, m, path, _) in query_targets.iter().filter(|(d, ..)| ["xxpay", "jings"].contains(d)) {
             let note = if *d == "jings" { " (from the store)" } else { "" };
-            at_rate.push((
-                format!("payglot query via {d}{note}"),
-                Target {
-                    method: "GET",
-                    url: format!("{gw_url}{path}"),
-                    merchant: Some(m.clone()),
-                    path: path.clone(),
-                    body: fixed(String::new()),
-                    content_type: "application/json",
-                },
-            ));
+            at_rate.push((format!("payglot query via {d}{note}"), payglot_query(m, path)));
         }
         println!("\nopen loop at {rate:.0} req/s (half of passthrough's peak), {secs} s each; latency from when each request was due\n");
         println!(

@@ -58,7 +58,7 @@ fn routes_to(gw: &Gateway, target: &str) -> String {
 /// A school's client for its dialect, pointed at the gateway's front door.
 fn school_client(gw: &Gateway, dialect: &str) -> Arc<dyn Dialect> {
     let creds = DOORS.iter().find(|(d, _)| *d == dialect).unwrap().1;
-    let mut p = ProviderConfig::for_tests(&format!("school-{dialect}"), dialect);
+    let mut p = ProviderConfig::with_defaults(&format!("school-{dialect}"), dialect);
     p.base_url = format!("{}/compat/{dialect}", gw.base());
     for (k, v) in creds {
         p.credentials.insert(k.to_string(), Secret::new(*v));
@@ -439,7 +439,7 @@ async fn doors_refund_cancel_retry_callbacks_and_refuse_in_their_own_shape() {
     // Forged requests: signed with the wrong key, they are refused and create nothing.
     for dialect in ["xxpay", "xiaojitong", "zhixiao", "mct"] {
         let creds = DOORS.iter().find(|(d, _)| *d == dialect).unwrap().1;
-        let mut p = ProviderConfig::for_tests("forger", dialect);
+        let mut p = ProviderConfig::with_defaults("forger", dialect);
         p.base_url = format!("{}/compat/{dialect}", gw.base());
         for (k, v) in creds {
             let v = if ["key", "appsecret", "open_key"].contains(k) {

@@ -114,6 +114,43 @@ impl CreatePaymentRequest {
         }
     }
 
+    /// The pending payment this request makes, before any provider is asked.
+    pub fn pending_payment(
+        &self,
+        payment_id: String,
+        merchant_id: &str,
+        provider: &str,
+        notify_url: Option<String>,
+        expires_at: i64,
+        now: i64,
+    ) -> Payment {
+        Payment {
+            payment_id,
+            merchant_id: merchant_id.to_string(),
+            out_trade_no: self.out_trade_no.clone(),
+            amount: self.amount,
+            currency: self.currency.to_ascii_uppercase(),
+            subject: self.subject.clone(),
+            description: self.description.clone(),
+            channel: self.channel,
+            scene: self.scene,
+            status: PaymentStatus::Pending,
+            provider: provider.to_string(),
+            provider_trade_no: None,
+            paid_amount: None,
+            paid_at: None,
+            refunded_amount: 0,
+            attach: self.attach.clone(),
+            notify_url,
+            return_url: self.return_url.clone(),
+            action: None,
+            created_at: now,
+            updated_at: now,
+            expires_at,
+            door: None,
+        }
+    }
+
     /// A digest of the request, to tell a replay from a different request.
     fn fingerprint(&self) -> String {
         hex::encode(Sha256::digest(serde_json::to_vec(self).expect("request serializes")))
@@ -161,31 +198,9 @@ pub async fn create_payment(
     let Some(first) = accounts.first() else {
         return Err(ApiError::invalid_request("no route of this merchant matches the payment"));
     };
-    let mut payment = Payment {
-        payment_id,
-        merchant_id: merchant.id.clone(),
-        out_trade_no: request.out_trade_no.clone(),
-        amount: request.amount,
-        currency: request.currency.to_ascii_uppercase(),
-        subject: request.subject.clone(),
-        description: request.description.clone(),
-        channel: request.channel,
-        scene: request.scene,
-        status: PaymentStatus::Pending,
-        provider: first.clone(),
-        provider_trade_no: None,
-        paid_amount: None,
-        paid_at: None,
-        refunded_amount: 0,
-        attach: request.attach.clone(),
-        notify_url: Some(notify_url),
-        return_url: request.return_url.clone(),
-        action: None,
-        created_at: now,
-        updated_at: now,
-        expires_at: now + expire_seconds(live, request, first),
-        door,
-    };
+    let expires_at = now + expire_seconds(live, request, first);
+    let mut payment =
+        Payment { door, ..request.pending_payment(payment_id, &merchant.id, first, Some(notify_url), expires_at, now) };
     let fingerprint = request.fingerprint();
     let first_check_at = now + live.config.requery.schedule_secs.first().copied().unwrap_or(60) as i64;
     match gateway.store.insert_payment(&payment, &fingerprint, first_check_at).await? {

@@ -11,7 +11,7 @@
 
 use super::{find, json, text, Intent, Lookup};
 use crate::api::error::ApiError;
-use crate::api::refunds::{self, CreateRefundRequest};
+use crate::api::refunds::CreateRefundRequest;
 use crate::config::LiveConfig;
 use crate::dialects::field;
 use crate::dialects::mct::{provider, Envelope};
@@ -106,12 +106,9 @@ pub async fn handle(gateway: &Gateway, live: &LiveConfig, path: &str, request: &
                 Err(e) => Err(e),
             }
         }
-        "/paycancel" => match find(gateway, live, merchant, Lookup::OutTradeNo(&field(&d, "out_no")), now).await {
-            Ok(payment) => crate::api::payments::close_payment(gateway, live, payment, now)
-                .await
-                .map(|p| ("订单取消成功", json!({"ord_no": p.payment_id, "ord_stautus": 4}))),
-            Err(e) => Err(e),
-        },
+        "/paycancel" => super::cancel(gateway, live, merchant, &field(&d, "out_no"), now)
+            .await
+            .map(|p| ("订单取消成功", json!({"ord_no": p.payment_id, "ord_stautus": 4}))),
         "/payrefund" => {
             let pass = door.account.credentials.get("shop_pass").map(|s| s.expose()).unwrap_or("123456");
             if field(&d, "shop_pass").is_empty() {
@@ -129,22 +126,10 @@ pub async fn handle(gateway: &Gateway, live: &LiveConfig, path: &str, request: &
                 amount,
                 reason: Some(remark).filter(|r| !r.is_empty()),
             };
-            match refunds::create_refund(gateway, live, merchant, &field(&d, "out_no"), &request, now).await {
-                Ok(r) if r.status == TransferStatus::Failed => {
-                    Err(ApiError::invalid_state("the provider refused the refund"))
-                }
-                Ok(r) => Ok((
-                    "订单退款成功",
-                    provider::refund_data(
-                        &r.refund_id,
-                        &r.payment_id,
-                        r.amount,
-                        r.status == TransferStatus::Succeeded,
-                        now,
-                    ),
-                )),
-                Err(e) => Err(e),
-            }
+            super::refund(gateway, live, merchant, &field(&d, "out_no"), &request, now).await.map(|r| {
+                let succeeded = r.status == TransferStatus::Succeeded;
+                ("订单退款成功", provider::refund_data(&r.refund_id, &r.payment_id, r.amount, succeeded, now))
+            })
         }
         "/paylist" => Ok(("ok", provider::paylist_data())),
         "/order" => return json(provider::failure(1, "payglot 兼容入口不提供订单列表")),

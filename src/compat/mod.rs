@@ -27,9 +27,10 @@ pub mod zhixiao;
 
 use crate::api::error::ApiError;
 use crate::api::payments::{self, CreatePaymentRequest};
+use crate::api::refunds::{self, CreateRefundRequest};
 use crate::config::{DoorConfig, LiveConfig, MerchantConfig};
 use crate::dialects::{self, CreateOrder, DialectError, Notify, ProviderOrder};
-use crate::model::{random_id, Action, Channel, Door, Payment, PaymentStatus, Scene};
+use crate::model::{random_id, Action, Channel, Door, Payment, Refund, Scene, TransferStatus};
 use crate::routing::{candidates, PaymentFacts};
 use crate::server::{Gateway, HttpIn, Reply};
 use std::collections::BTreeMap;
@@ -194,31 +195,8 @@ fn choose_scene(live: &LiveConfig, merchant: &MerchantConfig, intent: &Intent, n
     for &scene in &intent.scenes {
         let facts = PaymentFacts { channel: intent.channel, scene, currency: "CNY", amount: intent.amount };
         let request = intent.request(scene);
-        let probe = Payment {
-            payment_id: "probe".into(),
-            merchant_id: merchant.id.clone(),
-            out_trade_no: intent.out_trade_no.clone(),
-            amount: intent.amount,
-            currency: "CNY".into(),
-            subject: intent.subject.clone(),
-            description: intent.description.clone(),
-            channel: intent.channel,
-            scene,
-            status: PaymentStatus::Pending,
-            provider: String::new(),
-            provider_trade_no: None,
-            paid_amount: None,
-            paid_at: None,
-            refunded_amount: 0,
-            attach: None,
-            notify_url: intent.notify_url.clone(),
-            return_url: intent.return_url.clone(),
-            action: None,
-            created_at: now,
-            updated_at: now,
-            expires_at: i64::MAX,
-            door: None,
-        };
+        let probe =
+            request.pending_payment("probe".into(), &merchant.id, "", request.notify_url.clone(), i64::MAX, now);
         let order = CreateOrder {
             payment: &probe,
             callback_url: String::new(),
@@ -264,6 +242,35 @@ pub async fn find(
             .ok_or_else(|| ApiError::not_found(format!("no payment {id:?}")))?,
     };
     Ok(payments::current_state(gateway, live, payment, now).await.0)
+}
+
+/// A door's cancel: closes the merchant's payment unless it is paid.
+pub async fn cancel(
+    gateway: &Gateway,
+    live: &LiveConfig,
+    merchant: &MerchantConfig,
+    out_trade_no: &str,
+    now: i64,
+) -> Result<Payment, ApiError> {
+    let payment = find(gateway, live, merchant, Lookup::OutTradeNo(out_trade_no), now).await?;
+    payments::close_payment(gateway, live, payment, now).await
+}
+
+/// A door's refund. The dialects answer a refund at once, so one the provider refused is an
+/// error here (the merchant API shows it as a `failed` refund instead).
+pub async fn refund(
+    gateway: &Gateway,
+    live: &LiveConfig,
+    merchant: &MerchantConfig,
+    out_trade_no: &str,
+    request: &CreateRefundRequest,
+    now: i64,
+) -> Result<Refund, ApiError> {
+    let refund = refunds::create_refund(gateway, live, merchant, out_trade_no, request, now).await?;
+    if refund.status == TransferStatus::Failed {
+        return Err(ApiError::invalid_state("the provider refused the refund"));
+    }
+    Ok(refund)
 }
 
 /// The payment as the door's provider side shows it: the order number is the payment_id, the

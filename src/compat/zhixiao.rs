@@ -13,12 +13,12 @@
 
 use super::{find, json, text, Intent, Lookup};
 use crate::api::error::ApiError;
-use crate::api::refunds::{self, CreateRefundRequest};
+use crate::api::refunds::CreateRefundRequest;
 use crate::config::LiveConfig;
 use crate::dialects::field;
 use crate::dialects::signing::parse_form;
 use crate::dialects::zhixiao::{provider, Envelope};
-use crate::model::{now_unix, Action, Channel, Scene, TransferStatus};
+use crate::model::{now_unix, Action, Channel, Scene};
 use crate::server::{Gateway, HttpIn, Reply};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -82,24 +82,17 @@ pub async fn handle(gateway: &Gateway, live: &LiveConfig, path: &str, request: &
         "/order/query" => find(gateway, live, merchant, Lookup::OutTradeNo(&out_trade_no), now)
             .await
             .map(|payment| provider::query_content(&super::provider_order(&payment, door))),
-        "/order/cancel" => match find(gateway, live, merchant, Lookup::OutTradeNo(&out_trade_no), now).await {
-            Ok(payment) => crate::api::payments::close_payment(gateway, live, payment, now)
-                .await
-                .map(|p| json!({"out_trade_no": p.out_trade_no, "order_id": p.payment_id})),
-            Err(e) => Err(e),
-        },
+        "/order/cancel" => super::cancel(gateway, live, merchant, &out_trade_no, now)
+            .await
+            .map(|p| json!({"out_trade_no": p.out_trade_no, "order_id": p.payment_id})),
         "/order/refund" => {
             let Ok(fee) = field(&content, "refund_fee").parse::<i64>() else {
                 return json(env.answer(-2, None, "refund_fee 错误"));
             };
             let request = CreateRefundRequest { out_refund_no: super::new_out_refund_no(), amount: fee, reason: None };
-            match refunds::create_refund(gateway, live, merchant, &out_trade_no, &request, now).await {
-                Ok(refund) if refund.status == TransferStatus::Failed => {
-                    Err(ApiError::invalid_state("the provider refused the refund"))
-                }
-                Ok(refund) => Ok(json!({"out_trade_no": refund.out_trade_no, "order_id": refund.payment_id})),
-                Err(e) => Err(e),
-            }
+            super::refund(gateway, live, merchant, &out_trade_no, &request, now)
+                .await
+                .map(|refund| json!({"out_trade_no": refund.out_trade_no, "order_id": refund.payment_id}))
         }
         "/user/identity" | "/user/card" => {
             return json(env.answer(

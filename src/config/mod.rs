@@ -264,8 +264,9 @@ pub struct ProviderConfig {
 }
 
 impl ProviderConfig {
-    /// A provider entry with defaults and no credentials, for unit tests of dialects.
-    pub fn for_tests(name: &str, dialect: &str) -> Self {
+    /// A provider entry with defaults and no credentials: for dialect unit tests, and for the
+    /// front doors, whose account is only checked and signed with, never called.
+    pub fn with_defaults(name: &str, dialect: &str) -> Self {
         ProviderConfig {
             name: name.into(),
             dialect: dialect.into(),
@@ -621,7 +622,7 @@ fn validate_doors(
             errors.push(format!("{path}: unknown dialect (known: {})", dialects::DIALECTS.join(", ")));
             continue;
         };
-        let mut account = ProviderConfig::for_tests(&format!("{merchant}/compat/{dialect}"), dialect);
+        let mut account = ProviderConfig::with_defaults(&format!("{merchant}/compat/{dialect}"), dialect);
         let (mut channel, mut scene) = (None, None);
         for (k, v) in entries {
             match (k.as_str(), v) {

@@ -358,7 +358,7 @@ mod tests {
     use crate::config::Secret;
 
     fn account() -> Jings {
-        let mut p = ProviderConfig::for_tests("jg", "jings");
+        let mut p = ProviderConfig::with_defaults("jg", "jings");
         p.base_url = "https://sun.jings.wang".into();
         p.credentials.insert("uid".into(), Secret::new("10000001400000"));
         p.credentials.insert("token".into(), Secret::new("10665CF54E90822951FE80330E9CF715"));

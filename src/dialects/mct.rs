@@ -666,7 +666,7 @@ mod tests {
     const OPEN_KEY: &str = "0828e83720fdbe3685a7b94214af04f9";
 
     fn account() -> Mct {
-        let mut p = ProviderConfig::for_tests("mct-test", "mct");
+        let mut p = ProviderConfig::with_defaults("mct-test", "mct");
         p.credentials.insert("open_id".into(), Secret::new(OPEN_ID));
         p.credentials.insert("open_key".into(), Secret::new(OPEN_KEY));
         p.options.insert("sub_appid".into(), "wxde66bf91cac57773".into());

@@ -587,7 +587,7 @@ mod amount_tests {
     use serde_json::{json, Value};
 
     fn account(dialect: &str, creds: &[(&str, &str)]) -> Arc<dyn Dialect> {
-        let mut p = ProviderConfig::for_tests("acct", dialect);
+        let mut p = ProviderConfig::with_defaults("acct", dialect);
         p.base_url = "http://127.0.0.1:1".into();
         for (k, v) in creds {
             p.credentials.insert(k.to_string(), Secret::new(*v));

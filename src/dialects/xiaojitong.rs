@@ -362,7 +362,7 @@ mod tests {
     use crate::model::Payment;
 
     fn account() -> Xiaojitong {
-        let mut p = ProviderConfig::for_tests("xjt", "xiaojitong");
+        let mut p = ProviderConfig::with_defaults("xjt", "xiaojitong");
         p.credentials.insert("mid".into(), Secret::new("2"));
         p.credentials.insert("key".into(), Secret::new("k3y"));
         Xiaojitong::from_config(&p).unwrap()

@@ -582,7 +582,7 @@ mod tests {
     use crate::model::Payment;
 
     fn account() -> Xxpay {
-        let mut provider = ProviderConfig::for_tests("xxpay-test", "xxpay");
+        let mut provider = ProviderConfig::with_defaults("xxpay-test", "xxpay");
         for (k, v) in [("mch_id", "20001222"), ("app_id", "0ae8be35ff634e2abe94f5f32f6d5c4f"), ("key", "K3y")] {
             provider.credentials.insert(k.into(), Secret::new(v));
         }

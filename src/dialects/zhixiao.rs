@@ -523,7 +523,7 @@ mod tests {
 
     /// The document's test credentials (§1.3).
     fn account(options: &[(&str, &str)]) -> Zhixiao {
-        let mut p = ProviderConfig::for_tests("zx", "zhixiao");
+        let mut p = ProviderConfig::with_defaults("zx", "zhixiao");
         p.credentials.insert("appid".into(), Secret::new("partner1"));
         p.credentials.insert("appsecret".into(), Secret::new("weiweixiao"));
         p.credentials.insert("aes_key".into(), Secret::new("AD42F6697B035B7580E4FEF93BE20B4D"));
@@ -573,7 +573,7 @@ mod tests {
         let sealed = cbc.envelope.seal(&json!({"a": 1}));
         assert_eq!(cbc.envelope.open(&sealed).unwrap(), json!({"a": 1}));
         assert!(account(&[]).envelope.open(&sealed).is_err(), "ECB cannot read CBC");
-        let mut p = ProviderConfig::for_tests("zx", "zhixiao");
+        let mut p = ProviderConfig::with_defaults("zx", "zhixiao");
         for (k, v) in [("appid", "a"), ("appsecret", "b"), ("aes_key", "short")] {
             p.credentials.insert(k.into(), Secret::new(v));
         }
