@@ -200,12 +200,15 @@ async fn handle(gateway: &Gateway, method: &str, path: &str, query: &str) -> Rep
 
 /// Serves the admin endpoints until `shutdown` turns true.
 pub async fn serve(listener: TcpListener, gateway: Arc<Gateway>, shutdown: watch::Receiver<bool>) {
+    let limits = gateway.config.current().config.server.clone();
+    let body_timeout = std::time::Duration::from_millis(limits.body_read_timeout_ms);
     serve_http(
         listener,
+        limits,
         move |req| {
             let gateway = gateway.clone();
             async move {
-                match read_request(req, 4096).await {
+                match read_request(req, 4096, body_timeout).await {
                     Ok(r) if !authorized(&gateway, &r) => Reply::json(
                         401,
                         &json!({"error": {"code": "unauthorized", "message": "Authorization: Bearer <admin_token> required"}}),

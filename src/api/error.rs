@@ -54,6 +54,10 @@ impl ApiError {
         Self::new(413, "body_too_large", format!("request body is larger than {limit} bytes"))
     }
 
+    pub fn request_timeout(limit: std::time::Duration) -> Self {
+        Self::new(408, "request_timeout", format!("the request body did not arrive within {} ms", limit.as_millis()))
+    }
+
     pub fn unsupported(provider: &str, message: impl Into<String>) -> Self {
         Self::new(422, "unsupported_operation", message).with_provider(provider)
     }

@@ -35,6 +35,8 @@ struct RawConfig {
     delivery: Option<RawDelivery>,
     #[serde(default)]
     requery: Option<RawRequery>,
+    #[serde(default)]
+    server: Option<RawServer>,
     providers: BTreeMap<String, RawProvider>,
     merchants: BTreeMap<String, RawMerchant>,
 }
@@ -71,6 +73,19 @@ struct RawRequery {
     default_expire_secs: Option<u64>,
     #[serde(default)]
     poll_ms: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawServer {
+    #[serde(default)]
+    header_read_timeout_ms: Option<u64>,
+    #[serde(default)]
+    idle_timeout_ms: Option<u64>,
+    #[serde(default)]
+    body_read_timeout_ms: Option<u64>,
+    #[serde(default)]
+    max_connections: Option<usize>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -177,6 +192,7 @@ pub struct Config {
     pub sandbox: Option<SandboxConfig>,
     pub delivery: DeliveryConfig,
     pub requery: RequeryConfig,
+    pub server: ServerConfig,
     pub providers: BTreeMap<String, ProviderConfig>,
     pub merchants: BTreeMap<String, MerchantConfig>,
 }
@@ -238,6 +254,31 @@ impl Default for RequeryConfig {
 }
 
 /// One provider account.
+/// Connection limits of every listener (`server:`): slow or idle clients are cut off, and
+/// the number of open connections is capped below the process's file descriptor limit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ServerConfig {
+    /// A new connection must send its first request head within this.
+    pub header_read_timeout_ms: u64,
+    /// A keep-alive connection with no request in flight is closed after this.
+    pub idle_timeout_ms: u64,
+    /// A request body must arrive within this (else 408).
+    pub body_read_timeout_ms: u64,
+    /// Open connections per listener; at the cap the longest-idle one makes room.
+    pub max_connections: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            header_read_timeout_ms: 10_000,
+            idle_timeout_ms: 60_000,
+            body_read_timeout_ms: 30_000,
+            max_connections: 10_000,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct ProviderConfig {
     pub name: String,
@@ -466,6 +507,26 @@ pub fn parse(text: &str, base_dir: &Path, env: &dyn Fn(&str) -> Option<String>) 
         requery.poll_ms = r.poll_ms.unwrap_or(requery.poll_ms).max(10);
     }
 
+    let mut server = ServerConfig::default();
+    if let Some(s) = &raw.server {
+        for (field, value) in [
+            ("header_read_timeout_ms", s.header_read_timeout_ms),
+            ("idle_timeout_ms", s.idle_timeout_ms),
+            ("body_read_timeout_ms", s.body_read_timeout_ms),
+        ] {
+            if value == Some(0) {
+                errors.push(format!("server.{field}: must be more than 0"));
+            }
+        }
+        if s.max_connections.is_some_and(|n| n < 4) {
+            errors.push("server.max_connections: must be at least 4".into());
+        }
+        server.header_read_timeout_ms = s.header_read_timeout_ms.unwrap_or(server.header_read_timeout_ms);
+        server.idle_timeout_ms = s.idle_timeout_ms.unwrap_or(server.idle_timeout_ms);
+        server.body_read_timeout_ms = s.body_read_timeout_ms.unwrap_or(server.body_read_timeout_ms);
+        server.max_connections = s.max_connections.unwrap_or(server.max_connections);
+    }
+
     let mut providers = BTreeMap::new();
     if raw.providers.is_empty() {
         errors.push("providers: at least one provider account is needed".into());
@@ -590,6 +651,7 @@ pub fn parse(text: &str, base_dir: &Path, env: &dyn Fn(&str) -> Option<String>) 
         sandbox,
         delivery,
         requery,
+        server,
         providers,
         merchants,
     })

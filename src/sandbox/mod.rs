@@ -277,10 +277,11 @@ impl Sandbox {
 pub async fn serve(listener: TcpListener, sandbox: Arc<Sandbox>, shutdown: watch::Receiver<bool>) {
     serve_http(
         listener,
+        crate::config::ServerConfig::default(),
         move |req| {
             let sandbox = sandbox.clone();
             async move {
-                match read_request(req, 1 << 20).await {
+                match read_request(req, 1 << 20, std::time::Duration::from_secs(30)).await {
                     Ok(r) => sandbox.handle(r).await.into_response(),
                     Err(e) => Reply::error(&e).into_response(),
                 }

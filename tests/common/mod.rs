@@ -31,14 +31,22 @@ pub const DIALECT_SCHOOLS: &[(&str, &str)] =
     &[("xjt", "school-xjt"), ("zx", "school-zx"), ("jg", "school-jg"), ("mct", "school-mct")];
 
 /// A loopback port nobody listens on right now, never the same one twice in this process.
+/// Ports come from below the kernel's ephemeral range (32768 and up), so an outgoing
+/// connection of another test cannot take one between this check and the server's bind.
 pub fn free_port() -> u16 {
     static HANDED_OUT: Mutex<Vec<u16>> = Mutex::new(Vec::new());
+    let mut handed_out = HANDED_OUT.lock().unwrap();
+    // Start where this process's id points, so test binaries run one after another do not
+    // walk the same ports.
+    let mut candidate = 10_000 + (std::process::id() % 20_000) as u16 + handed_out.len() as u16;
     loop {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let mut handed_out = HANDED_OUT.lock().unwrap();
-        if !handed_out.contains(&port) {
-            handed_out.push(port);
-            return port;
+        candidate = if candidate >= 30_000 { 10_000 } else { candidate + 1 };
+        if handed_out.contains(&candidate) {
+            continue;
+        }
+        if std::net::TcpListener::bind(("127.0.0.1", candidate)).is_ok() {
+            handed_out.push(candidate);
+            return candidate;
         }
     }
 }
@@ -191,6 +199,8 @@ pub struct Gateway {
     pub embedded_sandbox: bool,
     /// Extra top-level routes.yaml sections (a test's `requery:` schedule, say).
     pub extra_yaml: String,
+    /// The process's open file limit (`prlimit --nofile`), when a test sets one.
+    pub fd_limit: Option<u64>,
     /// `delivery.give_up_after_secs`.
     pub give_up_secs: u64,
     child: Option<Child>,
@@ -211,6 +221,7 @@ impl Gateway {
             store: "sqlite://payglot.db".into(),
             embedded_sandbox: true,
             extra_yaml: String::new(),
+            fd_limit: None,
             give_up_secs: 259_200,
             admin_port: free_port(),
             sandbox_port: free_port(),
@@ -314,7 +325,15 @@ impl Gateway {
             .append(true)
             .open(self.dir.path().join("payglot.log"))
             .expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_payglot"))
+        let mut command = match self.fd_limit {
+            Some(n) => {
+                let mut c = Command::new("prlimit");
+                c.arg(format!("--nofile={n}:{n}")).arg("--").arg(env!("CARGO_BIN_EXE_payglot"));
+                c
+            }
+            None => Command::new(env!("CARGO_BIN_EXE_payglot")),
+        };
+        let child = command
             .args(["serve", "--config"])
             .arg(&self.config_path)
             .stdout(Stdio::null())
