@@ -91,7 +91,7 @@ fn cases() -> Vec<Case> {
         name: "xiaojitong",
         dialect: account("xiaojitong", &[("mid", "2"), ("key", "k3y")]),
         payment: payment(Channel::Wechat, Scene::Qr),
-        answer: json!({"code": 1, "msg": "成功", "data": {"mid": 2, "payid": id, "orderid": "20220326232724", "price": 198.0, "reallyprice": 198.01, "payurl": "wxp://f2f0"}})
+        answer: json!({"code": 1, "msg": "成功", "data": {"mid": 2, "payid": id, "orderid": "20220326232724", "paytype": 1, "price": 198.0, "reallyprice": 198.01, "payurl": "wxp://f2f0"}})
             .to_string()
             .into_bytes(),
         callback_method: "GET",

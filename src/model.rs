@@ -57,6 +57,12 @@ string_enum!(
     PaymentStatus { Pending => "pending", Succeeded => "succeeded", Failed => "failed", Closed => "closed" }
 );
 
+impl Default for PaymentStatus {
+    fn default() -> Self {
+        PaymentStatus::Pending
+    }
+}
+
 impl PaymentStatus {
     pub fn is_final(self) -> bool {
         self != PaymentStatus::Pending
@@ -270,6 +276,7 @@ string_enum!(
     EventType {
         PaymentSucceeded => "payment.succeeded",
         PaymentFailed => "payment.failed",
+        PaymentAmountMismatch => "payment.amount_mismatch",
         PaymentClosed => "payment.closed",
         RefundSucceeded => "refund.succeeded",
         RefundFailed => "refund.failed",
@@ -302,6 +309,22 @@ pub struct EventBody {
 }
 
 impl Payment {
+    /// What the payer must pay: the amount, unless the provider asked for a slightly
+    /// different one at create (xiaojitong's `reallyprice`, kept as the qr_code action's
+    /// `amount`).
+    pub fn amount_due(&self) -> i64 {
+        match &self.action {
+            Some(Action::QrCode { amount: Some(due), .. }) => *due,
+            _ => self.amount,
+        }
+    }
+
+    /// When less than due was paid: (due, paid). Such a payment is failed, never succeeded.
+    pub fn underpayment(&self) -> Option<(i64, i64)> {
+        let paid = self.paid_amount?;
+        (self.status == PaymentStatus::Failed && paid < self.amount_due()).then(|| (self.amount_due(), paid))
+    }
+
     /// The payment as merchants see it: amounts in fen, times as RFC 3339.
     pub fn to_merchant_json(&self) -> serde_json::Value {
         serde_json::json!({
@@ -327,6 +350,7 @@ impl Payment {
             "created_at": rfc3339(self.created_at),
             "updated_at": rfc3339(self.updated_at),
             "expires_at": rfc3339(self.expires_at),
+            "amount_mismatch": self.underpayment().map(|(due, paid)| serde_json::json!({"due": due, "paid": paid})),
         })
     }
 }

@@ -38,7 +38,7 @@ const DOORS: &[(&str, &[(&str, &str)])] = &[
 
 /// The provider accounts of the test routes.yaml, one per dialect.
 const TARGETS: &[(&str, &str)] =
-    &[("xxpay-a", "xxpay"), ("xjt", "xiaojitong"), ("zx", "zhixiao"), ("jg", "jings"), ("mct", "mct")];
+    &[("xxpay-a", "xxpay"), ("xjt-ali", "xiaojitong"), ("zx", "zhixiao"), ("jg", "jings"), ("mct", "mct")];
 
 fn compat_yaml() -> String {
     let mut yaml = String::from("    compat:\n");

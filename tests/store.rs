@@ -43,6 +43,7 @@ fn paid() -> Settlement {
         provider_trade_no: Some("T1".into()),
         paid_amount: None,
         paid_at: Some(5),
+        ..Default::default()
     }
 }
 
@@ -113,7 +114,7 @@ async fn payments_are_idempotent_and_settle_once() {
         }
         assert!(matches!(store.insert_payment(&payment("other", "T-1", 100), "fp", 100).await.unwrap(), Inserted::New));
 
-        store.record_created(&p.payment_id, Some("PT-1"), &Action::None, 2).await.unwrap();
+        store.record_created(&p.payment_id, Some("PT-1"), &Action::None, None, 2).await.unwrap();
         let Settled::Moved(s) = store.settle_payment(&p.payment_id, &paid(), 3).await.unwrap() else {
             panic!("{backend}")
         };
@@ -121,8 +122,7 @@ async fn payments_are_idempotent_and_settle_once() {
             (s.status, s.paid_amount, s.provider_trade_no.as_deref()),
             (PaymentStatus::Succeeded, Some(100), Some("PT-1"))
         );
-        let closed =
-            Settlement { status: PaymentStatus::Closed, provider_trade_no: None, paid_amount: None, paid_at: None };
+        let closed = Settlement::to(PaymentStatus::Closed);
         assert!(
             matches!(store.settle_payment(&p.payment_id, &closed, 4).await.unwrap(), Settled::Unchanged(_)),
             "{backend}: final stays final"
@@ -342,4 +342,70 @@ async fn a_failing_write_among_concurrent_ones_undoes_only_itself() {
             assert!(stored.is_some(), "{backend}: the insert survived the failures around it");
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn underpayments_anomalies_and_the_providers_own_expiry() {
+    use payglot::store::{AnomalyKind, NewAnomaly};
+    for (backend, store, _dir) in stores("anomaly").await {
+        let p = payment("m", "T-A", 100_000);
+        store.insert_payment(&p, "fp", 100).await.unwrap();
+        // The provider's order lifetime only ever moves the expiry earlier.
+        store.record_created(&p.payment_id, Some("PT"), &Action::None, Some(600), 2).await.unwrap();
+        store.record_created(&p.payment_id, None, &Action::None, Some(9000), 3).await.unwrap();
+        assert_eq!(store.payment_by_id(&p.payment_id).await.unwrap().unwrap().expires_at, 600, "{backend}");
+
+        let anomaly = NewAnomaly {
+            kind: AnomalyKind::Underpaid,
+            payment_id: p.payment_id.clone(),
+            provider: "acct".into(),
+            detail: serde_json::json!({"due": 100_000, "paid": 1}),
+        };
+        let underpaid = Settlement {
+            status: PaymentStatus::Failed,
+            paid_amount: Some(1),
+            event: Some(EventType::PaymentAmountMismatch),
+            anomaly: Some(anomaly.clone()),
+            ..Default::default()
+        };
+        let Settled::Moved(failed) = store.settle_payment(&p.payment_id, &underpaid, 4).await.unwrap() else {
+            panic!("{backend}")
+        };
+        assert_eq!(
+            (failed.status, failed.paid_amount, failed.underpayment()),
+            (PaymentStatus::Failed, Some(1), Some((100_000, 1)))
+        );
+        let events = store.events_for_payment(&p.payment_id).await.unwrap();
+        assert_eq!(events.len(), 1, "{backend}");
+        assert_eq!(events[0].0.kind, "payment.amount_mismatch", "{backend}");
+        assert!(events[0].0.body.contains(r#""amount_mismatch":{"due":100000,"paid":1}"#), "{}", events[0].0.body);
+        // A later "paid" changes nothing.
+        assert!(matches!(store.settle_payment(&p.payment_id, &paid(), 5).await.unwrap(), Settled::Unchanged(_)));
+
+        let listed = store.anomalies(Some("acct"), None, 0, i64::MAX, 10).await.unwrap();
+        assert_eq!(listed.len(), 1, "{backend}");
+        assert_eq!(
+            (listed[0].kind.as_str(), listed[0].detail["paid"].as_i64()),
+            ("amount_mismatch_underpaid", Some(1))
+        );
+        assert!(!store.record_anomaly(&anomaly, 6).await.unwrap(), "{backend}: recorded once");
+        assert!(store.anomalies(Some("other"), None, 0, i64::MAX, 10).await.unwrap().is_empty());
+        assert_eq!(store.anomalies(None, Some(&p.payment_id), 0, i64::MAX, 10).await.unwrap().len(), 1);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_nonces_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.db");
+    let now = now_unix();
+    {
+        let store = SqliteStore::open(&path).await.unwrap();
+        assert!(store.remember_nonce("m", "nonce-1", now, now - 300).await.unwrap());
+        assert!(!store.remember_nonce("m", "nonce-1", now, now - 300).await.unwrap());
+    }
+    let store = SqliteStore::open(&path).await.unwrap();
+    assert!(!store.remember_nonce("m", "nonce-1", now + 1, now - 299).await.unwrap(), "a replay after a restart");
+    assert!(store.remember_nonce("m", "nonce-2", now + 1, now - 299).await.unwrap());
+    assert!(store.remember_nonce("other", "nonce-1", now + 1, now - 299).await.unwrap(), "per merchant");
 }

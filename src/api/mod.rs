@@ -221,6 +221,11 @@ pub fn dialect_error(account: &str, e: DialectError) -> ApiError {
         }
         DialectError::Unsupported(m) => ApiError::unsupported(account, format!("provider account {account}: {m}")),
         DialectError::Invalid(m) => ApiError::invalid_request(format!("provider account {account}: {m}")),
+        DialectError::UnknownOrder(m) => {
+            let mut err = ApiError::provider_error(account, "unknown_order", &m);
+            err.message = format!("provider account {account} says it does not know this order");
+            err
+        }
     }
 }
 

@@ -310,8 +310,15 @@ async fn create_at(
         }
     };
     let store = &gateway.store;
-    let stored =
-        store.record_created(&payment.payment_id, created.provider_trade_no.as_deref(), &created.action, now).await;
+    let stored = store
+        .record_created(
+            &payment.payment_id,
+            created.provider_trade_no.as_deref(),
+            &created.action,
+            created.expires_at,
+            now,
+        )
+        .await;
     stored.map_err(|e| Attempt::MaybeTaken(e.into()))?;
     if created.status.is_final() {
         let report = crate::dialects::PaymentReport {

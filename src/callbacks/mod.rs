@@ -11,9 +11,9 @@ pub mod reconcile;
 pub mod requery;
 
 use crate::dialects::{PaymentReport, PayoutReport};
-use crate::model::{Payment, PaymentStatus, Payout, TransferStatus};
+use crate::model::{EventType, Payment, PaymentStatus, Payout, TransferStatus};
 use crate::server::Gateway;
-use crate::store::{Settled, Settlement, StoreError};
+use crate::store::{count_anomaly, AnomalyKind, NewAnomaly, Settled, Settlement, StoreError};
 use std::fmt;
 
 /// Where a verified provider statement came from (for logs).
@@ -50,6 +50,14 @@ impl fmt::Display for ReportError {
 }
 
 /// Applies a verified provider statement to a payment. Returns the payment as it now is.
+///
+/// Amounts: a stated order amount must be the payment's (else nothing is applied). A paid
+/// statement is checked against the amount due (`Payment::amount_due`): less paid than due
+/// fails the payment with a `payment.amount_mismatch` event carrying both amounts, never
+/// `payment.succeeded`; more paid than due succeeds it and is recorded as an anomaly. Both
+/// are anomalies for ops (`/admin/anomalies`, reconcile, `payglot_anomalies_total`); either
+/// way the provider gets its ack. A paid statement about a payment already failed or closed
+/// changes nothing and is recorded too.
 pub async fn apply_report(
     gateway: &Gateway,
     payment: &Payment,
@@ -68,20 +76,70 @@ pub async fn apply_report(
     if report.amount.is_some_and(|a| a != payment.amount) {
         return Err(ReportError::AmountMismatch { expected: payment.amount, reported: report.amount });
     }
-    let settlement = Settlement {
+    let mut settlement = Settlement {
         status: report.status,
         provider_trade_no: report.provider_trade_no.clone(),
         paid_amount: report.paid_amount.or(report.amount),
         paid_at: report.paid_at,
+        ..Default::default()
     };
+    if report.status == PaymentStatus::Succeeded {
+        let due = payment.amount_due();
+        let paid = settlement.paid_amount.unwrap_or(due);
+        let anomaly = |kind| NewAnomaly {
+            kind,
+            payment_id: payment.payment_id.clone(),
+            provider: payment.provider.clone(),
+            detail: serde_json::json!({"due": due, "paid": paid, "amount": payment.amount, "source": format!("{source:?}")}),
+        };
+        if paid < due {
+            tracing::warn!(payment_id = %payment.payment_id, due, paid, "less than due was paid: the payment fails");
+            settlement.status = PaymentStatus::Failed;
+            settlement.paid_amount = Some(paid);
+            settlement.event = Some(EventType::PaymentAmountMismatch);
+            settlement.anomaly = Some(anomaly(AnomalyKind::Underpaid));
+        } else if paid > due {
+            tracing::warn!(payment_id = %payment.payment_id, due, paid, "more than due was paid");
+            settlement.anomaly = Some(anomaly(AnomalyKind::Overpaid));
+        }
+    }
     match gateway.store.settle_payment(&payment.payment_id, &settlement, now).await {
         Ok(Settled::Moved(p)) => {
             tracing::info!(payment_id = %p.payment_id, status = %p.status, ?source, "payment settled");
+            if let Some(a) = &settlement.anomaly {
+                count_anomaly(a);
+            }
             gateway.outbox_wake.notify_one();
             Ok(p)
         }
-        Ok(Settled::Unchanged(p)) => Ok(p),
+        Ok(Settled::Unchanged(p)) => {
+            if report.status == PaymentStatus::Succeeded
+                && matches!(p.status, PaymentStatus::Failed | PaymentStatus::Closed)
+            {
+                let anomaly = NewAnomaly {
+                    kind: AnomalyKind::PaidAfterFinal,
+                    payment_id: p.payment_id.clone(),
+                    provider: p.provider.clone(),
+                    detail: serde_json::json!({"status": p.status, "paid": settlement.paid_amount, "source": format!("{source:?}")}),
+                };
+                note_anomaly(gateway, &anomaly, now).await;
+            }
+            Ok(p)
+        }
         Err(e) => Err(ReportError::Store(e)),
+    }
+}
+
+/// Records an anomaly (once) and counts it; a store failure only logs, the caller's answer
+/// does not depend on it.
+pub async fn note_anomaly(gateway: &Gateway, anomaly: &NewAnomaly, now: i64) {
+    match gateway.store.record_anomaly(anomaly, now).await {
+        Ok(true) => {
+            tracing::warn!(payment_id = %anomaly.payment_id, provider = %anomaly.provider, kind = anomaly.kind.as_str(), "anomaly recorded");
+            count_anomaly(anomaly);
+        }
+        Ok(false) => {}
+        Err(e) => tracing::error!(payment_id = %anomaly.payment_id, error = %e, "anomaly not recorded"),
     }
 }
 

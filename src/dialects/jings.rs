@@ -165,6 +165,7 @@ impl Dialect for Jings {
             provider_trade_no: None,
             action: Action::FormPost { url: format!("{}{PAY_PATH}", self.base_url), fields },
             status: PaymentStatus::Pending,
+            expires_at: None,
         }))
     }
 

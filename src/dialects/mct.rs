@@ -375,7 +375,7 @@ impl Dialect for Mct {
             }
             _ => Action::QrCode { qr_code: field(&data, "trade_qrcode"), amount: None },
         };
-        Ok(Created { provider_trade_no: report.provider_trade_no, action, status: report.status })
+        Ok(Created { provider_trade_no: report.provider_trade_no, action, status: report.status, expires_at: None })
     }
 
     fn query_payment(&self, payment: &Payment, now: i64) -> Result<ProviderRequest, DialectError> {

@@ -162,6 +162,9 @@ pub struct Created {
     pub action: Action,
     /// Some providers settle barcode payments at once.
     pub status: PaymentStatus,
+    /// When the provider says the order stops being payable (xiaojitong `order_time_out`),
+    /// unix seconds.
+    pub expires_at: Option<i64>,
 }
 
 /// The first step of a create: either a call to the provider, or (for providers that take
@@ -283,6 +286,9 @@ pub enum DialectError {
     Unsupported(String),
     /// The request can not be expressed with this account's settings.
     Invalid(String),
+    /// The provider answered, as clearly as its protocol lets it, that it does not know the
+    /// order (xiaojitong -1, zhixiao "不存在", mct 8002, xxpay 订单不存在).
+    UnknownOrder(String),
 }
 
 impl fmt::Display for DialectError {
@@ -294,6 +300,7 @@ impl fmt::Display for DialectError {
             DialectError::BadMessage(m) => write!(f, "bad provider message: {m}"),
             DialectError::Unsupported(m) => write!(f, "unsupported: {m}"),
             DialectError::Invalid(m) => write!(f, "invalid request: {m}"),
+            DialectError::UnknownOrder(m) => write!(f, "the provider does not know the order: {m}"),
         }
     }
 }
@@ -636,7 +643,7 @@ mod amount_tests {
             assert_eq!(yuan_to_fen(&fields["price"]), Ok(amount));
             // The provider answers prices as JSON numbers; they read back exactly.
             let number: Value = serde_json::from_str(&fen_to_yuan(amount)).unwrap();
-            let answer = json!({"code": 1, "data": {"payid": p.payment_id, "orderid": "1", "price": number, "reallyprice": number, "payurl": "wxp://x"}});
+            let answer = json!({"code": 1, "data": {"payid": p.payment_id, "orderid": "1", "paytype": 1, "price": number, "reallyprice": number, "payurl": "wxp://x"}});
             let created = xjt
                 .read_create(
                     &order_for(&p, &extra),

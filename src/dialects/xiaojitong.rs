@@ -7,23 +7,40 @@
 //! | operation | request | signature |
 //! | --- | --- | --- |
 //! | createOrder `POST /createOrder` | mid, payid, param, price, sign, ishtml=0, notifyurl, returnurl | md5(mid + payid + param + price + key) |
-//! | checkOrder `POST /checkOrder` | orderid (the provider's 云端订单号) | none |
+//! | checkOrder `POST /checkOrder` | orderid (the provider's 云端订单号) | none; a paid answer's return URL is signed like createOrder |
 //! | callback `GET {notifyurl}?mid&payid&param&price&reallyprice&sign` | ack `{"code":1}` | md5(mid + payid + param + price + reallyprice + key) |
+//!
+//! Known answers (unit tests below): the document's examples are signed by merchant `mid` 2
+//! ("yonggo", 000 lines 531-533) with key `6d25c81b7704ab82aafcaf9376e393bc`. Under it the
+//! createOrder request (lines 692-701) gives `efa416f0e4f6a3573c405d79eba1c7f6`, the stored
+//! order of select_order (lines 224-239, `param` holding the 12 characters `"pay_notify"`)
+//! gives `25bb5f9403f90f9dd0bde339c8300d5d`, and checkOrder's paid answer (line 885) gives
+//! `3c020071b0085c6ec451fdc68303147c` = md5("2" + "21648342529607" + "" + "0.01" + key):
+//! the createOrder rule, **without** reallyPrice and with the account's mid though the URL
+//! carries none. (The callback table's rule with reallyprice gives `0c407e45...` for that URL.)
+//! The other key printed (`80c2ab04...`, line 355) belongs to user "test" and signs nothing.
+//! The callback rule (line 953) has no printed example; payglot follows its formula.
 //!
 //! Field mapping: `payid` is payglot's payment_id; `price` is the amount in yuan with two
 //! decimals; `param` is sent empty; the answer's `orderid` is the provider_trade_no and its
 //! `payurl` the QR code content. `reallyprice` is what the payer must pay (the provider may add
 //! a few fen to tell simultaneous payments apart): it is shown as the qr_code action's `amount`
-//! and becomes the payment's `paid_amount`; the order's `price` must equal the payment amount.
+//! and is the amount due; what a callback or checkOrder says was paid (`reallyprice`) must
+//! equal it (see `PaymentReport::paid_amount`). The order's `price` must equal the amount.
+//! The answer's `paytype` (1 wechat, 2 alipay) must be the payment's channel: the provider
+//! picks the wallet from its own settings, and a QR code of the other wallet is refused. Its
+//! `order_time_out` (minutes) is when the order stops being payable.
 //!
-//! Status: the callback is only sent for a paid order → succeeded. checkOrder code 1 means paid
-//! (its `data` is the return URL carrying the same signed fields as the callback) → succeeded;
-//! any other code → still pending. The provider offers no close, refund or payout.
+//! Status: the callback is only sent for a paid order → succeeded. checkOrder: code 1 is paid
+//! (its `data` is the signed return URL; its `reallyPrice` is not signed) → succeeded; -2 is
+//! the expired order → closed; -1 (data null) is an order the provider does not know; any
+//! other code → still pending. The document names the codes without meanings; these are
+//! payglot's reading. The provider offers no close, refund or payout.
 //!
-//! Decisions: the payer's channel is configured at the provider (the answer's `paytype` says
-//! 1 wechat / 2 alipay), so payglot accepts wechat and alipay `qr` payments only. The return URL
-//! of checkOrder is signed like the callback; a signature with or without `mid` is accepted
-//! since the document shows the URL without it.
+//! Decisions: the payer's channel is configured at the provider, so payglot accepts wechat and
+//! alipay `qr` payments only; `options.wallet: wechat|alipay` says which one the account has,
+//! so a payment of the other wallet is routed elsewhere before any call. The document sets no
+//! length limits.
 
 use super::signing::{encode_form, md5_hex, parse_form, same_hex_signature};
 use super::{
@@ -59,6 +76,8 @@ pub fn callback_sign(mid: &str, payid: &str, param: &str, price: &str, reallypri
 pub struct Xiaojitong {
     mid: String,
     key: String,
+    /// The wallet the account is set up for at the provider (`options.wallet`), if known.
+    wallet: Option<Channel>,
 }
 
 fn yuan_field(text: &str, name: &str) -> Result<i64, DialectError> {
@@ -68,26 +87,37 @@ fn yuan_field(text: &str, name: &str) -> Result<i64, DialectError> {
 impl Xiaojitong {
     pub fn from_config(provider: &ProviderConfig) -> Result<Self, Vec<String>> {
         let mut errors = check_credentials(provider, &["mid", "key"], &[]);
-        errors.extend(check_options(provider, &[]));
+        errors.extend(check_options(provider, &["wallet"]));
+        let wallet = match provider.options.get("wallet").map(String::as_str) {
+            None => None,
+            Some("wechat") => Some(Channel::Wechat),
+            Some("alipay") => Some(Channel::Alipay),
+            Some(other) => {
+                errors.push(format!("options.wallet: {other:?} is neither wechat nor alipay"));
+                None
+            }
+        };
         if !errors.is_empty() {
             return Err(errors);
         }
-        Ok(Xiaojitong { mid: credential(provider, "mid"), key: credential(provider, "key") })
+        Ok(Xiaojitong { mid: credential(provider, "mid"), key: credential(provider, "key"), wallet })
     }
 
-    /// Reads the signed callback fields (callback query or checkOrder's return URL).
-    fn signed_report(&self, fields: &BTreeMap<String, String>, with_mid: bool) -> Result<PaymentReport, DialectError> {
+    /// Reads a paid order's signed fields: a callback (signed with reallyprice and naming its
+    /// mid) or checkOrder's return URL (signed like createOrder, no mid in it).
+    fn signed_report(&self, fields: &BTreeMap<String, String>, callback: bool) -> Result<PaymentReport, DialectError> {
         let get = |k: &str| fields.get(k).map(String::as_str).unwrap_or("");
         // checkOrder's URL spells it reallyPrice.
         let really = fields.get("reallyprice").or_else(|| fields.get("reallyPrice")).map(String::as_str).unwrap_or("");
-        let given = get("sign");
-        let with = callback_sign(&self.mid, get("payid"), get("param"), get("price"), really, &self.key);
-        let without = sign(&[get("payid"), get("param"), get("price"), really], &self.key);
-        let valid = same_hex_signature(&with, given) || (!with_mid && same_hex_signature(&without, given));
-        if !valid {
+        let expected = if callback {
+            callback_sign(&self.mid, get("payid"), get("param"), get("price"), really, &self.key)
+        } else {
+            create_sign(&self.mid, get("payid"), get("param"), get("price"), &self.key)
+        };
+        if !same_hex_signature(&expected, get("sign")) {
             return Err(DialectError::BadMessage("signature does not verify".into()));
         }
-        if with_mid && get("mid") != self.mid {
+        if callback && get("mid") != self.mid {
             return Err(DialectError::BadMessage(format!("mid {:?} is not this account's", get("mid"))));
         }
         let amount = yuan_field(get("price"), "price")?;
@@ -100,6 +130,15 @@ impl Xiaojitong {
             paid_amount: Some(paid),
             paid_at: None,
         })
+    }
+}
+
+/// The wallet of createOrder's `paytype` (1 wechat, 2 alipay).
+fn paytype_channel(paytype: &str) -> Option<Channel> {
+    match paytype {
+        "1" => Some(Channel::Wechat),
+        "2" => Some(Channel::Alipay),
+        _ => None,
     }
 }
 
@@ -118,6 +157,13 @@ impl Dialect for Xiaojitong {
         }
         if !p.currency.eq_ignore_ascii_case("CNY") {
             return Err(DialectError::Unsupported(format!("currency {} (xiaojitong takes CNY only)", p.currency)));
+        }
+        if self.wallet.is_some_and(|w| w != p.channel) {
+            return Err(DialectError::Unsupported(format!(
+                "this xiaojitong account is set up for {} (options.wallet), not {}",
+                self.wallet.map(|w| w.as_str()).unwrap_or(""),
+                p.channel
+            )));
         }
         let price = fen_to_yuan(p.amount);
         let param = "";
@@ -157,10 +203,23 @@ impl Dialect for Xiaojitong {
         if qr_code.is_empty() {
             return Err(DialectError::BadMessage("answer has no payurl".into()));
         }
+        let paytype = field(data, "paytype");
+        if paytype_channel(&paytype) != Some(p.channel) {
+            // The order exists at the provider, but nobody is handed its QR code.
+            return Err(DialectError::rejected(
+                "paytype",
+                format!("the provider answered with a QR code of paytype {paytype:?} for a {} payment", p.channel),
+            ));
+        }
+        let expires_at = field(data, "order_time_out").parse::<i64>().ok().filter(|m| *m > 0).map(|minutes| {
+            let created = data.get("date").and_then(serde_json::Value::as_i64).map(|ms| ms / 1000);
+            created.unwrap_or(p.created_at).saturating_add(minutes.saturating_mul(60))
+        });
         Ok(Created {
             provider_trade_no: Some(field(data, "orderid")).filter(|s| !s.is_empty()),
             action: Action::QrCode { qr_code, amount: Some(payable) },
             status: PaymentStatus::Pending,
+            expires_at,
         })
     }
 
@@ -179,16 +238,19 @@ impl Dialect for Xiaojitong {
 
     fn read_query(&self, payment: &Payment, answer: ProviderResponse<'_>) -> Result<PaymentReport, DialectError> {
         let json = answer_json(answer)?;
-        if field(&json, "code") != "1" {
-            // Not paid (or unknown to the provider): nothing to settle.
-            return Ok(PaymentReport {
-                payment_id: payment.payment_id.clone(),
-                provider_trade_no: None,
-                status: PaymentStatus::Pending,
-                amount: None,
-                paid_amount: None,
-                paid_at: None,
-            });
+        let unpaid = |status| PaymentReport {
+            payment_id: payment.payment_id.clone(),
+            provider_trade_no: None,
+            status,
+            amount: None,
+            paid_amount: None,
+            paid_at: None,
+        };
+        match field(&json, "code").as_str() {
+            "1" => {}
+            "-1" => return Err(DialectError::UnknownOrder(format!("checkOrder code -1 {}", field(&json, "msg")))),
+            "-2" => return Ok(unpaid(PaymentStatus::Closed)),
+            _ => return Ok(unpaid(PaymentStatus::Pending)),
         }
         let url = field(&json, "data");
         let query = url.split_once('?').map(|(_, q)| q).unwrap_or("");
@@ -269,10 +331,17 @@ pub mod provider {
         Notify::get(&order.notify_url, &query, Ack::JsonField("code", "1"))
     }
 
-    /// checkOrder's answer for an order: paid → the signed return URL; else code -2.
+    /// checkOrder's answer for an order: paid → the signed return URL; closed or failed → code
+    /// -2 (expired); pending → code -3.
     pub fn check_answer(order: &ProviderOrder, key: &str) -> String {
-        if order.status != PaymentStatus::Succeeded {
-            return serde_json::json!({"code": -2, "msg": "订单未支付", "data": null}).to_string();
+        match order.status {
+            PaymentStatus::Succeeded => {}
+            PaymentStatus::Closed | PaymentStatus::Failed => {
+                return serde_json::json!({"code": -2, "msg": "订单已过期", "data": null}).to_string()
+            }
+            PaymentStatus::Pending => {
+                return serde_json::json!({"code": -3, "msg": "订单未支付", "data": null}).to_string()
+            }
         }
         let param = order.fields.get("param").map(String::as_str).unwrap_or("");
         let return_url = order
@@ -283,6 +352,7 @@ pub mod provider {
             .unwrap_or_else(|| "http://127.0.0.1/".into());
         paid_check_answer(
             &return_url,
+            &order.account,
             &order.merchant_order_no,
             param,
             &fen_to_yuan(order.amount),
@@ -334,16 +404,18 @@ pub mod provider {
         ])
     }
 
-    /// checkOrder's answer for a paid order: the return URL with the signed fields.
+    /// checkOrder's answer for a paid order: the return URL with its fields, signed as
+    /// createOrder is (mid + payid + param + price + key; the document's example, line 885).
     pub fn paid_check_answer(
         return_url: &str,
+        mid: &str,
         payid: &str,
         param: &str,
         price: &str,
         reallyprice: &str,
         key: &str,
     ) -> String {
-        let sign = sign(&[payid, param, price, reallyprice], key);
+        let sign = create_sign(mid, payid, param, price, key);
         let query = encode_form([
             ("payid", payid),
             ("param", param),
@@ -448,15 +520,92 @@ mod tests {
         let x = account();
         let mut p = payment();
         p.payment_id = "21648342529607".into();
-        let body = provider::paid_check_answer("http://127.0.0.1/", "21648342529607", "", "0.01", "0.03", "k3y");
+        let body = provider::paid_check_answer("http://127.0.0.1/", "2", "21648342529607", "", "0.01", "0.03", "k3y");
         let r = x.read_query(&p, ProviderResponse { status: 200, body: body.as_bytes() }).unwrap();
         assert_eq!((r.status, r.paid_amount), (PaymentStatus::Succeeded, Some(3)));
-        let unpaid = r#"{"code":-1,"msg":"未支付","data":null}"#;
+        let unpaid = r#"{"code":-3,"msg":"未支付","data":null}"#;
         assert_eq!(
             x.read_query(&p, ProviderResponse { status: 200, body: unpaid.as_bytes() }).unwrap().status,
             PaymentStatus::Pending
         );
-        let forged = body.replace("0.03", "0.01");
+        let expired = r#"{"code":-2,"msg":"订单已过期","data":null}"#;
+        assert_eq!(
+            x.read_query(&p, ProviderResponse { status: 200, body: expired.as_bytes() }).unwrap().status,
+            PaymentStatus::Closed
+        );
+        let unknown = r#"{"code":-1,"msg":"订单不存在","data":null}"#;
+        assert!(matches!(
+            x.read_query(&p, ProviderResponse { status: 200, body: unknown.as_bytes() }),
+            Err(DialectError::UnknownOrder(_))
+        ));
+        let forged = body.replace("price=0.01", "price=0.02");
         assert!(x.read_query(&p, ProviderResponse { status: 200, body: forged.as_bytes() }).is_err());
+    }
+
+    /// The document's merchant: mid 2 ("yonggo", 000 lines 531-533) and its key.
+    const DOC_MID: &str = "2";
+    const DOC_KEY: &str = "6d25c81b7704ab82aafcaf9376e393bc";
+
+    fn document_account() -> Xiaojitong {
+        let mut p = ProviderConfig::with_defaults("xjt", "xiaojitong");
+        p.credentials.insert("mid".into(), Secret::new(DOC_MID));
+        p.credentials.insert("key".into(), Secret::new(DOC_KEY));
+        Xiaojitong::from_config(&p).unwrap()
+    }
+
+    #[test]
+    fn the_documents_signed_examples_verify_under_merchant_2s_key() {
+        // createOrder request, 000 lines 692-701.
+        assert_eq!(create_sign("2", "1648306925", "pay_notify", "0.01", DOC_KEY), "efa416f0e4f6a3573c405d79eba1c7f6");
+        // select_order's stored order, lines 224-239: param is "\"pay_notify\"" with its quotes.
+        assert_eq!(
+            create_sign("2", "21648275829786", "\"pay_notify\"", "0.01", DOC_KEY),
+            "25bb5f9403f90f9dd0bde339c8300d5d"
+        );
+        // The createOrder form as printed is what the provider side (sandbox, front door) takes.
+        let form = b"mid=2&payid=1648306925&param=pay_notify&price=0.01&sign=efa416f0e4f6a3573c405d79eba1c7f6&ishtml=string&notifyurl=string&returnurl=string";
+        assert!(provider::read_create(form, |mid| (mid == DOC_MID).then(|| DOC_KEY.into())).is_ok());
+        assert!(provider::read_create(form, |_| Some("80c2ab04718bb427617c20f1afd99072".into())).is_err());
+    }
+
+    #[test]
+    fn the_documents_paid_check_order_answer_settles_the_payment() {
+        // checkOrder's answer, 000 lines 881-887, byte for byte.
+        let answer = "{\n  \"code\": 1,\n  \"msg\": \"成功\",\n  \"data\": \"http://127.0.0.1/?payid=21648342529607&param=&price=0.01&reallyPrice=0.03&sign=3c020071b0085c6ec451fdc68303147c\"\n}";
+        let x = document_account();
+        let mut p = payment();
+        p.payment_id = "21648342529607".into();
+        p.action = Some(Action::QrCode { qr_code: "wxp://x".into(), amount: Some(3) });
+        let r = x.read_query(&p, ProviderResponse { status: 200, body: answer.as_bytes() }).unwrap();
+        assert_eq!((r.status, r.amount, r.paid_amount), (PaymentStatus::Succeeded, Some(1), Some(3)));
+        // payglot's provider side answers the same bytes for the same order.
+        let ours =
+            provider::paid_check_answer("http://127.0.0.1/", DOC_MID, "21648342529607", "", "0.01", "0.03", DOC_KEY);
+        assert!(ours.contains("sign=3c020071b0085c6ec451fdc68303147c"), "{ours}");
+    }
+
+    #[test]
+    fn the_documents_create_answer_and_a_wallet_mismatch() {
+        // createOrder's answer, 000 lines 722-738 (paytype 1 = wechat, order_time_out 5 minutes).
+        let answer = r#"{"code": 1,"msg": "成功","data": {"mid": 2,"payid": "1648306925","orderid": "20220326232724","paytype": 1,"price": 0.01,"reallyprice": 0.02,"payurl": "wxp://f2f0CYCNxDDXkQOo9XHfOF9HiWiEyajgwsttCCYxjJRdZ_U","state": 0,"order_time_out": 5,"date": 1648308444654}}"#;
+        let x = document_account();
+        let mut p = payment();
+        p.payment_id = "1648306925".into();
+        let extra = Default::default();
+        let order = CreateOrder {
+            payment: &p,
+            callback_url: String::new(),
+            client_ip: None,
+            auth_code: None,
+            openid: None,
+            extra: &extra,
+        };
+        let created = x.read_create(&order, ProviderResponse { status: 200, body: answer.as_bytes() }).unwrap();
+        assert_eq!(created.expires_at, Some(1_648_308_444 + 300));
+        let mut alipay = p.clone();
+        alipay.channel = Channel::Alipay;
+        let order = CreateOrder { payment: &alipay, ..order };
+        let refused = x.read_create(&order, ProviderResponse { status: 200, body: answer.as_bytes() });
+        assert!(matches!(refused, Err(DialectError::Rejected { .. })), "{refused:?}");
     }
 }

@@ -336,6 +336,7 @@ impl Dialect for Xxpay {
             provider_trade_no: fields.get("payOrderId").filter(|s| !s.is_empty()).cloned(),
             action,
             status: PaymentStatus::Pending,
+            expires_at: None,
         })
     }
 

@@ -349,6 +349,7 @@ impl Dialect for Zhixiao {
             provider_trade_no: Some(field(&content, "order_id")).filter(|s| !s.is_empty()),
             action,
             status: PaymentStatus::Pending,
+            expires_at: None,
         })
     }
 

@@ -47,8 +47,8 @@ use tokio::sync::watch;
 pub struct Accounts {
     /// mch_id → (app_id, key)
     pub xxpay: HashMap<String, (String, String)>,
-    /// mid → key
-    pub xiaojitong: HashMap<String, String>,
+    /// mid → (key, paytype: 1 wechat, 2 alipay from the account's `options.wallet`)
+    pub xiaojitong: HashMap<String, (String, i64)>,
     /// appid → envelope
     pub zhixiao: HashMap<String, crate::dialects::zhixiao::Envelope>,
     /// uid → token
@@ -131,7 +131,8 @@ impl Sandbox {
                 a.xxpay.insert(c("mch_id"), (c("app_id"), c("key")));
             }
             "xiaojitong" => {
-                a.xiaojitong.insert(c("mid"), c("key"));
+                let paytype = if p.options.get("wallet").map(String::as_str) == Some("alipay") { 2 } else { 1 };
+                a.xiaojitong.insert(c("mid"), (c("key"), paytype));
             }
             "zhixiao" => {
                 if let Ok(env) = crate::dialects::zhixiao::Envelope::for_account(p) {

@@ -24,7 +24,7 @@ pub fn handle(sb: &Sandbox, path: &str, request: &HttpIn) -> Reply {
 }
 
 fn create(sb: &Sandbox, body: &[u8]) -> Reply {
-    let fields = match provider::read_create(body, |mid| sb.accounts().xiaojitong.get(mid).cloned()) {
+    let fields = match provider::read_create(body, |mid| sb.accounts().xiaojitong.get(mid).map(|(k, _)| k.clone())) {
         Ok(f) => f,
         Err((code, msg)) => return failure(code, &msg),
     };
@@ -48,9 +48,10 @@ fn create(sb: &Sandbox, body: &[u8]) -> Reply {
     else {
         return failure(-5, "订单号重复");
     };
+    let paytype = sb.accounts().xiaojitong.get(&get("mid")).map(|(_, t)| *t).unwrap_or(1);
     json_reply(provider::create_answer(
         &order,
-        1,
+        paytype,
         &format!("{}/pay/{}", sb.url("xiaojitong"), order.provider_no),
         now_unix(),
     ))
@@ -63,7 +64,7 @@ fn check(sb: &Sandbox, body: &[u8]) -> Reply {
     let Some(order) = ledger.order(&orderid).filter(|o| o.dialect == "xiaojitong") else {
         return json_reply(provider::unknown_order());
     };
-    let Some(key) = sb.accounts().xiaojitong.get(&order.account).cloned() else {
+    let Some(key) = sb.accounts().xiaojitong.get(&order.account).map(|(k, _)| k.clone()) else {
         return failure(-1, "商户不存在");
     };
     json_reply(provider::check_answer(order, &key))
@@ -71,6 +72,6 @@ fn check(sb: &Sandbox, body: &[u8]) -> Reply {
 
 /// The merchant callback: GET with signed query fields, ack `{"code":1}`.
 pub fn notify(sb: &Sandbox, order: &Order) -> Option<Notify> {
-    let key = sb.accounts().xiaojitong.get(&order.account)?.clone();
+    let key = sb.accounts().xiaojitong.get(&order.account)?.0.clone();
     Some(provider::notify(order, &key))
 }

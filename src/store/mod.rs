@@ -6,7 +6,9 @@ pub mod postgres;
 pub mod sqlite;
 
 use crate::config::StoreUrl;
-use crate::model::{Action, Door, NewEvent, Payment, PaymentStatus, Payout, Refund, TimelineEntry, TransferStatus};
+use crate::model::{
+    Action, Door, EventType, NewEvent, Payment, PaymentStatus, Payout, Refund, TimelineEntry, TransferStatus,
+};
 use async_trait::async_trait;
 use std::fmt;
 use std::sync::Arc;
@@ -36,12 +38,100 @@ pub enum Inserted {
 }
 
 /// A provider's verified word about a payment, to apply.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Settlement {
     pub status: PaymentStatus,
     pub provider_trade_no: Option<String>,
+    /// What the provider says was paid (kept for a succeeded payment, and for one failed
+    /// because less than due was paid).
     pub paid_amount: Option<i64>,
     pub paid_at: Option<i64>,
+    /// The event to write instead of the one the status has (`payment.amount_mismatch`).
+    pub event: Option<EventType>,
+    /// Something ops must see, written in the same transaction.
+    pub anomaly: Option<NewAnomaly>,
+}
+
+impl Settlement {
+    /// A plain move to `status`.
+    pub fn to(status: PaymentStatus) -> Self {
+        Settlement { status, ..Default::default() }
+    }
+}
+
+/// What an anomaly is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AnomalyKind {
+    /// A verified message says less than due was paid: the payment failed, the money needs
+    /// an operator (a refund at the provider).
+    Underpaid,
+    /// A verified message says more than due was paid: the payment succeeded, the excess
+    /// needs an operator.
+    Overpaid,
+    /// A verified payment callback from an account that does not own the payment (it failed
+    /// over away from that account, which may have taken the order after all).
+    ForeignCallback,
+    /// A verified message says a payment that is already final (failed or closed) was paid.
+    PaidAfterFinal,
+}
+
+impl AnomalyKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AnomalyKind::Underpaid => "amount_mismatch_underpaid",
+            AnomalyKind::Overpaid => "amount_mismatch_overpaid",
+            AnomalyKind::ForeignCallback => "foreign_callback",
+            AnomalyKind::PaidAfterFinal => "paid_after_final",
+        }
+    }
+}
+
+/// An anomaly to record; one per (kind, payment, provider account).
+#[derive(Debug, Clone)]
+pub struct NewAnomaly {
+    pub kind: AnomalyKind,
+    pub payment_id: String,
+    /// The provider account whose message it is.
+    pub provider: String,
+    pub detail: serde_json::Value,
+}
+
+/// A recorded anomaly, for ops (`/admin/anomalies`, reconcile, the payment's admin page).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Anomaly {
+    pub kind: String,
+    pub payment_id: String,
+    pub provider: String,
+    pub detail: serde_json::Value,
+    pub created_at: String,
+}
+
+/// Moves a payment as a settlement says, in memory (both stores then write the result): a
+/// final payment never moves; `false` then.
+pub fn apply_settlement(p: &mut Payment, s: &Settlement, now: i64) -> bool {
+    if !p.status.can_move_to(s.status) {
+        return false;
+    }
+    p.status = s.status;
+    if p.provider_trade_no.is_none() {
+        p.provider_trade_no = s.provider_trade_no.clone();
+    }
+    match s.status {
+        PaymentStatus::Succeeded => {
+            p.paid_amount = s.paid_amount.or(Some(p.amount));
+            p.paid_at = s.paid_at.or(Some(now));
+        }
+        PaymentStatus::Failed if s.paid_amount.is_some() => p.paid_amount = s.paid_amount,
+        _ => {}
+    }
+    p.updated_at = now;
+    true
+}
+
+/// The event a moved payment emits under a settlement.
+pub fn settlement_event(p: &Payment, s: &Settlement, now: i64) -> Option<NewEvent> {
+    let kind = s.event.or_else(|| crate::model::EventType::for_payment(p.status))?;
+    Some(NewEvent::for_payment(p, kind, now))
 }
 
 /// What applying a settlement did.
@@ -163,14 +253,29 @@ pub trait Store: Send + Sync {
     /// Moves a pending payment to another provider account (failover before any acceptance).
     async fn set_payment_provider(&self, payment_id: &str, provider: &str, now: i64) -> StoreResult<()>;
 
-    /// Records the provider's answer to the create: its order number and the action.
+    /// Records the provider's answer to the create: its order number, the action, and when
+    /// the provider stops taking money for it (`expires_at` only ever moves earlier).
     async fn record_created(
         &self,
         payment_id: &str,
         provider_trade_no: Option<&str>,
         action: &Action,
+        expires_at: Option<i64>,
         now: i64,
     ) -> StoreResult<()>;
+
+    /// Records an anomaly for ops; `false` when the same one was recorded already.
+    async fn record_anomaly(&self, anomaly: &NewAnomaly, now: i64) -> StoreResult<bool>;
+
+    /// Anomalies, newest first, of one provider account and/or payment, recorded in `[from, to)`.
+    async fn anomalies(
+        &self,
+        provider: Option<&str>,
+        payment_id: Option<&str>,
+        from: i64,
+        to: i64,
+        limit: usize,
+    ) -> StoreResult<Vec<Anomaly>>;
 
     /// Marks a pending payment that no provider took as failed, without an event: the
     /// merchant was told synchronously.
@@ -274,7 +379,8 @@ pub async fn open(url: &StoreUrl) -> StoreResult<Arc<dyn Store>> {
     }
 }
 
-/// Builds the event a settlement emits, for store implementations.
-pub fn event_for(payment: &Payment, now: i64) -> Option<NewEvent> {
-    crate::model::EventType::for_payment(payment.status).map(|kind| NewEvent::for_payment(payment, kind, now))
+/// The metric of recorded anomalies.
+pub fn count_anomaly(a: &NewAnomaly) {
+    metrics::counter!("payglot_anomalies_total", "kind" => a.kind.as_str(), "provider" => a.provider.clone())
+        .increment(1);
 }

@@ -129,6 +129,19 @@ CREATE INDEX timeline_subject ON timeline (subject, seq);
     r#"
 ALTER TABLE payments ADD COLUMN door TEXT;
 "#,
+    r#"
+CREATE TABLE anomalies (
+    seq        BIGSERIAL PRIMARY KEY,
+    kind       TEXT NOT NULL,
+    payment_id TEXT NOT NULL,
+    provider   TEXT NOT NULL,
+    detail     TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    UNIQUE (kind, payment_id, provider)
+);
+CREATE INDEX anomalies_provider ON anomalies (provider, created_at);
+CREATE INDEX anomalies_payment ON anomalies (payment_id);
+"#,
 ];
 
 /// An arbitrary constant naming payglot's migration lock.
@@ -252,6 +265,22 @@ async fn insert_event(tx: &Transaction<'_>, e: &NewEvent) -> Result<(), StoreErr
     Ok(())
 }
 
+async fn insert_anomaly<C: deadpool_postgres::GenericClient>(
+    client: &C,
+    a: &NewAnomaly,
+    now: i64,
+) -> Result<bool, StoreError> {
+    let detail = serde_json::to_string(&a.detail).unwrap_or_default();
+    let n = client
+        .execute(
+            "INSERT INTO anomalies (kind, payment_id, provider, detail, created_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+            &[&a.kind.as_str(), &a.payment_id, &a.provider, &detail, &now],
+        )
+        .await
+        .map_err(err)?;
+    Ok(n == 1)
+}
+
 async fn payment_for_update(tx: &Transaction<'_>, payment_id: &str) -> Result<Option<Payment>, StoreError> {
     let row = tx
         .query_opt(&format!("SELECT {PAYMENT_COLUMNS} FROM payments WHERE payment_id = $1 FOR UPDATE"), &[&payment_id])
@@ -364,18 +393,52 @@ impl Store for PgStore {
         payment_id: &str,
         provider_trade_no: Option<&str>,
         action: &Action,
+        expires_at: Option<i64>,
         now: i64,
     ) -> StoreResult<()> {
         let client = self.client().await?;
         let action = serde_json::to_string(action).expect("action serializes");
         client
             .execute(
-                "UPDATE payments SET provider_trade_no = COALESCE(provider_trade_no, $2), action = $3, updated_at = $4 WHERE payment_id = $1",
-                &[&payment_id, &provider_trade_no, &action, &now],
+                "UPDATE payments SET provider_trade_no = COALESCE(provider_trade_no, $2), action = $3, updated_at = $4, expires_at = LEAST(expires_at, COALESCE($5, expires_at)) WHERE payment_id = $1",
+                &[&payment_id, &provider_trade_no, &action, &now, &expires_at],
             )
             .await
             .map_err(err)?;
         Ok(())
+    }
+
+    async fn record_anomaly(&self, a: &NewAnomaly, now: i64) -> StoreResult<bool> {
+        let client = self.client().await?;
+        insert_anomaly(&client, a, now).await
+    }
+
+    async fn anomalies(
+        &self,
+        provider: Option<&str>,
+        payment_id: Option<&str>,
+        from: i64,
+        to: i64,
+        limit: usize,
+    ) -> StoreResult<Vec<Anomaly>> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT kind, payment_id, provider, detail, created_at FROM anomalies WHERE ($1::TEXT IS NULL OR provider = $1) AND ($2::TEXT IS NULL OR payment_id = $2) AND created_at >= $3 AND created_at < $4 ORDER BY seq DESC LIMIT $5",
+                &[&provider, &payment_id, &from, &to, &(limit as i64)],
+            )
+            .await
+            .map_err(err)?;
+        Ok(rows
+            .iter()
+            .map(|r| Anomaly {
+                kind: r.get(0),
+                payment_id: r.get(1),
+                provider: r.get(2),
+                detail: serde_json::from_str(r.get::<_, &str>(3)).unwrap_or_default(),
+                created_at: crate::model::rfc3339(r.get(4)),
+            })
+            .collect())
     }
 
     async fn fail_unaccepted(&self, payment_id: &str, now: i64) -> StoreResult<()> {
@@ -416,26 +479,20 @@ impl Store for PgStore {
         let tx = client.transaction().await.map_err(err)?;
         let mut p =
             payment_for_update(&tx, payment_id).await?.ok_or_else(|| err(format!("no payment {payment_id}")))?;
-        if !p.status.can_move_to(s.status) {
+        if !apply_settlement(&mut p, s, now) {
             return Ok(Settled::Unchanged(p));
         }
-        p.status = s.status;
-        if p.provider_trade_no.is_none() {
-            p.provider_trade_no = s.provider_trade_no.clone();
-        }
-        if s.status == PaymentStatus::Succeeded {
-            p.paid_amount = s.paid_amount.or(Some(p.amount));
-            p.paid_at = s.paid_at.or(Some(now));
-        }
-        p.updated_at = now;
         tx.execute(
             "UPDATE payments SET status = $2, provider_trade_no = $3, paid_amount = $4, paid_at = $5, updated_at = $6 WHERE payment_id = $1",
             &[&p.payment_id, &p.status.as_str(), &p.provider_trade_no, &p.paid_amount, &p.paid_at, &now],
         )
         .await
         .map_err(err)?;
-        if let Some(e) = event_for(&p, now) {
+        if let Some(e) = settlement_event(&p, s, now) {
             insert_event(&tx, &e).await?;
+        }
+        if let Some(a) = &s.anomaly {
+            insert_anomaly(&tx, a, now).await?;
         }
         tx.commit().await.map_err(err)?;
         Ok(Settled::Moved(p))

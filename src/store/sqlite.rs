@@ -128,6 +128,19 @@ CREATE INDEX timeline_subject ON timeline (subject, seq);
     r#"
 ALTER TABLE payments ADD COLUMN door TEXT;
 "#,
+    r#"
+CREATE TABLE anomalies (
+    seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind       TEXT NOT NULL,
+    payment_id TEXT NOT NULL,
+    provider   TEXT NOT NULL,
+    detail     TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    UNIQUE (kind, payment_id, provider)
+);
+CREATE INDEX anomalies_provider ON anomalies (provider, created_at);
+CREATE INDEX anomalies_payment ON anomalies (payment_id);
+"#,
 ];
 
 pub struct SqliteStore {
@@ -138,12 +151,59 @@ pub struct SqliteStore {
     /// key takes microseconds, less than the hop to the blocking pool and back, and WAL lets it
     /// read the last commit while the writer is busy.
     reader: Mutex<Connection>,
-    /// Seen request nonces. One SQLite file serves one gateway process, so process memory is
-    /// the whole truth here, and it spares every request an fsync; a restart forgets them,
-    /// which reopens replays of requests signed in the last 5 minutes (creates are idempotent
-    /// anyway). The PostgreSQL store keeps them in a table for several instances.
+    /// Seen request nonces. One SQLite file serves one gateway process, so process memory
+    /// answers "seen before?"; each new nonce is also written to the `nonces` table (see
+    /// `write_nonces`) before its request is answered, and the table is read back on open, so
+    /// a request replayed after a restart is still refused.
     nonces: Mutex<SeenNonces>,
+    nonce_writes: std::sync::mpsc::Sender<NonceJob>,
 }
+
+/// A nonce to persist, and who waits for it.
+type NonceJob = (String, String, i64, tokio::sync::oneshot::Sender<Result<(), String>>);
+
+/// The nonce writer: its own connection with `synchronous = OFF`, so a commit is a write into
+/// the WAL (it survives the process being killed, not a power cut) without an fsync per
+/// request; waiting nonces are written in one transaction, and nonces older than the
+/// signature window (10 minutes kept) are deleted as it goes.
+fn write_nonces(conn: Connection, jobs: std::sync::mpsc::Receiver<NonceJob>) {
+    let mut last_purge = 0i64;
+    while let Ok(first) = jobs.recv() {
+        let mut batch = vec![first];
+        while batch.len() < 1024 {
+            match jobs.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let now = batch.iter().map(|j| j.2).max().unwrap_or(0);
+        let result = (|| -> rusqlite::Result<()> {
+            conn.execute_batch("BEGIN IMMEDIATE")?;
+            for (merchant, nonce, seen_at, _) in &batch {
+                exec(
+                    &conn,
+                    "INSERT OR REPLACE INTO nonces (merchant_id, nonce, seen_at) VALUES (?1, ?2, ?3)",
+                    params![merchant, nonce, seen_at],
+                )?;
+            }
+            if now - last_purge >= 60 {
+                exec(&conn, "DELETE FROM nonces WHERE seen_at < ?1", params![now - NONCE_KEEP_SECS])?;
+                last_purge = now;
+            }
+            conn.execute_batch("COMMIT")
+        })()
+        .map_err(|e| e.to_string());
+        if result.is_err() && !conn.is_autocommit() {
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+        for (_, _, _, answer) in batch {
+            let _ = answer.send(result.clone());
+        }
+    }
+}
+
+/// How long persisted nonces are kept: more than twice the ±300 s signature window.
+const NONCE_KEEP_SECS: i64 = 600;
 
 /// Request nonces seen inside the signature window, kept small: each is a 128-bit keyed hash of
 /// (merchant, nonce) in a per-minute bucket, and a bucket is dropped whole once it is older
@@ -247,7 +307,7 @@ fn err(e: impl fmt::Display) -> StoreError {
 impl SqliteStore {
     pub async fn open(path: &Path) -> StoreResult<Self> {
         let path = path.to_path_buf();
-        let conn = tokio::task::spawn_blocking(move || -> StoreResult<(Connection, Connection)> {
+        let opened = tokio::task::spawn_blocking(move || -> StoreResult<(Connection, Connection, Connection)> {
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
                 std::fs::create_dir_all(dir).map_err(|e| err(format!("{}: {e}", dir.display())))?;
             }
@@ -260,17 +320,42 @@ impl SqliteStore {
             let reader =
                 Connection::open_with_flags(&path, flags).map_err(|e| err(format!("{}: {e}", path.display())))?;
             reader.busy_timeout(std::time::Duration::from_secs(5)).map_err(err)?;
-            Ok((conn, reader))
+            let nonce_conn = Connection::open(&path).map_err(|e| err(format!("{}: {e}", path.display())))?;
+            nonce_conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(err)?;
+            nonce_conn.pragma_update(None, "synchronous", "OFF").map_err(err)?;
+            Ok((conn, reader, nonce_conn))
         })
         .await
         .map_err(err)??;
-        let (conn, reader) = conn;
+        let (conn, reader, nonce_conn) = opened;
+        // The nonces of the last window, so replays across a restart are refused.
+        let mut seen = SeenNonces::default();
+        let now = crate::model::now_unix();
+        {
+            let mut stmt = nonce_conn
+                .prepare("SELECT merchant_id, nonce, seen_at FROM nonces WHERE seen_at >= ?1 ORDER BY seen_at")
+                .map_err(err)?;
+            let rows = stmt
+                .query_map(params![now - NONCE_KEEP_SECS], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?))
+                })
+                .map_err(err)?;
+            for row in rows {
+                let (merchant, nonce, seen_at) = row.map_err(err)?;
+                seen.first_use(&merchant, &nonce, seen_at, now - NONCE_KEEP_SECS);
+            }
+        }
+        let (nonce_writes, nonce_jobs) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("payglot-sqlite-nonces".into())
+            .spawn(move || write_nonces(nonce_conn, nonce_jobs))
+            .map_err(|e| err(format!("cannot start the store's nonce writer: {e}")))?;
         let (writes, jobs) = std::sync::mpsc::channel();
         std::thread::Builder::new()
             .name("payglot-sqlite-writer".into())
             .spawn(move || write_batches(conn, jobs))
             .map_err(|e| err(format!("cannot start the store's writer: {e}")))?;
-        Ok(SqliteStore { writes, reader: Mutex::new(reader), nonces: Mutex::new(SeenNonces::default()) })
+        Ok(SqliteStore { writes, reader: Mutex::new(reader), nonces: Mutex::new(seen), nonce_writes })
     }
 
     /// Runs a point lookup on the reader connection, in place.
@@ -427,6 +512,16 @@ fn insert_event(conn: &Connection, e: &NewEvent) -> rusqlite::Result<()> {
     .map(|_| ())
 }
 
+fn insert_anomaly(conn: &Connection, a: &NewAnomaly, now: i64) -> rusqlite::Result<bool> {
+    let detail = serde_json::to_string(&a.detail).unwrap_or_default();
+    let n = exec(
+        conn,
+        "INSERT OR IGNORE INTO anomalies (kind, payment_id, provider, detail, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![a.kind.as_str(), a.payment_id, a.provider, detail, now],
+    )?;
+    Ok(n == 1)
+}
+
 fn load_refund(conn: &Connection, refund_id: &str) -> rusqlite::Result<Option<Refund>> {
     conn.prepare_cached(&format!("SELECT {REFUND_COLUMNS} FROM refunds WHERE refund_id = ?1"))?
         .query_row(params![refund_id], refund_row)
@@ -446,7 +541,16 @@ const EVENT_COLUMNS: &str = "id, merchant_id, payment_id, kind, notify_url, body
 #[async_trait]
 impl Store for SqliteStore {
     async fn remember_nonce(&self, merchant_id: &str, nonce: &str, now: i64, not_before: i64) -> StoreResult<bool> {
-        Ok(self.nonces.lock().unwrap_or_else(|p| p.into_inner()).first_use(merchant_id, nonce, now, not_before))
+        let first =
+            self.nonces.lock().unwrap_or_else(|p| p.into_inner()).first_use(merchant_id, nonce, now, not_before);
+        if !first {
+            return Ok(false);
+        }
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        let stopped = || err("the store's nonce writer stopped");
+        self.nonce_writes.send((merchant_id.to_string(), nonce.to_string(), now, answer)).map_err(|_| stopped())?;
+        answered.await.map_err(|_| stopped())?.map_err(err)?;
+        Ok(true)
     }
 
     async fn insert_payment(&self, payment: &Payment, fingerprint: &str, first_check_at: i64) -> StoreResult<Inserted> {
@@ -497,6 +601,7 @@ impl Store for SqliteStore {
         payment_id: &str,
         provider_trade_no: Option<&str>,
         action: &Action,
+        expires_at: Option<i64>,
         now: i64,
     ) -> StoreResult<()> {
         let payment_id = payment_id.to_string();
@@ -504,12 +609,43 @@ impl Store for SqliteStore {
         let action = serde_json::to_string(action).expect("action serializes");
         self.run(move |c| {
             exec(c,
-                "UPDATE payments SET provider_trade_no = COALESCE(provider_trade_no, ?2), action = ?3, updated_at = ?4 WHERE payment_id = ?1",
-                params![payment_id, trade_no, action, now],
+                "UPDATE payments SET provider_trade_no = COALESCE(provider_trade_no, ?2), action = ?3, updated_at = ?4, expires_at = MIN(expires_at, COALESCE(?5, expires_at)) WHERE payment_id = ?1",
+                params![payment_id, trade_no, action, now, expires_at],
             )
             .map(|_| ())
         })
         .await
+    }
+
+    async fn record_anomaly(&self, a: &NewAnomaly, now: i64) -> StoreResult<bool> {
+        let a = a.clone();
+        self.run(move |c| insert_anomaly(c, &a, now)).await
+    }
+
+    async fn anomalies(
+        &self,
+        provider: Option<&str>,
+        payment_id: Option<&str>,
+        from: i64,
+        to: i64,
+        limit: usize,
+    ) -> StoreResult<Vec<Anomaly>> {
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT kind, payment_id, provider, detail, created_at FROM anomalies WHERE (?1 IS NULL OR provider = ?1) AND (?2 IS NULL OR payment_id = ?2) AND created_at >= ?3 AND created_at < ?4 ORDER BY seq DESC LIMIT ?5",
+            )?;
+            let rows = stmt.query_map(params![provider, payment_id, from, to, limit as i64], |r| {
+                let detail: String = r.get(3)?;
+                Ok(Anomaly {
+                    kind: r.get(0)?,
+                    payment_id: r.get(1)?,
+                    provider: r.get(2)?,
+                    detail: serde_json::from_str(&detail).unwrap_or_default(),
+                    created_at: crate::model::rfc3339(r.get(4)?),
+                })
+            })?;
+            rows.collect()
+        })
     }
 
     async fn fail_unaccepted(&self, payment_id: &str, now: i64) -> StoreResult<()> {
@@ -548,24 +684,18 @@ impl Store for SqliteStore {
             let Some(mut p) = load_payment(&tx, &payment_id)? else {
                 return Err(rusqlite::Error::QueryReturnedNoRows);
             };
-            if !p.status.can_move_to(s.status) {
+            if !apply_settlement(&mut p, &s, now) {
                 return Ok(Settled::Unchanged(p));
             }
-            p.status = s.status;
-            if p.provider_trade_no.is_none() {
-                p.provider_trade_no = s.provider_trade_no.clone();
-            }
-            if s.status == PaymentStatus::Succeeded {
-                p.paid_amount = s.paid_amount.or(Some(p.amount));
-                p.paid_at = s.paid_at.or(Some(now));
-            }
-            p.updated_at = now;
             exec(&tx,
                 "UPDATE payments SET status = ?2, provider_trade_no = ?3, paid_amount = ?4, paid_at = ?5, updated_at = ?6 WHERE payment_id = ?1",
                 params![p.payment_id, p.status.as_str(), p.provider_trade_no, p.paid_amount, p.paid_at, now],
             )?;
-            if let Some(e) = event_for(&p, now) {
+            if let Some(e) = settlement_event(&p, &s, now) {
                 insert_event(&tx, &e)?;
+            }
+            if let Some(a) = &s.anomaly {
+                insert_anomaly(&tx, a, now)?;
             }
             tx.commit()?;
             Ok(Settled::Moved(p))

@@ -285,6 +285,13 @@ impl Gateway {
             "    dialect: xiaojitong".into(),
             format!("    base_url: {base}/xiaojitong"),
             format!("    credentials: {{ mid: \"2\", key: {XJT_KEY} }}"),
+            "    options: { wallet: wechat }".into(),
+            // The same provider, an account set up for alipay (xiaojitong requests name no wallet).
+            "  xjt-ali:".into(),
+            "    dialect: xiaojitong".into(),
+            format!("    base_url: {base}/xiaojitong"),
+            format!("    credentials: {{ mid: \"3\", key: {XJT_KEY} }}"),
+            "    options: { wallet: alipay }".into(),
             "  zx:".into(),
             "    dialect: zhixiao".into(),
             format!("    base_url: {base}/zhixiao"),
