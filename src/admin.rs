@@ -6,9 +6,13 @@
 //! `GET /admin/payments/{payment_id}` (the payment with its events and timeline: provider calls
 //! with status and latency, callbacks with their verdict, notification attempts),
 //! `GET /admin/events?merchant=&status=pending|failed|delivered` with
-//! `POST /admin/events/{id}/replay`, and
+//! `POST /admin/events/{id}/replay`, `GET /admin/anomalies?provider=&payment=&since=` (amount
+//! mismatches, callbacks from accounts that do not own the payment, payments paid after they
+//! were final), and
 //! `GET /admin/reconcile?provider=ID&date=YYYY-MM-DD` (`POST ...&settle=true` settles missed
-//! payments).
+//! payments). Paths are matched by a router (matchit); a known path with another method is 405
+//! with `Allow`. A non-loopback `admin_listen` needs an `admin_token` (checked when the config
+//! is validated).
 
 use crate::server::{read_request, serve_http, Gateway, Reply};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
@@ -68,11 +72,76 @@ async fn render_metrics(gateway: &Gateway) -> String {
     METRICS.get().map(|h| h.render()).unwrap_or_default()
 }
 
+/// The admin endpoints, by path (matchit) and method.
+#[derive(Clone, Copy)]
+enum Endpoint {
+    Healthz,
+    Readyz,
+    Metrics,
+    OpenApi,
+    Config,
+    Circuits,
+    Reload,
+    Events,
+    ReplayEvent,
+    Anomalies,
+    Payment,
+    Reconcile,
+}
+
+/// Each path with the methods it takes.
+const ENDPOINTS: &[(&str, &[&str], Endpoint)] = &[
+    ("/healthz", &["GET"], Endpoint::Healthz),
+    ("/readyz", &["GET"], Endpoint::Readyz),
+    ("/metrics", &["GET"], Endpoint::Metrics),
+    ("/openapi.yaml", &["GET"], Endpoint::OpenApi),
+    ("/admin/config", &["GET"], Endpoint::Config),
+    ("/admin/circuits", &["GET"], Endpoint::Circuits),
+    ("/admin/reload", &["POST"], Endpoint::Reload),
+    ("/admin/events", &["GET"], Endpoint::Events),
+    ("/admin/events/{id}/replay", &["POST"], Endpoint::ReplayEvent),
+    ("/admin/anomalies", &["GET"], Endpoint::Anomalies),
+    ("/admin/payments/{id}", &["GET"], Endpoint::Payment),
+    ("/admin/reconcile", &["GET", "POST"], Endpoint::Reconcile),
+];
+
+fn router() -> &'static matchit::Router<usize> {
+    static ROUTER: OnceLock<matchit::Router<usize>> = OnceLock::new();
+    ROUTER.get_or_init(|| {
+        let mut r = matchit::Router::new();
+        for (i, (path, _, _)) in ENDPOINTS.iter().enumerate() {
+            r.insert(*path, i).expect("admin paths do not overlap");
+        }
+        r
+    })
+}
+
+/// The methods a known admin path takes, for a 405's `Allow` header.
+fn allowed_methods(path: &str) -> Option<String> {
+    let found = router().at(path).ok()?;
+    Some(ENDPOINTS[*found.value].1.join(", "))
+}
+
+fn error(status: u16, code: &str, message: impl Into<String>) -> Reply {
+    Reply::json(status, &json!({"error": {"code": code, "message": message.into()}}))
+}
+
+fn store_unavailable(e: impl std::fmt::Display) -> Reply {
+    error(503, "store_unavailable", e.to_string())
+}
+
 async fn handle(gateway: &Gateway, method: &str, path: &str, query: &str) -> Reply {
-    match (method, path) {
-        ("GET", "/admin/events") => {
-            let q: std::collections::HashMap<String, String> =
-                form_urlencoded::parse(query.as_bytes()).into_owned().collect();
+    let Ok(found) = router().at(path) else {
+        return error(404, "not_found", format!("no such admin endpoint: {method} {path}"));
+    };
+    let (_, methods, endpoint) = ENDPOINTS[*found.value];
+    if !methods.contains(&method) {
+        return error(405, "method_not_allowed", format!("{method} is not allowed on {path}"));
+    }
+    let id = found.params.get("id").unwrap_or("").to_string();
+    let q: std::collections::HashMap<String, String> = form_urlencoded::parse(query.as_bytes()).into_owned().collect();
+    match endpoint {
+        Endpoint::Events => {
             let limit = q.get("limit").and_then(|l| l.parse().ok()).unwrap_or(100usize).min(1000);
             match gateway
                 .store
@@ -80,29 +149,36 @@ async fn handle(gateway: &Gateway, method: &str, path: &str, query: &str) -> Rep
                 .await
             {
                 Ok(events) => Reply::json(200, &json!({"events": events})),
-                Err(e) => Reply::json(503, &json!({"error": {"code": "store_unavailable", "message": e.to_string()}})),
+                Err(e) => store_unavailable(e),
             }
         }
-        ("POST", p) if p.starts_with("/admin/events/") && p.ends_with("/replay") => {
-            let id = &p["/admin/events/".len()..p.len() - "/replay".len()];
-            match gateway.store.replay_event(id, crate::model::now_unix()).await {
-                Ok(true) => {
-                    gateway.outbox_wake.notify_one();
-                    Reply::json(200, &json!({"replayed": id}))
-                }
-                Ok(false) => {
-                    Reply::json(404, &json!({"error": {"code": "not_found", "message": format!("no event {id}")}}))
-                }
-                Err(e) => Reply::json(503, &json!({"error": {"code": "store_unavailable", "message": e.to_string()}})),
+        Endpoint::ReplayEvent => match gateway.store.replay_event(&id, crate::model::now_unix()).await {
+            Ok(true) => {
+                gateway.outbox_wake.notify_one();
+                Reply::json(200, &json!({"replayed": id}))
+            }
+            Ok(false) => error(404, "not_found", format!("no event {id}")),
+            Err(e) => store_unavailable(e),
+        },
+        Endpoint::Anomalies => {
+            let limit = q.get("limit").and_then(|l| l.parse().ok()).unwrap_or(100usize).min(1000);
+            let since = q.get("since").and_then(|s| s.parse().ok()).unwrap_or(0i64);
+            let provider = q.get("provider").map(String::as_str);
+            match gateway.store.anomalies(provider, q.get("payment").map(String::as_str), since, i64::MAX, limit).await
+            {
+                Ok(anomalies) => Reply::json(200, &json!({"anomalies": anomalies})),
+                Err(e) => store_unavailable(e),
             }
         }
-        ("GET", p) if p.starts_with("/admin/payments/") => {
-            let id = &p["/admin/payments/".len()..];
-            let payment = gateway.store.payment_by_id(id).await;
-            let payout = gateway.store.payout_by_id(id).await;
-            let (events, timeline) = (gateway.store.events_for_payment(id).await, gateway.store.timeline(id).await);
-            match (payment, payout, events, timeline) {
-                (Ok(payment), Ok(payout), Ok(events), Ok(timeline)) if payment.is_some() || payout.is_some() => {
+        Endpoint::Payment => {
+            let payment = gateway.store.payment_by_id(&id).await;
+            let payout = gateway.store.payout_by_id(&id).await;
+            let (events, timeline) = (gateway.store.events_for_payment(&id).await, gateway.store.timeline(&id).await);
+            let anomalies = gateway.store.anomalies(None, Some(&id), 0, i64::MAX, 100).await;
+            match (payment, payout, events, timeline, anomalies) {
+                (Ok(payment), Ok(payout), Ok(events), Ok(timeline), Ok(anomalies))
+                    if payment.is_some() || payout.is_some() =>
+                {
                     let events: Vec<_> = events
                         .into_iter()
                         .map(|(e, state)| json!({"id": e.id, "kind": e.kind, "state": state.as_str(), "attempts": e.attempts}))
@@ -114,33 +190,23 @@ async fn handle(gateway: &Gateway, method: &str, path: &str, query: &str) -> Rep
                             "payout": payout.map(|p| p.to_merchant_json()),
                             "events": events,
                             "timeline": timeline,
+                            "anomalies": anomalies,
                         }),
                     )
                 }
-                (Ok(_), Ok(_), Ok(_), Ok(_)) => Reply::json(
-                    404,
-                    &json!({"error": {"code": "not_found", "message": format!("no payment or payout {id}")}}),
-                ),
-                _ => Reply::json(
-                    503,
-                    &json!({"error": {"code": "store_unavailable", "message": "the store is unavailable"}}),
-                ),
+                (Ok(_), Ok(_), Ok(_), Ok(_), Ok(_)) => error(404, "not_found", format!("no payment or payout {id}")),
+                _ => store_unavailable("the store is unavailable"),
             }
         }
-        ("GET", "/openapi.yaml") => {
+        Endpoint::OpenApi => {
             Reply { status: 200, content_type: "application/yaml", body: crate::api::OPENAPI.to_string() }
         }
-        ("GET", "/metrics") => {
+        Endpoint::Metrics => {
             Reply { status: 200, content_type: "text/plain; version=0.0.4", body: render_metrics(gateway).await }
         }
-        ("GET" | "POST", "/admin/reconcile") => {
-            let q: std::collections::HashMap<String, String> =
-                form_urlencoded::parse(query.as_bytes()).into_owned().collect();
+        Endpoint::Reconcile => {
             let (Some(provider), Some(date)) = (q.get("provider"), q.get("date")) else {
-                return Reply::json(
-                    400,
-                    &json!({"error": {"code": "invalid_request", "message": "provider and date (YYYY-MM-DD) are required"}}),
-                );
+                return error(400, "invalid_request", "provider and date (YYYY-MM-DD) are required");
             };
             // Settling changes state: POST only.
             let settle = method == "POST" && q.get("settle").map(String::as_str) == Some("true");
@@ -156,15 +222,15 @@ async fn handle(gateway: &Gateway, method: &str, path: &str, query: &str) -> Rep
             .await
             {
                 Ok(report) => Reply::json(200, &json!(report)),
-                Err(e) => Reply::json(400, &json!({"error": {"code": "invalid_request", "message": e}})),
+                Err(e) => error(400, "invalid_request", e),
             }
         }
-        ("GET", "/healthz") => Reply::json(200, &json!({"status": "ok"})),
-        ("GET", "/readyz") => match gateway.store.ping().await {
+        Endpoint::Healthz => Reply::json(200, &json!({"status": "ok"})),
+        Endpoint::Readyz => match gateway.store.ping().await {
             Ok(()) => Reply::json(200, &json!({"status": "ready"})),
             Err(e) => Reply::json(503, &json!({"status": "not_ready", "reason": e.to_string()})),
         },
-        ("GET", "/admin/config") => {
+        Endpoint::Config => {
             let live = gateway.config.current();
             Reply::json(
                 200,
@@ -178,7 +244,7 @@ async fn handle(gateway: &Gateway, method: &str, path: &str, query: &str) -> Rep
                 }),
             )
         }
-        ("GET", "/admin/circuits") => {
+        Endpoint::Circuits => {
             let circuits: Vec<_> = gateway
                 .upstream
                 .circuits()
@@ -187,14 +253,10 @@ async fn handle(gateway: &Gateway, method: &str, path: &str, query: &str) -> Rep
                 .collect();
             Reply::json(200, &json!({"circuits": circuits}))
         }
-        ("POST", "/admin/reload") => match gateway.config.reload("admin").await {
+        Endpoint::Reload => match gateway.config.reload("admin").await {
             Ok(()) => Reply::json(200, &json!({"reloaded": true})),
             Err(errors) => Reply::json(422, &json!({"reloaded": false, "errors": errors.lines().collect::<Vec<_>>()})),
         },
-        _ => Reply::json(
-            404,
-            &json!({"error": {"code": "not_found", "message": format!("no such admin endpoint: {method} {path}")}}),
-        ),
     }
 }
 
@@ -214,7 +276,17 @@ pub async fn serve(listener: TcpListener, gateway: Arc<Gateway>, shutdown: watch
                         &json!({"error": {"code": "unauthorized", "message": "Authorization: Bearer <admin_token> required"}}),
                     )
                     .into_response(),
-                    Ok(r) => handle(&gateway, &r.method, &r.path, &r.query).await.into_response(),
+                    Ok(r) => {
+                        let reply = handle(&gateway, &r.method, &r.path, &r.query).await;
+                        let status = reply.status;
+                        let mut response = reply.into_response();
+                        if status == 405 {
+                            if let Some(allow) = allowed_methods(&r.path).and_then(|a| a.parse().ok()) {
+                                response.headers_mut().insert(hyper::header::ALLOW, allow);
+                            }
+                        }
+                        response
+                    }
                     Err(e) => Reply::error(&e).into_response(),
                 }
             }

@@ -65,7 +65,8 @@ async fn bind(what: &str, addr: SocketAddr) -> Result<TcpListener, String> {
 pub async fn open_gateway(config_path: &Path) -> Result<Arc<Gateway>, String> {
     let live = LiveConfig::load(config_path)
         .map_err(|errors| format!("{} is not valid:\n  {}", config_path.display(), errors.join("\n  ")))?;
-    let store = store::open(&live.config.store).await.map_err(|e| e.to_string())?;
+    let store =
+        store::open(&live.config.store).await.map_err(|e| config::secrets::redact_url_passwords(&e.to_string()))?;
     Ok(Arc::new(Gateway {
         config: Arc::new(ConfigHandle::new(live, store.clone())),
         store,

@@ -43,9 +43,13 @@ enum Command {
         /// xxpay, mct, jings, xiaojitong, zhixiao, or merchant (the Payglot-Signature).
         dialect: String,
         /// The key (xxpay key, mct open_key, jings token, xiaojitong key, zhixiao appsecret,
-        /// merchant key).
+        /// merchant key). On the command line it shows in `ps` and shell history: prefer
+        /// --key-file or the PAYGLOT_KEY environment variable.
         #[arg(long)]
-        key: String,
+        key: Option<String>,
+        /// A file holding the key (a trailing newline is ignored).
+        #[arg(long)]
+        key_file: Option<PathBuf>,
         /// A signature to compare with; the exit status says whether it matches.
         #[arg(long)]
         verify: Option<String>,
@@ -55,8 +59,11 @@ enum Command {
     Call {
         #[arg(long)]
         merchant: String,
+        /// The merchant key; prefer --key-file or PAYGLOT_KEY (see `sign`).
         #[arg(long)]
-        key: String,
+        key: Option<String>,
+        #[arg(long)]
+        key_file: Option<PathBuf>,
         #[arg(long, default_value = "http://127.0.0.1:8080")]
         url: String,
         method: String,
@@ -79,11 +86,35 @@ fn main() -> ExitCode {
         Command::Serve { config } => serve(config, false),
         Command::Sandbox { config } => serve(config, true),
         Command::Reconcile { config, provider, date, settle } => reconcile(&config, &provider, &date, settle),
-        Command::Sign { dialect, key, verify, fields } => sign(&dialect, &key, verify.as_deref(), &fields),
-        Command::Call { merchant, key, url, method, path, body } => {
-            call(&merchant, &key, &url, &method, &path, body.as_deref())
-        }
+        Command::Sign { dialect, key, key_file, verify, fields } => match key_from(key, key_file) {
+            Ok(key) => sign(&dialect, &key, verify.as_deref(), &fields),
+            Err(e) => fail(&e),
+        },
+        Command::Call { merchant, key, key_file, url, method, path, body } => match key_from(key, key_file) {
+            Ok(key) => call(&merchant, &key, &url, &method, &path, body.as_deref()),
+            Err(e) => fail(&e),
+        },
     }
+}
+
+fn fail(message: &str) -> ExitCode {
+    eprintln!("{message}");
+    ExitCode::FAILURE
+}
+
+/// The key of `sign` and `call`: --key, else --key-file, else PAYGLOT_KEY.
+fn key_from(key: Option<String>, key_file: Option<PathBuf>) -> Result<String, String> {
+    if let Some(k) = key {
+        return Ok(k);
+    }
+    if let Some(path) = key_file {
+        let text = std::fs::read_to_string(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        return Ok(text.trim_end_matches(['\r', '\n']).to_string());
+    }
+    std::env::var("PAYGLOT_KEY")
+        .ok()
+        .filter(|k| !k.is_empty())
+        .ok_or_else(|| "a key is needed: --key-file FILE, the PAYGLOT_KEY environment variable, or --key".into())
 }
 
 fn check(path: &std::path::Path) -> ExitCode {

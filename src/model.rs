@@ -218,8 +218,8 @@ pub struct Payout {
     pub updated_at: i64,
 }
 
-/// Where a payout goes.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Where a payout goes. Its `Debug` masks the account number.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Payee {
     /// `bank` (card transfer), `wechat`, `alipay` or `other`.
@@ -237,6 +237,21 @@ pub struct Payee {
     /// `personal` (default) or `corporate`.
     #[serde(default)]
     pub account_attr: Option<String>,
+}
+
+impl fmt::Debug for Payee {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Payee")
+            .field("account_type", &self.account_type)
+            .field("account_name", &self.account_name)
+            .field("account_no", &self.masked_account_no())
+            .field("bank_code", &self.bank_code)
+            .field("bank_name", &self.bank_name)
+            .field("province", &self.province)
+            .field("city", &self.city)
+            .field("account_attr", &self.account_attr)
+            .finish()
+    }
 }
 
 impl Payee {

@@ -59,6 +59,7 @@ impl std::fmt::Display for UpstreamError {
 #[derive(Debug, Clone)]
 pub struct Answer {
     pub status: u16,
+    pub headers: hyper::HeaderMap,
     pub body: Bytes,
 }
 
@@ -200,9 +201,10 @@ impl Upstream {
         for (k, v) in headers {
             builder = builder.header(*k, *v);
         }
-        let request = builder
-            .body(Full::new(Bytes::from(body)))
-            .map_err(|e| UpstreamError::Connect(format!("bad request for {url}: {e}")))?;
+        let request = builder.body(Full::new(Bytes::from(body))).map_err(|e| {
+            let url = crate::config::secrets::redact_url_passwords(url);
+            UpstreamError::Connect(format!("bad request for {url}: {e}"))
+        })?;
         let client = self.client(connect_timeout_ms);
         let exchange = async {
             let response = client.request(request).await.map_err(|e| {
@@ -213,12 +215,13 @@ impl Upstream {
                 }
             })?;
             let status = response.status().as_u16();
-            let body = Limited::new(response.into_body(), MAX_ANSWER_BYTES)
+            let (parts, body) = response.into_parts();
+            let body = Limited::new(body, MAX_ANSWER_BYTES)
                 .collect()
                 .await
                 .map_err(|e| UpstreamError::Failed(format!("reading answer: {e}")))?
                 .to_bytes();
-            Ok(Answer { status, body })
+            Ok(Answer { status, headers: parts.headers, body })
         };
         tokio::time::timeout(Duration::from_millis(timeout_ms), exchange).await.unwrap_or(Err(UpstreamError::Timeout))
     }

@@ -99,3 +99,25 @@ async fn call_drives_a_sandbox_payment() {
     let (ok, out) = run(args(&["GET", "/v1/payments/nope"]));
     assert!(!ok && out.starts_with("HTTP 404"), "{out}");
 }
+
+#[test]
+fn sign_takes_the_key_from_a_file_or_the_environment() {
+    // xiaojitong's createOrder example (000 lines 692-701), signed with merchant 2's key.
+    let key = "6d25c81b7704ab82aafcaf9376e393bc";
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("key");
+    std::fs::write(&file, format!("{key}\n")).unwrap();
+    let args = ["2", "1648306925", "pay_notify", "0.01", "--verify", "efa416f0e4f6a3573c405d79eba1c7f6"];
+    let mut from_file = vec!["sign", "xiaojitong", "--key-file", file.to_str().unwrap()];
+    from_file.extend(args);
+    let (ok, out) = payglot(&from_file);
+    assert!(ok && out.contains("verify: matches"), "{out}");
+    assert!(!out.contains(key));
+
+    let mut from_env = vec!["sign", "xiaojitong"];
+    from_env.extend(args);
+    let out = Command::new(env!("CARGO_BIN_EXE_payglot")).args(&from_env).env("PAYGLOT_KEY", key).output().unwrap();
+    assert!(out.status.success() && String::from_utf8_lossy(&out.stdout).contains("verify: matches"));
+    let out = Command::new(env!("CARGO_BIN_EXE_payglot")).args(&from_env).env_remove("PAYGLOT_KEY").output().unwrap();
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("--key-file"));
+}

@@ -50,6 +50,12 @@ pub fn event_signature(key: &str, timestamp: &str, event_id: &str, body: &[u8]) 
     hex::encode(m.finalize().into_bytes())
 }
 
+/// Whether `ts` is within `window` seconds of `now`; an attacker-chosen `ts` far away (even
+/// i64::MIN) is simply outside, never an overflow.
+pub fn within_window(now: i64, ts: i64, window: i64) -> bool {
+    now.checked_sub(ts).and_then(i64::checked_abs).is_some_and(|d| d <= window)
+}
+
 /// The signing headers of one request.
 pub struct SignedHeaders<'a> {
     pub merchant: Option<&'a str>,
@@ -80,7 +86,7 @@ pub async fn authenticate(
         .ok_or_else(|| ApiError::invalid_signature(format!("unknown merchant {merchant_id:?}")))?;
     let ts: i64 =
         timestamp.parse().map_err(|_| ApiError::invalid_signature("Payglot-Timestamp must be unix seconds"))?;
-    if (now - ts).abs() > TIMESTAMP_WINDOW_SECS {
+    if !within_window(now, ts, TIMESTAMP_WINDOW_SECS) {
         return Err(ApiError::invalid_signature(format!(
             "Payglot-Timestamp {ts} is more than {TIMESTAMP_WINDOW_SECS} s from the gateway's clock ({now})"
         )));
@@ -120,5 +126,15 @@ mod tests {
         assert_ne!(a, b);
         assert_eq!(a.len(), 64);
         assert_ne!(event_signature("k", "1", "e", b"{}"), event_signature("k", "2", "e", b"{}"));
+    }
+
+    #[test]
+    fn timestamp_windows_take_any_i64() {
+        assert!(within_window(1000, 1300, 300) && within_window(1000, 700, 300));
+        assert!(!within_window(1000, 1301, 300) && !within_window(1000, 699, 300));
+        for ts in [i64::MIN, i64::MIN + 1, i64::MAX, -1] {
+            assert!(!within_window(1_700_000_000, ts, 300), "{ts}");
+        }
+        assert!(!within_window(i64::MIN, i64::MAX, 300));
     }
 }

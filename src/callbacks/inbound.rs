@@ -85,8 +85,32 @@ async fn on_payment(gateway: &Gateway, account: &str, report: &PaymentReport, no
         }
     };
     if payment.provider != account {
-        tracing::warn!(account, payment_id = %payment.payment_id, owner = %payment.provider, "callback from an account that does not own the payment refused");
-        return Err(400);
+        // Verified with this account's credentials: the payment failed over away from an
+        // account that took the order after all (its refusal was not signed). It must not
+        // settle the payment (the owner's word does), but ops must see it; once recorded it is
+        // acked so the provider stops sending it.
+        tracing::warn!(account, payment_id = %payment.payment_id, owner = %payment.provider, status = %report.status, "verified callback from an account that does not own the payment");
+        if report.status == crate::model::PaymentStatus::Pending {
+            return Err(400);
+        }
+        let anomaly = crate::store::NewAnomaly {
+            kind: crate::store::AnomalyKind::ForeignCallback,
+            payment_id: payment.payment_id.clone(),
+            provider: account.to_string(),
+            detail: serde_json::json!({"owner": payment.provider, "status": report.status, "amount": report.amount, "paid": report.paid_amount}),
+        };
+        return match gateway.store.record_anomaly(&anomaly, now).await {
+            Ok(new) => {
+                if new {
+                    crate::store::count_anomaly(&anomaly);
+                }
+                Ok(())
+            }
+            Err(e) => {
+                tracing::error!(account, error = %e, "store unavailable; callback not acked so the provider retries");
+                Err(503)
+            }
+        };
     }
     match apply_report(gateway, &payment, report, ReportSource::Callback, now).await {
         Ok(_) => Ok(()),

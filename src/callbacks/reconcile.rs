@@ -6,6 +6,10 @@
 //! the same path as a callback (one `payment.succeeded` event). `payglot reconcile` and
 //! `/admin/reconcile` run it.
 //!
+//! A payment where less (or more) than due was paid is an `amount_mismatch`; the report also
+//! lists the account's anomalies recorded that day (amount mismatches, callbacks from an
+//! account that does not own the payment, payments paid after they were final).
+//!
 //! Where the provider offers a listing of its orders (mct `order`), it is read too, so orders
 //! the provider has that payglot does not know (`unknown_to_payglot`: created by another system
 //! on the same account) are listed as well.
@@ -22,14 +26,17 @@ use serde::Serialize;
 pub struct Difference {
     pub payment_id: String,
     pub out_trade_no: String,
-    /// `missed_payment`, `status_differs`, `amount_differs` or `unknown_to_payglot`.
+    /// `missed_payment`, `status_differs`, `amount_differs` (the order amount),
+    /// `amount_mismatch` (what was paid is not what was due) or `unknown_to_payglot`.
     pub kind: &'static str,
     /// None for an order payglot does not know.
     pub payglot_status: Option<PaymentStatus>,
     pub provider_status: PaymentStatus,
     pub payglot_amount: i64,
     pub provider_amount: Option<i64>,
-    /// Whether `settle` settled it (missed payments only).
+    /// What the provider says was paid, where it says.
+    pub provider_paid: Option<i64>,
+    /// Whether `settle` settled it (missed payments, and mismatches of pending payments).
     pub settled: bool,
 }
 
@@ -43,6 +50,8 @@ pub struct Report {
     pub differences: Vec<Difference>,
     /// Payments the provider could not be asked about (unreachable, rate limit, no answer).
     pub not_answered: Vec<String>,
+    /// Anomalies recorded for this account that day.
+    pub anomalies: Vec<crate::store::Anomaly>,
 }
 
 /// Unix seconds of 00:00 Beijing time on `date` (YYYY-MM-DD).
@@ -70,6 +79,11 @@ pub async fn reconcile(
         agreed: 0,
         differences: Vec::new(),
         not_answered: Vec::new(),
+        anomalies: gateway
+            .store
+            .anomalies(Some(provider), None, from, from + 86_400, 1000)
+            .await
+            .map_err(|e| e.to_string())?,
     };
     for payment in payments {
         if let Some(interval) = account.dialect.query_interval() {
@@ -95,10 +109,12 @@ pub async fn reconcile(
             report.not_answered.push(payment.payment_id.clone());
             continue;
         };
-        match compare(&payment, said.status, said.amount) {
+        match compare(&payment, &said) {
             None => report.agreed += 1,
             Some(mut d) => {
-                if settle && d.kind == "missed_payment" {
+                let settles = d.kind == "missed_payment"
+                    || (d.kind == "amount_mismatch" && payment.status == PaymentStatus::Pending);
+                if settle && settles {
                     d.settled = apply_report(gateway, &payment, &said, ReportSource::Query, now).await.is_ok();
                 }
                 report.differences.push(d);
@@ -132,6 +148,7 @@ pub async fn reconcile(
                     provider_status: status,
                     payglot_amount: 0,
                     provider_amount: amount,
+                    provider_paid: None,
                     settled: false,
                 });
             }
@@ -145,12 +162,17 @@ pub async fn reconcile(
 }
 
 /// The difference between payglot's payment and the provider's word, if any.
-pub fn compare(payment: &Payment, provider_status: PaymentStatus, provider_amount: Option<i64>) -> Option<Difference> {
-    let kind = if provider_amount.is_some_and(|a| a != payment.amount) {
+pub fn compare(payment: &Payment, said: &crate::dialects::PaymentReport) -> Option<Difference> {
+    let paid = said.paid_amount.or(said.amount);
+    let kind = if said.amount.is_some_and(|a| a != payment.amount) {
         "amount_differs"
-    } else if provider_status == payment.status {
+    } else if payment.underpayment().is_some()
+        || (said.status == PaymentStatus::Succeeded && paid.is_some_and(|p| p != payment.amount_due()))
+    {
+        "amount_mismatch"
+    } else if said.status == payment.status {
         return None;
-    } else if provider_status == PaymentStatus::Succeeded && payment.status == PaymentStatus::Pending {
+    } else if said.status == PaymentStatus::Succeeded && payment.status == PaymentStatus::Pending {
         "missed_payment"
     } else {
         "status_differs"
@@ -160,9 +182,10 @@ pub fn compare(payment: &Payment, provider_status: PaymentStatus, provider_amoun
         out_trade_no: payment.out_trade_no.clone(),
         kind,
         payglot_status: Some(payment.status),
-        provider_status,
+        provider_status: said.status,
         payglot_amount: payment.amount,
-        provider_amount,
+        provider_amount: said.amount,
+        provider_paid: if said.status == PaymentStatus::Succeeded { paid } else { None },
         settled: false,
     })
 }
@@ -192,8 +215,14 @@ pub fn render(report: &Report) -> String {
             d.payglot_amount,
             d.provider_status,
             d.provider_amount.map(|a| a.to_string()).unwrap_or_else(|| "?".into()),
-            if d.settled { "  -> settled" } else { "" }
+            match (d.kind, d.provider_paid) {
+                ("amount_mismatch", Some(p)) => format!(", {p} fen paid"),
+                _ => String::new(),
+            } + if d.settled { "  -> settled" } else { "" }
         );
+    }
+    for a in &report.anomalies {
+        let _ = writeln!(out, "  anomaly {:<26} {} at {}: {}", a.kind, a.payment_id, a.created_at, a.detail);
     }
     for id in &report.not_answered {
         let _ = writeln!(out, "  not answered: {id}");
@@ -207,12 +236,26 @@ mod tests {
 
     #[test]
     fn differences_are_classified() {
+        let said = |status, amount, paid_amount| crate::dialects::PaymentReport {
+            payment_id: "P".into(),
+            provider_trade_no: None,
+            status,
+            amount,
+            paid_amount,
+            paid_at: None,
+        };
         let mut p = crate::dialects::tests_support::payment();
-        assert!(compare(&p, PaymentStatus::Pending, Some(100)).is_none());
-        assert_eq!(compare(&p, PaymentStatus::Succeeded, Some(100)).unwrap().kind, "missed_payment");
-        assert_eq!(compare(&p, PaymentStatus::Succeeded, Some(99)).unwrap().kind, "amount_differs");
+        assert!(compare(&p, &said(PaymentStatus::Pending, Some(100), None)).is_none());
+        assert_eq!(compare(&p, &said(PaymentStatus::Succeeded, Some(100), None)).unwrap().kind, "missed_payment");
+        assert_eq!(compare(&p, &said(PaymentStatus::Succeeded, Some(99), None)).unwrap().kind, "amount_differs");
+        let short = compare(&p, &said(PaymentStatus::Succeeded, Some(100), Some(1))).unwrap();
+        assert_eq!((short.kind, short.provider_paid), ("amount_mismatch", Some(1)));
+        p.status = PaymentStatus::Failed;
+        p.paid_amount = Some(1);
+        assert_eq!(compare(&p, &said(PaymentStatus::Succeeded, Some(100), Some(1))).unwrap().kind, "amount_mismatch");
+        p.paid_amount = None;
         p.status = PaymentStatus::Closed;
-        assert_eq!(compare(&p, PaymentStatus::Succeeded, None).unwrap().kind, "status_differs");
+        assert_eq!(compare(&p, &said(PaymentStatus::Succeeded, None, None)).unwrap().kind, "status_differs");
         assert_eq!(beijing_day_start("2026-11-23"), Ok(1_795_363_200));
         assert!(beijing_day_start("23/11/2026").is_err());
     }

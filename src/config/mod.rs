@@ -18,7 +18,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-#[derive(Debug, Deserialize)]
+/// The file as serde reads it. No `Debug`: it holds keys in plain text.
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
     listen: String,
@@ -41,7 +42,7 @@ struct RawConfig {
     merchants: BTreeMap<String, RawMerchant>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawSandbox {
     listen: String,
@@ -49,7 +50,7 @@ struct RawSandbox {
     notify_retry_secs: Option<Vec<u64>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawDelivery {
     #[serde(default)]
@@ -64,7 +65,7 @@ struct RawDelivery {
     lease_secs: Option<u64>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawRequery {
     #[serde(default)]
@@ -75,7 +76,7 @@ struct RawRequery {
     poll_ms: Option<u64>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawServer {
     #[serde(default)]
@@ -88,7 +89,7 @@ struct RawServer {
     max_connections: Option<usize>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawProvider {
     dialect: String,
@@ -111,9 +112,11 @@ struct RawProvider {
     options: BTreeMap<String, serde_yaml::Value>,
     #[serde(default)]
     retired: bool,
+    #[serde(default)]
+    insecure_http: bool,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawCircuit {
     #[serde(default)]
@@ -122,7 +125,7 @@ struct RawCircuit {
     open_ms: Option<u64>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawMerchant {
     key: String,
@@ -135,7 +138,7 @@ struct RawMerchant {
     compat: BTreeMap<String, BTreeMap<String, serde_yaml::Value>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawRoute {
     #[serde(default, rename = "match")]
@@ -148,7 +151,7 @@ struct RawRoute {
     fallback: Vec<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawMatch {
     #[serde(default)]
@@ -163,7 +166,7 @@ struct RawMatch {
     max_amount: Option<i64>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Deserialize)]
 #[serde(untagged)]
 enum OneOrMany {
     One(String),
@@ -302,6 +305,8 @@ pub struct ProviderConfig {
     pub options: BTreeMap<String, String>,
     /// Takes no new payments, keeps serving existing ones.
     pub retired: bool,
+    /// Plain `http://` to a host that is not loopback, allowed explicitly (and logged).
+    pub insecure_http: bool,
 }
 
 impl ProviderConfig {
@@ -322,6 +327,7 @@ impl ProviderConfig {
             products: BTreeMap::new(),
             options: BTreeMap::new(),
             retired: false,
+            insecure_http: false,
         }
     }
 }
@@ -401,6 +407,19 @@ fn check_http_url(path: &str, url: &str, errors: &mut Vec<String>) {
     }
 }
 
+/// Whether an http(s) URL names a loopback host (127.0.0.0/8, ::1 or localhost).
+pub fn is_loopback_url(url: &str) -> bool {
+    let rest = url.split_once("://").map(|(_, r)| r).unwrap_or(url);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = authority.rsplit_once('@').map(|(_, h)| h).unwrap_or(authority);
+    let host = if let Some(v6) = host.strip_prefix('[') {
+        v6.split(']').next().unwrap_or("")
+    } else {
+        host.rsplit_once(':').map(|(h, _)| h).unwrap_or(host)
+    };
+    host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
 fn parse_addr(path: &str, text: &str, errors: &mut Vec<String>) -> Option<SocketAddr> {
     match text.parse() {
         Ok(a) => Some(a),
@@ -431,14 +450,22 @@ fn parse_store(text: &str, base_dir: &Path) -> Result<StoreUrl, String> {
 
 /// Reads, resolves and validates a routes.yaml text. Relative store paths are taken from
 /// `base_dir` (the file's folder). Returns every problem found, each with its field path.
+/// Parses and validates routes.yaml. No error message holds a secret: every value taken
+/// from `${ENV}` or a `file:` is replaced by `<redacted>` in them, and so is the password of
+/// any URL.
 pub fn parse(text: &str, base_dir: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, Vec<String>> {
+    let resolver = secrets::Resolver::new(env);
+    parse_with(text, base_dir, &resolver).map_err(|errors| errors.into_iter().map(|e| resolver.scrub(&e)).collect())
+}
+
+fn parse_with(text: &str, base_dir: &Path, resolver: &secrets::Resolver<'_>) -> Result<Config, Vec<String>> {
     let raw: RawConfig = serde_yaml::from_str(text).map_err(|e| vec![e.to_string()])?;
     let mut errors = Vec::new();
 
     let listen = parse_addr("listen", &raw.listen, &mut errors);
     // The admin listener is on loopback by default: ops endpoints are never public by accident.
     let admin_listen = parse_addr("admin_listen", raw.admin_listen.as_deref().unwrap_or("127.0.0.1:9901"), &mut errors);
-    let admin_token = match raw.admin_token.as_deref().map(|t| secrets::resolve(t, env)) {
+    let admin_token = match raw.admin_token.as_deref().map(|t| resolver.resolve(t)) {
         None => None,
         Some(Ok(t)) if t.expose().len() >= 16 => Some(t),
         Some(Ok(_)) => {
@@ -450,9 +477,16 @@ pub fn parse(text: &str, base_dir: &Path, env: &dyn Fn(&str) -> Option<String>) 
             None
         }
     };
+    if let (Some(addr), None) = (admin_listen, &admin_token) {
+        if !addr.ip().is_loopback() {
+            errors.push(format!(
+                "admin_listen: {addr} is not a loopback address; set admin_token (at least 16 characters) before exposing the admin endpoints"
+            ));
+        }
+    }
     let public_url = raw.public_url.trim_end_matches('/').to_string();
     check_http_url("public_url", &public_url, &mut errors);
-    let store_text = match secrets::resolve(raw.store.as_deref().unwrap_or("sqlite://payglot.db"), env) {
+    let store_text = match resolver.resolve(raw.store.as_deref().unwrap_or("sqlite://payglot.db")) {
         Ok(s) => s.expose().to_string(),
         Err(e) => {
             errors.push(format!("store: {e}"));
@@ -538,7 +572,7 @@ pub fn parse(text: &str, base_dir: &Path, env: &dyn Fn(&str) -> Option<String>) 
         }
         let mut credentials = BTreeMap::new();
         for (k, v) in &p.credentials {
-            match secrets::resolve(v, env) {
+            match resolver.resolve(v) {
                 Ok(s) => {
                     credentials.insert(k.clone(), s);
                 }
@@ -547,6 +581,11 @@ pub fn parse(text: &str, base_dir: &Path, env: &dyn Fn(&str) -> Option<String>) 
         }
         let base_url = p.base_url.trim_end_matches('/').to_string();
         check_http_url(&format!("{path}.base_url"), &base_url, &mut errors);
+        if base_url.starts_with("http://") && !is_loopback_url(&base_url) && !p.insecure_http {
+            errors.push(format!(
+                "{path}.base_url: plain http:// to a host that is not loopback lets anyone on the path read and change payments (jings' query answers are not even signed); use https://, or set insecure_http: true on this account if the network is trusted"
+            ));
+        }
         for (field, value) in [("timeout_ms", p.timeout_ms), ("connect_timeout_ms", p.connect_timeout_ms)] {
             if value == Some(0) {
                 errors.push(format!("{path}.{field}: must be more than 0"));
@@ -594,6 +633,7 @@ pub fn parse(text: &str, base_dir: &Path, env: &dyn Fn(&str) -> Option<String>) 
             products: p.products.clone(),
             options,
             retired: p.retired,
+            insecure_http: p.insecure_http,
         };
         if let Err(es) = dialects::build(&provider) {
             errors.extend(es.into_iter().map(|e| format!("{path}.{e}")));
@@ -611,7 +651,7 @@ pub fn parse(text: &str, base_dir: &Path, env: &dyn Fn(&str) -> Option<String>) 
         if !valid_name(id) || id.len() > 64 {
             errors.push(format!("{path}: id may hold only letters, digits, '-' and '_' (at most 64)"));
         }
-        let key = match secrets::resolve(&m.key, env) {
+        let key = match resolver.resolve(&m.key) {
             Ok(k) if k.expose().chars().count() < 16 => {
                 errors.push(format!("{path}.key: must be at least 16 characters"));
                 None
@@ -626,7 +666,7 @@ pub fn parse(text: &str, base_dir: &Path, env: &dyn Fn(&str) -> Option<String>) 
             check_http_url(&format!("{path}.notify_url"), url, &mut errors);
         }
         let routes = validate_routes(&path, &m.routes, &providers, &mut errors);
-        let compat = validate_doors(&path, &m.compat, env, &mut door_owners, &mut errors);
+        let compat = validate_doors(&path, &m.compat, resolver, &mut door_owners, &mut errors);
         merchants.insert(
             id.clone(),
             MerchantConfig {
@@ -672,7 +712,7 @@ fn scalar_text(value: &serde_yaml::Value) -> Option<String> {
 fn validate_doors(
     merchant_path: &str,
     raw: &BTreeMap<String, BTreeMap<String, serde_yaml::Value>>,
-    env: &dyn Fn(&str) -> Option<String>,
+    resolver: &secrets::Resolver<'_>,
     owners: &mut HashMap<(String, String), String>,
     errors: &mut Vec<String>,
 ) -> BTreeMap<String, DoorConfig> {
@@ -706,7 +746,7 @@ fn validate_doors(
                     Some(Ok(s)) => scene = Some(s),
                     _ => errors.push(format!("{path}.scene: not a scene")),
                 },
-                (name, v) => match scalar_text(v).map(|s| secrets::resolve(&s, env)) {
+                (name, v) => match scalar_text(v).map(|s| resolver.resolve(&s)) {
                     Some(Ok(secret)) => {
                         account.credentials.insert(name.to_string(), secret);
                     }
@@ -846,6 +886,9 @@ impl LiveConfig {
         for (name, p) in &config.providers {
             let d = dialects::build(p)
                 .map_err(|es| es.into_iter().map(|e| format!("providers.{name}.{e}")).collect::<Vec<_>>())?;
+            if p.insecure_http {
+                tracing::warn!(provider = %name, "insecure_http: payments with this account travel over plain HTTP");
+            }
             dialects.insert(name.clone(), d);
         }
         let mut doors = HashMap::new();

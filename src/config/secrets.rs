@@ -35,6 +35,72 @@ impl Serialize for Secret {
     }
 }
 
+/// Resolves secrets while a config is read, noting every value it took from the environment
+/// or a file, so that no error message about the config can carry one (`scrub`).
+pub struct Resolver<'a> {
+    env: &'a dyn Fn(&str) -> Option<String>,
+    noted: std::cell::RefCell<Vec<String>>,
+}
+
+impl<'a> Resolver<'a> {
+    pub fn new(env: &'a dyn Fn(&str) -> Option<String>) -> Self {
+        Resolver { env, noted: Default::default() }
+    }
+
+    pub fn resolve(&self, raw: &str) -> Result<Secret, String> {
+        let noting = |name: &str| {
+            let value = (self.env)(name);
+            if let Some(v) = &value {
+                self.noted.borrow_mut().push(v.clone());
+            }
+            value
+        };
+        let secret = resolve(raw, &noting)?;
+        if raw.starts_with("file:") {
+            self.noted.borrow_mut().push(secret.expose().to_string());
+        }
+        Ok(secret)
+    }
+
+    /// `text` with every noted secret and every URL password replaced by `<redacted>`.
+    pub fn scrub(&self, text: &str) -> String {
+        let mut noted = self.noted.borrow().clone();
+        // Longest first, so a secret containing another is replaced whole.
+        noted.sort_by_key(|v| std::cmp::Reverse(v.len()));
+        let mut out = text.to_string();
+        for value in noted.iter().filter(|v| v.chars().count() >= 3) {
+            out = out.replace(value.as_str(), "<redacted>");
+        }
+        redact_url_passwords(&out)
+    }
+}
+
+/// Replaces the password of every `scheme://user:password@host` in `text` with `<redacted>`.
+pub fn redact_url_passwords(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("://") {
+        let (head, tail) = rest.split_at(at + 3);
+        out.push_str(head);
+        // The authority ends at the first '/', whitespace or quote; its userinfo at the last '@'.
+        let end = tail
+            .find(|c: char| c == '/' || c == '?' || c == '#' || c.is_whitespace() || c == '"' || c == '\'')
+            .unwrap_or(tail.len());
+        let authority = &tail[..end];
+        match authority.rsplit_once('@') {
+            Some((userinfo, host)) => {
+                let user = userinfo.split_once(':').map(|(u, _)| u).unwrap_or(userinfo);
+                let hidden = if userinfo.contains(':') { ":<redacted>" } else { "" };
+                out.push_str(&format!("{user}{hidden}@{host}"));
+            }
+            None => out.push_str(authority),
+        }
+        rest = &tail[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
 /// Resolves `${NAME}` references and `file:` values. `env` looks a name up (the process
 /// environment in production, a map in tests).
 pub fn resolve(raw: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Secret, String> {
@@ -82,6 +148,22 @@ mod tests {
         let s = resolve(&format!("file:{}", path.display()), &env).unwrap();
         assert_eq!(s.expose(), "from-file");
         assert!(resolve("file:/nonexistent/x", &env).is_err());
+    }
+
+    #[test]
+    fn errors_are_scrubbed_of_resolved_values_and_url_passwords() {
+        let env = |name: &str| (name == "PG_PASSWORD").then(|| "hunter2-pg".to_string());
+        let r = Resolver::new(&env);
+        let url = r.resolve("postgress://app:${PG_PASSWORD}@db.internal/pay").unwrap();
+        let message = format!("store: {:?} is neither sqlite://FILE nor postgres://...", url.expose());
+        let scrubbed = r.scrub(&message);
+        assert!(!scrubbed.contains("hunter2"), "{scrubbed}");
+        assert!(scrubbed.contains("postgress://app:<redacted>@db.internal/pay"), "{scrubbed}");
+        assert_eq!(
+            redact_url_passwords("see https://u:p@h:1/x and http://h/y"),
+            "see https://u:<redacted>@h:1/x and http://h/y"
+        );
+        assert_eq!(redact_url_passwords("postgres://user@h/db"), "postgres://user@h/db");
     }
 
     #[test]

@@ -201,6 +201,8 @@ pub struct Gateway {
     pub extra_yaml: String,
     /// The process's open file limit (`prlimit --nofile`), when a test sets one.
     pub fd_limit: Option<u64>,
+    /// Environment variables of the gateway process.
+    pub envs: Vec<(String, String)>,
     /// `delivery.give_up_after_secs`.
     pub give_up_secs: u64,
     child: Option<Child>,
@@ -222,6 +224,7 @@ impl Gateway {
             embedded_sandbox: true,
             extra_yaml: String::new(),
             fd_limit: None,
+            envs: Vec::new(),
             give_up_secs: 259_200,
             admin_port: free_port(),
             sandbox_port: free_port(),
@@ -341,6 +344,7 @@ impl Gateway {
             None => Command::new(env!("CARGO_BIN_EXE_payglot")),
         };
         let child = command
+            .envs(self.envs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .args(["serve", "--config"])
             .arg(&self.config_path)
             .stdout(Stdio::null())

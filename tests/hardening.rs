@@ -1,0 +1,142 @@
+//! Hardening against a real `payglot serve`: secrets never reach errors or logs, signed
+//! requests cannot be replayed across a restart, the admin listener routes every path without
+//! panicking, and routes.yaml refuses unsafe transport and exposure.
+
+mod common;
+
+use common::*;
+use std::process::Command;
+
+const PG_PASSWORD: &str = "hunter2-not-for-logs";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_reload_never_shows_the_database_password() {
+    let merchant = MerchantServer::new();
+    let mut g = Gateway::new(&merchant.url());
+    g.envs = vec![("PG_PASSWORD".into(), PG_PASSWORD.into()), ("PAYGLOT_LOG_FORMAT".into(), "json".into())];
+    g.start().await;
+    let (_, before) = g.admin("GET", "/admin/config").await;
+
+    // A mistyped scheme, with the password from the environment.
+    g.store = "postgress://app:${PG_PASSWORD}@db.internal/pay".into();
+    let broken = g.routes_yaml("xxpay-a");
+    g.write_config(&broken);
+    let answer = g.http("POST", &format!("http://127.0.0.1:{}/admin/reload", g.admin_port), &[], b"").await;
+    let answer = String::from_utf8_lossy(&answer.body).into_owned();
+    assert!(
+        answer.contains("postgress://app:<redacted>@db.internal/pay"),
+        "the error still says what is wrong: {answer}"
+    );
+    let config = g.await_reload(&before).await;
+    let shown = config.to_string();
+    assert!(shown.contains("last_reload_error") && config["last_reload_error"].is_string(), "{shown}");
+
+    let check = Command::new(env!("CARGO_BIN_EXE_payglot"))
+        .arg("check")
+        .arg(&g.config_path)
+        .env("PG_PASSWORD", PG_PASSWORD)
+        .output()
+        .unwrap();
+    let check = format!("{}{}", String::from_utf8_lossy(&check.stdout), String::from_utf8_lossy(&check.stderr));
+    assert!(check.contains("store:"), "{check}");
+
+    let log = g.log();
+    assert!(log.contains("config reload refused"), "{log}");
+    for (what, text) in
+        [("reload answer", &answer), ("/admin/config", &shown), ("payglot check", &check), ("log", &log)]
+    {
+        assert!(!text.contains(PG_PASSWORD), "{what} shows the password: {text}");
+        assert!(!text.contains("hunter2"), "{what} shows part of the password");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signed_request_replayed_after_a_restart_is_refused() {
+    let merchant = MerchantServer::new();
+    let mut g = Gateway::new(&merchant.url());
+    g.start().await;
+    let (ts, nonce) = (now(), "replay-after-restart-0001");
+    let body = payment_body("REPLAY-1", 100);
+    let (status, first) = g.call_signed("POST", "/v1/payments", &body, MERCHANT_KEY, ts, nonce).await;
+    assert_eq!(status, 200, "{first}");
+    g.kill();
+    g.start().await;
+    let (status, again) = g.call_signed("POST", "/v1/payments", &body, MERCHANT_KEY, ts, nonce).await;
+    assert_eq!(status, 401, "a replay inside the window after kill -9: {again}");
+    assert!(again["error"]["message"].as_str().unwrap().contains("already used"), "{again}");
+    // A fresh nonce still works.
+    let (status, _) = g.call("GET", "/v1/payments/REPLAY-1", "").await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn absurd_timestamps_are_refused_not_overflowed() {
+    let merchant = MerchantServer::new();
+    let mut g = Gateway::new(&merchant.url());
+    g.start().await;
+    for ts in [i64::MIN, i64::MIN + 1, i64::MAX, -1] {
+        let (status, e) =
+            g.call_signed("GET", "/v1/payments/X", "", MERCHANT_KEY, ts, "absurd-timestamp-nonce-1").await;
+        assert_eq!(status, 401, "{ts}: {e}");
+    }
+    let (status, _) = g.call("GET", "/v1/payments/X", "").await;
+    assert_eq!(status, 404, "the gateway still answers");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_listener_routes_every_path_without_panicking() {
+    let merchant = MerchantServer::new();
+    let mut g = Gateway::new(&merchant.url());
+    g.start().await;
+    let admin = format!("http://127.0.0.1:{}", g.admin_port);
+    for (method, path, expected) in [
+        ("POST", "/admin/events/replay", 404),
+        ("POST", "/admin/events//replay", 404),
+        ("POST", "/admin/events/evt_none/replay", 404),
+        ("GET", "/admin/reload", 405),
+        ("DELETE", "/admin/config", 405),
+        ("GET", "/admin/payments/", 404),
+        ("GET", "/admin/anomalies", 200),
+        ("GET", "/admin/nothing", 404),
+    ] {
+        let a = g.http(method, &format!("{admin}{path}"), &[], b"").await;
+        assert_eq!(a.status, expected, "{method} {path}: {}", String::from_utf8_lossy(&a.body));
+        if expected == 405 {
+            assert!(a.headers.get("allow").is_some(), "{method} {path}: 405 without Allow");
+        }
+    }
+    let (status, _) = g.admin("GET", "/healthz").await;
+    assert_eq!(status, 200, "still up");
+}
+
+fn check(yaml: &str) -> (bool, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("routes.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_payglot")).arg("check").arg(&path).output().unwrap();
+    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+}
+
+fn minimal(admin: &str, base_url: &str, extra: &str) -> String {
+    format!(
+        "listen: 127.0.0.1:8080\n{admin}public_url: https://pay.example.edu\nproviders:\n  a:\n    dialect: xxpay\n    base_url: {base_url}\n    credentials: {{ mch_id: \"1\", app_id: x, key: k }}\n{extra}merchants:\n  m:\n    key: m-key-0123456789abcdef\n    routes:\n      - to: a\n"
+    )
+}
+
+#[test]
+fn routes_yaml_refuses_an_exposed_admin_listener_and_plain_http_providers() {
+    let (ok, out) = check(&minimal("admin_listen: 0.0.0.0:9901\n", "https://pay.provider.example", ""));
+    assert!(!ok && out.contains("admin_listen") && out.contains("admin_token"), "{out}");
+    let (ok, out) = check(&minimal(
+        "admin_listen: 0.0.0.0:9901\nadmin_token: a-long-admin-token-1234\n",
+        "https://pay.provider.example",
+        "",
+    ));
+    assert!(ok, "{out}");
+    let (ok, out) = check(&minimal("", "http://10.0.0.5:3020", ""));
+    assert!(!ok && out.contains("base_url") && out.contains("insecure_http"), "{out}");
+    let (ok, out) = check(&minimal("", "http://10.0.0.5:3020", "    insecure_http: true\n"));
+    assert!(ok, "{out}");
+    let (ok, out) = check(&minimal("", "http://127.0.0.1:3020", ""));
+    assert!(ok, "loopback needs no TLS: {out}");
+}
