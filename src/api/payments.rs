@@ -20,7 +20,7 @@ use crate::dialects::{CreateOrder, CreateStep, DialectError, ProviderResponse};
 use crate::model::{new_payment_id, Action, Channel, Door, Payment, PaymentStatus, Scene};
 use crate::routing::{candidates, PaymentFacts};
 use crate::server::{Gateway, Reply};
-use crate::store::Inserted;
+use crate::store::{Inserted, Settled, Settlement};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -172,6 +172,11 @@ pub async fn create(
 
 /// Creates a payment (merchant API or a front door, whose `door` is remembered so events go
 /// back in its dialect). Returns the payment as stored after the provider answered.
+///
+/// Every account the route picks first builds its create request (dialects are sans-IO, so
+/// this is a dry run): a request no account can express (jings without return_url, xxpay
+/// 网银 without the payer's bank, a scene nobody takes) is refused with nothing stored, so
+/// the corrected request can use the same out_trade_no.
 pub async fn create_payment(
     gateway: &Gateway,
     live: &LiveConfig,
@@ -195,46 +200,164 @@ pub async fn create_payment(
         amount: request.amount,
     };
     let accounts = candidates(merchant, &facts, &payment_id);
-    let Some(first) = accounts.first() else {
+    if accounts.is_empty() {
         return Err(ApiError::invalid_request("no route of this merchant matches the payment"));
-    };
-    let expires_at = now + expire_seconds(live, request, first);
-    let mut payment =
-        Payment { door, ..request.pending_payment(payment_id, &merchant.id, first, Some(notify_url), expires_at, now) };
-    let fingerprint = request.fingerprint();
-    let first_check_at = now + live.config.requery.schedule_secs.first().copied().unwrap_or(60) as i64;
-    match gateway.store.insert_payment(&payment, &fingerprint, first_check_at).await? {
-        Inserted::Existing(existing, existing_fingerprint) => {
-            return if existing_fingerprint == fingerprint {
-                Ok(*existing)
-            } else {
-                Err(ApiError::duplicate(
-                    "duplicate_out_trade_no",
-                    format!("out_trade_no {:?} was already used for a different payment", request.out_trade_no),
-                ))
-            };
+    }
+    let template = Payment { door, ..request.pending_payment(payment_id, &merchant.id, "", Some(notify_url), 0, now) };
+    let mut plans = Vec::new();
+    let mut refusals = Vec::new();
+    for account in &accounts {
+        let pending = Payment {
+            provider: account.clone(),
+            expires_at: now + expire_seconds(live, request, account),
+            ..template.clone()
+        };
+        match plan(live, &pending, request, account, now) {
+            Ok(step) => plans.push((pending, step)),
+            Err(e) => refusals.push(e),
         }
-        Inserted::New => {}
+    }
+    let fingerprint = request.fingerprint();
+    let Some((first, _)) = plans.first() else {
+        // Refused before any provider call. An earlier payment under this out_trade_no still
+        // answers as idempotency says (the store call below then writes nothing).
+        if gateway.store.payment_by_out_trade_no(&merchant.id, &request.out_trade_no).await?.is_none() {
+            return Err(refusals.into_iter().next().unwrap_or_else(|| ApiError::internal("no provider account")));
+        }
+        let pending = Payment { provider: accounts[0].clone(), ..template };
+        return match insert(gateway, live, &pending, &fingerprint, request, now).await? {
+            Some(existing) => Ok(existing),
+            None => {
+                gateway.store.fail_unaccepted(&pending.payment_id, now).await?;
+                Err(refusals.into_iter().next().unwrap_or_else(|| ApiError::internal("no provider account")))
+            }
+        };
+    };
+    if let Some(existing) = insert(gateway, live, first, &fingerprint, request, now).await? {
+        return Ok(existing);
     }
 
     let mut last_error = None;
-    for (i, account) in accounts.iter().enumerate() {
+    for (i, (payment, step)) in plans.into_iter().enumerate() {
         if i > 0 {
-            gateway.store.set_payment_provider(&payment.payment_id, account, now).await?;
-            payment.provider = account.clone();
+            gateway.store.set_payment_provider(&payment.payment_id, &payment.provider, now).await?;
         }
-        match create_at(gateway, live, &payment, request, account, now).await {
+        match create_at(gateway, live, &payment, request, step, now).await {
             Ok(created) => return Ok(created),
             Err(Attempt::NotTaken(e)) => {
-                tracing::warn!(payment_id = %payment.payment_id, account = %account, error = %e.message, "provider did not take the payment; trying the next account if any");
+                tracing::warn!(payment_id = %payment.payment_id, account = %payment.provider, error = %e.message, "provider did not take the payment; trying the next account if any");
                 last_error = Some(e);
             }
             Err(Attempt::MaybeTaken(e)) => return Err(e),
         }
     }
     // No account took it: the payment can never be paid.
-    gateway.store.fail_unaccepted(&payment.payment_id, now).await?;
+    gateway.store.fail_unaccepted(&template.payment_id, now).await?;
     Err(last_error.unwrap_or_else(|| ApiError::internal("no provider account was tried")))
+}
+
+/// The create call (or finished answer) an account makes of a payment, without sending it.
+fn plan(
+    live: &LiveConfig,
+    payment: &Payment,
+    request: &CreatePaymentRequest,
+    account: &str,
+    now: i64,
+) -> Result<CreateStep, ApiError> {
+    let Some(dialect) = live.dialect(account) else {
+        return Err(ApiError::internal(format!("provider account {account} is not defined")));
+    };
+    dialect.create_payment(&create_order(live, payment, request, account), now).map_err(|e| dialect_error(account, e))
+}
+
+fn create_order<'a>(
+    live: &LiveConfig,
+    payment: &'a Payment,
+    request: &'a CreatePaymentRequest,
+    account: &str,
+) -> CreateOrder<'a> {
+    CreateOrder {
+        payment,
+        callback_url: format!("{}/callbacks/{account}", live.config.public_url),
+        client_ip: request.client_ip.as_deref(),
+        auth_code: request.auth_code.as_deref(),
+        openid: request.openid.as_deref(),
+        extra: &request.extra,
+    }
+}
+
+/// Writes the new pending payment; `Some` is the payment this out_trade_no already has
+/// (idempotency), after recovering one a crash left without its action.
+async fn insert(
+    gateway: &Gateway,
+    live: &LiveConfig,
+    payment: &Payment,
+    fingerprint: &str,
+    request: &CreatePaymentRequest,
+    now: i64,
+) -> Result<Option<Payment>, ApiError> {
+    let first_check_at = now + live.config.requery.schedule_secs.first().copied().unwrap_or(60) as i64;
+    match gateway.store.insert_payment(payment, fingerprint, first_check_at).await? {
+        Inserted::New => Ok(None),
+        Inserted::Existing(existing, existing_fingerprint) if existing_fingerprint == fingerprint => {
+            resume(gateway, live, *existing, request, now).await.map(Some)
+        }
+        Inserted::Existing(..) => Err(ApiError::duplicate(
+            "duplicate_out_trade_no",
+            format!("out_trade_no {:?} was already used for a different payment", request.out_trade_no),
+        )),
+    }
+}
+
+/// An identical retry of a create. A payment left pending with no action and no provider
+/// order number long after its create began was stranded (payglot stopped during the call): the
+/// create is sent again to its account with the same order number. If the provider then
+/// answers, the payer gets the action; if it refuses (it may hold the order already, but its
+/// pay page is lost), the payment is failed with `payment.failed` so the merchant uses a new
+/// out_trade_no. A create still in flight is answered as stored.
+async fn resume(
+    gateway: &Gateway,
+    live: &LiveConfig,
+    existing: Payment,
+    request: &CreatePaymentRequest,
+    now: i64,
+) -> Result<Payment, ApiError> {
+    let in_flight_secs = live.config.providers.get(&existing.provider).map(|p| p.timeout_ms / 1000 + 5).unwrap_or(15);
+    let stranded = existing.status == PaymentStatus::Pending
+        && existing.action.is_none()
+        && existing.provider_trade_no.is_none()
+        && now - existing.updated_at > in_flight_secs as i64;
+    if !stranded {
+        return Ok(existing);
+    }
+    tracing::warn!(payment_id = %existing.payment_id, account = %existing.provider, "a create stranded without its action is sent again");
+    let step = match plan(live, &existing, request, &existing.provider, now) {
+        Ok(step) => step,
+        Err(e) => return fail_stranded(gateway, &existing, &e.message, now).await,
+    };
+    match create_at(gateway, live, &existing, request, step, now).await {
+        Ok(p) => Ok(p),
+        Err(Attempt::NotTaken(e)) => {
+            // Paid in the meantime (someone had the page after all)? Its word settles it.
+            if let Ok(p) = refresh_from_provider(gateway, live, &existing, now).await {
+                if p.status.is_final() {
+                    return Ok(p);
+                }
+            }
+            fail_stranded(gateway, &existing, &e.message, now).await
+        }
+        Err(Attempt::MaybeTaken(e)) => Err(e),
+    }
+}
+
+async fn fail_stranded(gateway: &Gateway, payment: &Payment, why: &str, now: i64) -> Result<Payment, ApiError> {
+    tracing::warn!(payment_id = %payment.payment_id, reason = why, "stranded create failed; the merchant needs a new out_trade_no");
+    match gateway.store.settle_payment(&payment.payment_id, &Settlement::to(PaymentStatus::Failed), now).await? {
+        Settled::Moved(p) | Settled::Unchanged(p) => {
+            gateway.outbox_wake.notify_one();
+            Ok(p)
+        }
+    }
 }
 
 /// When an unpaid payment expires: the request's expire_seconds, else the account's order
@@ -263,24 +386,17 @@ async fn create_at(
     live: &LiveConfig,
     payment: &Payment,
     request: &CreatePaymentRequest,
-    account: &str,
+    step: CreateStep,
     now: i64,
 ) -> Result<Payment, Attempt> {
+    let account = payment.provider.as_str();
     let (Some(dialect), Some(provider)) = (live.dialect(account), live.config.providers.get(account)) else {
         return Err(Attempt::NotTaken(ApiError::internal(format!("provider account {account} is not defined"))));
     };
-    let order = CreateOrder {
-        payment,
-        callback_url: format!("{}/callbacks/{account}", live.config.public_url),
-        client_ip: request.client_ip.as_deref(),
-        auth_code: request.auth_code.as_deref(),
-        openid: request.openid.as_deref(),
-        extra: &request.extra,
-    };
-    let created = match dialect.create_payment(&order, now) {
-        Err(e) => return Err(Attempt::NotTaken(dialect_error(account, e))),
-        Ok(CreateStep::Done(created)) => created,
-        Ok(CreateStep::Call(call)) => {
+    let order = create_order(live, payment, request, account);
+    let created = match step {
+        CreateStep::Done(created) => created,
+        CreateStep::Call(call) => {
             let started = std::time::Instant::now();
             let answer = gateway.upstream.call_provider(provider, &call).await;
             super::note_call(gateway, &payment.payment_id, account, &call, answer.as_ref(), started);
@@ -304,7 +420,14 @@ async fn create_at(
                     Err(
                         e @ (DialectError::Rejected { .. } | DialectError::Unsupported(_) | DialectError::Invalid(_)),
                     ) => return Err(Attempt::NotTaken(dialect_error(account, e))),
-                    Err(e) => return Err(Attempt::MaybeTaken(dialect_error(account, e))),
+                    Err(e) => {
+                        let mut err = dialect_error(account, e);
+                        err.message = format!(
+                            "provider account {account} answered HTTP {} in a way payglot could not verify; the payment stays pending (if the provider never got the order, it fails once the provider has not known it for {} s)",
+                            answer.status, live.config.requery.unknown_order_fail_secs
+                        );
+                        return Err(Attempt::MaybeTaken(err));
+                    }
                 },
             }
         }
@@ -399,12 +522,48 @@ pub async fn refresh_from_provider(
             Ok(report) => {
                 apply_report(gateway, payment, &report, ReportSource::Query, now).await.map_err(|e| e.to_string())
             }
+            Err(DialectError::UnknownOrder(said)) => unknown_order(gateway, live, payment, &account, &said, now).await,
             Err(e) => Err(format!("provider account {}: {e}", account.name)),
         };
     outcome.map_err(|reason| {
         tracing::warn!(payment_id = %payment.payment_id, account = %account.name, error = %reason, "query answer not applied");
         Some(reason)
     })
+}
+
+/// The provider says it does not know a payment. One it never confirmed taking (no action
+/// recorded) is failed, with `payment.failed`, once that is still so
+/// `requery.unknown_order_fail_secs` (default 600 s) after its creation: a provider that took an
+/// order knows it by then. Before that, or for an order the provider did confirm, the payment
+/// stays pending and the reason says why.
+async fn unknown_order(
+    gateway: &Gateway,
+    live: &LiveConfig,
+    payment: &Payment,
+    account: &super::Account<'_>,
+    said: &str,
+    now: i64,
+) -> Result<Payment, String> {
+    let bound = live.config.requery.unknown_order_fail_secs as i64;
+    let confirmed = payment.action.is_some() || payment.provider_trade_no.is_some();
+    if confirmed || now - payment.created_at < bound {
+        let why = if confirmed {
+            "though it confirmed taking it".to_string()
+        } else {
+            format!(
+                "(it never confirmed taking it; the payment fails if that still holds {bound} s after its creation)"
+            )
+        };
+        return Err(format!("provider account {} says it does not know this order {why}: {said}", account.name));
+    }
+    tracing::warn!(payment_id = %payment.payment_id, account = %account.name, said, "the provider never got this order: the payment fails");
+    match gateway.store.settle_payment(&payment.payment_id, &Settlement::to(PaymentStatus::Failed), now).await {
+        Ok(Settled::Moved(p)) | Ok(Settled::Unchanged(p)) => {
+            gateway.outbox_wake.notify_one();
+            Ok(p)
+        }
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 pub async fn payment_of(gateway: &Gateway, merchant: &MerchantConfig, out_trade_no: &str) -> Result<Payment, ApiError> {

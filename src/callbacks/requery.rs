@@ -128,6 +128,11 @@ async fn check(gateway: &Gateway, live: &LiveConfig, payment: Payment, done: u32
 }
 
 /// Closes an expired, verified-unpaid payment if that is safe; returns the next check if not.
+///
+/// Where the provider can close this payment it is asked to; a provider that cannot be reached
+/// is asked again a minute later, but a refusal (the order cannot be closed there) is not
+/// retried: the payment then ends like one whose provider has no close, by the provider's own
+/// order lifetime or by its verified word (an expiry or cancel in a query or notify).
 async fn expire(gateway: &Gateway, live: &LiveConfig, payment: &Payment, now: i64) -> Option<i64> {
     let Some(dialect) = live.dialect(&payment.provider) else {
         return Some(now + EXPIRED_RECHECK_SECS);
@@ -136,41 +141,43 @@ async fn expire(gateway: &Gateway, live: &LiveConfig, payment: &Payment, now: i6
         Ok(_) => match close_at_provider(gateway, live, payment, now).await {
             Ok(_) => {
                 tracing::info!(payment_id = %payment.payment_id, "expired payment closed at its provider");
-                None
+                return None;
+            }
+            Err(e) if e.code == "provider_unavailable" => {
+                tracing::warn!(payment_id = %payment.payment_id, error = %e.message, "expired payment not closed yet");
+                return Some(now + 60);
             }
             Err(e) => {
-                tracing::warn!(payment_id = %payment.payment_id, error = %e.message, "expired payment not closed yet");
-                Some(now + 60)
+                tracing::warn!(payment_id = %payment.payment_id, error = %e.message, "the provider refused to close the expired payment; it ends by the provider's lifetime or word");
             }
         },
-        Err(DialectError::Unsupported(_)) => {
-            let lifetime = live
-                .config
-                .providers
-                .get(&payment.provider)
-                .and_then(|p| p.order_lifetime_secs)
-                .map(|s| s as i64)
-                .or_else(|| dialect.order_lifetime().map(|d| d.as_secs() as i64));
-            match lifetime {
-                Some(l) if now >= payment.created_at + l => match close_locally(gateway, payment, now).await {
-                    Ok(_) => {
-                        tracing::info!(payment_id = %payment.payment_id, "expired payment closed: its provider's order lifetime has passed");
-                        None
-                    }
-                    Err(_) => Some(now + 60),
-                },
-                Some(l) => Some(payment.created_at + l),
-                None => {
-                    tracing::warn!(
-                        payment_id = %payment.payment_id,
-                        account = %payment.provider,
-                        "expired, but the provider offers no close and its order lifetime is unknown (set order_lifetime_secs): kept pending"
-                    );
-                    Some(now + EXPIRED_RECHECK_SECS)
-                }
+        Err(DialectError::Unsupported(_)) => {}
+        Err(_) => return Some(now + EXPIRED_RECHECK_SECS),
+    }
+    let lifetime = live
+        .config
+        .providers
+        .get(&payment.provider)
+        .and_then(|p| p.order_lifetime_secs)
+        .map(|s| s as i64)
+        .or_else(|| dialect.order_lifetime().map(|d| d.as_secs() as i64));
+    match lifetime {
+        Some(l) if now >= payment.created_at + l => match close_locally(gateway, payment, now).await {
+            Ok(_) => {
+                tracing::info!(payment_id = %payment.payment_id, "expired payment closed: its provider's order lifetime has passed");
+                None
             }
+            Err(_) => Some(now + 60),
+        },
+        Some(l) => Some(payment.created_at + l),
+        None => {
+            tracing::warn!(
+                payment_id = %payment.payment_id,
+                account = %payment.provider,
+                "expired, but the provider cannot close it and its order lifetime is unknown (set order_lifetime_secs): kept pending"
+            );
+            Some(now + EXPIRED_RECHECK_SECS)
         }
-        Err(_) => Some(now + EXPIRED_RECHECK_SECS),
     }
 }
 

@@ -313,6 +313,27 @@ pub fn pay_url(live: &LiveConfig, payment: &Payment) -> String {
     }
 }
 
+/// Sends a paid payment's callback to the school again (xxpay `executeNotify`): its
+/// `payment.succeeded` event is made due now. An unpaid payment has no callback to send.
+pub async fn notify_again(gateway: &Gateway, payment: &Payment) {
+    if payment.status != crate::model::PaymentStatus::Succeeded {
+        return;
+    }
+    let events = match gateway.store.events_for_payment(&payment.payment_id).await {
+        Ok(e) => e,
+        Err(e) => {
+            tracing::warn!(payment_id = %payment.payment_id, error = %e, "cannot send the callback again");
+            return;
+        }
+    };
+    let now = crate::model::now_unix();
+    for (event, _) in events.iter().filter(|(e, _)| e.kind == "payment.succeeded") {
+        if let Ok(true) = gateway.store.replay_event(&event.id, now).await {
+            gateway.outbox_wake.notify_one();
+        }
+    }
+}
+
 /// A random order number for requests whose dialect has none (zhixiao refunds).
 pub fn new_out_refund_no() -> String {
     random_id("cr", 24)

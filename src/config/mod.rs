@@ -69,6 +69,8 @@ struct RawDelivery {
 #[serde(deny_unknown_fields)]
 struct RawRequery {
     #[serde(default)]
+    unknown_order_fail_secs: Option<u64>,
+    #[serde(default)]
     schedule_secs: Option<Vec<u64>>,
     #[serde(default)]
     default_expire_secs: Option<u64>,
@@ -248,11 +250,19 @@ pub struct RequeryConfig {
     /// When a payment without `expire_seconds` (and an account without a lifetime) expires.
     pub default_expire_secs: u64,
     pub poll_ms: u64,
+    /// A payment the provider never confirmed and still does not know this long after its
+    /// creation is failed.
+    pub unknown_order_fail_secs: u64,
 }
 
 impl Default for RequeryConfig {
     fn default() -> Self {
-        RequeryConfig { schedule_secs: vec![60, 120, 300, 600, 1800, 3600], default_expire_secs: 7200, poll_ms: 1000 }
+        RequeryConfig {
+            schedule_secs: vec![60, 120, 300, 600, 1800, 3600],
+            default_expire_secs: 7200,
+            poll_ms: 1000,
+            unknown_order_fail_secs: 600,
+        }
     }
 }
 
@@ -539,6 +549,7 @@ fn parse_with(text: &str, base_dir: &Path, resolver: &secrets::Resolver<'_>) -> 
         }
         requery.default_expire_secs = r.default_expire_secs.unwrap_or(requery.default_expire_secs);
         requery.poll_ms = r.poll_ms.unwrap_or(requery.poll_ms).max(10);
+        requery.unknown_order_fail_secs = r.unknown_order_fail_secs.unwrap_or(requery.unknown_order_fail_secs);
     }
 
     let mut server = ServerConfig::default();

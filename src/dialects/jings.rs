@@ -29,6 +29,12 @@
 //! payglot, which answers from what it knows inside the window). Query and balance answers are
 //! not signed: payglot checks they echo its order number and amount (or uid).
 //!
+//! Known answers: the balance example (1.5, lines 90-93) reproduces (unit test), with the
+//! token hashed as printed (uppercase) and reqtime's space raw (`+` or `%20` do not). No
+//! other message of the document carries a printed key: the pay form example (lines 27-28)
+//! is mangled in print (`¬ifyurl`, no returnurl), the notify example (48-49) shows a token but
+//! no key, and the query (1.4) shows neither.
+//!
 //! Lengths the document sets are checked, not cut: notifyurl and returnurl at most 80 bytes,
 //! orderid 40; `return_url` is required.
 

@@ -43,6 +43,15 @@
 //! not enabled) → 422 unsupported_operation; every other code → 502 provider_error with code
 //! and message.
 //!
+//! Known answers (unit tests): §2.4's worked example (lines 54-61) reproduces, sign
+//! `915be5aff09f2686870e1d17e93b3542`, and its `data` opens with the printed open_key (its 32
+//! characters as the AES-256 key) to `{"pmt_type":0}`. The answer example of §2.5 (lines 29,
+//! 82-86, key `vCfnB1SvPQqUDa7q0AFpqdiGOCICGT92`) does not: its `data` is cut to 35 hex digits
+//! (its first block opens to `[{"pmt_name":"\u`, so the key is right), and its sign was made over
+//! the whole data; msg and timestamp also differ between its two printings. The paylist
+//! example (line 228) has a 27-byte data and no key printed for its open_id. The other
+//! examples hold placeholders.
+//!
 //! Decisions: `data` hex is sent uppercase as in the document's examples (`options.hex_case:
 //! lower` changes it; both are accepted). The cancel answer's `ord_stautus` typo is read as
 //! `ord_status` too. `shop_pass` defaults to the document's 123456 when not configured. A
@@ -53,7 +62,7 @@ use super::signing::{
     sorted_pairs, AesMode,
 };
 use super::{
-    check_credentials, check_options, credential, field, json_text, truncate_bytes, CallbackReply, CallbackReport,
+    check_credentials, check_options, credential, field, json_text, truncate_chars, CallbackReply, CallbackReport,
     CreateOrder, CreateStep, Created, Dialect, DialectError, InboundHttp, OrderPage, PaymentMethod, PaymentReport,
     ProviderRequest, ProviderResponse, RefundReport, Refusal,
 };
@@ -63,6 +72,13 @@ use serde_json::{json, Value};
 use std::collections::BTreeMap;
 
 pub const TIMESTAMP_WINDOW_SECS: i64 = 600;
+/// `ord_name` (§4.4): 100; counted in characters (the document's 长度 gives no unit; its
+/// examples are Chinese names, which a byte count would cut at 33 characters).
+pub const ORD_NAME_CHARS: usize = 100;
+/// `remark`: 100 in the QR, barcode, jsapi, service window and refund tables, 200 for mini
+/// programs (§4.4.5).
+pub const REMARK_CHARS: usize = 100;
+pub const REMARK_CHARS_MINIAPP: usize = 200;
 pub const ACK: &str = "notify_success";
 const OPTIONS: &[&str] = &[
     "hex_case",
@@ -316,13 +332,14 @@ impl Dialect for Mct {
         let mut c = json!({
             "out_no": p.payment_id,
             "pmt_tag": pmt_tag,
-            "ord_name": truncate_bytes(&p.subject, 100),
+            "ord_name": truncate_chars(&p.subject, ORD_NAME_CHARS),
             "original_amount": amount,
             "trade_amount": amount,
             "notify_url": order.callback_url,
         });
         if !p.description.is_empty() {
-            c["remark"] = json!(truncate_bytes(&p.description, 100));
+            let max = if p.scene == Scene::Miniapp { REMARK_CHARS_MINIAPP } else { REMARK_CHARS };
+            c["remark"] = json!(truncate_chars(&p.description, max));
         }
         let sub_appid = order.extra_str("sub_appid").map(str::to_string).or_else(|| self.sub_appid.clone());
         match (p.scene, p.channel) {
@@ -385,7 +402,12 @@ impl Dialect for Mct {
     }
 
     fn read_query(&self, payment: &Payment, answer: ProviderResponse<'_>) -> Result<PaymentReport, DialectError> {
-        let data = self.read_answer(answer)?;
+        let data = match self.read_answer(answer) {
+            Err(DialectError::Rejected { code, message, .. }) if code == "8002" => {
+                return Err(DialectError::UnknownOrder(format!("8002 {message}")))
+            }
+            other => other?,
+        };
         self.order_report(payment, &data)
     }
 
@@ -420,6 +442,13 @@ impl Dialect for Mct {
     }
 
     fn close_payment(&self, payment: &Payment, now: i64) -> Result<ProviderRequest, DialectError> {
+        // 8013 (§5): "订单撤销接口仅支持：微信、支付宝的条码支付（B扫C）接口".
+        if payment.scene != Scene::Barcode || !matches!(payment.channel, Channel::Wechat | Channel::Alipay) {
+            return Err(DialectError::Unsupported(format!(
+                "mct cancels only wechat and alipay barcode payments, not {}/{} (such an order ends when it expires at the provider or its notify says 4 cancelled)",
+                payment.channel, payment.scene
+            )));
+        }
         Ok(self.request("/paycancel", json!({"out_no": payment.payment_id}), now))
     }
 
@@ -441,7 +470,7 @@ impl Dialect for Mct {
             "shop_pass": sha1_hex(self.shop_pass.as_bytes()),
         });
         if let Some(reason) = &refund.reason {
-            c["remark"] = json!(truncate_bytes(reason, 100));
+            c["remark"] = json!(truncate_chars(reason, REMARK_CHARS));
         }
         Ok(self.request("/payrefund", c, now))
     }
@@ -682,6 +711,21 @@ mod tests {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect();
         assert_eq!(sign(&fields, OPEN_KEY), "915be5aff09f2686870e1d17e93b3542");
+    }
+
+    #[test]
+    fn the_documents_request_example_opens_and_verifies() {
+        // §2.4's final body (003 line 61), byte for byte; its data is `{"pmt_type":0}` sealed
+        // with the printed open_key as 32 raw bytes (a hex-decoded key does not open it).
+        let body = b"timestamp=1497957842&open_id=87f46f5db1b65f0ac195285f49ee6958&data=3304A5EC2CDEB4D12ED3338B5C01BF6B&sign=915be5aff09f2686870e1d17e93b3542";
+        let env = Envelope::new(OPEN_ID, OPEN_KEY, true).unwrap();
+        let (_, data) = provider::read_request(body, 1_497_957_842, |id| (id == OPEN_ID).then(|| env.clone())).unwrap();
+        assert_eq!(data, json!({"pmt_type": 0}));
+        assert_eq!(env.seal(&json!({"pmt_type": 0})), "3304A5EC2CDEB4D12ED3338B5C01BF6B");
+        // Lowercase data is another string to sign: the signature covers the hex as sent.
+        let lower = String::from_utf8_lossy(body)
+            .replace("3304A5EC2CDEB4D12ED3338B5C01BF6B", "3304a5ec2cdeb4d12ed3338b5c01bf6b");
+        assert_eq!(provider::read_request(lower.as_bytes(), 1_497_957_842, |_| Some(env.clone())).unwrap_err().0, 5);
     }
 
     #[test]

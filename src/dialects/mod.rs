@@ -446,6 +446,11 @@ pub fn credential(provider: &ProviderConfig, name: &str) -> String {
     provider.credentials.get(name).map(|s| s.expose().to_string()).unwrap_or_default()
 }
 
+/// Cuts a string to at most `max` characters (for documents that count characters).
+pub fn truncate_chars(s: &str, max: usize) -> String {
+    s.chars().take(max).collect()
+}
+
 /// Cuts a string to at most `max_bytes` bytes on a character boundary (providers count bytes).
 pub fn truncate_bytes(s: &str, max_bytes: usize) -> String {
     let mut end = 0;

@@ -32,6 +32,34 @@
 //! 3 业务处理完成 → succeeded; 5 支付失败 → failed; any other code → pending (never paid
 //! without the provider saying so).
 //!
+//! Answer signatures (`options.answer_sign`, #14): real XxPay servers sign a create answer
+//! over every field but `payParams` (the open-source XxPay's `XXPayUtil.makeRetData` →
+//! `getSign(map, key, "payParams")`, and its demo merchant verifies it so), which leaves
+//! `payParams.payUrl` unauthenticated; that is the default, `xxpay_server`. `all_fields`
+//! requires `payParams` to be signed too (as its compact JSON text). An answer is verified by
+//! the account's rule only, never by whichever rule happens to match. A signed answer with
+//! `resCode` other than SUCCESS is the provider's business refusal (`errCode`, `errCodeDes`).
+//!
+//! Known answers: the document prints no key, and its two signatures do not reproduce under
+//! any key it or the public XxPay code holds (`76BA88EE...`, the create answer of §2.1.5, and
+//! `C380BEC2...`, WeChat Pay's documentation placeholder copied into every sign row). The unit
+//! tests take their vectors from the public XxPay project's own signing code
+//! (`PayDigestUtil.getSign`, run as published) instead.
+//!
+//! Sorting: the document says ASCII order; XxPay's `getSign` sorts the whole `k=v&` strings
+//! case-insensitively. The two orders differ only for names equal but for case, for a name that
+//! is a prefix of another followed by a character below `=` (`param`/`param1`), or for `_`
+//! against a letter. No field set payglot sends (create, query, payouts) has such a pair, so
+//! both orders give the same string; the front door accepts a request signed in either.
+//!
+//! 网银 (productId 8000, `bank/web`): §2.1.4 requires `param1` = the payer's bank code, account
+//! name and account number, joined by `;`. They come from the create's `extra.payer_bank_code`,
+//! `extra.payer_account_name` and `extra.payer_account_no`; a bank/web payment without them is
+//! refused before any call. (`param1` is otherwise not sent.)
+//!
+//! The open-source XxPay's own servers answer query_order with the order nested under `result`
+//! (signed over its raw JSON text in their map order); payglot reads the document's flat answer.
+//!
 //! Decisions where the document is silent or loose:
 //! - `mchId` is sent as a JSON string (the query section types it String(30); the create
 //!   section says long, and a string holds both); `productId` and `amount` as JSON numbers.
@@ -48,8 +76,9 @@
 
 use super::signing::{encode_form, md5_hex, parse_form, same_hex_signature, sorted_pairs};
 use super::{
-    check_credentials, check_options, json_text, product_key, CallbackReply, CallbackReport, CreateOrder, CreateStep,
-    Created, Dialect, DialectError, InboundHttp, PaymentReport, PayoutReport, ProviderRequest, ProviderResponse,
+    check_credentials, check_options, json_text, product_key, truncate_chars, CallbackReply, CallbackReport,
+    CreateOrder, CreateStep, Created, Dialect, DialectError, InboundHttp, PaymentReport, PayoutReport, ProviderRequest,
+    ProviderResponse,
 };
 use crate::config::ProviderConfig;
 use crate::model::{Action, Payment, PaymentStatus, Payout, Scene, TransferStatus};
@@ -80,6 +109,17 @@ pub const DEFAULT_PRODUCTS: &[(&str, u32)] = &[
     ("unionpay/qr", 8014),
 ];
 
+/// The open-source XxPay project's `channelId`s (its clients send these instead of the
+/// document's productId), by `channel/scene`.
+pub const CHANNEL_IDS: &[(&str, &str)] = &[
+    ("WX_NATIVE", "wechat/qr"),
+    ("WX_JSAPI", "wechat/jsapi"),
+    ("WX_MWEB", "wechat/h5"),
+    ("ALIPAY_QR", "alipay/qr"),
+    ("ALIPAY_PC", "alipay/web"),
+    ("ALIPAY_WAP", "alipay/h5"),
+];
+
 /// Computes the xxpay signature of `fields` (the `sign` field, if present, is left out).
 pub fn sign(fields: &BTreeMap<String, String>, key: &str) -> String {
     md5_hex(string_to_sign(fields, key).as_bytes()).to_ascii_uppercase()
@@ -102,6 +142,39 @@ pub fn verify(fields: &BTreeMap<String, String>, key: &str) -> bool {
     }
 }
 
+/// The string to sign as the open-source XxPay's `PayDigestUtil.getSign` builds it: the
+/// non-empty `k=v&` pieces sorted case-insensitively as whole strings, then `key=KEY`.
+pub fn xxpay_code_string_to_sign(fields: &BTreeMap<String, String>, key: &str) -> String {
+    let mut pieces: Vec<String> = fields
+        .iter()
+        .filter(|(k, v)| k.as_str() != "sign" && !v.is_empty())
+        .map(|(k, v)| format!("{k}={v}&"))
+        .collect();
+    pieces.sort_by_key(|p| p.to_lowercase());
+    let mut text = pieces.concat();
+    text.push_str("key=");
+    text.push_str(key);
+    text
+}
+
+/// Checks `sign` under the document's ASCII order or XxPay's case-insensitive one (they differ
+/// only for unusual field names; see the module doc).
+pub fn verify_either_order(fields: &BTreeMap<String, String>, key: &str) -> bool {
+    let Some(given) = fields.get("sign") else { return false };
+    let ascii = sign(fields, key);
+    let code = md5_hex(xxpay_code_string_to_sign(fields, key).as_bytes()).to_ascii_uppercase();
+    same_hex_signature(&ascii, given) || (code != ascii && same_hex_signature(&code, given))
+}
+
+/// How an account's answers are signed (`options.answer_sign`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AnswerSign {
+    /// Every field but `payParams`, as XxPay servers sign (the default).
+    XxpayServer,
+    /// Every field, `payParams` as its compact JSON text.
+    AllFields,
+}
+
 /// A JSON message as signable text fields, and the object itself for nested values.
 type JsonFields = (BTreeMap<String, String>, Map<String, Value>);
 
@@ -115,17 +188,22 @@ fn json_fields(body: &[u8]) -> Result<JsonFields, String> {
     Ok((fields, object))
 }
 
-/// Verifies a signed JSON answer: with nested values signed as JSON text, or left out.
-fn verify_answer(fields: &BTreeMap<String, String>, object: &Map<String, Value>, key: &str) -> bool {
-    if verify(fields, key) {
-        return true;
+/// Verifies a signed JSON answer by the account's rule.
+fn verify_answer(fields: &BTreeMap<String, String>, rule: AnswerSign, key: &str) -> bool {
+    match rule {
+        AnswerSign::AllFields => verify(fields, key),
+        AnswerSign::XxpayServer => {
+            let mut signed = fields.clone();
+            signed.remove("payParams");
+            verify(&signed, key)
+        }
     }
-    let scalars: BTreeMap<String, String> = fields
-        .iter()
-        .filter(|(k, _)| !matches!(object.get(*k), Some(Value::Object(_) | Value::Array(_))))
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    scalars.len() != fields.len() && verify(&scalars, key)
+}
+
+/// Whether a FAIL message says the order does not exist (订单不存在).
+fn says_not_found(message: &str) -> bool {
+    let lower = message.to_lowercase();
+    ["订单不存在", "订单号不存在", "order not found", "order does not exist"].iter().any(|w| lower.contains(w))
 }
 
 /// Maps xxpay's payment status code onto the canonical status.
@@ -166,8 +244,26 @@ fn action_for(pay_url: &str, scene: Scene) -> Action {
     }
 }
 
-fn truncate_chars(s: &str, max: usize) -> String {
-    s.chars().take(max).collect()
+/// `param1` of a 网银 payment (§2.1.4): payer's bank code;account name;account number.
+fn bank_payer(order: &CreateOrder<'_>) -> Result<String, DialectError> {
+    let names = ["payer_bank_code", "payer_account_name", "payer_account_no"];
+    let values: Vec<&str> = names.iter().map(|n| order.extra_str(n).unwrap_or("")).collect();
+    if let Some(i) = values.iter().position(|v| v.is_empty()) {
+        return Err(DialectError::Invalid(format!(
+            "extra.{}: required for a bank/web payment (xxpay 网银 sends the payer's bank code, account name and account number as param1)",
+            names[i]
+        )));
+    }
+    if values.iter().any(|v| v.contains(';')) {
+        return Err(DialectError::Invalid("extra.payer_*: must not contain ';' (it separates param1's parts)".into()));
+    }
+    let param1 = values.join(";");
+    if param1.chars().count() > 64 {
+        return Err(DialectError::Invalid(
+            "extra.payer_*: together at most 64 characters (param1 is String(64))".into(),
+        ));
+    }
+    Ok(param1)
 }
 
 /// One xxpay provider account.
@@ -176,12 +272,21 @@ pub struct Xxpay {
     app_id: String,
     key: String,
     products: BTreeMap<String, u32>,
+    answer_sign: AnswerSign,
 }
 
 impl Xxpay {
     pub fn from_config(provider: &ProviderConfig) -> Result<Self, Vec<String>> {
         let mut errors = check_credentials(provider, &["mch_id", "app_id", "key"], &[]);
-        errors.extend(check_options(provider, &[]));
+        errors.extend(check_options(provider, &["answer_sign"]));
+        let answer_sign = match provider.options.get("answer_sign").map(String::as_str).unwrap_or("xxpay_server") {
+            "xxpay_server" => AnswerSign::XxpayServer,
+            "all_fields" => AnswerSign::AllFields,
+            other => {
+                errors.push(format!("options.answer_sign: {other:?} is neither xxpay_server nor all_fields"));
+                AnswerSign::XxpayServer
+            }
+        };
         if !errors.is_empty() {
             return Err(errors);
         }
@@ -191,7 +296,7 @@ impl Xxpay {
             provider.products.clone()
         };
         let cred = |name: &str| provider.credentials[name].expose().to_string();
-        Ok(Xxpay { mch_id: cred("mch_id"), app_id: cred("app_id"), key: cred("key"), products })
+        Ok(Xxpay { mch_id: cred("mch_id"), app_id: cred("app_id"), key: cred("key"), products, answer_sign })
     }
 
     /// A signed request: the account's mchId and appId, then `fields`, as the form's `params`.
@@ -215,15 +320,19 @@ impl Xxpay {
             return Err(DialectError::BadMessage(format!("HTTP status {}", answer.status)));
         }
         let (fields, object) = json_fields(answer.body).map_err(DialectError::BadMessage)?;
-        let code = fields.get("retCode").map(String::as_str).unwrap_or("");
+        let get = |k: &str| fields.get(k).cloned().unwrap_or_default();
+        let code = get("retCode");
         if code != "SUCCESS" {
-            return Err(DialectError::rejected(
-                if code.is_empty() { "FAIL" } else { code },
-                fields.get("retMsg").cloned().unwrap_or_default(),
-            ));
+            return Err(DialectError::rejected(if code.is_empty() { "FAIL".into() } else { code }, get("retMsg")));
         }
-        if !verify_answer(&fields, &object, &self.key) {
+        if !verify_answer(&fields, self.answer_sign, &self.key) {
             return Err(DialectError::BadMessage("answer signature does not verify".into()));
+        }
+        // retCode is the transport's word, resCode the business result (XxPay): a signed
+        // resCode FAIL is the provider's refusal.
+        if fields.contains_key("resCode") && get("resCode") != "SUCCESS" {
+            let code = Some(get("errCode")).filter(|c| !c.is_empty()).unwrap_or_else(|| "FAIL".into());
+            return Err(DialectError::rejected(code, get("errCodeDes")));
         }
         Ok((fields, object))
     }
@@ -322,6 +431,9 @@ impl Dialect for Xxpay {
             f.insert("returnUrl".into(), Value::String(url.clone()));
         }
         f.insert("notifyUrl".into(), Value::String(order.callback_url.clone()));
+        if product == 8000 {
+            f.insert("param1".into(), Value::String(bank_payer(order)?));
+        }
         f.insert("subject".into(), Value::String(truncate_chars(&p.subject, 64)));
         let body = if p.description.is_empty() { &p.subject } else { &p.description };
         f.insert("body".into(), Value::String(truncate_chars(body, 256)));
@@ -330,7 +442,15 @@ impl Dialect for Xxpay {
 
     fn read_create(&self, order: &CreateOrder<'_>, answer: ProviderResponse<'_>) -> Result<Created, DialectError> {
         let (fields, object) = self.read_answer(answer)?;
-        let pay_url = object.get("payParams").and_then(|p| p.get("payUrl")).and_then(Value::as_str).unwrap_or("");
+        // The document's payParams.payUrl; XxPay's own servers put codeUrl (WX_NATIVE) or payUrl
+        // (Alipay, WX_MWEB) at the top level.
+        let pay_url = object
+            .get("payParams")
+            .and_then(|p| p.get("payUrl"))
+            .or_else(|| object.get("codeUrl"))
+            .or_else(|| object.get("payUrl"))
+            .and_then(Value::as_str)
+            .unwrap_or("");
         let action = if pay_url.is_empty() { Action::None } else { action_for(pay_url, order.payment.scene) };
         Ok(Created {
             provider_trade_no: fields.get("payOrderId").filter(|s| !s.is_empty()).cloned(),
@@ -347,7 +467,13 @@ impl Dialect for Xxpay {
     }
 
     fn read_query(&self, payment: &Payment, answer: ProviderResponse<'_>) -> Result<PaymentReport, DialectError> {
-        let (fields, _) = self.read_answer(answer)?;
+        let (fields, _) = match self.read_answer(answer) {
+            // FAIL answers are unsigned; 订单不存在 is the one about the order itself.
+            Err(DialectError::Rejected { message, .. }) if says_not_found(&message) => {
+                return Err(DialectError::UnknownOrder(format!("FAIL {message}")))
+            }
+            other => other?,
+        };
         let report = self.report(&fields)?;
         if report.payment_id != payment.payment_id {
             return Err(DialectError::BadMessage(format!(
@@ -470,19 +596,26 @@ pub mod provider {
         let (fields, _) = json_fields(params.as_bytes()).map_err(|e| format!("参数格式校验错误: {e}"))?;
         let mch_id = fields.get("mchId").map(String::as_str).unwrap_or("");
         let key = key_for_mch(mch_id).ok_or("商户不存在")?;
-        if !verify(&fields, &key) {
+        if !verify_either_order(&fields, &key) {
             return Err("签名失败".into());
         }
         Ok(fields)
     }
 
-    /// Checks a create request's fields as §2.1.4 lists them; returns the amount in fen.
+    /// Checks a create request's fields as §2.1.4 lists them (or as the XxPay project's
+    /// clients send them, with `channelId` for productId); returns the amount in fen.
     pub fn check_create(fields: &BTreeMap<String, String>) -> Result<i64, String> {
         let get = |k: &str| fields.get(k).map(String::as_str).unwrap_or("");
-        for required in ["productId", "mchOrderNo", "currency", "amount", "notifyUrl", "subject", "body"] {
+        if get("productId").is_empty() && get("channelId").is_empty() {
+            return Err("参数格式校验错误: productId 不能为空".into());
+        }
+        for required in ["mchOrderNo", "currency", "amount", "notifyUrl", "subject", "body"] {
             if get(required).is_empty() {
                 return Err(format!("参数格式校验错误: {required} 不能为空"));
             }
+        }
+        if get("productId") == "8000" && get("param1").split(';').filter(|p| !p.is_empty()).count() != 3 {
+            return Err("参数格式校验错误: 网银支付 param1 须为 汇款人银行代码;汇款人户名;汇款人帐户号".into());
         }
         if get("mchOrderNo").len() > 30 {
             return Err("参数格式校验错误: mchOrderNo".into());
@@ -496,14 +629,28 @@ pub mod provider {
     /// The channel and scene of a productId in the document's table (appendix 4.1).
     pub fn product_scene(product_id: &str) -> Option<(Channel, Scene)> {
         let (key, _) = DEFAULT_PRODUCTS.iter().find(|(_, id)| id.to_string() == product_id)?;
+        channel_scene(key)
+    }
+
+    /// The channel and scene of an XxPay project `channelId`.
+    pub fn channel_id_scene(channel_id: &str) -> Option<(Channel, Scene)> {
+        let (_, key) = CHANNEL_IDS.iter().find(|(id, _)| *id == channel_id)?;
+        channel_scene(key)
+    }
+
+    fn channel_scene(key: &str) -> Option<(Channel, Scene)> {
         let (channel, scene) = key.split_once('/')?;
         Some((channel.parse().ok()?, scene.parse().ok()?))
     }
 
-    /// A signed SUCCESS answer.
+    /// A signed SUCCESS answer as XxPay servers make it (`XXPayUtil.makeRetData`): retCode and
+    /// resCode SUCCESS, an empty retMsg, signed over every field but `payParams`.
     pub fn success(mut fields: Map<String, Value>, key: &str) -> String {
         fields.insert("retCode".into(), Value::String("SUCCESS".into()));
-        let text: BTreeMap<String, String> = fields.iter().map(|(k, v)| (k.clone(), json_text(v))).collect();
+        fields.insert("resCode".into(), Value::String("SUCCESS".into()));
+        fields.insert("retMsg".into(), Value::String(String::new()));
+        let text: BTreeMap<String, String> =
+            fields.iter().filter(|(k, _)| k.as_str() != "payParams").map(|(k, v)| (k.clone(), json_text(v))).collect();
         fields.insert("sign".into(), Value::String(sign(&text, key)));
         Value::Object(fields).to_string()
     }
@@ -556,9 +703,21 @@ pub mod provider {
 
     /// The signed create answer: the order number and what the payer opens (§2.1.5).
     pub fn create_answer(pay_order_id: &str, pay_params: Value, key: &str) -> String {
+        create_answer_with(pay_order_id, [("payParams", pay_params)], key)
+    }
+
+    /// The signed create answer with the given fields beside payOrderId (XxPay's own servers
+    /// answer WX_NATIVE with a top-level `codeUrl`, Alipay with `payUrl`).
+    pub fn create_answer_with<'a>(
+        pay_order_id: &str,
+        fields: impl IntoIterator<Item = (&'a str, Value)>,
+        key: &str,
+    ) -> String {
         let mut answer = Map::new();
         answer.insert("payOrderId".into(), Value::String(pay_order_id.to_string()));
-        answer.insert("payParams".into(), pay_params);
+        for (k, v) in fields {
+            answer.insert(k.to_string(), v);
+        }
         success(answer, key)
     }
 
@@ -734,6 +893,155 @@ mod tests {
         assert!(x.read_callback(inbound, 0).is_err(), "another merchant's callback");
         assert_eq!(x.callback_reply(true).body, "success");
         assert_ne!(x.callback_reply(false).body, "success");
+    }
+
+    /// Fields as a map of strings.
+    fn text_fields(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    /// Vectors made by the public XxPay project's own `PayDigestUtil.getSign` (run as
+    /// published, key "xxpay-key-a", mchId "1001"): its demo merchant's create request, its
+    /// server's create answer and its merchant notify.
+    #[test]
+    fn the_xxpay_projects_own_signatures_verify() {
+        let key = "xxpay-key-a";
+        let request = text_fields(&[
+            ("amount", "1"),
+            ("body", "XXPAY-test-body"),
+            ("channelId", "WX_NATIVE"),
+            ("clientIp", "211.94.116.218"),
+            ("currency", "cny"),
+            ("device", "WEB"),
+            ("extra", r#"{"productId":"120989823"}"#),
+            ("mchId", "1001"),
+            ("mchOrderNo", "1700000000000"),
+            ("notifyUrl", "http://127.0.0.1:18080/goods/payNotify"),
+            ("param1", ""),
+            ("param2", ""),
+            ("subject", "XXPAY-test"),
+            ("sign", "12B7DC4CA489B8BE8F8BBA5DC9956BA9"),
+        ]);
+        assert_eq!(sign(&request, key), "12B7DC4CA489B8BE8F8BBA5DC9956BA9");
+        assert_eq!(xxpay_code_string_to_sign(&request, key), string_to_sign(&request, key), "same order");
+        // The demo's bytes: params= with the JSON not URL-encoded, mchOrderNo a JSON number.
+        let body = br#"params={"amount":1,"mchId":"1001","mchOrderNo":1700000000000,"subject":"XXPAY-test","sign":"12B7DC4CA489B8BE8F8BBA5DC9956BA9","body":"XXPAY-test-body","param1":"","param2":"","clientIp":"211.94.116.218","extra":"{\"productId\":\"120989823\"}","notifyUrl":"http://127.0.0.1:18080/goods/payNotify","currency":"cny","device":"WEB","channelId":"WX_NATIVE"}"#;
+        let fields = provider::read_request(body, |m| (m == "1001").then(|| key.into())).unwrap();
+        assert_eq!(fields["mchOrderNo"], "1700000000000");
+
+        // Its server's WX_NATIVE create answer (makeRetData: every field but payParams).
+        let answer = r#"{"codeUrl":"weixin://wxpay/bizpayurl?pr=AbCdEfG","payOrderId":"P0020231114221320000000","sign":"BEC1391B51ABC46C5A6728A343557487","resCode":"SUCCESS","prepayId":"wx14221320123456789","retCode":"SUCCESS","retMsg":""}"#;
+        let mut p = ProviderConfig::with_defaults("xxpay-code", "xxpay");
+        for (k, v) in [("mch_id", "1001"), ("app_id", "app"), ("key", key)] {
+            p.credentials.insert(k.into(), Secret::new(v));
+        }
+        let x = Xxpay::from_config(&p).unwrap();
+        let mut payment = payment();
+        payment.channel = crate::model::Channel::Wechat;
+        let order = CreateOrder {
+            payment: &payment,
+            callback_url: String::new(),
+            client_ip: None,
+            auth_code: None,
+            openid: None,
+            extra: &Default::default(),
+        };
+        let created = x.read_create(&order, ProviderResponse { status: 200, body: answer.as_bytes() }).unwrap();
+        assert_eq!(
+            created.action,
+            Action::QrCode { qr_code: "weixin://wxpay/bizpayurl?pr=AbCdEfG".into(), amount: None }
+        );
+        let signed_business_failure = r#"{"errCodeDes":"调用微信支付失败","errCode":"0111","sign":"6670B5F2DFE4F415150D5C233AAEF395","resCode":"FAIL","retCode":"SUCCESS","retMsg":""}"#;
+        assert_eq!(
+            x.read_create(&order, ProviderResponse { status: 200, body: signed_business_failure.as_bytes() }),
+            Err(DialectError::rejected("0111", "调用微信支付失败"))
+        );
+
+        // Its merchant notify: a POST whose fields are all in the query string.
+        let query = "payOrderId=P0020231114221320000000&amount=1&mchId=1001&mchOrderNo=1700000000000&subject=XXPAY+%E6%B5%8B%E8%AF%95&paySuccTime=1699971260000&sign=7A7D6C3931CC40705C926EEAE4540E85&channelOrderNo=4200000001202311141234567890&backType=2&param1=&param2=&clientIp=211.94.116.218&currency=cny&device=WEB&channelId=WX_NATIVE&status=2";
+        let inbound =
+            InboundHttp { method: "POST", query, content_type: "application/x-www-form-urlencoded", body: b"" };
+        let CallbackReport::Payment(r) = x.read_callback(inbound, 0).unwrap() else { panic!("a payment notify") };
+        assert_eq!((r.payment_id.as_str(), r.status, r.amount), ("1700000000000", PaymentStatus::Succeeded, Some(1)));
+    }
+
+    #[test]
+    fn answer_signatures_follow_the_accounts_rule_only() {
+        let pay_params = serde_json::json!({"payUrl": "https://qr.alipay.com/bax07593fh9xkcrimmy8203b"});
+        let server_signed = provider::create_answer("P01", pay_params.clone(), "K3y");
+        // The same answer with payParams inside the signature.
+        let mut all: Map<String, Value> = serde_json::from_str(&server_signed).unwrap();
+        all.remove("sign");
+        let text: BTreeMap<String, String> = all.iter().map(|(k, v)| (k.clone(), json_text(v))).collect();
+        all.insert("sign".into(), Value::String(sign(&text, "K3y")));
+        let all_signed = Value::Object(all).to_string();
+
+        let strict = {
+            let mut p = ProviderConfig::with_defaults("xxpay-strict", "xxpay");
+            for (k, v) in [("mch_id", "20001222"), ("app_id", "a"), ("key", "K3y")] {
+                p.credentials.insert(k.into(), Secret::new(v));
+            }
+            p.options.insert("answer_sign".into(), "all_fields".into());
+            Xxpay::from_config(&p).unwrap()
+        };
+        let default = account();
+        let p = payment();
+        let order = CreateOrder {
+            payment: &p,
+            callback_url: String::new(),
+            client_ip: None,
+            auth_code: None,
+            openid: None,
+            extra: &Default::default(),
+        };
+        let read =
+            |x: &Xxpay, body: &str| x.read_create(&order, ProviderResponse { status: 200, body: body.as_bytes() });
+        assert!(read(&default, &server_signed).is_ok());
+        assert!(read(&default, &all_signed).is_err(), "not decided message by message");
+        assert!(read(&strict, &all_signed).is_ok());
+        assert!(read(&strict, &server_signed).is_err(), "all_fields: payParams must be signed");
+        // Under xxpay_server the payUrl is not covered: a changed one still verifies (which is
+        // why all_fields exists); under all_fields it does not.
+        let moved = all_signed.replace("bax07593", "evil0000");
+        assert!(read(&strict, &moved).is_err());
+        let options = |v: &str| {
+            let mut p = ProviderConfig::with_defaults("x", "xxpay");
+            for (k, v) in [("mch_id", "1"), ("app_id", "a"), ("key", "k")] {
+                p.credentials.insert(k.into(), Secret::new(v));
+            }
+            p.options.insert("answer_sign".into(), v.into());
+            Xxpay::from_config(&p).map(|_| ())
+        };
+        assert!(options("sometimes").unwrap_err()[0].contains("answer_sign"));
+    }
+
+    #[test]
+    fn bank_payments_carry_the_payers_bank_in_param1() {
+        let x = account();
+        let mut p = payment();
+        p.channel = crate::model::Channel::Bank;
+        p.scene = Scene::Web;
+        let extra: Map<String, Value> = serde_json::from_value(serde_json::json!({
+            "payer_bank_code": "HPT00001", "payer_account_name": "张三", "payer_account_no": "6222020200112233"
+        }))
+        .unwrap();
+        let order = CreateOrder {
+            payment: &p,
+            callback_url: "https://gw/cb".into(),
+            client_ip: None,
+            auth_code: None,
+            openid: None,
+            extra: &extra,
+        };
+        let CreateStep::Call(req) = x.create_payment(&order, 0).unwrap() else { panic!() };
+        let fields = provider::read_request(&req.body, |_| Some("K3y".into())).unwrap();
+        assert_eq!(
+            (fields["productId"].as_str(), fields["param1"].as_str()),
+            ("8000", "HPT00001;张三;6222020200112233")
+        );
+        let none = Map::new();
+        let refused = x.create_payment(&CreateOrder { extra: &none, ..order }, 0);
+        assert!(matches!(&refused, Err(DialectError::Invalid(m)) if m.contains("payer_bank_code")), "{refused:?}");
     }
 
     #[test]

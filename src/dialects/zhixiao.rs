@@ -30,8 +30,18 @@
 //!   negative codes as errors (-1 general, -2 parameters, -3 account frozen).
 //! - `aes_key_encoding`: `text` (default: the key's characters are the key bytes, so the
 //!   32-character test key is AES-256) or `hex` (the key is 16/24/32 bytes in hex).
-//! - `aes_mode`: `ecb` (default) or `cbc` with `aes_iv` (16 characters; default: the first 16
-//!   bytes of the key). Padding is PKCS#7.
+//! - `aes_mode`: `cbc` (default) with `aes_iv` (16 characters; default: the first 16 bytes of
+//!   the key), or `ecb`. Padding is PKCS#7. The document says only "AES+base64"; the default
+//!   is what real integrations do: the vendor's own PHP base class (微微校支付接口基类, by the
+//!   document's author) and a public Java client encrypt with AES-256-CBC, the key's 32
+//!   characters as key and its first 16 as IV. A ciphertext printed by that Java client
+//!   (`com.haohaohu.springbootdemo.util.Encode`, made with the document's test credentials)
+//!   decrypts under the default and is a unit test below; ECB, a zero IV and a hex-decoded key
+//!   do not decrypt it. (Another public client, aizhixin's, uses AES-128-CBC with the key's
+//!   first 16 characters as key and IV; not offered.)
+//! - The document prints no signature or ciphertext to check (its only answer example holds
+//!   the placeholders `加密信息` and `签名`), so nothing of it is a known answer beyond the test
+//!   credentials.
 //! - The document gives no paths: `path_create` (default `/order/create`), `path_query`
 //!   (`/order/query`), `path_cancel` (`/order/cancel`), `path_refund` (`/order/refund`),
 //!   `path_identity` (`/user/identity`, 2.6) and `path_card` (`/user/card`, 2.7).
@@ -65,6 +75,14 @@ const OPTIONS: &[&str] = &[
     "path_identity",
     "path_card",
 ];
+
+/// Whether an error message says the order does not exist.
+fn says_not_found(message: &str) -> bool {
+    let lower = message.to_lowercase();
+    ["订单不存在", "订单号不存在", "订单未找到", "order not found", "order does not exist"]
+        .iter()
+        .any(|w| lower.contains(w))
+}
 
 /// The envelope crypto of one account: AES key and mode, and the md5 key (appsecret).
 #[derive(Clone)]
@@ -104,7 +122,7 @@ impl Envelope {
         if errors.is_empty() && ![16, 24, 32].contains(&key.len()) {
             errors.push(format!("credentials.aes_key: gives {} key bytes; AES needs 16, 24 or 32", key.len()));
         }
-        let mode = match options.get("aes_mode").map(String::as_str).unwrap_or("ecb") {
+        let mode = match options.get("aes_mode").map(String::as_str).unwrap_or("cbc") {
             "ecb" => AesMode::Ecb,
             "cbc" => {
                 let iv_text = options
@@ -358,7 +376,13 @@ impl Dialect for Zhixiao {
     }
 
     fn read_query(&self, payment: &Payment, answer: ProviderResponse<'_>) -> Result<PaymentReport, DialectError> {
-        let content = self.read_answer(answer)?;
+        let content = match self.read_answer(answer) {
+            // -1 is the general error (2.2 defines no "not found"); its message says which.
+            Err(DialectError::Rejected { code, message, .. }) if code == "-1" && says_not_found(&message) => {
+                return Err(DialectError::UnknownOrder(format!("-1 {message}")))
+            }
+            other => other?,
+        };
         self.expect_order(&content, &payment.payment_id)?;
         let status = payment_status(&field(&content, "status"));
         Ok(PaymentReport {
@@ -534,6 +558,32 @@ mod tests {
         Zhixiao::from_config(&p).unwrap()
     }
 
+    /// A create request's `param` as a public Java client of zhixiao printed it
+    /// (`com.haohaohu.springbootdemo.util.Encode`), sealed with the document's test key:
+    /// fixed peer bytes that payglot did not produce.
+    const JAVA_CLIENT_PARAM: &str = "U9qTuhXZ7nrQtNkfNPb6KpozO38WQ8oBBhNbaHfJSbfh7pqn4IYYoeUQC4ujAcuDmyTTA5PF0XV963qkM0MbhhwRXAymJfCWo5MYN5No/dW2FmK+bf1cLfS3lD5+gPURF7U1yTtS3VrCJrmSdcdMqmJy5yepLTCTkefBbhcKqZy54+xWIasdZ+BlqDO2PutSQOyDjXeGGfYso2FLvUb7Bv/EFSlTJdpeCobxGo7Aw8vkM93Fe7YuKtnBRS7IHOAnmx97J3PEeBgieGh047yv3U5ouKy/t+a+a5hTftkxnDE=";
+
+    #[test]
+    fn a_real_clients_ciphertext_opens_under_the_default_envelope() {
+        let env =
+            Envelope::new("partner1", "weiweixiao", "AD42F6697B035B7580E4FEF93BE20B4D", &Default::default()).unwrap();
+        let content = env.open(JAVA_CLIENT_PARAM).unwrap();
+        assert_eq!(content["out_trade_no"], "29152154523069546710");
+        assert_eq!((content["total_fee"].as_str(), content["pay_type"].as_i64()), (Some("1"), Some(1)));
+        assert_eq!(content["body"], "测试内容");
+        // The same request, as that client signs it: md5(id + param + appsecret).
+        assert_eq!(env.sign(&["partner1", JAVA_CLIENT_PARAM]), "49280c466dac632e93a9975c54733806");
+        let form = encode_form([
+            ("id", "partner1"),
+            ("param", JAVA_CLIENT_PARAM),
+            ("sign", "49280c466dac632e93a9975c54733806"),
+        ]);
+        assert_eq!(env.read_request(form.as_bytes()).unwrap(), content, "the provider side takes it");
+        let ecb = [("aes_mode".to_string(), "ecb".to_string())].into_iter().collect();
+        let ecb = Envelope::new("partner1", "weiweixiao", "AD42F6697B035B7580E4FEF93BE20B4D", &ecb).unwrap();
+        assert!(ecb.open(JAVA_CLIENT_PARAM).is_err(), "not ECB");
+    }
+
     #[test]
     fn requests_are_sealed_and_signed_with_the_test_credentials() {
         let z = account(&[]);
@@ -555,9 +605,10 @@ mod tests {
         assert_eq!(fields["id"], "partner1");
         // sign = md5(id + param + appsecret), computed by hand here.
         assert_eq!(fields["sign"], md5_hex(format!("partner1{}weiweixiao", fields["param"]).as_bytes()));
-        // param is AES-256-ECB (the 32-character key's bytes) of the JSON, base64.
+        // param is AES-256-CBC (the 32-character key's bytes, its first 16 as IV) of the JSON,
+        // base64.
         let raw = base64::engine::general_purpose::STANDARD.decode(&fields["param"]).unwrap();
-        let plain = aes_decrypt(b"AD42F6697B035B7580E4FEF93BE20B4D", AesMode::Ecb, &raw).unwrap();
+        let plain = aes_decrypt(b"AD42F6697B035B7580E4FEF93BE20B4D", AesMode::Cbc(*b"AD42F6697B035B75"), &raw).unwrap();
         let content: Value = serde_json::from_slice(&plain).unwrap();
         assert_eq!(content["total_fee"], "100");
         assert_eq!(content["out_trade_no"], p.payment_id);
@@ -570,10 +621,10 @@ mod tests {
     fn key_encoding_and_mode_are_account_settings() {
         let hex_key = account(&[("aes_key_encoding", "hex")]);
         assert_eq!(hex_key.envelope.aes_key.len(), 16, "hex: AES-128");
-        let cbc = account(&[("aes_mode", "cbc")]);
-        let sealed = cbc.envelope.seal(&json!({"a": 1}));
-        assert_eq!(cbc.envelope.open(&sealed).unwrap(), json!({"a": 1}));
-        assert!(account(&[]).envelope.open(&sealed).is_err(), "ECB cannot read CBC");
+        let ecb = account(&[("aes_mode", "ecb")]);
+        let sealed = ecb.envelope.seal(&json!({"a": 1}));
+        assert_eq!(ecb.envelope.open(&sealed).unwrap(), json!({"a": 1}));
+        assert!(account(&[]).envelope.open(&sealed).is_err(), "CBC (the default) cannot read ECB");
         let mut p = ProviderConfig::with_defaults("zx", "zhixiao");
         for (k, v) in [("appid", "a"), ("appsecret", "b"), ("aes_key", "short")] {
             p.credentials.insert(k.into(), Secret::new(v));

@@ -58,8 +58,11 @@ fn payorder(sb: &Sandbox, env: &Envelope, d: &Value, now: i64) -> String {
     };
     let (out_no, pmt_tag) = (field(d, "out_no"), field(d, "pmt_tag"));
     let jsapi = field(d, "JSAPI") == "1";
-    let extra: BTreeMap<String, String> =
-        [("pmt_tag", pmt_tag.clone())].into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+    let barcode = if field(d, "auth_code").is_empty() { "" } else { "1" };
+    let extra: BTreeMap<String, String> = [("pmt_tag", pmt_tag.clone()), ("barcode", barcode.to_string())]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
     let created =
         sb.ledger().create("mct", "9149", &env.open_id, &out_no, amount, amount, &field(d, "notify_url"), extra);
     let Ok(mut order) = created else {
@@ -110,6 +113,9 @@ fn paycancel(sb: &Sandbox, env: &Envelope, d: &Value, now: i64) -> String {
         return failure(8002, "订单不存在");
     };
     let order = ledger.order_mut(&no).expect("found above");
+    if order.fields.get("barcode").map(String::as_str) != Some("1") {
+        return failure(8013, "订单取消失败,错误原因：订单的支付场景不支持该请求");
+    }
     if order.status != PaymentStatus::Pending {
         return failure(8012, "当前订单不能取消，如果已经付款，请使用退款功能");
     }
