@@ -76,6 +76,7 @@ pub async fn open_gateway(config_path: &Path) -> Result<Arc<Gateway>, String> {
         balances: Default::default(),
         timeline: Default::default(),
         recent_calls: Default::default(),
+        checkouts: Default::default(),
     }))
 }
 

@@ -41,6 +41,8 @@ pub struct Gateway {
     /// Upstream calls noted in the last second or two, so a payment polled many times a second
     /// gets one timeline line per second for the same call and outcome, not one per poll.
     pub recent_calls: std::sync::Mutex<RecentKeys>,
+    /// Payments whose checkout page was opened (see `api::payments::checkout`).
+    pub checkouts: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 /// A set that forgets: keys seen in the current or the previous period (one second).

@@ -417,6 +417,12 @@ async fn doors_refund_cancel_retry_callbacks_and_refuse_in_their_own_shape() {
         );
         let (_, after) = gw.call("GET", &format!("/v1/payments/{}", paid.out_trade_no), "").await;
         assert_eq!(after["refunded_amount"], 234, "{dialect}: {after}");
+        // The captured refund request, replayed byte for byte: still one refund.
+        for _ in 0..5 {
+            send(&gw, &base, &req).await;
+        }
+        let (_, after) = gw.call("GET", &format!("/v1/payments/{}", paid.out_trade_no), "").await;
+        assert_eq!(after["refunded_amount"], 234, "{dialect}: replays refunded again: {after}");
 
         // Cancelling the paid order is refused in the dialect's shape.
         let req = school_cancel(school.as_ref(), dialect, &paid);

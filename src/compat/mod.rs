@@ -334,11 +334,6 @@ pub async fn notify_again(gateway: &Gateway, payment: &Payment) {
     }
 }
 
-/// A random order number for requests whose dialect has none (zhixiao refunds).
-pub fn new_out_refund_no() -> String {
-    random_id("cr", 24)
-}
-
 /// The callback of a payment event in the school's dialect; `None` when its dialect has no
 /// callback for this event (the five documents call back paid orders only) or the school gave
 /// no notify URL.

@@ -6,8 +6,11 @@
 //! then the other URL scenes, with `url` where the payer pays. user_no, user_name and piaoju
 //! are passed to whichever provider serves the payment.
 //!
-//! Refunds: the document's refund has no refund number, so each refund request is a new
-//! refund (as at zhixiao); ret_code 0 means accepted (done, or pending at a provider that
+//! Refunds: the document's refund carries no refund number, nonce or timestamp, so a captured
+//! refund request could be sent again and again. The door names each refund after its exact
+//! bytes (a digest of the request body): a byte-identical request is the same refund, answered
+//! again, never refunded twice. The cost: a school cannot make two equal refunds of one order
+//! (its requests would be identical); it refunds the sum at once instead. ret_code 0 means accepted (done, or pending at a provider that
 //! settles refunds later). The optional identity and card calls (2.6, 2.7) are not offered
 //! at the door: they answer ret_code -1 saying so.
 
@@ -21,6 +24,7 @@ use crate::dialects::zhixiao::{provider, Envelope};
 use crate::model::{now_unix, Action, Channel, Scene};
 use crate::server::{Gateway, HttpIn, Reply};
 use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 
 pub async fn handle(gateway: &Gateway, live: &LiveConfig, path: &str, request: &HttpIn) -> Reply {
@@ -89,7 +93,8 @@ pub async fn handle(gateway: &Gateway, live: &LiveConfig, path: &str, request: &
             let Ok(fee) = field(&content, "refund_fee").parse::<i64>() else {
                 return json(env.answer(-2, None, "refund_fee 错误"));
             };
-            let request = CreateRefundRequest { out_refund_no: super::new_out_refund_no(), amount: fee, reason: None };
+            let request =
+                CreateRefundRequest { out_refund_no: replay_safe_refund_no(&request.body), amount: fee, reason: None };
             super::refund(gateway, live, merchant, &out_trade_no, &request, now)
                 .await
                 .map(|refund| json!({"out_trade_no": refund.out_trade_no, "order_id": refund.payment_id}))
@@ -110,4 +115,9 @@ pub async fn handle(gateway: &Gateway, live: &LiveConfig, path: &str, request: &
             json(env.answer(code, None, &super::refusal(&e)))
         }
     }
+}
+
+/// The refund number of a zhixiao refund request: its bytes' digest, so replays are one refund.
+fn replay_safe_refund_no(body: &[u8]) -> String {
+    format!("zr{}", &hex::encode(Sha256::digest(body))[..30])
 }
