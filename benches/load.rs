@@ -91,7 +91,7 @@ fn merchants() -> String {
     let mut m = String::from("merchants:\n");
     for d in ["xxpay", "xiaojitong", "zhixiao", "jings", "mct"] {
         m.push_str(&format!(
-            "  bench-{d}:\n    key: {KEY}\n    notify_url: http://127.0.0.1:9/notify\n    routes:\n      - to: {d}\n"
+            "  bench-{d}:\n    key: {KEY}\n    notify_url: http://127.0.0.1:9/notify\n    allow_private_notify: true\n    routes:\n      - to: {d}\n"
         ));
     }
     m

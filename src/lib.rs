@@ -8,6 +8,7 @@ pub mod callbacks;
 pub mod compat;
 pub mod config;
 pub mod dialects;
+pub mod egress;
 pub mod model;
 pub mod money;
 pub mod routing;

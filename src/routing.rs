@@ -70,7 +70,14 @@ mod tests {
     use crate::config::Secret;
 
     fn merchant(routes: Vec<Route>) -> MerchantConfig {
-        MerchantConfig { id: "m".into(), key: Secret::new("k"), notify_url: None, routes, compat: Default::default() }
+        MerchantConfig {
+            id: "m".into(),
+            key: Secret::new("k"),
+            notify_url: None,
+            allow_private_notify: false,
+            routes,
+            compat: Default::default(),
+        }
     }
 
     fn facts(channel: Channel, amount: i64) -> PaymentFacts<'static> {

@@ -20,6 +20,30 @@ use std::time::Duration;
 pub const MAX_ANSWER_BYTES: usize = 1 << 20;
 
 type HttpsClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+/// The client of notifications to merchants without `allow_private_notify`: it connects to
+/// public addresses only (see `egress`).
+type PublicClient = Client<HttpsConnector<HttpConnector<crate::egress::PublicOnly>>, Full<Bytes>>;
+
+fn build_client<R>(
+    mut http: HttpConnector<R>,
+    connect_timeout_ms: u64,
+) -> Client<HttpsConnector<HttpConnector<R>>, Full<Bytes>>
+where
+    HttpsConnector<HttpConnector<R>>: hyper_util::client::legacy::connect::Connect + Clone + Send + Sync + 'static,
+{
+    http.enforce_http(false);
+    http.set_nodelay(true);
+    http.set_connect_timeout(Some(Duration::from_millis(connect_timeout_ms)));
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_webpki_roots()
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(http);
+    Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(60))
+        .pool_max_idle_per_host(64)
+        .build(https)
+}
 
 /// Why a call did not produce an answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,6 +91,7 @@ pub struct Answer {
 /// the circuit and connection limit of each provider account.
 pub struct Upstream {
     clients: Mutex<HashMap<u64, HttpsClient>>,
+    public_only: std::sync::OnceLock<PublicClient>,
     accounts: Mutex<HashMap<String, Arc<AccountGuard>>>,
 }
 
@@ -85,28 +110,18 @@ impl Default for Upstream {
 
 impl Upstream {
     pub fn new() -> Self {
-        Upstream { clients: Mutex::new(HashMap::new()), accounts: Mutex::new(HashMap::new()) }
+        Upstream {
+            clients: Mutex::new(HashMap::new()),
+            public_only: std::sync::OnceLock::new(),
+            accounts: Mutex::new(HashMap::new()),
+        }
     }
 
     fn client(&self, connect_timeout_ms: u64) -> HttpsClient {
         let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
         clients
             .entry(connect_timeout_ms)
-            .or_insert_with(|| {
-                let mut http = HttpConnector::new();
-                http.enforce_http(false);
-                http.set_nodelay(true);
-                http.set_connect_timeout(Some(Duration::from_millis(connect_timeout_ms)));
-                let https = hyper_rustls::HttpsConnectorBuilder::new()
-                    .with_webpki_roots()
-                    .https_or_http()
-                    .enable_http1()
-                    .wrap_connector(http);
-                Client::builder(TokioExecutor::new())
-                    .pool_idle_timeout(Duration::from_secs(60))
-                    .pool_max_idle_per_host(64)
-                    .build(https)
-            })
+            .or_insert_with(|| build_client(HttpConnector::new(), connect_timeout_ms))
             .clone()
     }
 
@@ -197,15 +212,56 @@ impl Upstream {
         connect_timeout_ms: u64,
         timeout_ms: u64,
     ) -> Result<Answer, UpstreamError> {
+        let request = Self::request(method, url, headers, body)?;
+        Self::exchange(self.client(connect_timeout_ms), request, timeout_ms).await
+    }
+
+    /// Sends a notification to a merchant; unless the merchant may be notified on private
+    /// addresses, through the client that connects to public addresses only.
+    pub async fn send_notification(
+        &self,
+        method: &str,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+        allow_private: bool,
+        timeout_ms: u64,
+    ) -> Result<Answer, UpstreamError> {
+        if allow_private {
+            return self.send(method, url, headers, body, 3000, timeout_ms).await;
+        }
+        let request = Self::request(method, url, headers, body)?;
+        let client = self
+            .public_only
+            .get_or_init(|| build_client(HttpConnector::new_with_resolver(crate::egress::PublicOnly), 3000))
+            .clone();
+        Self::exchange(client, request, timeout_ms).await
+    }
+
+    fn request(
+        method: &str,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> Result<Request<Full<Bytes>>, UpstreamError> {
         let mut builder = Request::builder().method(method).uri(url);
         for (k, v) in headers {
             builder = builder.header(*k, *v);
         }
-        let request = builder.body(Full::new(Bytes::from(body))).map_err(|e| {
+        builder.body(Full::new(Bytes::from(body))).map_err(|e| {
             let url = crate::config::secrets::redact_url_passwords(url);
             UpstreamError::Connect(format!("bad request for {url}: {e}"))
-        })?;
-        let client = self.client(connect_timeout_ms);
+        })
+    }
+
+    async fn exchange<C>(
+        client: Client<C, Full<Bytes>>,
+        request: Request<Full<Bytes>>,
+        timeout_ms: u64,
+    ) -> Result<Answer, UpstreamError>
+    where
+        C: hyper_util::client::legacy::connect::Connect + Clone + Send + Sync + 'static,
+    {
         let exchange = async {
             let response = client.request(request).await.map_err(|e| {
                 if e.is_connect() {

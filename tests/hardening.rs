@@ -140,3 +140,67 @@ fn routes_yaml_refuses_an_exposed_admin_listener_and_plain_http_providers() {
     let (ok, out) = check(&minimal("", "http://127.0.0.1:3020", ""));
     assert!(ok, "loopback needs no TLS: {out}");
 }
+
+/// A name of this machine (from /etc/hosts) that resolves to a loopback address, as a name
+/// rebound to a private address would.
+fn loopback_name() -> String {
+    let hosts = std::fs::read_to_string("/etc/hosts").unwrap_or_default();
+    hosts
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .filter_map(|l| {
+            let mut parts = l.split_whitespace();
+            let ip: std::net::IpAddr = parts.next()?.parse().ok()?;
+            ip.is_loopback().then(|| parts.find(|n| !n.contains("localhost")).map(str::to_string)).flatten()
+        })
+        .next()
+        .expect("/etc/hosts names this machine with a loopback address")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notify_urls_never_reach_private_addresses_or_the_gateway_itself() {
+    let mut merchant = MerchantServer::new();
+    merchant.start().await;
+    let mut g = Gateway::new(&merchant.url());
+    // A merchant without allow_private_notify (the test merchants have it, being on loopback).
+    let strict = format!("  school-strict:\n    key: {MERCHANT_KEY}\n    routes:\n      - to: xxpay-a\n");
+    g.write_config(&(g.routes_yaml("xxpay-a") + &strict));
+    g.start().await;
+    let (_, before) = g.admin("GET", "/admin/config").await;
+
+    let with_notify = |no: &str, url: &str| {
+        let mut b: serde_json::Value = serde_json::from_str(&payment_body(no, 100)).unwrap();
+        b["notify_url"] = url.into();
+        b.to_string()
+    };
+    // Even a merchant allowed private addresses may not aim at the gateway's own listeners.
+    let reload = format!("http://127.0.0.1:{}/admin/reload", g.admin_port);
+    let (status, e) = g.call("POST", "/v1/payments", &with_notify("SSRF-1", &reload)).await;
+    assert_eq!(status, 400, "{e}");
+    assert!(e["error"]["message"].as_str().unwrap().contains("own listener"), "{e}");
+    for url in
+        ["http://127.0.0.1:9/n", "http://169.254.169.254/latest/meta-data", "http://localhost/n", "http://10.0.0.8/n"]
+    {
+        let (status, e) = g.call_as("school-strict", "POST", "/v1/payments", &with_notify("SSRF-2", url)).await;
+        assert_eq!(status, 400, "{url}: {e}");
+    }
+    let (status, _) = g.call_as("school-strict", "GET", "/v1/payments/SSRF-2", "").await;
+    assert_eq!(status, 404, "nothing was stored");
+
+    // A name that resolves to loopback is accepted, but never connected to.
+    let name = loopback_name();
+    let rebound = format!("http://{name}:{}/notify", merchant.port);
+    let (status, p) = g.call_as("school-strict", "POST", "/v1/payments", &with_notify("SSRF-3", &rebound)).await;
+    assert_eq!(status, 200, "{p}");
+    g.pay_at_sandbox(p["provider_trade_no"].as_str().unwrap()).await;
+    let failed = eventually("the delivery to be refused", std::time::Duration::from_secs(10), || async {
+        let (_, ev) = g.admin("GET", "/admin/events?merchant=school-strict").await;
+        let e = ev["events"].as_array()?.first()?.clone();
+        e["last_error"].as_str().is_some_and(|m| m.contains("no public address")).then_some(e)
+    })
+    .await;
+    assert!(failed["attempts"].as_u64().unwrap() >= 1, "{failed}");
+    assert!(merchant.events().is_empty(), "the merchant server on loopback was never reached");
+    let (_, after) = g.admin("GET", "/admin/config").await;
+    assert_eq!(after["reloads"], before["reloads"], "no reload was triggered");
+}

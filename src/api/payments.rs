@@ -191,6 +191,10 @@ pub async fn create_payment(
         Some(_) => request.notify_url.clone().unwrap_or_default(),
         None => super::notify_url(&request.notify_url, merchant)?,
     };
+    if !notify_url.is_empty() {
+        live.check_notify_url(merchant, &notify_url)
+            .map_err(|e| ApiError::invalid_request(format!("notify_url: {notify_url} {e}")))?;
+    }
 
     let payment_id = new_payment_id(now);
     let facts = PaymentFacts {

@@ -58,6 +58,8 @@ pub async fn create(
         return Err(ApiError::invalid_request("payee.account_type: bank, wechat, alipay or other"));
     }
     let notify_url = super::notify_url(&request.notify_url, merchant)?;
+    live.check_notify_url(merchant, &notify_url)
+        .map_err(|e| ApiError::invalid_request(format!("notify_url: {notify_url} {e}")))?;
     let provider = match &request.provider {
         Some(name) if merchant_uses(merchant, name) => name.clone(),
         Some(name) => {

@@ -136,9 +136,17 @@ async fn send_event(
         ("payglot-timestamp", timestamp.as_str()),
         ("payglot-signature", signature.as_str()),
     ];
+    gateway.config.current().check_notify_url(merchant, &event.notify_url)?;
     let answer = gateway
         .upstream
-        .send("POST", &event.notify_url, &headers, event.body.clone().into_bytes(), 3000, timeout_ms)
+        .send_notification(
+            "POST",
+            &event.notify_url,
+            &headers,
+            event.body.clone().into_bytes(),
+            merchant.allow_private_notify,
+            timeout_ms,
+        )
         .await;
     match answer {
         Ok(a) if (200..300).contains(&a.status) => Ok(()),
@@ -163,7 +171,12 @@ async fn send_door_callback(
     };
     let headers: Vec<(&str, &str)> =
         notify.content_type.iter().map(|ct| ("content-type", *ct)).chain([("user-agent", "payglot")]).collect();
-    match gateway.upstream.send(notify.method, &notify.url, &headers, notify.body, 3000, timeout_ms).await {
+    gateway.config.current().check_notify_url(merchant, &notify.url)?;
+    let sent = gateway
+        .upstream
+        .send_notification(notify.method, &notify.url, &headers, notify.body, merchant.allow_private_notify, timeout_ms)
+        .await;
+    match sent {
         Ok(a) if notify.ack.matches(a.status, &a.body) => Ok(()),
         Ok(a) => Err(format!("school answered HTTP {} without its dialect's ack", a.status)),
         Err(e) => Err(e.to_string()),

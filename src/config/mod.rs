@@ -133,6 +133,8 @@ struct RawMerchant {
     key: String,
     #[serde(default)]
     notify_url: Option<String>,
+    #[serde(default)]
+    allow_private_notify: bool,
     routes: Vec<RawRoute>,
     /// Provider-compatible front doors, by dialect: the credentials the school's existing
     /// integration signs with, plus optional `channel`, `scene` and `options`.
@@ -348,6 +350,9 @@ pub struct MerchantConfig {
     pub id: String,
     pub key: Secret,
     pub notify_url: Option<String>,
+    /// Notify URLs of this merchant may point at loopback, private and link-local addresses
+    /// (see `egress`); never at payglot's own listeners.
+    pub allow_private_notify: bool,
     pub routes: Vec<Route>,
     /// Front doors (`/compat/{dialect}/...`) by dialect.
     pub compat: BTreeMap<String, DoorConfig>,
@@ -675,6 +680,11 @@ fn parse_with(text: &str, base_dir: &Path, resolver: &secrets::Resolver<'_>) -> 
         };
         if let Some(url) = &m.notify_url {
             check_http_url(&format!("{path}.notify_url"), url, &mut errors);
+            let own: Vec<SocketAddr> = listen.iter().chain(admin_listen.iter()).copied().collect();
+            let rule = crate::egress::NotifyRule { allow_private: m.allow_private_notify, own: &own };
+            if let Err(e) = rule.check_url(url) {
+                errors.push(format!("{path}.notify_url: {url} {e}"));
+            }
         }
         let routes = validate_routes(&path, &m.routes, &providers, &mut errors);
         let compat = validate_doors(&path, &m.compat, resolver, &mut door_owners, &mut errors);
@@ -684,6 +694,7 @@ fn parse_with(text: &str, base_dir: &Path, resolver: &secrets::Resolver<'_>) -> 
                 id: id.clone(),
                 key: key.unwrap_or_else(|| Secret::new("")),
                 notify_url: m.notify_url.clone(),
+                allow_private_notify: m.allow_private_notify,
                 routes,
                 compat,
             },
@@ -931,6 +942,17 @@ impl LiveConfig {
 
     pub fn dialect(&self, account: &str) -> Option<&Arc<dyn Dialect>> {
         self.dialects.get(account)
+    }
+
+    /// The gateway's own listeners, which no notification may target.
+    pub fn own_listeners(&self) -> Vec<SocketAddr> {
+        std::iter::once(self.config.listen).chain(self.config.admin_listen).collect()
+    }
+
+    /// Checks a notify URL of `merchant` (see `egress`): `Err` says why it is refused.
+    pub fn check_notify_url(&self, merchant: &MerchantConfig, url: &str) -> Result<(), String> {
+        let own = self.own_listeners();
+        crate::egress::NotifyRule { allow_private: merchant.allow_private_notify, own: &own }.check_url(url)
     }
 }
 

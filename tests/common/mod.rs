@@ -254,7 +254,7 @@ impl Gateway {
             "listen: 127.0.0.1:{}\nadmin_listen: 127.0.0.1:{}\npublic_url: {}\nstore: {}\n{}\
              delivery:\n  retry_schedule_secs: [1]\n  poll_ms: 100\n  timeout_ms: 2000\n  lease_secs: 3\n  give_up_after_secs: {}\n{}\
              providers:\n  xxpay-a:\n{}  xxpay-b:\n{}{}{extra_providers}\
-             merchants:\n  {MERCHANT}:\n    key: {MERCHANT_KEY}\n    notify_url: {}\n    routes:\n{school_a_routes}{}",
+             merchants:\n  {MERCHANT}:\n    key: {MERCHANT_KEY}\n    notify_url: {}\n    allow_private_notify: true\n    routes:\n{school_a_routes}{}",
             self.port,
             self.admin_port,
             self.public_url,
@@ -272,10 +272,10 @@ impl Gateway {
             self.notify_url,
             DIALECT_SCHOOLS
                 .iter()
-                .map(|(account, school)| format!("  {school}:\n    key: {MERCHANT_KEY}\n    notify_url: {}\n    routes:\n      - to: {account}\n", self.notify_url))
+                .map(|(account, school)| format!("  {school}:\n    key: {MERCHANT_KEY}\n    notify_url: {}\n    allow_private_notify: true\n    routes:\n      - to: {account}\n", self.notify_url))
                 .collect::<String>()
                 + &format!(
-                    "  school-bad:\n    key: {MERCHANT_KEY}\n    notify_url: {}\n    routes:\n      - match: {{ channel: wechat }}\n        to: xxpay-unknown\n      - to: mct-unknown\n",
+                    "  school-bad:\n    key: {MERCHANT_KEY}\n    notify_url: {}\n    allow_private_notify: true\n    routes:\n      - match: {{ channel: wechat }}\n        to: xxpay-unknown\n      - to: mct-unknown\n",
                     self.notify_url
                 ),
         )
