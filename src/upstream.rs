@@ -163,6 +163,18 @@ impl Upstream {
         account: &ProviderConfig,
         request: &ProviderRequest,
     ) -> Result<Answer, UpstreamError> {
+        self.call_provider_with(account, request, true).await
+    }
+
+    /// As `call_provider`; with `count` false the outcome does not move the breaker (queries
+    /// prompted by messages payglot could not verify: whoever sends those must not be able to
+    /// open an account's circuit).
+    pub async fn call_provider_with(
+        &self,
+        account: &ProviderConfig,
+        request: &ProviderRequest,
+        count: bool,
+    ) -> Result<Answer, UpstreamError> {
         let guard = self.guard(account);
         let settings = CircuitSettings::of(account);
         if let Err(e) = guard.breaker.admit(std::time::Instant::now(), &settings) {
@@ -185,7 +197,11 @@ impl Upstream {
             .send(request.method, &url, &headers, request.body.clone(), account.connect_timeout_ms, account.timeout_ms)
             .await;
         let healthy = matches!(&result, Ok(a) if a.status < 500);
-        guard.breaker.record(healthy, std::time::Instant::now(), &settings);
+        if count {
+            guard.breaker.record(healthy, std::time::Instant::now(), &settings);
+        } else {
+            guard.breaker.release_probe();
+        }
         let outcome = match &result {
             Ok(a) if a.status < 500 => "ok",
             Ok(_) => "http_5xx",
@@ -400,6 +416,8 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 #[derive(Default)]
 pub struct RateLimits {
     last_call: Mutex<HashMap<String, std::time::Instant>>,
+    /// Fixed windows: (start, calls taken) per key.
+    windows: Mutex<HashMap<String, (std::time::Instant, u32)>>,
 }
 
 impl RateLimits {
@@ -420,6 +438,24 @@ impl RateLimits {
             calls.retain(|_, t| now.duration_since(*t) < Duration::from_secs(3600));
         }
         Ok(())
+    }
+
+    /// Takes one of `max` calls `key` has per `window` (a fixed window); `false` when spent.
+    pub fn try_take(&self, key: &str, max: u32, window: Duration) -> bool {
+        let mut windows = self.windows.lock().unwrap_or_else(|p| p.into_inner());
+        let now = std::time::Instant::now();
+        if windows.len() > 10_000 {
+            windows.retain(|_, (start, _)| now.duration_since(*start) < window);
+        }
+        let entry = windows.entry(key.to_string()).or_insert((now, 0));
+        if now.duration_since(entry.0) >= window {
+            *entry = (now, 0);
+        }
+        if entry.1 >= max {
+            return false;
+        }
+        entry.1 += 1;
+        true
     }
 }
 

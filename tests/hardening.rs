@@ -204,3 +204,72 @@ async fn notify_urls_never_reach_private_addresses_or_the_gateway_itself() {
     let (_, after) = g.admin("GET", "/admin/config").await;
     assert_eq!(after["reloads"], before["reloads"], "no reload was triggered");
 }
+
+/// A forged xxpay notify naming a payment (signed with a guessed key).
+fn forged_notify(payment_id: &str) -> String {
+    let fields: std::collections::BTreeMap<String, String> =
+        [("payOrderId", "x"), ("mchId", XXPAY_A.0), ("mchOrderNo", payment_id), ("amount", "100"), ("status", "2")]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+    payglot::dialects::xxpay::provider::notify_body(fields, "guessed-key")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_callbacks_cannot_amplify_into_provider_queries_or_trip_the_breaker() {
+    let merchant = MerchantServer::new();
+    let mut g = Gateway::new(&merchant.url());
+    let limited = "timeout_ms: 3000\n    unverified_queries: { max: 5, window_secs: 60 }\n    circuit: { failures: 3, open_ms: 60000 }\n";
+    g.write_config(&g.routes_yaml("xxpay-a").replacen("timeout_ms: 3000\n", limited, 1));
+    g.start().await;
+    let mut ids = Vec::new();
+    for i in 0..12 {
+        let (status, p) = g.call("POST", "/v1/payments", &payment_body(&format!("AMP-{i}"), 100)).await;
+        assert_eq!(status, 200, "{p}");
+        ids.push(p["payment_id"].as_str().unwrap().to_string());
+    }
+    let port = g.sandbox_port;
+    let before = g.sandbox_requests(port, "xxpay").await;
+    // 200 forged callbacks on one payment: at most one query.
+    for _ in 0..200 {
+        let (status, _) = g.callback("xxpay-a", &forged_notify(&ids[0])).await;
+        assert_eq!(status, 400);
+    }
+    let one = g.sandbox_requests(port, "xxpay").await - before;
+    assert_eq!(one, 1, "one query for one payment within the window");
+    // Forged callbacks on twelve payments: at most five queries per account per window.
+    for id in &ids {
+        g.callback("xxpay-a", &forged_notify(id)).await;
+    }
+    let all = g.sandbox_requests(port, "xxpay").await - before;
+    assert_eq!(all, 5, "the account's window allows five");
+
+    let metrics = g.http("GET", &format!("http://127.0.0.1:{}/metrics", g.admin_port), &[], b"").await;
+    let text = String::from_utf8_lossy(&metrics.body);
+    assert!(text.contains("payglot_unverified_queries_total"), "counted in a metric");
+
+    // A second gateway on the same sandbox, with room for ten unverified queries: while the
+    // provider fails, the ten queried forged callbacks prompt do not open its circuit (three
+    // failures would).
+    let mut g2 = Gateway::new(&merchant.url());
+    g2.sandbox_port = g.sandbox_port;
+    g2.embedded_sandbox = false;
+    let roomy = "timeout_ms: 3000\n    unverified_queries: { max: 10, window_secs: 60 }\n    circuit: { failures: 3, open_ms: 60000 }\n";
+    g2.write_config(&g2.routes_yaml("xxpay-a").replacen("timeout_ms: 3000\n", roomy, 1));
+    g2.start().await;
+    let mut pending = Vec::new();
+    for i in 0..10 {
+        let (_, p) = g2.call("POST", "/v1/payments", &payment_body(&format!("AMP2-{i}"), 100)).await;
+        pending.push(p["payment_id"].as_str().unwrap().to_string());
+    }
+    g.sandbox_fault("xxpay", "error500").await;
+    let before = g.sandbox_requests(port, "xxpay").await;
+    for id in &pending {
+        g2.callback("xxpay-a", &forged_notify(id)).await;
+    }
+    assert_eq!(g.sandbox_requests(port, "xxpay").await - before, 10, "each prompted one failing query");
+    let (_, circuits) = g2.admin("GET", "/admin/circuits").await;
+    let open: Vec<_> = circuits["circuits"].as_array().unwrap().iter().filter(|c| c["state"] != "closed").collect();
+    assert!(open.is_empty(), "forged callbacks opened a circuit: {circuits}");
+    g.sandbox_fault("xxpay", "ok").await;
+}

@@ -234,12 +234,15 @@ pub struct Account<'a> {
     pub name: &'a str,
     pub config: &'a ProviderConfig,
     pub dialect: Arc<dyn Dialect>,
+    /// Whether calls count for the account's circuit breaker (not for queries prompted by
+    /// unverified messages).
+    pub counted: bool,
 }
 
 /// The account `name` in the live config, or an error naming it.
 pub fn account<'a>(live: &'a LiveConfig, name: &'a str) -> Result<Account<'a>, ApiError> {
     match (live.config.providers.get(name), live.dialect(name)) {
-        (Some(config), Some(dialect)) => Ok(Account { name, config, dialect: dialect.clone() }),
+        (Some(config), Some(dialect)) => Ok(Account { name, config, dialect: dialect.clone(), counted: true }),
         _ => Err(ApiError::provider_unavailable(
             Some(name),
             format!("provider account {name} is no longer defined in routes.yaml"),
@@ -254,7 +257,7 @@ pub async fn send(
     request: &ProviderRequest,
 ) -> Result<Answer, (UpstreamError, ApiError)> {
     let c = account.config;
-    gateway.upstream.call_provider(c, request).await.map_err(|e| {
+    gateway.upstream.call_provider_with(c, request, account.counted).await.map_err(|e| {
         let api = ApiError::provider_unavailable(Some(account.name), format!("provider account {}: {e}", account.name));
         (e, api)
     })

@@ -513,6 +513,43 @@ pub async fn refresh_from_provider(
     now: i64,
 ) -> Result<Payment, Option<String>> {
     let account = account(live, &payment.provider).map_err(|e| Some(e.message))?;
+    refresh_with(gateway, live, payment, account, now).await
+}
+
+/// As `refresh_from_provider`, for a query prompted by a message payglot could not verify (a
+/// callback whose signature failed, xiaojitong's unsigned checkOrder at its door): whoever
+/// sends those must not make payglot query the provider without limit with the school's
+/// credentials, nor open its circuit. At most one such query per payment per window and
+/// `unverified_queries.max` per account per window (`payglot_unverified_queries_total`);
+/// their outcome does not count for the breaker. `Err(None)`: not now.
+pub async fn refresh_unverified(
+    gateway: &Gateway,
+    live: &LiveConfig,
+    payment: &Payment,
+    now: i64,
+) -> Result<Payment, Option<String>> {
+    let mut account = account(live, &payment.provider).map_err(|e| Some(e.message))?;
+    let (max, window) = account.config.unverified_queries;
+    let window = std::time::Duration::from_secs(window);
+    let name = account.name.to_string();
+    let fresh = gateway.limits.try_acquire(&format!("unverified/{name}/{}", payment.payment_id), window).is_ok()
+        && gateway.limits.try_take(&format!("unverified/{name}"), max, window);
+    metrics::counter!("payglot_unverified_queries_total", "provider" => name, "outcome" => if fresh { "sent" } else { "limited" })
+        .increment(1);
+    if !fresh {
+        return Err(None);
+    }
+    account.counted = false;
+    refresh_with(gateway, live, payment, account, now).await
+}
+
+async fn refresh_with(
+    gateway: &Gateway,
+    live: &LiveConfig,
+    payment: &Payment,
+    account: super::Account<'_>,
+    now: i64,
+) -> Result<Payment, Option<String>> {
     if let Some(interval) = account.dialect.query_interval() {
         let key = format!("query/{}/{}", account.name, payment.payment_id);
         if gateway.limits.try_acquire(&key, interval).is_err() {

@@ -166,6 +166,6 @@ async fn check_claimed_payment(gateway: &Gateway, account: &str, payment_id: &st
         return;
     }
     let live = gateway.config.current();
-    let outcome = crate::api::payments::refresh_from_provider(gateway, &live, &payment, now).await;
+    let outcome = crate::api::payments::refresh_unverified(gateway, &live, &payment, now).await;
     tracing::info!(account, payment_id, status = ?outcome.map(|p| p.status).ok(), "queried the provider after an unverifiable callback");
 }

@@ -6,7 +6,7 @@
 //! then the other URL scenes. `data.paytype` is 1 for wechat and 2 for alipay; `reallyprice`
 //! is what the payer is asked to pay.
 
-use super::{credential, find, json, text, Intent, Lookup};
+use super::{credential, json, text, Intent};
 use crate::api::error::ApiError;
 use crate::config::LiveConfig;
 use crate::dialects::signing::parse_form;
@@ -59,7 +59,7 @@ pub async fn handle(gateway: &Gateway, live: &LiveConfig, path: &str, request: &
             let Some(door) = merchant.compat.get("xiaojitong") else {
                 return json(provider::unknown_order());
             };
-            match find(gateway, live, merchant, Lookup::PaymentId(orderid), now).await {
+            match super::find_unsigned(gateway, live, merchant, orderid, now).await {
                 Ok(payment) => {
                     json(provider::check_answer(&super::provider_order(&payment, door), &credential(door, "key")))
                 }

@@ -116,6 +116,17 @@ struct RawProvider {
     retired: bool,
     #[serde(default)]
     insecure_http: bool,
+    #[serde(default)]
+    unverified_queries: Option<RawUnverified>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawUnverified {
+    #[serde(default)]
+    max: Option<u32>,
+    #[serde(default)]
+    window_secs: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -319,6 +330,8 @@ pub struct ProviderConfig {
     pub retired: bool,
     /// Plain `http://` to a host that is not loopback, allowed explicitly (and logged).
     pub insecure_http: bool,
+    /// Queries prompted by unverified messages: at most this many per window (seconds).
+    pub unverified_queries: (u32, u64),
 }
 
 impl ProviderConfig {
@@ -340,6 +353,7 @@ impl ProviderConfig {
             options: BTreeMap::new(),
             retired: false,
             insecure_http: false,
+            unverified_queries: (30, 60),
         }
     }
 }
@@ -650,6 +664,10 @@ fn parse_with(text: &str, base_dir: &Path, resolver: &secrets::Resolver<'_>) -> 
             options,
             retired: p.retired,
             insecure_http: p.insecure_http,
+            unverified_queries: (
+                p.unverified_queries.as_ref().and_then(|u| u.max).unwrap_or(30),
+                p.unverified_queries.as_ref().and_then(|u| u.window_secs).unwrap_or(60).max(1),
+            ),
         };
         if let Err(es) = dialects::build(&provider) {
             errors.extend(es.into_iter().map(|e| format!("{path}.{e}")));
