@@ -409,3 +409,36 @@ async fn sqlite_nonces_survive_a_restart() {
     assert!(store.remember_nonce("m", "nonce-2", now + 1, now - 299).await.unwrap());
     assert!(store.remember_nonce("other", "nonce-1", now + 1, now - 299).await.unwrap(), "per merchant");
 }
+
+/// The PostgreSQL server of `PAYGLOT_TEST_POSTGRES` with TLS: `require` encrypts (the
+/// server's own session says so), `verify-full` checks the certificate and its name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_over_tls_require_and_verify_full() {
+    let Ok(url) = std::env::var("PAYGLOT_TEST_POSTGRES") else {
+        println!("PostgreSQL TLS test skipped: PAYGLOT_TEST_POSTGRES is not set");
+        return;
+    };
+    let sep = if url.contains('?') { '&' } else { '?' };
+    let store = PgStore::open(&format!("{url}{sep}sslmode=require"), 2).await.expect("TLS with sslmode=require");
+    store.ping().await.unwrap();
+    let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(conn);
+    let tls_sessions: i64 = client
+        .query_one("SELECT count(*) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) WHERE s.ssl AND a.application_name = 'payglot'", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(tls_sessions >= 1, "payglot's sessions are encrypted");
+    // verify-full: the public roots do not know a local server's certificate.
+    let refused = PgStore::open(&format!("{url}{sep}sslmode=verify-full"), 1).await;
+    assert!(refused.is_err(), "an unknown certificate is refused");
+    // With the server's own certificate as root, and the name it was issued for.
+    let cert = "/etc/ssl/certs/ssl-cert-snakeoil.pem";
+    if std::path::Path::new(cert).exists() && url.contains("127.0.0.1") {
+        let by_name = url.replace("127.0.0.1", "localhost");
+        let ok = PgStore::open(&format!("{by_name}{sep}sslmode=verify-full&sslrootcert={cert}"), 1).await;
+        assert!(ok.is_ok(), "verify-full with the server's certificate: {:?}", ok.err());
+        let wrong_name = PgStore::open(&format!("{url}{sep}sslmode=verify-full&sslrootcert={cert}"), 1).await;
+        assert!(wrong_name.is_err(), "the certificate is for localhost, not 127.0.0.1");
+    }
+}

@@ -468,7 +468,7 @@ fn parse_store(text: &str, base_dir: &Path) -> Result<StoreUrl, String> {
         let path = if path.is_relative() { base_dir.join(path) } else { path.to_path_buf() };
         Ok(StoreUrl::Sqlite(path))
     } else if text.starts_with("postgres://") || text.starts_with("postgresql://") {
-        if let Err(e) = text.parse::<tokio_postgres::Config>() {
+        if let Err(e) = crate::store::postgres::check_url(text) {
             return Err(format!("store: not a valid PostgreSQL URL: {e}"));
         }
         Ok(StoreUrl::Postgres(Secret::new(text)))

@@ -144,6 +144,130 @@ CREATE INDEX anomalies_payment ON anomalies (payment_id);
 "#,
 ];
 
+/// Checks a PostgreSQL store URL as `open` will read it (sslmode and sslrootcert included).
+pub fn check_url(url: &str) -> Result<(), String> {
+    let (url, _) = tls::settings(url)?;
+    url.parse::<tokio_postgres::Config>().map(|_| ()).map_err(|e| e.to_string())
+}
+
+/// TLS to PostgreSQL, by the URL's `sslmode` (as libpq names them):
+/// - absent or `disable`: no TLS (a server on the same host or a private network);
+/// - `prefer`: TLS when the server offers it, the certificate not checked;
+/// - `require`: TLS or no connection; the certificate is not checked (as libpq without a
+///   root certificate): it protects against listening, not against an impostor;
+/// - `verify-full`: TLS with the server's certificate checked against `sslrootcert` (a PEM
+///   file; default: the public web roots) and its name against the host connected to.
+///
+/// `verify-ca` (chain but not name) is refused as a misconfiguration: use verify-full.
+mod tls {
+    use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+    use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+    use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+    use std::sync::Arc;
+    use tokio_postgres::config::SslMode;
+
+    pub enum Tls {
+        None,
+        Rustls(SslMode, Box<ClientConfig>),
+    }
+
+    /// The URL without the parameters tokio-postgres does not know, and the TLS to use.
+    pub fn settings(url: &str) -> Result<(String, Tls), String> {
+        let (base, query) = url.split_once('?').unwrap_or((url, ""));
+        let mut kept = Vec::new();
+        let (mut mode, mut root) = (None, None);
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            match pair.split_once('=') {
+                Some(("sslmode", v)) => mode = Some(v.to_string()),
+                Some(("sslrootcert", v)) => {
+                    root = Some(
+                        form_urlencoded::parse(format!("p={v}").as_bytes())
+                            .next()
+                            .map(|(_, v)| v.into_owned())
+                            .unwrap_or_default(),
+                    )
+                }
+                _ => kept.push(pair),
+            }
+        }
+        let url = if kept.is_empty() { base.to_string() } else { format!("{base}?{}", kept.join("&")) };
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let builder = ClientConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| format!("TLS: {e}"))?;
+        let unverified = || {
+            let verifier = Arc::new(NoVerification(provider.clone()));
+            Box::new(builder.clone().dangerous().with_custom_certificate_verifier(verifier).with_no_client_auth())
+        };
+        let tls = match mode.as_deref() {
+            None | Some("disable") => Tls::None,
+            Some("prefer") => Tls::Rustls(SslMode::Prefer, unverified()),
+            Some("require") => Tls::Rustls(SslMode::Require, unverified()),
+            Some("verify-full") => {
+                let mut roots = RootCertStore::empty();
+                match &root {
+                    Some(path) => {
+                        let pem = std::fs::read(path).map_err(|e| format!("sslrootcert {path}: {e}"))?;
+                        let certs = rustls::pki_types::pem::PemObject::pem_slice_iter(&pem)
+                            .collect::<Result<Vec<CertificateDer<'static>>, _>>()
+                            .map_err(|e| format!("sslrootcert {path}: {e:?}"))?;
+                        let (added, _) = roots.add_parsable_certificates(certs);
+                        if added == 0 {
+                            return Err(format!("sslrootcert {path}: no certificate in it"));
+                        }
+                    }
+                    None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+                }
+                Tls::Rustls(SslMode::Require, Box::new(builder.with_root_certificates(roots).with_no_client_auth()))
+            }
+            Some("verify-ca") => {
+                return Err("sslmode=verify-ca checks the chain but not the name; use verify-full".into())
+            }
+            Some(other) => return Err(format!("sslmode={other}: expected disable, prefer, require or verify-full")),
+        };
+        Ok((url, tls))
+    }
+
+    /// `require` and `prefer`: the handshake's signatures are checked, the certificate is not.
+    #[derive(Debug)]
+    struct NoVerification(Arc<rustls::crypto::CryptoProvider>);
+
+    impl ServerCertVerifier for NoVerification {
+        fn verify_server_cert(
+            &self,
+            _end_entity: &CertificateDer<'_>,
+            _intermediates: &[CertificateDer<'_>],
+            _server_name: &ServerName<'_>,
+            _ocsp: &[u8],
+            _now: UnixTime,
+        ) -> Result<ServerCertVerified, rustls::Error> {
+            Ok(ServerCertVerified::assertion())
+        }
+
+        fn verify_tls12_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        }
+
+        fn verify_tls13_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        }
+
+        fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+            self.0.signature_verification_algorithms.supported_schemes()
+        }
+    }
+}
+
 /// An arbitrary constant naming payglot's migration lock.
 const MIGRATION_LOCK: i64 = 0x0070_6179_676c_6f74;
 
@@ -292,10 +416,18 @@ async fn payment_for_update(tx: &Transaction<'_>, payment_id: &str) -> Result<Op
 impl PgStore {
     /// Connects (a pool of at most `max_connections`) and applies migrations.
     pub async fn open(url: &str, max_connections: usize) -> StoreResult<Self> {
+        let (url, tls) = tls::settings(url).map_err(err)?;
         let mut config: tokio_postgres::Config = url.parse().map_err(|e| err(format!("store URL: {e}")))?;
         config.connect_timeout(Duration::from_secs(3));
         config.application_name("payglot");
-        let manager = Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let manager_config = ManagerConfig { recycling_method: RecyclingMethod::Fast };
+        let manager = match tls {
+            tls::Tls::None => Manager::from_config(config, NoTls, manager_config),
+            tls::Tls::Rustls(mode, client) => {
+                config.ssl_mode(mode);
+                Manager::from_config(config, tokio_postgres_rustls::MakeRustlsConnect::new(*client), manager_config)
+            }
+        };
         let pool = Pool::builder(manager)
             .max_size(max_connections)
             .runtime(Runtime::Tokio1)
