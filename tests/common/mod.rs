@@ -30,6 +30,10 @@ pub const MCT_OPEN_KEY: &str = "0828e83720fdbe3685a7b94214af04f9";
 pub const DIALECT_SCHOOLS: &[(&str, &str)] =
     &[("xjt", "school-xjt"), ("zx", "school-zx"), ("jg", "school-jg"), ("mct", "school-mct")];
 
+/// The port of the XxPay project demo merchant's notifyUrl (in its signed request, fixed in
+/// tests/fixtures/xxpay): a test listens on it, so `free_port` never hands it out.
+pub const XXPAY_PROJECT_NOTIFY_PORT: u16 = 18080;
+
 /// A loopback port nobody listens on right now, never the same one twice in this process.
 /// Ports come from below the kernel's ephemeral range (32768 and up), so an outgoing
 /// connection of another test cannot take one between this check and the server's bind.
@@ -41,7 +45,7 @@ pub fn free_port() -> u16 {
     let mut candidate = 10_000 + (std::process::id() % 20_000) as u16 + handed_out.len() as u16;
     loop {
         candidate = if candidate >= 30_000 { 10_000 } else { candidate + 1 };
-        if handed_out.contains(&candidate) {
+        if handed_out.contains(&candidate) || candidate == XXPAY_PROJECT_NOTIFY_PORT {
             continue;
         }
         if std::net::TcpListener::bind(("127.0.0.1", candidate)).is_ok() {
