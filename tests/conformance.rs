@@ -508,3 +508,168 @@ async fn schools_requests_as_their_clients_send_them_are_taken_at_the_doors() {
     let answer: Value = serde_json::from_slice(&a.body).unwrap();
     assert_eq!(answer["errcode"].to_string().trim_matches('"'), "9", "{answer}");
 }
+
+/// A create body with extra fields merged in.
+fn create_body(out_trade_no: &str, amount: i64, channel: &str, scene: &str, extra: Value) -> String {
+    let mut b = json!({"out_trade_no": out_trade_no, "amount": amount, "subject": "学费 Tuition", "channel": channel, "scene": scene});
+    for (k, v) in extra.as_object().unwrap() {
+        b[k] = v.clone();
+    }
+    b.to_string()
+}
+
+async fn sandbox_gateway(extra_yaml: &str, school_a_routes: &str, extra_providers: &str) -> (MerchantServer, Gateway) {
+    let mut merchant = MerchantServer::new();
+    merchant.start().await;
+    let mut g = Gateway::new(&merchant.url());
+    g.extra_yaml = extra_yaml.into();
+    g.write_config(&g.routes_yaml_with(school_a_routes, extra_providers));
+    g.start().await;
+    (merchant, g)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_create_refused_before_any_call_stores_nothing() {
+    let (_merchant, g) = sandbox_gateway("", "      - to: xxpay-a\n", "").await;
+    // jings needs the payer's return_url: refused, and the corrected request may use the same
+    // out_trade_no.
+    let no_return = create_body("D-1", 100, "alipay", "web", json!({}));
+    let (status, e) = g.call_as("school-jg", "POST", "/v1/payments", &no_return).await;
+    assert_eq!(status, 400, "{e}");
+    assert!(e["error"]["message"].as_str().unwrap().contains("return_url"), "{e}");
+    let (status, _) = g.call_as("school-jg", "GET", "/v1/payments/D-1", "").await;
+    assert_eq!(status, 404, "nothing stored");
+    let fixed = create_body("D-1", 100, "alipay", "web", json!({"return_url": "https://school.example/done"}));
+    let (status, p) = g.call_as("school-jg", "POST", "/v1/payments", &fixed).await;
+    assert_eq!((status, p["status"].as_str()), (200, Some("pending")), "{p}");
+
+    // xxpay 网银 (productId 8000) needs the payer's bank in param1.
+    let before = g.sandbox_requests(g.sandbox_port, "xxpay").await;
+    let (status, e) = g.call("POST", "/v1/payments", &create_body("D-2", 500, "bank", "web", json!({}))).await;
+    assert_eq!(status, 400, "{e}");
+    assert!(e["error"]["message"].as_str().unwrap().contains("payer_bank_code"), "{e}");
+    assert_eq!(g.sandbox_requests(g.sandbox_port, "xxpay").await, before, "no provider call");
+    let (status, _) = g.call("GET", "/v1/payments/D-2", "").await;
+    assert_eq!(status, 404, "nothing stored");
+    let payer = json!({"extra": {"payer_bank_code": "HPT00001", "payer_account_name": "张三", "payer_account_no": "6222020200112233"}});
+    let (status, p) = g.call("POST", "/v1/payments", &create_body("D-2", 500, "bank", "web", payer)).await;
+    assert_eq!((status, p["status"].as_str()), (200, Some("pending")), "the sandbox takes it (it checks param1): {p}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_order_the_provider_never_got_fails_once_it_stays_unknown() {
+    let (merchant, g) = sandbox_gateway("requery:\n  unknown_order_fail_secs: 2\n", "      - to: xxpay-a\n", "").await;
+    g.sandbox_fault("xxpay", "error500").await;
+    let (status, e) = g.call("POST", "/v1/payments", &payment_body("U-1", 100)).await;
+    assert_eq!(status, 502, "{e}");
+    let message = e["error"]["message"].as_str().unwrap();
+    assert!(message.contains("HTTP 500") && message.contains("stays pending"), "says what happened: {e}");
+    g.sandbox_fault("xxpay", "ok").await;
+    let (_, q) = g.call("GET", "/v1/payments/U-1", "").await;
+    assert_eq!(q["status"], "pending", "{q}");
+    assert!(q["provider_error"]["message"].as_str().unwrap().contains("does not know"), "{q}");
+    let failed = eventually("the payment to fail", Duration::from_secs(8), || async {
+        let (_, q) = g.call("GET", "/v1/payments/U-1", "").await;
+        (q["status"] == "failed").then_some(q)
+    })
+    .await;
+    assert!(failed["amount_mismatch"].is_null());
+    let ev = events(&merchant, 1).await;
+    assert_eq!(ev[0].json()["type"], "payment.failed", "the merchant is told");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_identical_retry_recovers_a_stranded_create_or_fails_it() {
+    // An account with a short timeout, so a create is surely over 3 s later.
+    let fast = format!(
+        "  xxpay-fast:\n    dialect: xxpay\n    base_url: http://127.0.0.1:{{SANDBOX}}/xxpay\n    credentials: {{ mch_id: \"{}\", app_id: {}, key: {} }}\n    timeout_ms: 1000\n",
+        XXPAY_A.0, XXPAY_A.1, XXPAY_A.2
+    );
+    let mut merchant = MerchantServer::new();
+    merchant.start().await;
+    let mut g = Gateway::new(&merchant.url());
+    g.write_config(
+        &g.routes_yaml_with("      - to: xxpay-fast\n", &fast.replace("{SANDBOX}", &g.sandbox_port.to_string())),
+    );
+    g.start().await;
+
+    // The provider never got it: the retry sends it again and the payer gets the QR code.
+    g.sandbox_fault("xxpay", "error500").await;
+    let body = payment_body("S-1", 100);
+    let (status, _) = g.call("POST", "/v1/payments", &body).await;
+    assert_eq!(status, 502);
+    g.sandbox_fault("xxpay", "ok").await;
+    let (_, early) = g.call("POST", "/v1/payments", &body).await;
+    assert!(early["action"].is_null(), "still inside the first call's time: as stored");
+    let recovered = eventually("a usable action", Duration::from_secs(8), || async {
+        let (_, p) = g.call("POST", "/v1/payments", &body).await;
+        p["action"]["type"].is_string().then_some(p)
+    })
+    .await;
+    assert_eq!(
+        (recovered["status"].as_str(), recovered["action"]["type"].as_str()),
+        (Some("pending"), Some("qr_code"))
+    );
+
+    // The provider got it but its answer was lost: its pay page cannot be had again, so the
+    // payment fails and the merchant uses a new out_trade_no.
+    g.sandbox_fault("xxpay", "lose_answers").await;
+    let body = payment_body("S-2", 100);
+    let (status, _) = g.call("POST", "/v1/payments", &body).await;
+    assert_eq!(status, 502);
+    g.sandbox_fault("xxpay", "ok").await;
+    let failed = eventually("the stranded payment to fail", Duration::from_secs(8), || async {
+        let (_, p) = g.call("POST", "/v1/payments", &body).await;
+        (p["status"] == "failed").then_some(p)
+    })
+    .await;
+    assert!(failed["action"].is_null(), "{failed}");
+    let ev = events(&merchant, 1).await;
+    assert_eq!(
+        (ev[0].json()["type"].as_str(), ev[0].json()["data"]["out_trade_no"].as_str()),
+        (Some("payment.failed"), Some("S-2"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_checkout_page_survives_reloads_and_payment() {
+    let (merchant, g) = sandbox_gateway("", "      - to: xxpay-a\n", "").await;
+    let body = create_body("CO-1", 300, "alipay", "web", json!({"return_url": "https://school.example/done"}));
+    let (status, p) = g.call_as("school-jg", "POST", "/v1/payments", &body).await;
+    assert_eq!(status, 200, "{p}");
+    let checkout = format!("{}/v1/payments/{}/checkout", g.base(), p["payment_id"].as_str().unwrap());
+    let html = |a: &payglot::upstream::Answer| String::from_utf8_lossy(&a.body).into_owned();
+    let first = g.http("GET", &checkout, &[], b"").await;
+    assert_eq!(first.status, 200);
+    assert!(html(&first).contains("document.forms[0].submit()"), "the first opening posts itself");
+    // The payer's browser posts it to the provider.
+    let fields = p["action"]["fields"].as_object().unwrap();
+    let form = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(fields.iter().map(|(k, v)| (k.as_str(), v.as_str().unwrap())))
+        .finish();
+    g.http(
+        "POST",
+        p["action"]["url"].as_str().unwrap(),
+        &[("content-type", "application/x-www-form-urlencoded")],
+        form.as_bytes(),
+    )
+    .await;
+
+    let reload = g.http("GET", &checkout, &[], b"").await;
+    let page = html(&reload);
+    assert_eq!(reload.status, 200);
+    assert!(!page.contains("document.forms[0].submit()"), "a reload does not post the order again: {page}");
+    assert!(page.contains("Payment in progress") && page.contains("Open the payment page again"), "{page}");
+
+    g.pay_at("jings", p["payment_id"].as_str().unwrap()).await;
+    events(&merchant, 1).await;
+    let done = g.http("GET", &checkout, &[], b"").await;
+    let page = html(&done);
+    assert_eq!(done.status, 200);
+    assert!(page.contains("Payment complete") && page.contains("https://school.example/done"), "{page}");
+    assert!(!page.trim_start().starts_with('{'), "HTML, not JSON");
+    let none =
+        g.http("GET", &format!("{}/v1/payments/P0000000000nosuchpayment00000/checkout", g.base()), &[], b"").await;
+    assert_eq!(none.status, 404);
+    assert!(html(&none).contains("<html"), "a page a person can read");
+}

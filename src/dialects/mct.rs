@@ -799,6 +799,36 @@ mod tests {
     }
 
     #[test]
+    fn text_is_cut_in_characters_as_the_document_counts() {
+        let m = account();
+        let mut p = crate::dialects::tests_support::payment();
+        p.subject = "学".repeat(120);
+        p.description = "费".repeat(250);
+        let extra = Default::default();
+        let order = CreateOrder {
+            payment: &p,
+            callback_url: "https://gw/cb".into(),
+            client_ip: None,
+            auth_code: None,
+            openid: None,
+            extra: &extra,
+        };
+        let CreateStep::Call(req) = m.create_payment(&order, 1_700_000_000).unwrap() else { panic!() };
+        let env = Envelope::new(OPEN_ID, OPEN_KEY, true).unwrap();
+        let (_, d) = provider::read_request(&req.body, 1_700_000_000, |_| Some(env.clone())).unwrap();
+        // 100 characters (not 100 bytes, which would be 33 Chinese characters).
+        assert_eq!(d["ord_name"].as_str().unwrap().chars().count(), 100);
+        assert_eq!(d["remark"].as_str().unwrap().chars().count(), 100);
+        let mut mini = p.clone();
+        mini.scene = Scene::Miniapp;
+        mini.channel = Channel::Wechat;
+        let order = CreateOrder { payment: &mini, openid: Some("o1"), ..order };
+        let CreateStep::Call(req) = m.create_payment(&order, 1_700_000_000).unwrap() else { panic!() };
+        let (_, d) = provider::read_request(&req.body, 1_700_000_000, |_| Some(env.clone())).unwrap();
+        assert_eq!(d["remark"].as_str().unwrap().chars().count(), 200, "mini programs take 200 (§4.4.5)");
+    }
+
+    #[test]
     fn error_codes_and_status() {
         assert_eq!(refusal("8022"), Refusal::AmountExceeded);
         assert_eq!(refusal("8012"), Refusal::InvalidState);

@@ -13,7 +13,8 @@
 //!
 //! Control for tests and demos (not part of any provider): `GET /_sandbox/stats` counts the
 //! provider API requests each dialect received; `POST /_sandbox/fault?dialect=D&mode=M` makes a
-//! dialect answer every API request with HTTP 500 (`mode=error500`), drop its callbacks
+//! dialect answer every API request with HTTP 500 (`mode=error500`), process requests but
+//! answer HTTP 500 (`mode=lose_answers`, an answer lost on the way), drop its callbacks
 //! (`mode=drop_callbacks`) or behave again (`mode=ok`).
 //!
 //! `/merchant/notify` is a demo merchant: it accepts payglot's notifications (answering 200)
@@ -77,6 +78,8 @@ pub struct Sandbox {
 pub enum Fault {
     /// Every API request is answered with HTTP 500.
     Error500,
+    /// Requests are processed, then answered with HTTP 500 (the answer was lost).
+    LoseAnswers,
     /// Callbacks are never sent (the payment is still paid at the provider).
     DropCallbacks,
 }
@@ -187,7 +190,7 @@ impl Sandbox {
                 return text(500, "sandbox fault: error500");
             }
         }
-        match dialect.as_str() {
+        let reply = match dialect.as_str() {
             "xxpay" => xxpay::handle(self, &rest, &request),
             "xiaojitong" => xiaojitong::handle(self, &rest, &request),
             "zhixiao" => zhixiao::handle(self, &rest, &request),
@@ -195,7 +198,12 @@ impl Sandbox {
             "mct" => mct::handle(self, &rest, &request),
             "merchant" => self.merchant.handle(&rest, &request),
             _ => text(404, "no such sandbox provider"),
+        };
+        if dialect != "merchant" && self.fault(&dialect) == Some(Fault::LoseAnswers) {
+            // Done, but the answer never arrives whole (as when the caller dies mid-call).
+            return text(500, "sandbox fault: lose_answers (the request was processed)");
         }
+        reply
     }
 
     fn fault(&self, dialect: &str) -> Option<Fault> {
@@ -223,8 +231,9 @@ impl Sandbox {
                 match q.get("mode").map(String::as_str) {
                     Some("error500") => faults.insert(dialect, Fault::Error500),
                     Some("drop_callbacks") => faults.insert(dialect, Fault::DropCallbacks),
+                    Some("lose_answers") => faults.insert(dialect, Fault::LoseAnswers),
                     Some("ok") => faults.remove(&dialect),
-                    _ => return text(400, "mode: error500, drop_callbacks or ok"),
+                    _ => return text(400, "mode: error500, lose_answers, drop_callbacks or ok"),
                 };
                 text(200, "ok")
             }
