@@ -392,16 +392,12 @@ fn xxpay_project_sign(fields: &serde_json::Map<String, Value>, key: &str, exclud
     payglot::dialects::signing::md5_hex(text.as_bytes()).to_ascii_uppercase()
 }
 
-fn doors_yaml() -> String {
-    format!(
-        "      - to: xxpay-a\n    compat:\n\
-         \x20     xxpay: {{ mch_id: \"1001\", app_id: 0ae8be35ff634e2abe94f5f32f6d5c4f, key: xxpay-key-a }}\n\
-         \x20     xiaojitong: {{ mid: \"2\", key: 6d25c81b7704ab82aafcaf9376e393bc }}\n\
-         \x20     zhixiao: {{ appid: partner1, appsecret: weiweixiao, aes_key: AD42F6697B035B7580E4FEF93BE20B4D }}\n\
-         \x20     jings: {{ uid: \"10000001400000\", token: 10665CF54E90822951FE80330E9CF715 }}\n\
-         \x20     mct: {{ open_id: 87f46f5db1b65f0ac195285f49ee6958, open_key: 0828e83720fdbe3685a7b94214af04f9 }}\n"
-    )
-}
+const DOORS_YAML: &str = "      - to: xxpay-a\n    compat:\n\
+     \x20     xxpay: { mch_id: \"1001\", app_id: 0ae8be35ff634e2abe94f5f32f6d5c4f, key: xxpay-key-a }\n\
+     \x20     xiaojitong: { mid: \"2\", key: 6d25c81b7704ab82aafcaf9376e393bc }\n\
+     \x20     zhixiao: { appid: partner1, appsecret: weiweixiao, aes_key: AD42F6697B035B7580E4FEF93BE20B4D }\n\
+     \x20     jings: { uid: \"10000001400000\", token: 10665CF54E90822951FE80330E9CF715 }\n\
+     \x20     mct: { open_id: 87f46f5db1b65f0ac195285f49ee6958, open_key: 0828e83720fdbe3685a7b94214af04f9 }\n";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn schools_requests_as_their_clients_send_them_are_taken_at_the_doors() {
@@ -410,7 +406,7 @@ async fn schools_requests_as_their_clients_send_them_are_taken_at_the_doors() {
     let provider = FixtureProvider::start().await;
     let merchant = MerchantServer::new();
     let mut g = Gateway::new(&merchant.url());
-    g.write_config(&g.routes_yaml_with(&doors_yaml(), &fixture_accounts(&provider.base())));
+    g.write_config(&g.routes_yaml_with(DOORS_YAML, &fixture_accounts(&provider.base())));
     g.start().await;
     let form = [("content-type", "application/x-www-form-urlencoded")];
     let door = |path: &str| format!("{}/compat/{path}", g.base());
