@@ -9,6 +9,8 @@ pub mod compat;
 pub mod config;
 pub mod dialects;
 pub mod egress;
+#[doc(hidden)]
+pub mod fuzz;
 pub mod model;
 pub mod money;
 pub mod routing;

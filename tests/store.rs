@@ -64,15 +64,27 @@ fn refund(p: &Payment, no: &str, amount: i64) -> Refund {
     }
 }
 
+/// The PostgreSQL URL of the store tests; a test without it says it was skipped, unless
+/// `PAYGLOT_REQUIRE_POSTGRES` is set (as CI does): then it fails.
+fn postgres_url() -> Option<String> {
+    match std::env::var("PAYGLOT_TEST_POSTGRES").ok().filter(|u| !u.is_empty()) {
+        Some(url) => Some(url),
+        None if std::env::var_os("PAYGLOT_REQUIRE_POSTGRES").is_some() => {
+            panic!("PostgreSQL is required (PAYGLOT_REQUIRE_POSTGRES) but PAYGLOT_TEST_POSTGRES is not set")
+        }
+        None => None,
+    }
+}
+
 /// Both stores (PostgreSQL only when configured), each fresh.
 async fn stores(name: &str) -> Vec<(String, Arc<dyn Store>, Option<tempfile::TempDir>)> {
     let dir = tempfile::tempdir().unwrap();
     let sqlite = SqliteStore::open(&dir.path().join("store.db")).await.unwrap();
     let mut out: Vec<(String, Arc<dyn Store>, Option<tempfile::TempDir>)> =
         vec![("sqlite".into(), Arc::new(sqlite), Some(dir))];
-    match std::env::var("PAYGLOT_TEST_POSTGRES") {
-        Ok(url) if !url.is_empty() => out.push(("postgres".into(), Arc::new(fresh_pg(&url, name).await), None)),
-        _ => println!("PostgreSQL store tests skipped: PAYGLOT_TEST_POSTGRES is not set"),
+    match postgres_url() {
+        Some(url) => out.push(("postgres".into(), Arc::new(fresh_pg(&url, name).await), None)),
+        None => println!("PostgreSQL store tests skipped: PAYGLOT_TEST_POSTGRES is not set"),
     }
     out
 }
@@ -414,7 +426,7 @@ async fn sqlite_nonces_survive_a_restart() {
 /// server's own session says so), `verify-full` checks the certificate and its name.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_over_tls_require_and_verify_full() {
-    let Ok(url) = std::env::var("PAYGLOT_TEST_POSTGRES") else {
+    let Some(url) = postgres_url() else {
         println!("PostgreSQL TLS test skipped: PAYGLOT_TEST_POSTGRES is not set");
         return;
     };

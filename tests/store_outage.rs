@@ -26,7 +26,7 @@ impl Drop for StartOnDrop {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_store_outage_is_survived_without_losing_a_callback() {
-    let Some(ctl) = std::env::var("PAYGLOT_TEST_POSTGRES_CTL").ok().filter(|c| !c.is_empty()) else {
+    let Some(ctl) = postgres_url("PAYGLOT_TEST_POSTGRES_CTL") else {
         println!("store outage test skipped: PAYGLOT_TEST_POSTGRES_CTL is not set");
         return;
     };

@@ -74,6 +74,24 @@ pub async fn authenticate(
     body: &[u8],
     now: i64,
 ) -> Result<String, ApiError> {
+    let (merchant_id, nonce) = verify(live, headers, method, path_and_query, body, now)?;
+    // Only a correctly signed request may use up a nonce.
+    let fresh = store.remember_nonce(&merchant_id, &nonce, now, now - 2 * TIMESTAMP_WINDOW_SECS).await?;
+    if !fresh {
+        return Err(ApiError::invalid_signature("Payglot-Nonce was already used"));
+    }
+    Ok(merchant_id)
+}
+
+/// Everything of `authenticate` but the nonce's first use: (merchant id, nonce).
+pub fn verify(
+    live: &LiveConfig,
+    headers: SignedHeaders<'_>,
+    method: &str,
+    path_and_query: &str,
+    body: &[u8],
+    now: i64,
+) -> Result<(String, String), ApiError> {
     let need = |v: Option<&'_ str>, name: &str| -> Result<String, ApiError> {
         v.map(str::to_string).ok_or_else(|| ApiError::invalid_signature(format!("missing header {name}")))
     };
@@ -100,12 +118,7 @@ pub async fn authenticate(
     request_mac(merchant.key.expose(), &timestamp, &nonce, method, path_and_query, body)
         .verify_slice(&given)
         .map_err(|_| ApiError::invalid_signature("Payglot-Signature does not match the request"))?;
-    // Only a correctly signed request may use up a nonce.
-    let fresh = store.remember_nonce(&merchant_id, &nonce, now, now - 2 * TIMESTAMP_WINDOW_SECS).await?;
-    if !fresh {
-        return Err(ApiError::invalid_signature("Payglot-Nonce was already used"));
-    }
-    Ok(merchant_id)
+    Ok((merchant_id, nonce))
 }
 
 #[cfg(test)]

@@ -92,6 +92,11 @@ impl Endpoint {
     }
 }
 
+/// Which endpoint a method and path name (for the fuzz targets, too).
+pub(crate) fn endpoint_name(method: &str, path: &str) -> Result<&'static str, ApiError> {
+    endpoint(method, path).map(|e| e.name())
+}
+
 fn endpoint(method: &str, path: &str) -> Result<Endpoint, ApiError> {
     let segments: Vec<String> = path.trim_start_matches('/').split('/').map(percent_decode).collect();
     let segments: Vec<&str> = segments.iter().map(String::as_str).collect();

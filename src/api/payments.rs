@@ -76,7 +76,7 @@ fn check_url(field: &str, url: &str) -> Result<(), ApiError> {
 }
 
 impl CreatePaymentRequest {
-    fn validate(&self) -> Result<(), ApiError> {
+    pub(crate) fn validate(&self) -> Result<(), ApiError> {
         let bad = |m: String| Err(ApiError::invalid_request(m));
         super::check_order_number("out_trade_no", &self.out_trade_no)?;
         if let Err(e) = crate::money::check_amount(self.amount) {

@@ -574,11 +574,24 @@ impl Drop for KillOnDrop {
     }
 }
 
+/// An environment variable a PostgreSQL test needs; `None` (the test says it was skipped) when
+/// it is not set, unless `PAYGLOT_REQUIRE_POSTGRES` is set (as CI does): then a missing one
+/// fails the test instead of letting it pass unrun.
+pub fn postgres_url(variable: &str) -> Option<String> {
+    match std::env::var(variable).ok().filter(|u| !u.is_empty()) {
+        Some(v) => Some(v),
+        None if std::env::var_os("PAYGLOT_REQUIRE_POSTGRES").is_some() => {
+            panic!("PostgreSQL is required (PAYGLOT_REQUIRE_POSTGRES) but {variable} is not set")
+        }
+        None => None,
+    }
+}
+
 /// The shared PostgreSQL database for multi-instance tests, in a fresh schema named after
 /// `name` (earlier runs' schemas of that name are dropped); `None` when
 /// `PAYGLOT_TEST_POSTGRES` is not set.
 pub async fn postgres_store_url(name: &str) -> Option<String> {
-    let url = std::env::var("PAYGLOT_TEST_POSTGRES").ok().filter(|u| !u.is_empty())?;
+    let url = postgres_url("PAYGLOT_TEST_POSTGRES")?;
     let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.expect("PostgreSQL reachable");
     tokio::spawn(conn);
     let old = client

@@ -1,0 +1,4 @@
+//! cargo-fuzz target: `payglot::fuzz::merchant_request` must not panic on any input.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| payglot::fuzz::merchant_request(data));

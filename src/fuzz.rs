@@ -1,0 +1,219 @@
+//! Entry points for the fuzz targets (`fuzz/`, cargo-fuzz) and the fuzz smoke test: each
+//! reads attacker-controlled bytes the way the gateway does — the merchant API request and its
+//! authentication, every dialect's callback and answer readers, every front door's request
+//! reader, routes.yaml — and must never panic, whatever the bytes. They use fixed accounts (the
+//! documents' example credentials), so signed inputs from `tests/fixtures` reach the code after
+//! the signature check.
+
+use crate::config::{LiveConfig, ProviderConfig, Secret};
+use crate::dialects::{self, CreateOrder, Dialect, InboundHttp, ProviderResponse};
+use crate::model::{Action, Channel, Payment, PaymentStatus, Refund, Scene, TransferStatus};
+use std::sync::{Arc, OnceLock};
+
+/// The five dialects with the credentials of the fixtures, in a fixed order.
+fn accounts() -> &'static [(&'static str, Arc<dyn Dialect>)] {
+    static ACCOUNTS: OnceLock<Vec<(&'static str, Arc<dyn Dialect>)>> = OnceLock::new();
+    ACCOUNTS.get_or_init(|| {
+        let build = |dialect: &'static str, creds: &[(&str, &str)]| {
+            let mut p = ProviderConfig::with_defaults(&format!("fz-{dialect}"), dialect);
+            for (k, v) in creds {
+                p.credentials.insert(k.to_string(), Secret::new(*v));
+            }
+            if dialect == "mct" {
+                p.options.insert("sub_appid".into(), "wxde66bf91cac57773".into());
+            }
+            (dialect, dialects::build(&p).expect("fixture credentials are valid"))
+        };
+        vec![
+            build("xiaojitong", &[("mid", "2"), ("key", "6d25c81b7704ab82aafcaf9376e393bc")]),
+            build("jings", &[("uid", "10000001400000"), ("token", "2f44c6b906208208c4122c83125ccd7b")]),
+            build(
+                "mct",
+                &[("open_id", "87f46f5db1b65f0ac195285f49ee6958"), ("open_key", "0828e83720fdbe3685a7b94214af04f9")],
+            ),
+            build(
+                "zhixiao",
+                &[("appid", "partner1"), ("appsecret", "weiweixiao"), ("aes_key", "AD42F6697B035B7580E4FEF93BE20B4D")],
+            ),
+            build(
+                "xxpay",
+                &[("mch_id", "1001"), ("app_id", "0ae8be35ff634e2abe94f5f32f6d5c4f"), ("key", "xxpay-key-a")],
+            ),
+        ]
+    })
+}
+
+/// Splits fuzz bytes at the first 0xff: (head, rest); no 0xff: (empty, all).
+fn split(data: &[u8]) -> (&[u8], &[u8]) {
+    match data.iter().position(|b| *b == 0xff) {
+        Some(i) => (&data[..i], &data[i + 1..]),
+        None => (&[], data),
+    }
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn payment(payment_id: &str) -> Payment {
+    Payment {
+        payment_id: payment_id.into(),
+        merchant_id: "m".into(),
+        out_trade_no: "o".into(),
+        amount: 1,
+        currency: "CNY".into(),
+        subject: "学费".into(),
+        description: String::new(),
+        channel: Channel::Wechat,
+        scene: Scene::Qr,
+        status: PaymentStatus::Pending,
+        provider: "fz".into(),
+        provider_trade_no: Some("20220326232724".into()),
+        paid_amount: None,
+        paid_at: None,
+        refunded_amount: 0,
+        attach: None,
+        notify_url: None,
+        return_url: None,
+        action: Some(Action::QrCode { qr_code: "q".into(), amount: Some(3) }),
+        created_at: 0,
+        updated_at: 0,
+        expires_at: i64::MAX,
+        door: None,
+    }
+}
+
+/// A callback to one dialect: byte 0 picks the dialect; the rest is `query 0xff body`.
+pub fn callback(data: &[u8]) {
+    let Some((&pick, rest)) = data.split_first() else { return };
+    let (_, dialect) = &accounts()[pick as usize % accounts().len()];
+    let (query, body) = split(rest);
+    let query = text(query);
+    for method in ["GET", "POST"] {
+        let inbound = InboundHttp { method, query: &query, content_type: "application/x-www-form-urlencoded", body };
+        let _ = dialect.read_callback(inbound, 1_700_000_000);
+        let _ = dialect.claimed_payment_id(inbound);
+    }
+}
+
+/// An answer to one dialect's request: byte 0 picks the dialect, byte 1 the operation; the
+/// rest is `payment_id 0xff body`.
+pub fn answer(data: &[u8]) {
+    let [pick, op, rest @ ..] = data else { return };
+    let (_, dialect) = &accounts()[*pick as usize % accounts().len()];
+    let (id, body) = split(rest);
+    let p = payment(&text(id));
+    let answer = ProviderResponse { status: 200, body };
+    let extra = serde_json::Map::new();
+    let order = CreateOrder {
+        payment: &p,
+        callback_url: String::new(),
+        client_ip: None,
+        auth_code: None,
+        openid: None,
+        extra: &extra,
+    };
+    let refund = Refund {
+        refund_id: text(id),
+        out_refund_no: "r".into(),
+        merchant_id: "m".into(),
+        payment_id: p.payment_id.clone(),
+        out_trade_no: "o".into(),
+        amount: 1,
+        reason: None,
+        status: TransferStatus::Pending,
+        provider: "fz".into(),
+        provider_refund_no: None,
+        created_at: 0,
+        updated_at: 0,
+    };
+    match op % 8 {
+        0 => drop(dialect.read_create(&order, answer)),
+        1 => drop(dialect.read_query(&p, answer)),
+        2 => drop(dialect.read_close(&p, answer)),
+        3 => drop(dialect.read_refund(&refund, answer)),
+        4 => drop(dialect.read_refund_query(&refund, answer)),
+        5 => drop(dialect.read_balance(answer)),
+        6 => drop(dialect.read_payment_methods(answer)),
+        _ => drop(dialect.read_order_list(answer)),
+    }
+}
+
+/// A school's request at one front door's reader: byte 0 picks the dialect.
+pub fn door_request(data: &[u8]) {
+    let Some((&pick, body)) = data.split_first() else { return };
+    match pick % 6 {
+        0 => drop(dialects::xxpay::provider::read_request(body, |_| Some("xxpay-key-a".into()))),
+        1 => {
+            let fields =
+                dialects::xiaojitong::provider::read_create(body, |_| Some("6d25c81b7704ab82aafcaf9376e393bc".into()));
+            if let Ok(f) = fields {
+                let _ = dialects::xiaojitong::provider::check_create(&f);
+            }
+        }
+        2 => {
+            let env = dialects::zhixiao::Envelope::new(
+                "partner1",
+                "weiweixiao",
+                "AD42F6697B035B7580E4FEF93BE20B4D",
+                &Default::default(),
+            )
+            .expect("test credentials");
+            if let Ok(content) = env.read_request(body) {
+                let _ = dialects::zhixiao::provider::check_create(&content);
+            }
+        }
+        3 => drop(dialects::jings::provider::read_pay_form(body, |_| Some("10665CF54E90822951FE80330E9CF715".into()))),
+        4 => {
+            drop(dialects::jings::provider::read_query(&text(body), dialects::jings::PAY_FIELDS, |_| Some("t".into())))
+        }
+        _ => {
+            let env = dialects::mct::Envelope::new(
+                "87f46f5db1b65f0ac195285f49ee6958",
+                "0828e83720fdbe3685a7b94214af04f9",
+                true,
+            )
+            .expect("fixture key");
+            if let Ok((_, d)) = dialects::mct::provider::read_request(body, 1_497_957_842, |_| Some(env.clone())) {
+                let _ = dialects::mct::provider::check_payorder(&d);
+            }
+        }
+    }
+}
+
+/// A live config for the merchant API target.
+fn live() -> &'static LiveConfig {
+    static LIVE: OnceLock<LiveConfig> = OnceLock::new();
+    LIVE.get_or_init(|| {
+        let yaml = "listen: 127.0.0.1:1\npublic_url: https://pay.example.edu\nproviders:\n  a:\n    dialect: xxpay\n    base_url: https://pay.provider.example\n    credentials: { mch_id: \"1001\", app_id: x, key: xxpay-key-a }\nmerchants:\n  m:\n    key: merchant-key-0123456789\n    routes:\n      - to: a\n";
+        let config = crate::config::parse(yaml, std::path::Path::new("."), &|_| None).expect("fixed config");
+        LiveConfig::build(config, "fuzz.yaml".into()).expect("fixed config builds")
+    })
+}
+
+/// A merchant API request: `method 0xff path 0xff timestamp 0xff nonce 0xff signature 0xff body`;
+/// the route is found, the signature checked, and the body read as each request type.
+pub fn merchant_request(data: &[u8]) {
+    let mut parts = data.splitn(6, |b| *b == 0xff).map(text);
+    let (method, path, ts, nonce, sig) =
+        (parts.next().unwrap_or_default(), parts.next().unwrap_or_default(), parts.next(), parts.next(), parts.next());
+    let body = data.rsplit(|b| *b == 0xff).next().unwrap_or_default();
+    let _ = crate::api::endpoint_name(&method, &path);
+    let headers = crate::api::auth::SignedHeaders {
+        merchant: Some("m"),
+        timestamp: ts.as_deref(),
+        nonce: nonce.as_deref(),
+        signature: sig.as_deref(),
+    };
+    let _ = crate::api::auth::verify(live(), headers, &method, &path, body, 1_700_000_000);
+    if let Ok(request) = serde_json::from_slice::<crate::api::payments::CreatePaymentRequest>(body) {
+        let _ = request.validate();
+    }
+    let _ = serde_json::from_slice::<crate::api::refunds::CreateRefundRequest>(body);
+    let _ = serde_json::from_slice::<crate::api::payouts::CreatePayoutRequest>(body);
+}
+
+/// routes.yaml text.
+pub fn routes_yaml(data: &[u8]) {
+    let _ = crate::config::parse(&text(data), std::path::Path::new("/nonexistent"), &|_| Some("x".repeat(20)));
+}
