@@ -15,6 +15,7 @@ pub mod model;
 pub mod money;
 pub mod routing;
 pub mod sandbox;
+pub mod secret;
 pub mod server;
 pub mod store;
 pub mod upstream;

@@ -3,7 +3,7 @@
 //! errors classified by whether the other side may have seen the request. Calls to a provider
 //! account also pass its circuit breaker and its connection limit.
 
-use crate::config::ProviderConfig;
+use crate::dialects::ProviderConfig;
 use crate::dialects::ProviderRequest;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
@@ -265,7 +265,7 @@ impl Upstream {
             builder = builder.header(*k, *v);
         }
         builder.body(Full::new(Bytes::from(body))).map_err(|e| {
-            let url = crate::config::secrets::redact_url_passwords(url);
+            let url = crate::secret::redact_url_passwords(url);
             UpstreamError::Connect(format!("bad request for {url}: {e}"))
         })
     }

@@ -5,6 +5,7 @@
 
 use super::error::ApiError;
 use crate::config::LiveConfig;
+use crate::dialects::signing::within_window;
 use crate::store::Store;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -48,12 +49,6 @@ pub fn event_signature(key: &str, timestamp: &str, event_id: &str, body: &[u8]) 
     m.update(b"\n");
     m.update(body);
     hex::encode(m.finalize().into_bytes())
-}
-
-/// Whether `ts` is within `window` seconds of `now`; an attacker-chosen `ts` far away (even
-/// i64::MIN) is simply outside, never an overflow.
-pub fn within_window(now: i64, ts: i64, window: i64) -> bool {
-    now.checked_sub(ts).and_then(i64::checked_abs).is_some_and(|d| d <= window)
 }
 
 /// The signing headers of one request.

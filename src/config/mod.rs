@@ -8,7 +8,9 @@
 pub mod reload;
 pub mod secrets;
 
-pub use secrets::Secret;
+pub use crate::dialects::account::ProviderConfig;
+pub use crate::secret::Secret;
+pub use crate::store::url::StoreUrl;
 
 use crate::dialects::{self, Dialect};
 use crate::model::{Channel, Scene};
@@ -215,14 +217,6 @@ pub struct Config {
     pub merchants: BTreeMap<String, MerchantConfig>,
 }
 
-/// Where payments, events and nonces are kept.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub enum StoreUrl {
-    Sqlite(PathBuf),
-    /// A `postgres://` URL (its password is a secret: never shown).
-    Postgres(Secret),
-}
-
 /// Simulated providers started inside `payglot serve` (see `src/sandbox/`).
 #[derive(Debug, Clone, Serialize)]
 pub struct SandboxConfig {
@@ -301,59 +295,6 @@ impl Default for ServerConfig {
             idle_timeout_ms: 60_000,
             body_read_timeout_ms: 30_000,
             max_connections: 10_000,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct ProviderConfig {
-    pub name: String,
-    pub dialect: String,
-    pub base_url: String,
-    pub credentials: BTreeMap<String, Secret>,
-    pub timeout_ms: u64,
-    pub connect_timeout_ms: u64,
-    /// At most this many calls in flight to the account at once.
-    pub max_connections: usize,
-    /// How long the provider keeps an unpaid order payable (when ops know it); after it,
-    /// payglot may close an expired payment locally even where the provider offers no close.
-    pub order_lifetime_secs: Option<u64>,
-    /// The circuit opens after this many consecutive failures...
-    pub circuit_failures: u32,
-    /// ...and sheds calls for this long before one probe.
-    pub circuit_open_ms: u64,
-    /// xxpay's `channel/scene` → productId table.
-    pub products: BTreeMap<String, u32>,
-    /// Dialect settings (AES mode, key encoding, paths...), documented in each dialect.
-    pub options: BTreeMap<String, String>,
-    /// Takes no new payments, keeps serving existing ones.
-    pub retired: bool,
-    /// Plain `http://` to a host that is not loopback, allowed explicitly (and logged).
-    pub insecure_http: bool,
-    /// Queries prompted by unverified messages: at most this many per window (seconds).
-    pub unverified_queries: (u32, u64),
-}
-
-impl ProviderConfig {
-    /// A provider entry with defaults and no credentials: for dialect unit tests, and for the
-    /// front doors, whose account is only checked and signed with, never called.
-    pub fn with_defaults(name: &str, dialect: &str) -> Self {
-        ProviderConfig {
-            name: name.into(),
-            dialect: dialect.into(),
-            base_url: "http://127.0.0.1:1".into(),
-            credentials: BTreeMap::new(),
-            timeout_ms: 5000,
-            connect_timeout_ms: 1000,
-            max_connections: 64,
-            order_lifetime_secs: None,
-            circuit_failures: 5,
-            circuit_open_ms: 30_000,
-            products: BTreeMap::new(),
-            options: BTreeMap::new(),
-            retired: false,
-            insecure_http: false,
-            unverified_queries: (30, 60),
         }
     }
 }
@@ -459,24 +400,6 @@ fn parse_addr(path: &str, text: &str, errors: &mut Vec<String>) -> Option<Socket
     }
 }
 
-fn parse_store(text: &str, base_dir: &Path) -> Result<StoreUrl, String> {
-    if let Some(path) = text.strip_prefix("sqlite://") {
-        if path.is_empty() {
-            return Err("store: sqlite:// needs a file path".into());
-        }
-        let path = Path::new(path);
-        let path = if path.is_relative() { base_dir.join(path) } else { path.to_path_buf() };
-        Ok(StoreUrl::Sqlite(path))
-    } else if text.starts_with("postgres://") || text.starts_with("postgresql://") {
-        if let Err(e) = crate::store::postgres::check_url(text) {
-            return Err(format!("store: not a valid PostgreSQL URL: {e}"));
-        }
-        Ok(StoreUrl::Postgres(Secret::new(text)))
-    } else {
-        Err(format!("store: {text:?} is neither sqlite://FILE nor postgres://..."))
-    }
-}
-
 /// Reads, resolves and validates a routes.yaml text. Relative store paths are taken from
 /// `base_dir` (the file's folder). Returns every problem found, each with its field path.
 /// Parses and validates routes.yaml. No error message holds a secret: every value taken
@@ -522,7 +445,7 @@ fn parse_with(text: &str, base_dir: &Path, resolver: &secrets::Resolver<'_>) -> 
             String::from("sqlite://payglot.db")
         }
     };
-    let store = match parse_store(&store_text, base_dir) {
+    let store = match crate::store::url::parse_store(&store_text, base_dir) {
         Ok(s) => Some(s),
         Err(e) => {
             errors.push(e);

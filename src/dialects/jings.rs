@@ -39,12 +39,12 @@
 //! orderid 40; `return_url` is required.
 
 use super::signing::{encode_form, md5_hex, parse_form, same_hex_signature};
+use super::ProviderConfig;
 use super::{
     answer_json, beijing_time, check_credentials, check_options, credential, field, truncate_bytes, CallbackReply,
     CallbackReport, CreateOrder, CreateStep, Created, Dialect, DialectError, InboundHttp, PaymentReport,
     ProviderRequest, ProviderResponse,
 };
-use crate::config::ProviderConfig;
 use crate::model::{Action, Channel, Payment, PaymentStatus, Scene};
 use crate::money::{fen_to_yuan, yuan_to_fen};
 use std::collections::BTreeMap;
@@ -362,7 +362,7 @@ pub mod provider {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Secret;
+    use crate::secret::Secret;
 
     fn account() -> Jings {
         let mut p = ProviderConfig::with_defaults("jg", "jings");

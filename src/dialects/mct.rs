@@ -61,12 +61,12 @@ use super::signing::{
     aes_decrypt, aes_encrypt, encode_form, md5_hex, parse_form, parse_loose_json, same_hex_signature, sha1_hex,
     sorted_pairs, AesMode,
 };
+use super::ProviderConfig;
 use super::{
     check_credentials, check_options, credential, field, json_text, truncate_chars, CallbackReply, CallbackReport,
     CreateOrder, CreateStep, Created, Dialect, DialectError, InboundHttp, OrderPage, PaymentMethod, PaymentReport,
     ProviderRequest, ProviderResponse, RefundReport, Refusal,
 };
-use crate::config::ProviderConfig;
 use crate::model::{Action, Channel, Payment, PaymentStatus, Refund, Scene, TransferStatus};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -195,7 +195,7 @@ impl Envelope {
 /// Checks a message's timestamp against the ±600 s window.
 pub fn check_timestamp(text: &str, now: i64) -> Result<(), String> {
     let ts: i64 = text.trim().parse().map_err(|_| format!("timestamp {text:?} is not unix seconds"))?;
-    if !crate::api::auth::within_window(now, ts, TIMESTAMP_WINDOW_SECS) {
+    if !super::signing::within_window(now, ts, TIMESTAMP_WINDOW_SECS) {
         return Err(format!("timestamp {ts} is more than {TIMESTAMP_WINDOW_SECS} s from now ({now})"));
     }
     Ok(())
@@ -689,7 +689,7 @@ pub mod provider {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Secret;
+    use crate::secret::Secret;
 
     const OPEN_ID: &str = "87f46f5db1b65f0ac195285f49ee6958";
     const OPEN_KEY: &str = "0828e83720fdbe3685a7b94214af04f9";

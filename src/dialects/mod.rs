@@ -2,6 +2,7 @@
 //! an HTTP request, and the bytes of an HTTP answer or callback into a canonical result, with
 //! time passed in. All I/O lives in the server, callback and delivery layers.
 
+pub mod account;
 pub mod jings;
 pub mod mct;
 pub mod signing;
@@ -9,8 +10,8 @@ pub mod xiaojitong;
 pub mod xxpay;
 pub mod zhixiao;
 
-use crate::config::ProviderConfig;
 use crate::model::{Action, Channel, Payment, PaymentStatus, Payout, Refund, Scene, TransferStatus};
+pub use account::ProviderConfig;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
@@ -594,8 +595,8 @@ mod tests {
 #[cfg(test)]
 mod amount_tests {
     use super::*;
-    use crate::config::Secret;
     use crate::money::{fen_to_yuan, yuan_to_fen};
+    use crate::secret::Secret;
     use serde_json::{json, Value};
 
     fn account(dialect: &str, creds: &[(&str, &str)]) -> Arc<dyn Dialect> {

@@ -25,6 +25,12 @@ where
     out
 }
 
+/// Whether `ts` is within `window` seconds of `now`; an attacker-chosen `ts` far away (even
+/// i64::MIN) is simply outside, never an overflow.
+pub fn within_window(now: i64, ts: i64, window: i64) -> bool {
+    now.checked_sub(ts).and_then(i64::checked_abs).is_some_and(|d| d <= window)
+}
+
 /// Lowercase hex md5.
 pub fn md5_hex(data: &[u8]) -> String {
     hex::encode(Md5::digest(data))

@@ -43,11 +43,11 @@
 //! length limits.
 
 use super::signing::{encode_form, md5_hex, parse_form, same_hex_signature};
+use super::ProviderConfig;
 use super::{
     answer_json, check_credentials, check_options, credential, field, CallbackReply, CallbackReport, CreateOrder,
     CreateStep, Created, Dialect, DialectError, InboundHttp, PaymentReport, ProviderRequest, ProviderResponse,
 };
-use crate::config::ProviderConfig;
 use crate::model::{Action, Channel, Payment, PaymentStatus, Scene};
 use crate::money::{fen_to_yuan, yuan_to_fen};
 use std::collections::BTreeMap;
@@ -430,8 +430,8 @@ pub mod provider {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Secret;
     use crate::model::Payment;
+    use crate::secret::Secret;
 
     fn account() -> Xiaojitong {
         let mut p = ProviderConfig::with_defaults("xjt", "xiaojitong");

@@ -75,12 +75,12 @@
 //!   replaces it completely, so ops list only the products their account has enabled.
 
 use super::signing::{encode_form, md5_hex, parse_form, same_hex_signature, sorted_pairs};
+use super::ProviderConfig;
 use super::{
     check_credentials, check_options, json_text, product_key, truncate_chars, CallbackReply, CallbackReport,
     CreateOrder, CreateStep, Created, Dialect, DialectError, InboundHttp, PaymentReport, PayoutReport, ProviderRequest,
     ProviderResponse,
 };
-use crate::config::ProviderConfig;
 use crate::model::{Action, Payment, PaymentStatus, Payout, Scene, TransferStatus};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
@@ -738,8 +738,9 @@ pub mod provider {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{ProviderConfig, Secret};
+    use crate::dialects::ProviderConfig;
     use crate::model::Payment;
+    use crate::secret::Secret;
 
     fn account() -> Xxpay {
         let mut provider = ProviderConfig::with_defaults("xxpay-test", "xxpay");

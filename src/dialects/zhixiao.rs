@@ -53,12 +53,12 @@
 use super::signing::{
     aes_decrypt, aes_encrypt, encode_form, md5_hex, parse_form, parse_loose_json, same_hex_signature, AesMode,
 };
+use super::ProviderConfig;
 use super::{
     check_credentials, check_options, credential, field, json_text, parse_beijing_time, truncate_bytes, CallbackReply,
     CallbackReport, CreateOrder, CreateStep, Created, Dialect, DialectError, InboundHttp, PaymentReport,
     ProviderRequest, ProviderResponse, Refund, RefundReport, Refusal,
 };
-use crate::config::ProviderConfig;
 use crate::model::{Action, Channel, Payment, PaymentStatus, Scene, TransferStatus};
 use base64::Engine;
 use serde_json::{json, Map, Value};
@@ -544,7 +544,7 @@ pub mod provider {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Secret;
+    use crate::secret::Secret;
 
     /// The document's test credentials (§1.3).
     fn account(options: &[(&str, &str)]) -> Zhixiao {

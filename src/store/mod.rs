@@ -4,14 +4,15 @@
 
 pub mod postgres;
 pub mod sqlite;
+pub mod url;
 
-use crate::config::StoreUrl;
 use crate::model::{
     Action, Door, EventType, NewEvent, Payment, PaymentStatus, Payout, Refund, TimelineEntry, TransferStatus,
 };
 use async_trait::async_trait;
 use std::fmt;
 use std::sync::Arc;
+use url::StoreUrl;
 
 /// The store could not be reached or failed; callers answer 503 / non-ack and retry later.
 #[derive(Debug, Clone)]
