@@ -175,7 +175,7 @@ fn codecs(c: &mut Criterion) {
     let body = br#"{"out_trade_no":"T1001","amount":1980,"subject":"Tuition","channel":"alipay","scene":"qr"}"#;
     c.bench_function("merchant API: HMAC-SHA256 request signature", |b| {
         b.iter(|| {
-            black_box(payglot::api::auth::request_signature(
+            black_box(payglot::doors::merchant_api::auth::request_signature(
                 "school-a-key-0123456789",
                 "1795391705",
                 "0123456789abcdef",
@@ -188,7 +188,7 @@ fn codecs(c: &mut Criterion) {
     let event = vec![b'x'; 900];
     c.bench_function("notification: event signature", |b| {
         b.iter(|| {
-            black_box(payglot::api::auth::event_signature(
+            black_box(payglot::core::notify::event_signature(
                 "school-a-key-0123456789",
                 "1795391705",
                 "evt_0123456789abcdefghijklmn",

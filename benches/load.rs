@@ -8,7 +8,7 @@
 //! callbacks per second through to persisted outbox rows. nginx is used when installed
 //! (`apt-get install nginx-light`), else the passthrough row says it was skipped.
 
-use payglot::api::auth::request_signature;
+use payglot::doors::merchant_api::auth::request_signature;
 use payglot::model::{now_unix, random_id};
 use payglot::upstream::Upstream;
 use serde_json::{json, Value};

@@ -198,19 +198,19 @@ pub fn merchant_request(data: &[u8]) {
     let (method, path, ts, nonce, sig) =
         (parts.next().unwrap_or_default(), parts.next().unwrap_or_default(), parts.next(), parts.next(), parts.next());
     let body = data.rsplit(|b| *b == 0xff).next().unwrap_or_default();
-    let _ = crate::api::endpoint_name(&method, &path);
-    let headers = crate::api::auth::SignedHeaders {
+    let _ = crate::doors::merchant_api::endpoint_name(&method, &path);
+    let headers = crate::doors::merchant_api::auth::SignedHeaders {
         merchant: Some("m"),
         timestamp: ts.as_deref(),
         nonce: nonce.as_deref(),
         signature: sig.as_deref(),
     };
-    let _ = crate::api::auth::verify(live(), headers, &method, &path, body, 1_700_000_000);
-    if let Ok(request) = serde_json::from_slice::<crate::api::payments::CreatePaymentRequest>(body) {
+    let _ = crate::doors::merchant_api::auth::verify(live(), headers, &method, &path, body, 1_700_000_000);
+    if let Ok(request) = serde_json::from_slice::<crate::core::payments::CreatePaymentRequest>(body) {
         let _ = request.validate();
     }
-    let _ = serde_json::from_slice::<crate::api::refunds::CreateRefundRequest>(body);
-    let _ = serde_json::from_slice::<crate::api::payouts::CreatePayoutRequest>(body);
+    let _ = serde_json::from_slice::<crate::core::refunds::CreateRefundRequest>(body);
+    let _ = serde_json::from_slice::<crate::core::payouts::CreatePayoutRequest>(body);
 }
 
 /// routes.yaml text.

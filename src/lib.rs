@@ -2,15 +2,15 @@
 //! payment providers; `routes.yaml` picks the provider per payment. See DESIGN.md and the
 //! README for the picture; `start` wires the pieces together.
 
-pub mod admin;
-pub mod api;
-pub mod callbacks;
-pub mod compat;
+pub mod app;
 pub mod config;
+pub mod core;
 pub mod dialects;
+pub mod doors;
 pub mod egress;
 #[doc(hidden)]
 pub mod fuzz;
+pub mod http;
 pub mod model;
 pub mod money;
 pub mod routing;
@@ -19,10 +19,11 @@ pub mod secret;
 pub mod server;
 pub mod store;
 pub mod upstream;
+pub mod workers;
 
+use app::Gateway;
 use config::reload::{spawn_watchers, ConfigHandle, WatchGuard};
 use config::LiveConfig;
-use server::Gateway;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
@@ -87,7 +88,7 @@ pub async fn open_gateway(config_path: &Path) -> Result<Arc<Gateway>, String> {
 /// Loads routes.yaml, opens the store, and starts the listeners, the sandbox (when the file
 /// has a `sandbox:` section), the delivery worker and the config watchers.
 pub async fn start(config_path: &Path, watch_config: bool) -> Result<Running, String> {
-    admin::install_metrics();
+    doors::admin::install_metrics();
     let gateway = open_gateway(config_path).await?;
     let handle = gateway.config.clone();
     let upstream = gateway.upstream.clone();
@@ -113,11 +114,11 @@ pub async fn start(config_path: &Path, watch_config: bool) -> Result<Running, St
     if let Some(addr) = config.admin_listen {
         let listener = bind("admin", addr).await?;
         admin_listen = listener.local_addr().ok();
-        tasks.push(tokio::spawn(admin::serve(listener, gateway.clone(), shutdown_rx.clone())));
+        tasks.push(tokio::spawn(doors::admin::serve(listener, gateway.clone(), shutdown_rx.clone())));
     }
 
-    tasks.push(tokio::spawn(callbacks::delivery::run(gateway.clone(), shutdown_rx.clone())));
-    tasks.push(tokio::spawn(callbacks::requery::run(gateway.clone(), shutdown_rx.clone())));
+    tasks.push(tokio::spawn(workers::delivery::run(gateway.clone(), shutdown_rx.clone())));
+    tasks.push(tokio::spawn(workers::requery::run(gateway.clone(), shutdown_rx.clone())));
     tasks.push(tokio::spawn(gateway.clone().flush_timeline(shutdown_rx.clone())));
 
     let watchers = if watch_config { Some(spawn_watchers(handle)?) } else { None };

@@ -177,7 +177,14 @@ fn sign(dialect: &str, key: &str, verify: Option<&str>, fields: &[String]) -> Ex
                 (get("timestamp"), get("nonce"), get("method"), get("path"), get("body"));
             (
                 format!("{ts}\n{nonce}\n{method}\n{path}\n{body}  (HMAC-SHA256 with <key>)"),
-                payglot::api::auth::request_signature(key, &ts, &nonce, &method, &path, body.as_bytes()),
+                payglot::doors::merchant_api::auth::request_signature(
+                    key,
+                    &ts,
+                    &nonce,
+                    &method,
+                    &path,
+                    body.as_bytes(),
+                ),
             )
         }
         other => {
@@ -213,7 +220,8 @@ fn call(merchant: &str, key: &str, url: &str, method: &str, path: &str, body: Op
     let body = body.unwrap_or("");
     let ts = payglot::model::now_unix().to_string();
     let nonce = payglot::model::random_id("", 32);
-    let signature = payglot::api::auth::request_signature(key, &ts, &nonce, &method, path, body.as_bytes());
+    let signature =
+        payglot::doors::merchant_api::auth::request_signature(key, &ts, &nonce, &method, path, body.as_bytes());
     let headers = [
         ("content-type", "application/json"),
         ("payglot-merchant", merchant),
@@ -265,9 +273,9 @@ fn reconcile(config: &std::path::Path, provider: &str, date: &str, settle: bool)
         };
         let live = gateway.config.current();
         let now = payglot::model::now_unix();
-        match payglot::callbacks::reconcile::reconcile(&gateway, &live, provider, date, settle, now).await {
+        match payglot::workers::reconcile::reconcile(&gateway, &live, provider, date, settle, now).await {
             Ok(report) => {
-                print!("{}", payglot::callbacks::reconcile::render(&report));
+                print!("{}", payglot::workers::reconcile::render(&report));
                 // Settled events are in the outbox; the running gateway delivers them.
                 ExitCode::SUCCESS
             }

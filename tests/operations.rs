@@ -104,8 +104,14 @@ async fn sigterm_lets_requests_in_flight_finish() {
             while std::time::Instant::now() < deadline {
                 let nonce = payglot::model::random_id("n", 24);
                 let ts = now().to_string();
-                let sig =
-                    payglot::api::auth::request_signature(MERCHANT_KEY, &ts, &nonce, "GET", "/v1/payments/G-1", b"");
+                let sig = payglot::doors::merchant_api::auth::request_signature(
+                    MERCHANT_KEY,
+                    &ts,
+                    &nonce,
+                    "GET",
+                    "/v1/payments/G-1",
+                    b"",
+                );
                 let h = [
                     ("payglot-merchant", MERCHANT),
                     ("payglot-timestamp", ts.as_str()),

@@ -8,9 +8,9 @@ use super::ledger::{Notify, Order};
 use super::{json_reply, text, Sandbox};
 use crate::dialects::jings::provider;
 use crate::dialects::{beijing_time, parse_beijing_time};
+use crate::http::{HttpIn, Reply};
 use crate::model::now_unix;
 use crate::money::{fen_to_yuan, yuan_to_fen};
-use crate::server::{HttpIn, Reply};
 use serde_json::json;
 use std::time::Duration;
 

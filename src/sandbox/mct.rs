@@ -8,8 +8,8 @@ use super::{json_reply, text, Sandbox};
 use crate::dialects::field;
 use crate::dialects::mct::{provider, Envelope};
 use crate::dialects::signing::sha1_hex;
+use crate::http::{HttpIn, Reply};
 use crate::model::{now_unix, random_id, PaymentStatus, TransferStatus};
-use crate::server::{HttpIn, Reply};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 

@@ -4,7 +4,7 @@
 //! dialect's callback (any method) and answers the dialect's ack. It does not check signatures
 //! (it has no keys); real merchants must.
 
-use crate::server::{HttpIn, Reply};
+use crate::http::{HttpIn, Reply};
 use std::sync::Mutex;
 
 #[derive(Default)]

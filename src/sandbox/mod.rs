@@ -34,7 +34,7 @@ pub mod zhixiao;
 
 use crate::config::{Config, ProviderConfig};
 use crate::dialects::credential;
-use crate::server::{read_request, serve_http, HttpIn, Reply};
+use crate::http::{read_request, serve_http, HttpIn, Reply};
 use crate::upstream::Upstream;
 use ledger::{Ledger, Notifier};
 use std::collections::HashMap;
@@ -293,7 +293,7 @@ pub async fn serve(listener: TcpListener, sandbox: Arc<Sandbox>, shutdown: watch
             async move {
                 match read_request(req, 1 << 20, std::time::Duration::from_secs(30)).await {
                     Ok(r) => sandbox.handle(r).await.into_response(),
-                    Err(e) => Reply::error(&e).into_response(),
+                    Err(e) => Reply::error(&e.into()).into_response(),
                 }
             }
         },

@@ -7,8 +7,8 @@ use super::ledger::{Notify, Order};
 use super::{json_reply, text, Sandbox};
 use crate::dialects::signing::parse_form;
 use crate::dialects::xiaojitong::provider;
+use crate::http::{HttpIn, Reply};
 use crate::model::now_unix;
-use crate::server::{HttpIn, Reply};
 use std::collections::BTreeMap;
 
 fn failure(code: i64, msg: &str) -> Reply {

@@ -6,8 +6,8 @@
 use super::ledger::{Ack, Notify, Order, Transfer};
 use super::{json_reply, text, Sandbox};
 use crate::dialects::xxpay::{provider, ACK};
+use crate::http::{HttpIn, Reply};
 use crate::model::{now_unix, TransferStatus};
-use crate::server::{HttpIn, Reply};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 

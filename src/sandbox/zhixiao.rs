@@ -8,8 +8,8 @@ use super::ledger::{Notify, Order};
 use super::{json_reply, text, Sandbox};
 use crate::dialects::zhixiao::{provider, Envelope};
 use crate::dialects::{field, signing::parse_form};
+use crate::http::{HttpIn, Reply};
 use crate::model::PaymentStatus;
-use crate::server::{HttpIn, Reply};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 

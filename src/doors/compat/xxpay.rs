@@ -17,11 +17,12 @@
 //! the same order back); the door has no refund.
 
 use super::{credential, find, json, text, Intent, Lookup};
-use crate::api::error::ApiError;
+use crate::app::Gateway;
 use crate::config::LiveConfig;
+use crate::core::error::ApiError;
 use crate::dialects::xxpay::provider;
+use crate::http::{HttpIn, Reply};
 use crate::model::{now_unix, Action, Payment};
-use crate::server::{Gateway, HttpIn, Reply};
 use serde_json::Value;
 
 pub async fn handle(gateway: &Gateway, live: &LiveConfig, path: &str, request: &HttpIn) -> Reply {
@@ -89,7 +90,7 @@ pub async fn handle(gateway: &Gateway, live: &LiveConfig, path: &str, request: &
                     if get("executeNotify").eq_ignore_ascii_case("true") {
                         super::notify_again(gateway, &payment).await;
                     }
-                    Ok(provider::query_answer(&super::provider_order(&payment, door), &key))
+                    Ok(provider::query_answer(&crate::core::notify::provider_order(&payment, door), &key))
                 }
                 Err(e) => Err(e),
             }

@@ -1,25 +1,26 @@
-//! `POST /v1/payments` and `GET /v1/payments/{out_trade_no}`.
+//! Payments: create, query, close.
 //!
-//! Create: the request is validated, a payment_id is made, the route picks the provider
-//! accounts to try, and the payment is written as `pending` **before** any provider is called,
-//! so a callback for an order the provider accepted always finds it. An account is left for
-//! the next one only when it certainly did not take the order (the dialect cannot express the
-//! request, the connection was refused, or the provider answered "no"); after a timeout the
-//! payment stays pending and queryable.
+//! Create: the request is validated, a payment_id is made, every account the route picks
+//! builds its request (a dry run: a request no account can express is refused with nothing
+//! stored), and the payment is written as `pending` **before** any provider is called, so a
+//! callback for an order the provider accepted always finds it. An account is left for the next
+//! one only when it certainly did not take the order (the connection was refused, or the
+//! provider answered "no"); after a timeout the payment stays pending and queryable.
 //!
 //! Idempotency: the same merchant and `out_trade_no` with the same body returns the stored
 //! payment without calling a provider again (while the first call is still running, that is
-//! the payment as stored so far, `action` null); a different body is `409 duplicate_out_trade_no`.
-//! A payment whose every provider refused it is stored as `failed`; send a new out_trade_no.
+//! the payment as stored so far, `action` null; a create stranded by a crash is resumed); a
+//! different body is `409 duplicate_out_trade_no`. A payment whose every provider refused it is
+//! stored as `failed`; send a new out_trade_no.
 
-use super::error::ApiError;
-use super::{account, dialect_error, send_about};
-use crate::callbacks::{apply_report, ReportSource};
+use crate::app::Gateway;
 use crate::config::{LiveConfig, MerchantConfig};
+use crate::core::ask::{account, dialect_error, send_about, Account};
+use crate::core::error::ApiError;
+use crate::core::settle::{apply_report, ReportSource};
 use crate::dialects::{CreateOrder, CreateStep, DialectError, ProviderResponse};
-use crate::model::{new_payment_id, Action, Channel, Door, Payment, PaymentStatus, Scene};
+use crate::model::{new_payment_id, Channel, Door, Payment, PaymentStatus, Scene};
 use crate::routing::{candidates, PaymentFacts};
-use crate::server::{Gateway, Reply};
 use crate::store::{Inserted, Settled, Settlement};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -78,7 +79,7 @@ fn check_url(field: &str, url: &str) -> Result<(), ApiError> {
 impl CreatePaymentRequest {
     pub(crate) fn validate(&self) -> Result<(), ApiError> {
         let bad = |m: String| Err(ApiError::invalid_request(m));
-        super::check_order_number("out_trade_no", &self.out_trade_no)?;
+        crate::core::ask::check_order_number("out_trade_no", &self.out_trade_no)?;
         if let Err(e) = crate::money::check_amount(self.amount) {
             return bad(format!("amount: {e} (amount is a positive integer number of fen)"));
         }
@@ -157,19 +158,6 @@ impl CreatePaymentRequest {
     }
 }
 
-pub async fn create(
-    gateway: &Gateway,
-    live: &LiveConfig,
-    merchant: &MerchantConfig,
-    body: &[u8],
-    now: i64,
-) -> Result<Reply, ApiError> {
-    let request: CreatePaymentRequest = serde_json::from_slice(body)
-        .map_err(|e| ApiError::invalid_request(format!("body is not a valid payment request: {e}")))?;
-    let payment = create_payment(gateway, live, merchant, &request, None, now).await?;
-    Ok(Reply::json(200, &payment.to_merchant_json()))
-}
-
 /// Creates a payment (merchant API or a front door, whose `door` is remembered so events go
 /// back in its dialect). Returns the payment as stored after the provider answered.
 ///
@@ -189,7 +177,7 @@ pub async fn create_payment(
     let notify_url = match door {
         // A front door's school gets callbacks only where it asked for them.
         Some(_) => request.notify_url.clone().unwrap_or_default(),
-        None => super::notify_url(&request.notify_url, merchant)?,
+        None => crate::core::ask::notify_url(&request.notify_url, merchant)?,
     };
     if !notify_url.is_empty() {
         live.check_notify_url(merchant, &notify_url)
@@ -403,7 +391,7 @@ async fn create_at(
         CreateStep::Call(call) => {
             let started = std::time::Instant::now();
             let answer = gateway.upstream.call_provider(provider, &call).await;
-            super::note_call(gateway, &payment.payment_id, account, &call, answer.as_ref(), started);
+            crate::core::ask::note_call(gateway, &payment.payment_id, account, &call, answer.as_ref(), started);
             match answer {
                 Err(e) if e.not_sent() => {
                     return Err(Attempt::NotTaken(ApiError::provider_unavailable(
@@ -462,27 +450,6 @@ async fn create_at(
     }
     let stored = store.payment_by_id(&payment.payment_id).await.map_err(|e| Attempt::MaybeTaken(e.into()))?;
     stored.ok_or_else(|| Attempt::MaybeTaken(ApiError::internal("payment vanished from the store")))
-}
-
-pub async fn query(
-    gateway: &Gateway,
-    live: &LiveConfig,
-    merchant: &MerchantConfig,
-    out_trade_no: &str,
-    now: i64,
-) -> Result<Reply, ApiError> {
-    let payment = payment_of(gateway, merchant, out_trade_no).await?;
-    // When the provider cannot tell, the stored state is the answer, with the reason, so the
-    // merchant sees the provider is down rather than a silently stale "pending".
-    let json = match current_state(gateway, live, payment, now).await {
-        (p, None) => p.to_merchant_json(),
-        (p, Some(reason)) => {
-            let mut json = p.to_merchant_json();
-            json["provider_error"] = serde_json::json!({"code": "provider_unavailable", "message": reason});
-            json
-        }
-    };
-    Ok(Reply::json(200, &json))
 }
 
 /// A payment as it stands: final ones as stored; pending ones after asking the account that
@@ -547,7 +514,7 @@ async fn refresh_with(
     gateway: &Gateway,
     live: &LiveConfig,
     payment: &Payment,
-    account: super::Account<'_>,
+    account: Account<'_>,
     now: i64,
 ) -> Result<Payment, Option<String>> {
     if let Some(interval) = account.dialect.query_interval() {
@@ -581,7 +548,7 @@ async fn unknown_order(
     gateway: &Gateway,
     live: &LiveConfig,
     payment: &Payment,
-    account: &super::Account<'_>,
+    account: &Account<'_>,
     said: &str,
     now: i64,
 ) -> Result<Payment, String> {
@@ -613,19 +580,6 @@ pub async fn payment_of(gateway: &Gateway, merchant: &MerchantConfig, out_trade_
         .payment_by_out_trade_no(&merchant.id, out_trade_no)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no payment with out_trade_no {out_trade_no:?}")))
-}
-
-/// `POST /v1/payments/{out_trade_no}/close`: closes an unpaid payment at its provider, then
-/// locally (with a `payment.closed` event). Closing a closed payment answers it again.
-pub async fn close(
-    gateway: &Gateway,
-    live: &LiveConfig,
-    merchant: &MerchantConfig,
-    out_trade_no: &str,
-    now: i64,
-) -> Result<Reply, ApiError> {
-    let payment = payment_of(gateway, merchant, out_trade_no).await?;
-    Ok(Reply::json(200, &close_payment(gateway, live, payment, now).await?.to_merchant_json()))
 }
 
 /// Closes a payment unless it is paid (a closed one is answered again).
@@ -680,120 +634,7 @@ pub async fn close_locally(gateway: &Gateway, payment: &Payment, now: i64) -> Re
         paid_at: None,
     };
     apply_report(gateway, payment, &report, ReportSource::Query, now).await.map_err(|e| match e {
-        crate::callbacks::ReportError::Store(e) => ApiError::from(e),
+        crate::core::settle::ReportError::Store(e) => ApiError::from(e),
         other => ApiError::internal(other.to_string()),
     })
-}
-
-/// `GET /v1/payments/{payment_id}/checkout`: the page a payer's browser opens for a payment
-/// whose provider must receive the order from the browser (jings). Every outcome is an HTML
-/// page a person can read, never JSON:
-/// - pending, first opening: the form posts itself to the provider;
-/// - pending, opened before (a reload, the back button, a second tab): the provider already
-///   has the order and would show its duplicate-order page, so payglot asks the provider (within
-///   its rate limit) and shows where the payment stands, with a button that posts the form again
-///   for a payer whose first attempt never reached the provider;
-/// - paid: "payment complete", and on to the merchant's return_url;
-/// - closed or failed, unknown, or not a form payment: a page saying so.
-pub async fn checkout(gateway: &Gateway, payment_id: &str) -> Result<Reply, ApiError> {
-    let Some(mut payment) = gateway.store.payment_by_id(payment_id).await? else {
-        return Ok(page(404, "支付 Payment", "<p>没有这笔支付。No such payment.</p>"));
-    };
-    let opened_before = checkout_opened(gateway, payment_id).await;
-    if payment.status == PaymentStatus::Pending && opened_before {
-        let live = gateway.config.current();
-        if let Ok(now) = refresh_from_provider(gateway, &live, &payment, crate::model::now_unix()).await {
-            payment = now;
-        }
-    }
-    if payment.status == PaymentStatus::Pending && !opened_before {
-        gateway.note(payment_id, "checkout", serde_json::json!({"opened": true}));
-    }
-    Ok(checkout_view(&payment, opened_before))
-}
-
-/// Whether the checkout of this payment was opened before (remembered in memory and on the
-/// payment's timeline, so a restart does not forget it).
-async fn checkout_opened(gateway: &Gateway, payment_id: &str) -> bool {
-    {
-        let mut opened = gateway.checkouts.lock().unwrap_or_else(|p| p.into_inner());
-        if opened.contains(payment_id) {
-            return true;
-        }
-        if opened.len() >= 100_000 {
-            opened.clear();
-        }
-        opened.insert(payment_id.to_string());
-    }
-    gateway.store.timeline(payment_id).await.is_ok_and(|t| t.iter().any(|e| e.kind == "checkout"))
-}
-
-/// The page for a payment as it stands (see `checkout`).
-pub fn checkout_view(payment: &Payment, opened_before: bool) -> Reply {
-    let amount = crate::money::fen_to_yuan(payment.amount);
-    let subject = html_escape(&payment.subject);
-    let back = payment.return_url.as_deref().map(html_escape);
-    match payment.status {
-        PaymentStatus::Succeeded => {
-            let onward = back.as_ref().map(|u| format!("<p><a href=\"{u}\">返回商户 Back to the merchant</a></p>")).unwrap_or_default();
-            let refresh = back.as_ref().map(|u| format!("<meta http-equiv=\"refresh\" content=\"3;url={u}\">")).unwrap_or_default();
-            page(200, "支付完成 Payment complete", &format!("{refresh}<p>{subject}: {amount} 元已支付。Paid {amount} yuan.</p>{onward}"))
-        }
-        PaymentStatus::Closed | PaymentStatus::Failed => page(
-            410,
-            "支付已结束 Payment ended",
-            &format!("<p>{subject}: 这笔支付已{}，不能再付款；请向商户重新下单。This payment is {}; ask the merchant for a new one.</p>",
-                if payment.status == PaymentStatus::Closed { "关闭" } else { "失败" }, payment.status),
-        ),
-        PaymentStatus::Pending => {
-            let Some(Action::FormPost { url, fields }) = &payment.action else {
-                return page(404, "支付 Payment", "<p>这笔支付没有可提交的表单。This payment has no form to post.</p>");
-            };
-            let mut inputs = String::new();
-            for (k, v) in fields {
-                inputs.push_str(&format!("<input type=\"hidden\" name=\"{}\" value=\"{}\">\n", html_escape(k), html_escape(v)));
-            }
-            let action = html_escape(url);
-            if !opened_before {
-                let body = format!(
-                    "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>{subject}</title></head>\n\
-                     <body onload=\"document.forms[0].submit()\">\n<form method=\"post\" action=\"{action}\">\n{inputs}\
-                     <noscript><button type=\"submit\">Pay {amount}</button></noscript>\n</form>\n</body></html>\n"
-                );
-                return Reply { status: 200, content_type: "text/html; charset=utf-8", body };
-            }
-            page(
-                200,
-                "支付进行中 Payment in progress",
-                &format!(
-                    "<p>{subject}: {amount} 元，尚未收到付款。Not paid yet.</p>\
-                     <p>这个支付页面已经打开过；如果已经付款，请稍候再查看。This page was opened before; if you have paid, check again in a moment.</p>\
-                     <p><a href=\"\">再次查看 Check again</a></p>\
-                     <form method=\"post\" action=\"{action}\">\n{inputs}<button type=\"submit\">重新打开支付页面 Open the payment page again</button></form>"
-                ),
-            )
-        }
-    }
-}
-
-/// A small HTML page.
-fn page(status: u16, title: &str, content: &str) -> Reply {
-    let title = html_escape(title);
-    let body = format!(
-        "<!doctype html>\n<html><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\"><title>{title}</title></head>\n<body><h1>{title}</h1>\n{content}\n</body></html>\n"
-    );
-    Reply { status, content_type: "text/html; charset=utf-8", body }
-}
-
-/// The auto-submitting page of a pending payment whose action is a `form_post` (a front door
-/// hands it out right after creating the payment).
-pub fn checkout_page(payment: &Payment) -> Result<Reply, ApiError> {
-    if !matches!(payment.action, Some(Action::FormPost { .. })) {
-        return Err(ApiError::not_found("this payment has no form to post"));
-    }
-    Ok(checkout_view(payment, false))
-}
-
-pub(crate) fn html_escape(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#39;")
 }

@@ -4,10 +4,11 @@
 //! logged; a valid one is applied (status and outbox event in one transaction), then acked.
 //! When the store is down the reply is a non-ack, so the provider retries.
 
-use super::{apply_payout_report, apply_report, ReportError, ReportSource};
+use crate::app::Gateway;
+use crate::core::settle::{apply_payout_report, apply_report, ReportError, ReportSource};
 use crate::dialects::{CallbackReply, CallbackReport, InboundHttp, PaymentReport, PayoutReport};
+use crate::http::{HttpIn, Reply};
 use crate::model::now_unix;
-use crate::server::{Gateway, HttpIn, Reply};
 
 fn reply(r: CallbackReply, status: u16) -> Reply {
     Reply { status, content_type: r.content_type, body: r.body }
@@ -166,6 +167,6 @@ async fn check_claimed_payment(gateway: &Gateway, account: &str, payment_id: &st
         return;
     }
     let live = gateway.config.current();
-    let outcome = crate::api::payments::refresh_unverified(gateway, &live, &payment, now).await;
+    let outcome = crate::core::payments::refresh_unverified(gateway, &live, &payment, now).await;
     tracing::info!(account, payment_id, status = ?outcome.map(|p| p.status).ok(), "queried the provider after an unverifiable callback");
 }

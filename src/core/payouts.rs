@@ -6,13 +6,13 @@
 //! (or a query) settles it with a `payout.succeeded` / `payout.failed` event. Account numbers
 //! are masked in every answer and event.
 
-use super::error::ApiError;
-use super::{account, ask, dialect_error, merchant_uses, send_about};
-use crate::callbacks::apply_payout_report;
+use crate::app::Gateway;
 use crate::config::{LiveConfig, MerchantConfig};
+use crate::core::ask::{account, ask, check_order_number, dialect_error, merchant_uses, notify_url, send_about};
+use crate::core::error::ApiError;
+use crate::core::settle::apply_payout_report;
 use crate::dialects::{DialectError, ProviderResponse};
 use crate::model::{new_transfer_id, Payee, Payout, TransferStatus};
-use crate::server::{Gateway, Reply};
 use crate::store::PayoutInserted;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -37,16 +37,15 @@ fn default_currency() -> String {
     "CNY".into()
 }
 
-pub async fn create(
+/// Creates a payout (代付) at the merchant's account that offers them, or the one it names.
+pub async fn create_payout(
     gateway: &Gateway,
     live: &LiveConfig,
     merchant: &MerchantConfig,
-    body: &[u8],
+    request: &CreatePayoutRequest,
     now: i64,
-) -> Result<Reply, ApiError> {
-    let request: CreatePayoutRequest = serde_json::from_slice(body)
-        .map_err(|e| ApiError::invalid_request(format!("body is not a valid payout request: {e}")))?;
-    super::check_order_number("out_payout_no", &request.out_payout_no)?;
+) -> Result<Payout, ApiError> {
+    check_order_number("out_payout_no", &request.out_payout_no)?;
     if let Err(e) = crate::money::check_amount(request.amount) {
         return Err(ApiError::invalid_request(format!("amount: {e} (a positive integer number of fen)")));
     }
@@ -57,7 +56,7 @@ pub async fn create(
     if !["bank", "wechat", "alipay", "other"].contains(&p.account_type.as_str()) {
         return Err(ApiError::invalid_request("payee.account_type: bank, wechat, alipay or other"));
     }
-    let notify_url = super::notify_url(&request.notify_url, merchant)?;
+    let notify_url = notify_url(&request.notify_url, merchant)?;
     live.check_notify_url(merchant, &notify_url)
         .map_err(|e| ApiError::invalid_request(format!("notify_url: {notify_url} {e}")))?;
     let provider = match &request.provider {
@@ -93,12 +92,10 @@ pub async fn create(
     let callback_url = format!("{}/callbacks/{provider}", live.config.public_url);
     let call =
         account.dialect.create_payout(&payout, &callback_url, now).map_err(|e| dialect_error(account.name, e))?;
-    let fingerprint = hex::encode(Sha256::digest(serde_json::to_vec(&request).expect("serializes")));
+    let fingerprint = hex::encode(Sha256::digest(serde_json::to_vec(request).expect("serializes")));
     match gateway.store.insert_payout(&payout, &fingerprint).await? {
         PayoutInserted::New => {}
-        PayoutInserted::Existing(existing, fp) if fp == fingerprint => {
-            return Ok(Reply::json(200, &existing.to_merchant_json()))
-        }
+        PayoutInserted::Existing(existing, fp) if fp == fingerprint => return Ok(*existing),
         PayoutInserted::Existing(..) => {
             return Err(ApiError::duplicate(
                 "duplicate_out_payout_no",
@@ -121,7 +118,7 @@ pub async fn create(
             let updated = apply_payout_report(gateway, &payout, &report, now)
                 .await
                 .map_err(|e| ApiError::internal(e.to_string()))?;
-            Ok(Reply::json(200, &updated.to_merchant_json()))
+            Ok(updated)
         }
         Err(e @ DialectError::Rejected { .. }) => {
             gateway.store.settle_payout(&payout.payout_id, TransferStatus::Failed, None, false, now).await?;
@@ -129,25 +126,6 @@ pub async fn create(
         }
         Err(e) => Err(dialect_error(account.name, e)),
     }
-}
-
-pub async fn query(
-    gateway: &Gateway,
-    live: &LiveConfig,
-    merchant: &MerchantConfig,
-    out_payout_no: &str,
-    now: i64,
-) -> Result<Reply, ApiError> {
-    let payout = gateway
-        .store
-        .payout_by_out_no(&merchant.id, out_payout_no)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("no payout with out_payout_no {out_payout_no:?}")))?;
-    if payout.status != TransferStatus::Pending {
-        return Ok(Reply::json(200, &payout.to_merchant_json()));
-    }
-    let current = refresh_payout(gateway, live, &payout, now).await.unwrap_or(payout);
-    Ok(Reply::json(200, &current.to_merchant_json()))
 }
 
 /// Asks a pending payout's provider about it and applies a verified answer (with its event).

@@ -7,13 +7,14 @@
 //! 1 timed out or closed). The balance call is not offered: it answers status 1 saying so.
 
 use super::{credential, find, json, text, Intent, Lookup};
-use crate::api::error::ApiError;
-use crate::api::payments::html_escape;
+use crate::app::Gateway;
 use crate::config::LiveConfig;
+use crate::core::error::ApiError;
 use crate::dialects::jings::provider;
+use crate::http::html_escape;
+use crate::http::{HttpIn, Reply};
 use crate::model::{now_unix, Action, Channel, Payment, Scene};
 use crate::money::{fen_to_yuan, yuan_to_fen};
-use crate::server::{Gateway, HttpIn, Reply};
 
 pub async fn handle(gateway: &Gateway, live: &LiveConfig, path: &str, request: &HttpIn) -> Reply {
     let token_for = |uid: &str| live.door("jings", uid).map(|(_, door)| credential(door, "token"));
@@ -58,7 +59,7 @@ pub async fn handle(gateway: &Gateway, live: &LiveConfig, path: &str, request: &
                 return json(provider::query_failure("unknown uid"));
             };
             match find(gateway, live, merchant, Lookup::OutTradeNo(get("orderid")), now).await {
-                Ok(payment) => json(provider::query_answer(&super::provider_order(&payment, door))),
+                Ok(payment) => json(provider::query_answer(&crate::core::notify::provider_order(&payment, door))),
                 Err(e) if e.code == "not_found" => json(provider::query_failure("订单不存在")),
                 Err(e) => json(provider::query_failure(&super::refusal(&e))),
             }
@@ -80,7 +81,7 @@ fn client_ip(request: &HttpIn) -> Option<String> {
 /// What the payer's browser gets after pay.action: on to wherever the provider takes payment.
 fn pay_page(live: &LiveConfig, payment: &Payment) -> Reply {
     if let Some(Action::FormPost { .. }) = &payment.action {
-        return crate::api::payments::checkout_page(payment).unwrap_or_else(|e| Reply::error(&e));
+        return crate::doors::checkout::checkout_page(payment).unwrap_or_else(|e| Reply::error(&e));
     }
     let url = html_escape(&super::pay_url(live, payment));
     let yuan = fen_to_yuan(payment.amount);

@@ -15,14 +15,15 @@
 //! at the door: they answer ret_code -1 saying so.
 
 use super::{find, json, text, Intent, Lookup};
-use crate::api::error::ApiError;
-use crate::api::refunds::CreateRefundRequest;
+use crate::app::Gateway;
 use crate::config::LiveConfig;
+use crate::core::error::ApiError;
+use crate::core::refunds::CreateRefundRequest;
 use crate::dialects::field;
 use crate::dialects::signing::parse_form;
 use crate::dialects::zhixiao::{provider, Envelope};
+use crate::http::{HttpIn, Reply};
 use crate::model::{now_unix, Action, Channel, Scene};
-use crate::server::{Gateway, HttpIn, Reply};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -85,7 +86,7 @@ pub async fn handle(gateway: &Gateway, live: &LiveConfig, path: &str, request: &
         }
         "/order/query" => find(gateway, live, merchant, Lookup::OutTradeNo(&out_trade_no), now)
             .await
-            .map(|payment| provider::query_content(&super::provider_order(&payment, door))),
+            .map(|payment| provider::query_content(&crate::core::notify::provider_order(&payment, door))),
         "/order/cancel" => super::cancel(gateway, live, merchant, &out_trade_no, now)
             .await
             .map(|p| json!({"out_trade_no": p.out_trade_no, "order_id": p.payment_id})),

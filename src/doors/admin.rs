@@ -14,7 +14,8 @@
 //! with `Allow`. A non-loopback `admin_listen` needs an `admin_token` (checked when the config
 //! is validated).
 
-use crate::server::{read_request, serve_http, Gateway, Reply};
+use crate::app::Gateway;
+use crate::http::{read_request, serve_http, Reply};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use serde_json::json;
 use std::sync::Arc;
@@ -25,7 +26,7 @@ use tokio::sync::watch;
 static METRICS: OnceLock<PrometheusHandle> = OnceLock::new();
 
 /// Health checks are open; everything else needs the admin token when one is configured.
-fn authorized(gateway: &Gateway, request: &crate::server::HttpIn) -> bool {
+fn authorized(gateway: &Gateway, request: &crate::http::HttpIn) -> bool {
     if matches!(request.path.as_str(), "/healthz" | "/readyz") {
         return true;
     }
@@ -198,9 +199,11 @@ async fn handle(gateway: &Gateway, method: &str, path: &str, query: &str) -> Rep
                 _ => store_unavailable("the store is unavailable"),
             }
         }
-        Endpoint::OpenApi => {
-            Reply { status: 200, content_type: "application/yaml", body: crate::api::OPENAPI.to_string() }
-        }
+        Endpoint::OpenApi => Reply {
+            status: 200,
+            content_type: "application/yaml",
+            body: crate::doors::merchant_api::OPENAPI.to_string(),
+        },
         Endpoint::Metrics => {
             Reply { status: 200, content_type: "text/plain; version=0.0.4", body: render_metrics(gateway).await }
         }
@@ -211,15 +214,8 @@ async fn handle(gateway: &Gateway, method: &str, path: &str, query: &str) -> Rep
             // Settling changes state: POST only.
             let settle = method == "POST" && q.get("settle").map(String::as_str) == Some("true");
             let live = gateway.config.current();
-            match crate::callbacks::reconcile::reconcile(
-                gateway,
-                &live,
-                provider,
-                date,
-                settle,
-                crate::model::now_unix(),
-            )
-            .await
+            match crate::workers::reconcile::reconcile(gateway, &live, provider, date, settle, crate::model::now_unix())
+                .await
             {
                 Ok(report) => Reply::json(200, &json!(report)),
                 Err(e) => error(400, "invalid_request", e),
@@ -287,7 +283,7 @@ pub async fn serve(listener: TcpListener, gateway: Arc<Gateway>, shutdown: watch
                         }
                         response
                     }
-                    Err(e) => Reply::error(&e).into_response(),
+                    Err(e) => Reply::error(&e.into()).into_response(),
                 }
             }
         },

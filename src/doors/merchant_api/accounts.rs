@@ -4,12 +4,14 @@
 //! about accounts its routes use. Balance respects the provider's rate limit: inside it, the
 //! last answer is served with the time it was read.
 
-use super::error::ApiError;
-use super::{account, ask, dialect_error, provider_param, send};
+use super::provider_param;
+use crate::app::Gateway;
 use crate::config::{LiveConfig, MerchantConfig};
+use crate::core::ask::{account, ask, dialect_error, send};
+use crate::core::error::ApiError;
 use crate::dialects::ProviderResponse;
+use crate::http::Reply;
 use crate::model::rfc3339;
-use crate::server::{Gateway, Reply};
 use serde_json::json;
 
 pub async fn balance(

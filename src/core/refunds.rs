@@ -7,12 +7,12 @@
 //! duplicate_out_refund_no`. A provider that refuses leaves the refund `failed` (the merchant is
 //! told in the answer); a timeout leaves it `pending` for a later query.
 
-use super::error::ApiError;
-use super::{account, ask, dialect_error, send_about};
+use crate::app::Gateway;
 use crate::config::{LiveConfig, MerchantConfig};
+use crate::core::ask::{account, ask, check_order_number, dialect_error, send_about};
+use crate::core::error::ApiError;
 use crate::dialects::{DialectError, ProviderResponse, RefundReport};
 use crate::model::{new_transfer_id, Refund, TransferStatus};
-use crate::server::{Gateway, Reply};
 use crate::store::RefundInserted;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -27,20 +27,6 @@ pub struct CreateRefundRequest {
     pub reason: Option<String>,
 }
 
-pub async fn create(
-    gateway: &Gateway,
-    live: &LiveConfig,
-    merchant: &MerchantConfig,
-    out_trade_no: &str,
-    body: &[u8],
-    now: i64,
-) -> Result<Reply, ApiError> {
-    let request: CreateRefundRequest = serde_json::from_slice(body)
-        .map_err(|e| ApiError::invalid_request(format!("body is not a valid refund request: {e}")))?;
-    let refund = create_refund(gateway, live, merchant, out_trade_no, &request, now).await?;
-    Ok(Reply::json(200, &refund.to_merchant_json()))
-}
-
 /// Refunds part or all of a paid payment at its provider account.
 pub async fn create_refund(
     gateway: &Gateway,
@@ -50,7 +36,7 @@ pub async fn create_refund(
     request: &CreateRefundRequest,
     now: i64,
 ) -> Result<Refund, ApiError> {
-    super::check_order_number("out_refund_no", &request.out_refund_no)?;
+    check_order_number("out_refund_no", &request.out_refund_no)?;
     if let Err(e) = crate::money::check_amount(request.amount) {
         return Err(ApiError::invalid_request(format!("amount: {e} (a positive integer number of fen)")));
     }
@@ -129,25 +115,6 @@ pub async fn create_refund(
         // An answer payglot cannot verify: the refund may have happened; it stays pending.
         Err(e) => Err(dialect_error(account.name, e)),
     }
-}
-
-pub async fn query(
-    gateway: &Gateway,
-    live: &LiveConfig,
-    merchant: &MerchantConfig,
-    out_refund_no: &str,
-    now: i64,
-) -> Result<Reply, ApiError> {
-    let refund = gateway
-        .store
-        .refund_by_out_no(&merchant.id, out_refund_no)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("no refund with out_refund_no {out_refund_no:?}")))?;
-    if refund.status != TransferStatus::Pending {
-        return Ok(Reply::json(200, &refund.to_merchant_json()));
-    }
-    let current = refresh_refund(gateway, live, &refund, now).await.unwrap_or(refund);
-    Ok(Reply::json(200, &current.to_merchant_json()))
 }
 
 /// Asks a pending refund's provider about it and applies a verified answer (with its event).

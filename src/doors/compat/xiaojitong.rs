@@ -7,12 +7,13 @@
 //! is what the payer is asked to pay.
 
 use super::{credential, json, text, Intent};
-use crate::api::error::ApiError;
+use crate::app::Gateway;
 use crate::config::LiveConfig;
+use crate::core::error::ApiError;
 use crate::dialects::signing::parse_form;
 use crate::dialects::xiaojitong::provider;
+use crate::http::{HttpIn, Reply};
 use crate::model::{now_unix, Channel, Scene};
-use crate::server::{Gateway, HttpIn, Reply};
 use std::collections::BTreeMap;
 
 pub async fn handle(gateway: &Gateway, live: &LiveConfig, path: &str, request: &HttpIn) -> Reply {
@@ -41,7 +42,7 @@ pub async fn handle(gateway: &Gateway, live: &LiveConfig, path: &str, request: &
                 .keep("returnurl", get("returnurl"));
             let answer = super::create(gateway, live, merchant, door, intent, now).await.map(|payment| {
                 let paytype = if channel == Channel::Alipay { 2 } else { 1 };
-                let order = super::provider_order(&payment, door);
+                let order = crate::core::notify::provider_order(&payment, door);
                 provider::create_answer(&order, paytype, &super::pay_url(live, &payment), now)
             });
             json(answer.unwrap_or_else(|e| provider::failure(failure_code(&e), &super::refusal(&e))))
@@ -60,9 +61,10 @@ pub async fn handle(gateway: &Gateway, live: &LiveConfig, path: &str, request: &
                 return json(provider::unknown_order());
             };
             match super::find_unsigned(gateway, live, merchant, orderid, now).await {
-                Ok(payment) => {
-                    json(provider::check_answer(&super::provider_order(&payment, door), &credential(door, "key")))
-                }
+                Ok(payment) => json(provider::check_answer(
+                    &crate::core::notify::provider_order(&payment, door),
+                    &credential(door, "key"),
+                )),
                 Err(e) => json(provider::failure(failure_code(&e), &super::refusal(&e))),
             }
         }

@@ -1,10 +1,10 @@
 //! Merchant request signing: `Payglot-Merchant`, `Payglot-Timestamp` (±300 s),
 //! `Payglot-Nonce` (16–64 characters, never twice inside the window) and
 //! `Payglot-Signature = hex(HMAC-SHA256(key, timestamp \n nonce \n METHOD \n path_and_query \n body))`.
-//! The same HMAC signs outgoing merchant notifications.
+//! The same HMAC signs outgoing merchant notifications (`core::notify::event_signature`).
 
-use super::error::ApiError;
 use crate::config::LiveConfig;
+use crate::core::error::ApiError;
 use crate::dialects::signing::within_window;
 use crate::store::Store;
 use hmac::{Hmac, Mac};
@@ -38,17 +38,6 @@ pub fn request_signature(
     body: &[u8],
 ) -> String {
     hex::encode(request_mac(key, timestamp, nonce, method, path_and_query, body).finalize().into_bytes())
-}
-
-/// The signature of a merchant notification.
-pub fn event_signature(key: &str, timestamp: &str, event_id: &str, body: &[u8]) -> String {
-    let mut m = mac(key);
-    m.update(timestamp.as_bytes());
-    m.update(b"\n");
-    m.update(event_id.as_bytes());
-    m.update(b"\n");
-    m.update(body);
-    hex::encode(m.finalize().into_bytes())
 }
 
 /// The signing headers of one request.
@@ -133,6 +122,7 @@ mod tests {
         let b = request_signature("k", "1", "n", "GET", "/v1/payments/y", b"");
         assert_ne!(a, b);
         assert_eq!(a.len(), 64);
+        use crate::core::notify::event_signature;
         assert_ne!(event_signature("k", "1", "e", b"{}"), event_signature("k", "2", "e", b"{}"));
     }
 

@@ -17,13 +17,13 @@
 //! Each due payment is claimed in the store for a lease, so with several instances on one
 //! PostgreSQL store each payment is checked by one instance at a time.
 
-use crate::api::payments::{close_at_provider, close_locally, refresh_from_provider};
-use crate::api::payouts::refresh_payout;
-use crate::api::refunds::refresh_refund;
+use crate::app::Gateway;
 use crate::config::LiveConfig;
+use crate::core::payments::{close_at_provider, close_locally, refresh_from_provider};
+use crate::core::payouts::refresh_payout;
+use crate::core::refunds::refresh_refund;
 use crate::dialects::DialectError;
 use crate::model::{now_unix, Payment, TransferStatus};
-use crate::server::Gateway;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;

@@ -14,11 +14,11 @@
 //! the provider has that payglot does not know (`unknown_to_payglot`: created by another system
 //! on the same account) are listed as well.
 
-use super::{apply_report, ReportSource};
+use crate::app::Gateway;
 use crate::config::LiveConfig;
+use crate::core::settle::{apply_report, ReportSource};
 use crate::dialects::ProviderResponse;
 use crate::model::{Payment, PaymentStatus};
-use crate::server::Gateway;
 use serde::Serialize;
 
 /// One payment where payglot and the provider disagree.
@@ -69,7 +69,7 @@ pub async fn reconcile(
     now: i64,
 ) -> Result<Report, String> {
     let from = beijing_day_start(date)?;
-    let account = crate::api::account(live, provider).map_err(|e| e.message)?;
+    let account = crate::core::ask::account(live, provider).map_err(|e| e.message)?;
     let payments =
         gateway.store.payments_created_between(provider, from, from + 86_400).await.map_err(|e| e.to_string())?;
     let mut report = Report {
@@ -96,7 +96,7 @@ pub async fn reconcile(
             report.not_answered.push(payment.payment_id.clone());
             continue;
         };
-        let answer = match crate::api::send_about(gateway, &account, &call, &payment.payment_id).await {
+        let answer = match crate::core::ask::send_about(gateway, &account, &call, &payment.payment_id).await {
             Ok(a) => a,
             Err(_) => {
                 report.not_answered.push(payment.payment_id.clone());
@@ -132,7 +132,7 @@ pub async fn reconcile(
         .collect();
     let mut page = 1;
     while let Ok(call) = account.dialect.list_orders(date, page, now) {
-        let Ok(answer) = crate::api::send(gateway, &account, &call).await else { break };
+        let Ok(answer) = crate::core::ask::send(gateway, &account, &call).await else { break };
         let Ok((orders, more)) =
             account.dialect.read_order_list(ProviderResponse { status: answer.status, body: &answer.body })
         else {

@@ -10,14 +10,15 @@
 //! order listing is not offered: it answers errcode 1 saying so.
 
 use super::{find, json, text, Intent, Lookup};
-use crate::api::error::ApiError;
-use crate::api::refunds::CreateRefundRequest;
+use crate::app::Gateway;
 use crate::config::LiveConfig;
+use crate::core::error::ApiError;
+use crate::core::refunds::CreateRefundRequest;
 use crate::dialects::field;
 use crate::dialects::mct::{provider, Envelope};
 use crate::dialects::signing::sha1_hex;
+use crate::http::{HttpIn, Reply};
 use crate::model::{now_unix, Action, Channel, Scene, TransferStatus};
-use crate::server::{Gateway, HttpIn, Reply};
 use serde_json::{json, Value};
 
 pub async fn handle(gateway: &Gateway, live: &LiveConfig, path: &str, request: &HttpIn) -> Reply {
@@ -68,7 +69,7 @@ pub async fn handle(gateway: &Gateway, live: &LiveConfig, path: &str, request: &
             let jump = !field(&d, "jump_url").is_empty();
             super::create(gateway, live, merchant, door, intent, now).await.map(|payment| {
                 let url = super::pay_url(live, &payment);
-                let mut data = provider::order_data(&super::provider_order(&payment, door), &url);
+                let mut data = provider::order_data(&crate::core::notify::provider_order(&payment, door), &url);
                 if jump {
                     data["jsapi_pay_url"] = json!(url);
                 }
@@ -85,7 +86,7 @@ pub async fn handle(gateway: &Gateway, live: &LiveConfig, path: &str, request: &
             match find(gateway, live, merchant, Lookup::OutTradeNo(&out_no), now).await {
                 Ok(payment) => {
                     let url = super::pay_url(live, &payment);
-                    Ok(("ok", provider::order_data(&super::provider_order(&payment, door), &url)))
+                    Ok(("ok", provider::order_data(&crate::core::notify::provider_order(&payment, door), &url)))
                 }
                 Err(e) if e.code == "not_found" => match gateway.store.refund_by_out_no(&merchant.id, &out_no).await {
                     Ok(Some(r)) => {

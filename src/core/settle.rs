@@ -1,18 +1,13 @@
-//! Provider callbacks in, the merchant-notification outbox, and delivery out.
+//! Applying a provider's verified word about a payment or payout.
 //!
 //! Every verified statement from a provider (a callback, a query answer, a create answer that
 //! settles at once) goes through `apply_report`: the amount is checked, the status moves
 //! forward and the merchant event is written in the same store transaction, and only then is
 //! the provider acked. A duplicate or late statement changes nothing and writes no event.
 
-pub mod delivery;
-pub mod inbound;
-pub mod reconcile;
-pub mod requery;
-
+use crate::app::Gateway;
 use crate::dialects::{PaymentReport, PayoutReport};
 use crate::model::{EventType, Payment, PaymentStatus, Payout, TransferStatus};
-use crate::server::Gateway;
 use crate::store::{count_anomaly, AnomalyKind, NewAnomaly, Settled, Settlement, StoreError};
 use std::fmt;
 

@@ -5,11 +5,11 @@
 //! `give_up_after_secs` (3 days) have passed since the event was written. The outbox is in
 //! the store, so pending events survive restarts. Events of one payment go out in order.
 
-use crate::api::auth::event_signature;
+use crate::app::Gateway;
 use crate::config::{DeliveryConfig, MerchantConfig};
+use crate::core::notify::event_signature;
 use crate::model::now_unix;
 use crate::model::Payment;
-use crate::server::Gateway;
 use crate::store::OutboxEvent;
 use std::sync::Arc;
 use std::time::Duration;
@@ -165,7 +165,7 @@ async fn send_door_callback(
     event: &OutboxEvent,
     timeout_ms: u64,
 ) -> Result<(), String> {
-    let Some(notify) = crate::compat::callback(merchant, payment, &event.kind, now_unix())? else {
+    let Some(notify) = crate::core::notify::callback(merchant, payment, &event.kind, now_unix())? else {
         tracing::debug!(event_id = %event.id, kind = %event.kind, "the school's dialect has no callback for this event");
         return Ok(());
     };

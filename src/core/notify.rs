@@ -1,0 +1,79 @@
+//! What merchants are told: the signature of a merchant API notification, and the callback a
+//! front door's school gets for a payment event, in its door's dialect (the payment as that
+//! dialect's provider side shows an order: the order number is the payment_id, the account the
+//! school's).
+
+use crate::config::{DoorConfig, MerchantConfig};
+use crate::dialects::{self, Notify, ProviderOrder};
+use crate::model::{random_id, Action, Payment};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+/// The payment as the door's provider side shows it: the order number is the payment_id, the
+/// account the school's, and the saved request fields come back.
+pub fn provider_order(payment: &Payment, door: &DoorConfig) -> ProviderOrder {
+    let mut fields = payment.door.as_ref().map(|d| d.fields.clone()).unwrap_or_default();
+    if let Some(no) = &payment.provider_trade_no {
+        fields.entry("channelOrderNo".into()).or_insert_with(|| no.clone());
+        fields.entry("trade_no".into()).or_insert_with(|| no.clone());
+    }
+    let qr_amount = match &payment.action {
+        Some(Action::QrCode { amount, .. }) => *amount,
+        _ => None,
+    };
+    let dialect = dialects::DIALECTS.iter().find(|d| **d == door.account.dialect).copied().unwrap_or("");
+    ProviderOrder {
+        dialect,
+        provider_no: payment.payment_id.clone(),
+        account: door.account_id.clone(),
+        merchant_order_no: payment.out_trade_no.clone(),
+        amount: payment.amount,
+        payable: payment.paid_amount.or(qr_amount).unwrap_or(payment.amount),
+        notify_url: payment.notify_url.clone().unwrap_or_default(),
+        status: payment.status,
+        paid_at: payment.paid_at,
+        refunded: payment.refunded_amount,
+        fields,
+    }
+}
+
+/// The callback of a payment event in the school's dialect; `None` when its dialect has no
+/// callback for this event (the five documents call back paid orders only) or the school gave
+/// no notify URL.
+pub fn callback(merchant: &MerchantConfig, payment: &Payment, kind: &str, now: i64) -> Result<Option<Notify>, String> {
+    let Some(origin) = &payment.door else { return Ok(None) };
+    if kind != "payment.succeeded" || payment.notify_url.as_deref().unwrap_or("").is_empty() {
+        return Ok(None);
+    }
+    let door = merchant
+        .compat
+        .get(&origin.dialect)
+        .ok_or_else(|| format!("merchant {} has no {} door in routes.yaml any more", merchant.id, origin.dialect))?;
+    let order = provider_order(payment, door);
+    let notify = match origin.dialect.as_str() {
+        "xxpay" => dialects::xxpay::provider::notify(&order, &dialects::credential(&door.account, "key")),
+        "xiaojitong" => dialects::xiaojitong::provider::notify(&order, &dialects::credential(&door.account, "key")),
+        "zhixiao" => {
+            let envelope = dialects::zhixiao::Envelope::for_account(&door.account).map_err(|e| e.join("; "))?;
+            dialects::zhixiao::provider::notify(&order, &envelope)
+        }
+        "jings" => dialects::jings::provider::notify(&order, &dialects::credential(&door.account, "token")),
+        "mct" => {
+            let envelope = dialects::mct::Envelope::for_account(&door.account)?;
+            dialects::mct::provider::notify(&order, &envelope, "1", &random_id("", 32), now)
+        }
+        other => return Err(format!("unknown door dialect {other}")),
+    };
+    Ok(Some(notify))
+}
+
+/// The signature of a merchant notification.
+pub fn event_signature(key: &str, timestamp: &str, event_id: &str, body: &[u8]) -> String {
+    let mut m = Hmac::<Sha256>::new_from_slice(key.as_bytes()).expect("HMAC takes keys of any length");
+    m.update(timestamp.as_bytes());
+    m.update(b"\n");
+    m.update(event_id.as_bytes());
+    m.update(b"\n");
+    m.update(body);
+    hex::encode(m.finalize().into_bytes())
+}
