@@ -154,3 +154,23 @@ async fn bad_requests_get_their_documented_error_and_create_nothing() {
     let e: serde_json::Value = serde_json::from_slice(&a.body).expect("404 is JSON");
     assert_eq!(e["error"]["code"], "not_found");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn path_parameters_are_routed_whole_and_decoded() {
+    let mut merchant = MerchantServer::new();
+    merchant.start().await;
+    let mut gw = Gateway::new(&merchant.url());
+    gw.start().await;
+    let (status, p) = gw.call("POST", "/v1/payments", &payment_body("A.B-1", 100)).await;
+    assert_eq!(status, 200, "{p}");
+    // `A&B` is one order number (it used to be read as `A`).
+    let (status, e) = gw.call("GET", "/v1/payments/A.B-1&x", "").await;
+    assert_eq!(status, 404, "{e}");
+    let (status, q) = gw.call("GET", "/v1/payments/A%2EB-1", "").await;
+    assert_eq!((status, q["out_trade_no"].as_str()), (200, Some("A.B-1")), "percent-decoded: {q}");
+    let (status, e) = gw.call("DELETE", "/v1/payments/A.B-1", "").await;
+    assert_eq!(status, 405, "{e}");
+    assert!(e["error"]["message"].as_str().unwrap().contains("allowed: GET"), "{e}");
+    let (status, _) = gw.call("GET", "/v1/payments/A.B-1/nothing", "").await;
+    assert_eq!(status, 404);
+}

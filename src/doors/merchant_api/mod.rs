@@ -94,46 +94,56 @@ pub(crate) fn endpoint_name(method: &str, path: &str) -> Result<&'static str, Ap
     endpoint(method, path).map(|e| e.name())
 }
 
+/// The router of `ROUTES`: a path template (with its parameter named `id` for matchit, which
+/// wants one name per position) to the template as listed.
+fn router() -> &'static matchit::Router<&'static str> {
+    static ROUTER: std::sync::OnceLock<matchit::Router<&'static str>> = std::sync::OnceLock::new();
+    ROUTER.get_or_init(|| {
+        let mut r = matchit::Router::new();
+        for (_, template) in ROUTES {
+            let normalized: String = template
+                .split('/')
+                .map(|seg| if seg.starts_with('{') { "{id}" } else { seg })
+                .collect::<Vec<_>>()
+                .join("/");
+            // Several methods share a path: the first insertion wins, the value is the template.
+            let _ = r.insert(normalized, *template);
+        }
+        r
+    })
+}
+
 fn endpoint(method: &str, path: &str) -> Result<Endpoint, ApiError> {
-    let segments: Vec<String> = path.trim_start_matches('/').split('/').map(percent_decode).collect();
-    let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
-    let id = |s: &str| s.to_string();
-    let found = match (method, segments.as_slice()) {
-        ("POST", ["v1", "payments"]) => Some(Endpoint::CreatePayment),
-        ("GET", ["v1", "payments", no]) if !no.is_empty() => Some(Endpoint::QueryPayment(id(no))),
-        ("POST", ["v1", "payments", no, "close"]) => Some(Endpoint::ClosePayment(id(no))),
-        ("POST", ["v1", "payments", no, "refunds"]) => Some(Endpoint::CreateRefund(id(no))),
-        ("GET", ["v1", "payments", pid, "checkout"]) => Some(Endpoint::Checkout(id(pid))),
-        ("GET", ["v1", "refunds", no]) if !no.is_empty() => Some(Endpoint::QueryRefund(id(no))),
-        ("POST", ["v1", "payouts"]) => Some(Endpoint::CreatePayout),
-        ("GET", ["v1", "payouts", no]) if !no.is_empty() => Some(Endpoint::QueryPayout(id(no))),
-        ("GET", ["v1", "balance"]) => Some(Endpoint::Balance),
-        ("GET", ["v1", "payment-methods"]) => Some(Endpoint::PaymentMethods),
-        ("GET", ["v1", "identity"]) => Some(Endpoint::Identity),
-        ("GET", ["v1", "card-link"]) => Some(Endpoint::CardLink),
-        _ => None,
+    let Ok(found) = router().at(path) else {
+        return Err(ApiError::not_found(format!("no such endpoint: {method} {path}")));
     };
-    if let Some(e) = found {
-        return Ok(e);
-    }
-    let known_path = matches!(
-        segments.as_slice(),
-        ["v1", "payments"]
-            | ["v1", "payments", _]
-            | ["v1", "payments", _, "close" | "refunds" | "checkout"]
-            | ["v1", "refunds", _]
-            | ["v1", "payouts"]
-            | ["v1", "payouts", _]
-            | ["v1", "balance"]
-            | ["v1", "payment-methods"]
-            | ["v1", "identity"]
-            | ["v1", "card-link"]
-    );
-    if known_path {
-        Err(ApiError::method_not_allowed(format!("{method} is not allowed on {path}")))
-    } else {
-        Err(ApiError::not_found(format!("no such endpoint: {method} {path}")))
-    }
+    let template = *found.value;
+    let id =
+        found.params.get("id").map(|raw| percent_encoding::percent_decode_str(raw).decode_utf8_lossy().into_owned());
+    let id = || id.clone().unwrap_or_default();
+    let endpoint = match (method, template) {
+        ("POST", "/v1/payments") => Endpoint::CreatePayment,
+        ("GET", "/v1/payments/{out_trade_no}") => Endpoint::QueryPayment(id()),
+        ("POST", "/v1/payments/{out_trade_no}/close") => Endpoint::ClosePayment(id()),
+        ("POST", "/v1/payments/{out_trade_no}/refunds") => Endpoint::CreateRefund(id()),
+        ("GET", "/v1/payments/{payment_id}/checkout") => Endpoint::Checkout(id()),
+        ("GET", "/v1/refunds/{out_refund_no}") => Endpoint::QueryRefund(id()),
+        ("POST", "/v1/payouts") => Endpoint::CreatePayout,
+        ("GET", "/v1/payouts/{out_payout_no}") => Endpoint::QueryPayout(id()),
+        ("GET", "/v1/balance") => Endpoint::Balance,
+        ("GET", "/v1/payment-methods") => Endpoint::PaymentMethods,
+        ("GET", "/v1/identity") => Endpoint::Identity,
+        ("GET", "/v1/card-link") => Endpoint::CardLink,
+        _ => {
+            // The path is known, the method is not.
+            let allowed: Vec<&str> = ROUTES.iter().filter(|(_, t)| *t == template).map(|(m, _)| *m).collect();
+            return Err(ApiError::method_not_allowed(format!(
+                "{method} is not allowed on {path} (allowed: {})",
+                allowed.join(", ")
+            )));
+        }
+    };
+    Ok(endpoint)
 }
 
 async fn dispatch(gateway: &Gateway, request: &HttpIn) -> Result<Reply, ApiError> {
@@ -177,12 +187,6 @@ async fn dispatch(gateway: &Gateway, request: &HttpIn) -> Result<Reply, ApiError
         Endpoint::CardLink => accounts::card_link(gateway, &live, merchant, &request.query, now).await,
         Endpoint::Checkout(_) => unreachable!("answered above"),
     }
-}
-
-fn percent_decode(segment: &str) -> String {
-    // form_urlencoded would also turn '+' into a space; path segments keep '+'.
-    let escaped = segment.replace('+', "%2B");
-    form_urlencoded::parse(format!("x={escaped}").as_bytes()).next().map(|(_, v)| v.into_owned()).unwrap_or_default()
 }
 
 /// The `provider` query parameter, checked against the merchant's accounts.
