@@ -2,18 +2,43 @@
 //! (bounded in size and time), a reply, and the serve loop that bounds slow and idle
 //! connections.
 
-use crate::config::ServerConfig;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::header::{HeaderMap, HeaderValue, CONTENT_LENGTH, CONTENT_TYPE};
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
+use serde::Serialize;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinSet;
+
+/// Connection limits of every listener (`server:`): slow or idle clients are cut off, and
+/// the number of open connections is capped below the process's file descriptor limit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ServerConfig {
+    /// A new connection must send its first request head within this.
+    pub header_read_timeout_ms: u64,
+    /// A keep-alive connection with no request in flight is closed after this.
+    pub idle_timeout_ms: u64,
+    /// A request body must arrive within this (else 408).
+    pub body_read_timeout_ms: u64,
+    /// Open connections per listener; at the cap the longest-idle one makes room.
+    pub max_connections: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            header_read_timeout_ms: 10_000,
+            idle_timeout_ms: 60_000,
+            body_read_timeout_ms: 30_000,
+            max_connections: 10_000,
+        }
+    }
+}
 
 /// Request bodies larger than this are refused with 413.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;

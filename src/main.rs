@@ -144,35 +144,12 @@ fn check(path: &std::path::Path) -> ExitCode {
 
 /// `payglot sign`: the signature and the string signed, with the key masked.
 fn sign(dialect: &str, key: &str, verify: Option<&str>, fields: &[String]) -> ExitCode {
-    use payglot::dialects::{jings, mct, signing, xiaojitong, xxpay};
-    use std::collections::BTreeMap;
-    let pairs: Vec<(String, String)> = fields
-        .iter()
-        .map(|f| f.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())).unwrap_or((f.clone(), String::new())))
-        .collect();
-    let map: BTreeMap<String, String> = pairs.iter().cloned().collect();
-    let get = |k: &str| map.get(k).cloned().unwrap_or_default();
-    const MASK: &str = "<key>";
-    let (shown, signature) = match dialect {
-        "xxpay" => (xxpay::string_to_sign(&map, MASK), xxpay::sign(&map, key)),
-        "mct" => {
-            let text = mct::string_to_sign(&map, MASK);
-            let sha = signing::sha1_hex(mct::string_to_sign(&map, key).as_bytes());
-            (format!("{text}\nsha1: {sha}"), mct::sign(&map, key))
-        }
-        "jings" => {
-            let ordered: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-            (jings::string_to_sign(&ordered, MASK), jings::sign(&ordered, key))
-        }
-        "xiaojitong" => {
-            let values: Vec<&str> = fields.iter().map(String::as_str).collect();
-            (format!("{}{MASK}", values.concat()), xiaojitong::sign(&values, key))
-        }
-        "zhixiao" => {
-            let (id, param) = (get("id"), get("param"));
-            (format!("{id}{param}{MASK}"), signing::md5_hex(format!("{id}{param}{key}").as_bytes()))
-        }
-        "merchant" => {
+    use payglot::dialects::{self, signing};
+    let (shown, signature) = match dialects::spec(dialect) {
+        Some(spec) => (spec.cli_sign)(fields, key),
+        None if dialect == "merchant" => {
+            let map: std::collections::BTreeMap<String, String> = dialects::arg_pairs(fields).into_iter().collect();
+            let get = |k: &str| map.get(k).cloned().unwrap_or_default();
             let (ts, nonce, method, path, body) =
                 (get("timestamp"), get("nonce"), get("method"), get("path"), get("body"));
             (
@@ -187,8 +164,8 @@ fn sign(dialect: &str, key: &str, verify: Option<&str>, fields: &[String]) -> Ex
                 ),
             )
         }
-        other => {
-            eprintln!("unknown dialect {other:?}: xxpay, mct, jings, xiaojitong, zhixiao or merchant");
+        None => {
+            eprintln!("unknown dialect {dialect:?}: {} or merchant", dialects::names());
             return ExitCode::FAILURE;
         }
     };

@@ -9,6 +9,7 @@ pub mod reload;
 pub mod secrets;
 
 pub use crate::dialects::account::ProviderConfig;
+pub use crate::http::ServerConfig;
 pub use crate::secret::Secret;
 pub use crate::store::url::StoreUrl;
 
@@ -274,31 +275,6 @@ impl Default for RequeryConfig {
 }
 
 /// One provider account.
-/// Connection limits of every listener (`server:`): slow or idle clients are cut off, and
-/// the number of open connections is capped below the process's file descriptor limit.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ServerConfig {
-    /// A new connection must send its first request head within this.
-    pub header_read_timeout_ms: u64,
-    /// A keep-alive connection with no request in flight is closed after this.
-    pub idle_timeout_ms: u64,
-    /// A request body must arrive within this (else 408).
-    pub body_read_timeout_ms: u64,
-    /// Open connections per listener; at the cap the longest-idle one makes room.
-    pub max_connections: usize,
-}
-
-impl Default for ServerConfig {
-    fn default() -> Self {
-        ServerConfig {
-            header_read_timeout_ms: 10_000,
-            idle_timeout_ms: 60_000,
-            body_read_timeout_ms: 30_000,
-            max_connections: 10_000,
-        }
-    }
-}
-
 /// One merchant (school or business) calling the merchant API.
 #[derive(Debug, Clone, Serialize)]
 pub struct MerchantConfig {
@@ -325,6 +301,23 @@ pub struct DoorConfig {
     /// zhixiao and jings name no scene).
     pub channel: Option<Channel>,
     pub scene: Option<Scene>,
+}
+
+/// The dialects whose accounts take a `products:` table, for messages.
+fn product_dialects() -> String {
+    dialects::REGISTRY.iter().filter(|d| d.products).map(|d| d.name).collect::<Vec<_>>().join(", ")
+}
+
+impl DoorConfig {
+    /// The account the school signs with, and what its requests imply, as the dialect's
+    /// provider side takes it.
+    pub fn keyed(&self) -> crate::dialects::provider_side::Keyed {
+        crate::dialects::provider_side::Keyed {
+            account: self.account.clone(),
+            channel: self.channel,
+            scene: self.scene,
+        }
+    }
 }
 
 /// One routing rule: when `matches` holds, the payment goes to `target`.
@@ -555,8 +548,8 @@ fn parse_with(text: &str, base_dir: &Path, resolver: &secrets::Resolver<'_>) -> 
                 errors.push(format!("{path}.circuit.open_ms: must be more than 0"));
             }
         }
-        if !p.products.is_empty() && p.dialect != "xxpay" {
-            errors.push(format!("{path}.products: only xxpay accounts have a product table"));
+        if !p.products.is_empty() && !dialects::spec(&p.dialect).is_some_and(|d| d.products) {
+            errors.push(format!("{path}.products: only {} accounts have a product table", product_dialects()));
         }
         for key in p.products.keys() {
             if let Err(e) = check_product_key(key) {
@@ -684,7 +677,7 @@ fn validate_doors(
     for (dialect, entries) in raw {
         let path = format!("{merchant_path}.compat.{dialect}");
         let Some(id_name) = dialects::account_id_credential(dialect) else {
-            errors.push(format!("{path}: unknown dialect (known: {})", dialects::DIALECTS.join(", ")));
+            errors.push(format!("{path}: unknown dialect (known: {})", dialects::names()));
             continue;
         };
         let mut account = ProviderConfig::with_defaults(&format!("{merchant}/compat/{dialect}"), dialect);

@@ -5,7 +5,7 @@
 
 use crate::config::{DoorConfig, MerchantConfig};
 use crate::dialects::{self, Notify, ProviderOrder};
-use crate::model::{random_id, Action, Payment};
+use crate::model::{Action, Payment};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
@@ -21,7 +21,7 @@ pub fn provider_order(payment: &Payment, door: &DoorConfig) -> ProviderOrder {
         Some(Action::QrCode { amount, .. }) => *amount,
         _ => None,
     };
-    let dialect = dialects::DIALECTS.iter().find(|d| **d == door.account.dialect).copied().unwrap_or("");
+    let dialect = dialects::spec(&door.account.dialect).map(|d| d.name).unwrap_or("");
     ProviderOrder {
         dialect,
         provider_no: payment.payment_id.clone(),
@@ -49,21 +49,11 @@ pub fn callback(merchant: &MerchantConfig, payment: &Payment, kind: &str, now: i
         .compat
         .get(&origin.dialect)
         .ok_or_else(|| format!("merchant {} has no {} door in routes.yaml any more", merchant.id, origin.dialect))?;
-    let order = provider_order(payment, door);
-    let notify = match origin.dialect.as_str() {
-        "xxpay" => dialects::xxpay::provider::notify(&order, &dialects::credential(&door.account, "key")),
-        "xiaojitong" => dialects::xiaojitong::provider::notify(&order, &dialects::credential(&door.account, "key")),
-        "zhixiao" => {
-            let envelope = dialects::zhixiao::Envelope::for_account(&door.account).map_err(|e| e.join("; "))?;
-            dialects::zhixiao::provider::notify(&order, &envelope)
-        }
-        "jings" => dialects::jings::provider::notify(&order, &dialects::credential(&door.account, "token")),
-        "mct" => {
-            let envelope = dialects::mct::Envelope::for_account(&door.account)?;
-            dialects::mct::provider::notify(&order, &envelope, "1", &random_id("", 32), now)
-        }
-        other => return Err(format!("unknown door dialect {other}")),
-    };
+    let spec = dialects::spec(&origin.dialect).ok_or_else(|| format!("unknown door dialect {}", origin.dialect))?;
+    let notify = spec
+        .side
+        .notify(&door.keyed(), &provider_order(payment, door), now)
+        .ok_or_else(|| format!("the {} door of merchant {} cannot seal a callback", origin.dialect, merchant.id))?;
     Ok(Some(notify))
 }
 

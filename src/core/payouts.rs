@@ -68,7 +68,12 @@ pub async fn create_payout(
             .routes
             .iter()
             .flat_map(|r| r.target.accounts().into_iter().map(str::to_string).chain(r.fallback.iter().cloned()))
-            .find(|a| live.config.providers.get(a).is_some_and(|p| p.dialect == "xxpay"))
+            .find(|a| {
+                live.config
+                    .providers
+                    .get(a)
+                    .is_some_and(|p| crate::dialects::spec(&p.dialect).is_some_and(|d| d.payouts))
+            })
             .ok_or_else(|| {
                 ApiError::unsupported("(none)", "none of this merchant's provider accounts offers payouts")
             })?,

@@ -261,10 +261,146 @@ impl Dialect for Jings {
     }
 }
 
+/// jings in the registry.
+pub const SPEC: super::DialectSpec = super::DialectSpec {
+    name: "jings",
+    account_id: "uid",
+    build: |p| Ok(std::sync::Arc::new(Jings::from_config(p)?)),
+    side: &provider::Side,
+    payouts: false,
+    products: false,
+    cli_sign,
+};
+
+/// `payglot sign jings`: the message's fields in signing order.
+fn cli_sign(args: &[String], key: &str) -> (String, String) {
+    let pairs = super::arg_pairs(args);
+    let ordered: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    (string_to_sign(&ordered, "<key>"), sign(&ordered, key))
+}
+
 /// The provider side of jings, for the sandbox and the compatible front door.
 pub mod provider {
     use super::*;
+    use crate::dialects::provider_side::{
+        keep, url_scenes, Answer, Call, CallKind, Fail, Failure, Keyed, Keys, Lookup, OrderRequest, Outcome, Request,
+    };
     use crate::dialects::{Ack, Notify, ProviderOrder};
+
+    /// The provider side of jings: the payer's browser posts pay.action (answered with where to
+    /// pay), the signed GET queries of order status (1/min/order) and balance (1/3 min, reqtime
+    /// within 10 minutes of Beijing time), the form notify taken by any 2xx.
+    pub struct Side;
+
+    impl crate::dialects::ProviderSide for Side {
+        fn read(&self, request: &Request<'_>, keys: Keys<'_>, now: i64) -> Result<Call, Answer> {
+            let token_for = |uid: &str| keys(uid).map(|k| k.credential("token"));
+            match (request.method, request.path) {
+                ("POST", "/pay.action") => {
+                    let fields = read_pay_form(request.body, token_for)
+                        .map_err(|e| Answer::text(400, format!("支付请求错误: {e}")))?;
+                    let get = |k: &str| fields.get(k).cloned().unwrap_or_default();
+                    let keyed = keys(&get("uid")).ok_or_else(|| Answer::text(400, "支付请求错误: unknown uid"))?;
+                    let amount =
+                        yuan_to_fen(&get("paymoney")).map_err(|_| Answer::text(400, "支付请求错误: paymoney 错误"))?;
+                    let channel =
+                        if get("paytype") == "11" { Channel::Alipay } else { keyed.channel.unwrap_or(Channel::Alipay) };
+                    let mut order = OrderRequest {
+                        order_no: get("orderid"),
+                        amount,
+                        subject: get("ordername"),
+                        description: get("orderinfo"),
+                        channel: Some(channel),
+                        scenes: url_scenes(keyed.scene.unwrap_or(Scene::Web)),
+                        notify_url: get("notifyurl"),
+                        return_url: get("returnurl"),
+                        client_ip: request
+                            .forwarded_for
+                            .and_then(|f| f.split(',').next())
+                            .and_then(|ip| ip.trim().parse::<std::net::IpAddr>().ok())
+                            .map(|ip| ip.to_string()),
+                        ..Default::default()
+                    };
+                    if !get("orderuid").is_empty() {
+                        order.extra.insert("orderuid".into(), get("orderuid").into());
+                    }
+                    keep(&mut order.keep, "orderuid", &get("orderuid"));
+                    Ok(Call::new(get("uid"), CallKind::Create(order)))
+                }
+                ("GET", "/requstOrderStatus.action") => {
+                    let fields = read_query(request.query, &["orderid", "uid"], token_for)
+                        .map_err(|e| Answer::json(query_failure(&e)))?;
+                    let lookup = Lookup::MerchantNo(fields.get("orderid").cloned().unwrap_or_default());
+                    Ok(Call::new(fields["uid"].clone(), CallKind::Query { lookup, notify_again: false }))
+                }
+                ("GET", "/requstBalance.action") => {
+                    let fields = read_query(request.query, &["uid", "reqtime"], token_for)
+                        .map_err(|e| Answer::json(serde_json::json!({"msg": e, "status": "1"}).to_string()))?;
+                    let reqtime = fields.get("reqtime").cloned().unwrap_or_default();
+                    // 1.5: reqtime within 10 minutes of Beijing time.
+                    if crate::dialects::parse_beijing_time(&reqtime).is_none_or(|t| (t - now).abs() > 600) {
+                        let msg = format!("reqtime 与服务器时间误差超过10分钟 ({})", beijing_time(now));
+                        return Err(Answer::json(serde_json::json!({"msg": msg, "status": "1"}).to_string()));
+                    }
+                    let mut call = Call::new(fields["uid"].clone(), CallKind::Balance);
+                    call.echo.insert("reqtime".into(), reqtime);
+                    Ok(call)
+                }
+                _ => Err(Answer::text(404, "no such jings endpoint")),
+            }
+        }
+
+        fn answer(&self, keyed: &Keyed, call: &Call, outcome: Result<Outcome, Failure>, _now: i64) -> Answer {
+            match (outcome, &call.kind) {
+                (Ok(Outcome::Order(placed)), CallKind::Create(_)) => pay_page(&placed),
+                (Ok(Outcome::Order(placed)), _) => Answer::json(query_answer(&placed.order)),
+                (Ok(Outcome::Balance(fen)), _) => Answer::json(
+                    serde_json::json!({"balance": fen_to_yuan(fen), "msg": "", "reqtime": call.echo.get("reqtime"), "status": "0", "uid": keyed.credential("uid")})
+                        .to_string(),
+                ),
+                (Err(f), CallKind::Create(_)) => Answer::text(400, format!("支付请求错误: {}", f.message)),
+                (Err(f), CallKind::Balance) => {
+                    let msg = if f.kind == Fail::Limited { "此接口不能频繁查询，三分钟只能查询一次".to_string() } else { f.message };
+                    Answer::json(serde_json::json!({"msg": msg, "status": "1"}).to_string())
+                }
+                (Err(f), _) => Answer::json(query_failure(match f.kind {
+                    Fail::Limited => "此接口不能频繁查询，一个订单号一分钟只能查询一次",
+                    Fail::NotFound => "订单不存在",
+                    _ => &f.message,
+                })),
+                (Ok(_), _) => Answer::json(query_failure("not offered")),
+            }
+        }
+
+        fn notify(&self, keyed: &Keyed, order: &ProviderOrder, _now: i64) -> Option<Notify> {
+            Some(notify(order, &keyed.credential("token")))
+        }
+
+        fn ack_body(&self) -> &'static str {
+            "success"
+        }
+
+        fn order_prefix(&self) -> &'static str {
+            "1000"
+        }
+    }
+
+    /// What the payer's browser gets after pay.action: on to where it pays (a QR code is shown).
+    fn pay_page(placed: &crate::dialects::provider_side::Placed) -> Answer {
+        let url = crate::http::html_escape(&placed.pay_url);
+        let yuan = fen_to_yuan(placed.order.payable);
+        let is_qr = matches!(placed.action, Some(crate::model::Action::QrCode { .. }));
+        if !is_qr && (placed.pay_url.starts_with("http://") || placed.pay_url.starts_with("https://")) {
+            return Answer::html(format!(
+                "<!doctype html><meta charset=utf-8><meta http-equiv=\"refresh\" content=\"0;url={url}\">\
+                 <title>支付</title><p><a href=\"{url}\">继续支付 {yuan} 元</a></p>"
+            ));
+        }
+        Answer::html(format!(
+            "<!doctype html><meta charset=utf-8><title>支付</title><p>请扫码或点击支付 {yuan} 元</p>\
+             <p data-qr-code=\"{url}\"><a href=\"{url}\">{url}</a></p>"
+        ))
+    }
 
     /// Verifies a pay.action form with the token of its uid.
     pub fn read_pay_form(

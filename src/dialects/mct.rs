@@ -551,10 +551,244 @@ impl Dialect for Mct {
     }
 }
 
+/// mct in the registry.
+pub const SPEC: super::DialectSpec = super::DialectSpec {
+    name: "mct",
+    account_id: "open_id",
+    build: |p| Ok(std::sync::Arc::new(Mct::from_config(p)?)),
+    side: &provider::Side,
+    payouts: false,
+    products: false,
+    cli_sign,
+};
+
+/// `payglot sign mct`: the message's fields (open_key is added).
+fn cli_sign(args: &[String], key: &str) -> (String, String) {
+    let map: BTreeMap<String, String> = super::arg_pairs(args).into_iter().collect();
+    let sha = sha1_hex(string_to_sign(&map, key).as_bytes());
+    (format!("{}\nsha1: {sha}", string_to_sign(&map, "<key>")), sign(&map, key))
+}
+
 /// The provider side of mct, for the sandbox and the compatible front door.
 pub mod provider {
     use super::*;
+    use crate::dialects::provider_side::{
+        keep, url_scenes, Answer, Call, CallKind, Fail, Failure, Keyed, Keys, Lookup, OrderRequest, Outcome,
+        RefundRequest, Request,
+    };
     use crate::dialects::{beijing_time, Ack, Notify, ProviderOrder};
+
+    /// The provider side of mct: forms of open_id, timestamp (±600 s), data (AES-256-ECB, hex)
+    /// and sign, opened with the store's open_key; answers sealed and signed the same way,
+    /// errors with §5's codes. payorder's scene comes from its fields: `auth_code` → barcode
+    /// (charged at once); `JSAPI` 1 → jsapi (wechat: sub_appid and sub_openid; alipay: buyer_id);
+    /// `jump_url` → the payer opens `jsapi_pay_url` and returns there; otherwise qr. payrefund
+    /// checks the supervisor password (`shop_pass`, default the document's 123456, sent as sha1).
+    /// Only wechat and alipay barcode orders can be cancelled (8013).
+    pub struct Side;
+
+    impl crate::dialects::ProviderSide for Side {
+        fn read(&self, request: &Request<'_>, keys: Keys<'_>, now: i64) -> Result<Call, Answer> {
+            let Some(op) = request.path.strip_prefix("/mct1") else {
+                return Err(Answer::text(404, "no such mct endpoint"));
+            };
+            if request.method != "POST" {
+                return Err(Answer::text(405, "POST only"));
+            }
+            let envelope_for = |id: &str| keys(id).and_then(|k| Envelope::for_account(&k.account).ok());
+            let (env, d) = read_request(request.body, now, envelope_for)
+                .map_err(|(code, msg)| Answer::json(failure(code, &msg)))?;
+            let keyed = keys(&env.open_id).ok_or_else(|| Answer::json(failure(3002, "门店不存在")))?;
+            let refuse = |code: i64, msg: &str| Answer::json(failure(code, msg));
+            let out_no = field(&d, "out_no");
+            let kind = match op {
+                "/payorder" => {
+                    let amount = check_payorder(&d).map_err(|(code, msg)| refuse(code, &msg))?;
+                    let channel = if field(&d, "pmt_tag") == "Alipay" { Channel::Alipay } else { Channel::Wechat };
+                    let (scenes, openid) = if !field(&d, "auth_code").is_empty() {
+                        (vec![Scene::Barcode], None)
+                    } else if !field(&d, "jump_url").is_empty() {
+                        (url_scenes(Scene::H5), None)
+                    } else if field(&d, "JSAPI") == "1" {
+                        let openid =
+                            if channel == Channel::Wechat { field(&d, "sub_openid") } else { field(&d, "buyer_id") };
+                        (vec![Scene::Jsapi], Some(openid))
+                    } else {
+                        (url_scenes(Scene::Qr), None)
+                    };
+                    let name = field(&d, "ord_name");
+                    let mut order = OrderRequest {
+                        subject: if name.is_empty() { format!("订单 {out_no}") } else { name },
+                        order_no: out_no,
+                        amount,
+                        description: field(&d, "remark"),
+                        channel: Some(channel),
+                        scenes,
+                        notify_url: field(&d, "notify_url"),
+                        return_url: field(&d, "jump_url"),
+                        auth_code: Some(field(&d, "auth_code")).filter(|c| !c.is_empty()),
+                        openid: openid.filter(|o| !o.is_empty()),
+                        ..Default::default()
+                    };
+                    if !field(&d, "sub_appid").is_empty() {
+                        order.extra.insert("sub_appid".into(), field(&d, "sub_appid").into());
+                    }
+                    keep(&mut order.keep, "pmt_tag", &field(&d, "pmt_tag"));
+                    keep(&mut order.keep, "jump_url", &field(&d, "jump_url"));
+                    if !field(&d, "auth_code").is_empty() {
+                        order.keep.insert("barcode".into(), "1".into());
+                    }
+                    CallKind::Create(order)
+                }
+                "/paystatus" | "/order/view" => {
+                    CallKind::Query { lookup: Lookup::MerchantNo(out_no), notify_again: false }
+                }
+                "/paycancel" => CallKind::Cancel(Lookup::MerchantNo(out_no)),
+                "/payrefund" => {
+                    let pass = keyed
+                        .account
+                        .credentials
+                        .get("shop_pass")
+                        .map(|s| s.expose().to_string())
+                        .unwrap_or_else(|| "123456".into());
+                    if field(&d, "shop_pass").is_empty() {
+                        return Err(refuse(8016, "主管密码不能为空"));
+                    }
+                    if !same_hex_signature(&sha1_hex(pass.as_bytes()), &field(&d, "shop_pass")) {
+                        return Err(refuse(8017, "主管密码错误"));
+                    }
+                    let amount =
+                        field(&d, "refund_amount").parse::<i64>().map_err(|_| refuse(8015, "退款金额不能为空"))?;
+                    let remark = field(&d, "remark");
+                    CallKind::Refund(RefundRequest {
+                        lookup: Lookup::MerchantNo(out_no),
+                        refund_no: field(&d, "refund_out_no"),
+                        amount,
+                        reason: Some(remark).filter(|r| !r.is_empty()),
+                    })
+                }
+                "/paylist" => CallKind::PaymentMethods,
+                "/order" => CallKind::OrderList,
+                _ => return Err(Answer::text(404, "no such mct endpoint")),
+            };
+            let mut call = Call::new(env.open_id.clone(), kind);
+            call.echo.insert("op".into(), op.to_string());
+            Ok(call)
+        }
+
+        fn answer(&self, keyed: &Keyed, call: &Call, outcome: Result<Outcome, Failure>, now: i64) -> Answer {
+            let Ok(env) = Envelope::for_account(&keyed.account) else {
+                return Answer::json(failure(3002, "门店不存在"));
+            };
+            let op = call.echo.get("op").map(String::as_str).unwrap_or("");
+            let (msg, data) = match (outcome, &call.kind) {
+                (Ok(Outcome::Order(placed)), CallKind::Create(order)) => {
+                    let mut data = order_data(&placed.order, &placed.pay_url);
+                    if order.keep.contains_key("jump_url") {
+                        data["jsapi_pay_url"] = json!(placed.pay_url);
+                    }
+                    if let Some(Action::Jsapi { params }) = &placed.action {
+                        for (k, v) in params {
+                            data[k.as_str()] = json!(v);
+                        }
+                    }
+                    ("ok", data)
+                }
+                (Ok(Outcome::Order(placed)), CallKind::Cancel(_)) => {
+                    // The document's own spelling.
+                    ("订单取消成功", json!({"ord_no": placed.order.provider_no, "ord_stautus": 4}))
+                }
+                (Ok(Outcome::Order(placed)), _) => ("ok", order_data(&placed.order, &placed.pay_url)),
+                (Ok(Outcome::Refund(done)), CallKind::Refund(_)) => (
+                    "订单退款成功",
+                    refund_data(
+                        &done.provider_refund_no,
+                        &done.order_provider_no,
+                        done.amount,
+                        done.status == TransferStatus::Succeeded,
+                        now,
+                    ),
+                ),
+                (Ok(Outcome::Refund(done)), _) => {
+                    // paystatus of a refund order.
+                    let status = match done.status {
+                        TransferStatus::Succeeded => "1",
+                        TransferStatus::Failed => "4",
+                        TransferStatus::Pending => "2",
+                    };
+                    (
+                        "ok",
+                        json!({"ord_no": done.provider_refund_no, "out_no": done.refund_no, "ord_type": "2",
+                        "trade_amount": done.amount.to_string(), "status": status}),
+                    )
+                }
+                (Ok(Outcome::PaymentMethods), _) => ("ok", paylist_data()),
+                (Ok(Outcome::Orders(orders)), _) => {
+                    let list: Vec<Value> = orders.iter().map(|o| order_data(o, "")).collect();
+                    let total = list.len();
+                    (
+                        "ok",
+                        json!({"pages": {"totalnum": total.to_string(), "totalpage": 1, "pagesize": 100, "page": 1}, "list": list}),
+                    )
+                }
+                (Err(f), _) => return Answer::json(failure(error_code(op, f.kind), &f.message)),
+                (Ok(_), _) => return Answer::json(failure(1, "not offered")),
+            };
+            Answer::json(env.answer(0, msg, Some(&data), now))
+        }
+
+        fn notify(&self, keyed: &Keyed, order: &ProviderOrder, now: i64) -> Option<Notify> {
+            if order.notify_url.is_empty() {
+                return None;
+            }
+            let env = Envelope::for_account(&keyed.account).ok()?;
+            let status = if order.status == PaymentStatus::Succeeded { "1" } else { "4" };
+            Some(notify(order, &env, status, &crate::model::random_id("", 32), now))
+        }
+
+        fn ack_body(&self) -> &'static str {
+            ACK
+        }
+
+        fn order_prefix(&self) -> &'static str {
+            "9149"
+        }
+
+        fn queries_refunds(&self) -> bool {
+            true
+        }
+
+        fn paid_at_once(&self, order: &OrderRequest) -> bool {
+            order.scenes == [Scene::Barcode]
+        }
+
+        fn cancellable(&self, order: &ProviderOrder) -> Result<(), Failure> {
+            if order.fields.get("barcode").map(String::as_str) == Some("1") {
+                Ok(())
+            } else {
+                Err(Failure::new(Fail::NotOffered, "订单取消失败,错误原因：订单的支付场景不支持该请求"))
+            }
+        }
+    }
+
+    /// §5's code for a refusal of `op`.
+    fn error_code(op: &str, kind: Fail) -> i64 {
+        match (op, kind) {
+            ("/payrefund", Fail::NotFound) => 8018,
+            ("/payrefund", Fail::State) => 8019,
+            ("/payrefund", Fail::TooMuch) => 8022,
+            ("/payrefund", Fail::Duplicate) => 8020,
+            ("/payrefund", _) => 8023,
+            ("/paycancel", Fail::State) => 8012,
+            ("/paycancel", Fail::NotFound) | ("/paystatus" | "/order/view", Fail::NotFound) => 8002,
+            ("/paycancel", _) => 8013,
+            (_, Fail::Duplicate) => 8045,
+            (_, Fail::Invalid) => 8006,
+            ("/order", Fail::NotOffered) => 1,
+            (_, Fail::NotOffered) => 8007,
+            _ => 8008,
+        }
+    }
 
     /// Verifies a request form (signature and ±600 s window) with the open_key of its open_id,
     /// and opens its data. Errors are (errcode, msg) as §5 lists them.

@@ -5,6 +5,7 @@
 pub mod account;
 pub mod jings;
 pub mod mct;
+pub mod provider_side;
 pub mod signing;
 pub mod xiaojitong;
 pub mod xxpay;
@@ -12,13 +13,55 @@ pub mod zhixiao;
 
 use crate::model::{Action, Channel, Payment, PaymentStatus, Payout, Refund, Scene, TransferStatus};
 pub use account::ProviderConfig;
+pub use provider_side::ProviderSide;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// The dialects payglot knows, by the name used in routes.yaml.
-pub const DIALECTS: &[&str] = &["xiaojitong", "zhixiao", "jings", "mct", "xxpay"];
+/// Builds the merchant side of an account, or says what is wrong with its settings.
+pub type Build = fn(&ProviderConfig) -> Result<Arc<dyn Dialect>, Vec<String>>;
+
+/// What payglot knows of one dialect: the one place its name selects code. Each dialect's file
+/// declares its `SPEC`; adding a provider is its file and a line in `REGISTRY`.
+pub struct DialectSpec {
+    /// The name routes.yaml uses.
+    pub name: &'static str,
+    /// The credential that names a merchant's account in the dialect's requests (the key of
+    /// its front door).
+    pub account_id: &'static str,
+    /// Builds the merchant side of an account, checking its credentials and options.
+    pub build: Build,
+    /// The provider side: what the sandbox and the front doors speak.
+    pub side: &'static dyn ProviderSide,
+    /// Whether the provider offers payouts (代付).
+    pub payouts: bool,
+    /// Whether its accounts take a `products:` table.
+    pub products: bool,
+    /// `payglot sign`: the string signed (key shown as `<key>`) and the signature of the
+    /// command line's fields.
+    pub cli_sign: fn(&[String], &str) -> (String, String),
+}
+
+/// Every dialect payglot speaks.
+pub static REGISTRY: [DialectSpec; 5] = [xiaojitong::SPEC, zhixiao::SPEC, jings::SPEC, mct::SPEC, xxpay::SPEC];
+
+/// The dialect of this name.
+pub fn spec(name: &str) -> Option<&'static DialectSpec> {
+    REGISTRY.iter().find(|d| d.name == name)
+}
+
+/// The names of the dialects, for messages.
+pub fn names() -> String {
+    REGISTRY.iter().map(|d| d.name).collect::<Vec<_>>().join(", ")
+}
+
+/// `name=value` arguments as pairs (a bare argument is a name with an empty value).
+pub fn arg_pairs(args: &[String]) -> Vec<(String, String)> {
+    args.iter()
+        .map(|f| f.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())).unwrap_or((f.clone(), String::new())))
+        .collect()
+}
 
 /// One order as a provider keeps it: the provider side of every dialect (the sandbox providers
 /// and the front doors) builds its answers and callbacks from this.
@@ -90,14 +133,7 @@ impl Ack {
 
 /// The credential that names a merchant's account in each dialect's requests.
 pub fn account_id_credential(dialect: &str) -> Option<&'static str> {
-    Some(match dialect {
-        "xxpay" => "mch_id",
-        "xiaojitong" => "mid",
-        "zhixiao" => "appid",
-        "jings" => "uid",
-        "mct" => "open_id",
-        _ => return None,
-    })
+    spec(dialect).map(|d| d.account_id)
 }
 
 /// An HTTP request to send to a provider, relative to the account's `base_url`.
@@ -482,13 +518,9 @@ pub fn parse_beijing_time(text: &str) -> Option<i64> {
 /// Builds the dialect for one provider account, checking its credentials and options.
 /// Errors are messages relative to the provider's entry in routes.yaml.
 pub fn build(provider: &ProviderConfig) -> Result<Arc<dyn Dialect>, Vec<String>> {
-    match provider.dialect.as_str() {
-        "xiaojitong" => Ok(Arc::new(xiaojitong::Xiaojitong::from_config(provider)?)),
-        "zhixiao" => Ok(Arc::new(zhixiao::Zhixiao::from_config(provider)?)),
-        "jings" => Ok(Arc::new(jings::Jings::from_config(provider)?)),
-        "mct" => Ok(Arc::new(mct::Mct::from_config(provider)?)),
-        "xxpay" => Ok(Arc::new(xxpay::Xxpay::from_config(provider)?)),
-        other => Err(vec![format!("dialect: unknown dialect {other:?} (known: {})", DIALECTS.join(", "))]),
+    match spec(&provider.dialect) {
+        Some(d) => (d.build)(provider),
+        None => Err(vec![format!("dialect: unknown dialect {:?} (known: {})", provider.dialect, names())]),
     }
 }
 

@@ -282,9 +282,30 @@ impl Dialect for Xiaojitong {
     }
 }
 
+/// xiaojitong in the registry.
+pub const SPEC: super::DialectSpec = super::DialectSpec {
+    name: "xiaojitong",
+    account_id: "mid",
+    build: |p| Ok(std::sync::Arc::new(Xiaojitong::from_config(p)?)),
+    side: &provider::Side,
+    payouts: false,
+    products: false,
+    cli_sign,
+};
+
+/// `payglot sign xiaojitong`: the values to concatenate, in order (mid payid param price
+/// [reallyprice]).
+fn cli_sign(args: &[String], key: &str) -> (String, String) {
+    let values: Vec<&str> = args.iter().map(String::as_str).collect();
+    (format!("{}<key>", values.concat()), sign(&values, key))
+}
+
 /// The provider side of xiaojitong, for the sandbox and the compatible front door.
 pub mod provider {
     use super::*;
+    use crate::dialects::provider_side::{
+        keep, url_scenes, Answer, Call, CallKind, Fail, Failure, Keyed, Keys, Lookup, OrderRequest, Outcome, Request,
+    };
     use crate::dialects::{Ack, Notify, ProviderOrder};
     use crate::money::fen_to_yuan;
     use serde_json::Value;
@@ -402,6 +423,91 @@ pub mod provider {
             ("reallyprice", reallyprice),
             ("sign", sign.as_str()),
         ])
+    }
+
+    /// The provider side of xiaojitong: createOrder signed with the account's key, checkOrder
+    /// unsigned by the provider's order number (as the document has it), the GET callback.
+    pub struct Side;
+
+    impl crate::dialects::ProviderSide for Side {
+        fn read(&self, request: &Request<'_>, keys: Keys<'_>, _now: i64) -> Result<Call, Answer> {
+            match (request.method, request.path) {
+                ("POST", "/createOrder") => {
+                    let fields = read_create(request.body, |mid| keys(mid).map(|k| k.credential("key")))
+                        .map_err(|(code, msg)| Answer::json(failure(code, &msg)))?;
+                    let price = check_create(&fields).map_err(|(code, msg)| Answer::json(failure(code, &msg)))?;
+                    let get = |k: &str| fields.get(k).cloned().unwrap_or_default();
+                    let keyed = keys(&get("mid")).ok_or_else(|| Answer::json(failure(-2, "商户不存在")))?;
+                    // The request names no wallet: the account's (a door's `channel`, else
+                    // `options.wallet`), else wechat.
+                    let wallet = match keyed.account.options.get("wallet").map(String::as_str) {
+                        Some("alipay") => Some(Channel::Alipay),
+                        Some("wechat") => Some(Channel::Wechat),
+                        _ => None,
+                    };
+                    let mut order = OrderRequest {
+                        order_no: get("payid"),
+                        amount: price,
+                        subject: format!("订单 {}", get("payid")),
+                        channel: Some(keyed.channel.or(wallet).unwrap_or(Channel::Wechat)),
+                        scenes: url_scenes(keyed.scene.unwrap_or(Scene::Qr)),
+                        notify_url: get("notifyurl"),
+                        return_url: get("returnurl"),
+                        ..Default::default()
+                    };
+                    keep(&mut order.keep, "param", &get("param"));
+                    keep(&mut order.keep, "returnurl", &get("returnurl"));
+                    Ok(Call::new(get("mid"), CallKind::Create(order)))
+                }
+                ("POST", "/checkOrder") => {
+                    let fields: BTreeMap<String, String> = parse_form(request.body).into_iter().collect();
+                    let orderid = fields.get("orderid").cloned().unwrap_or_default();
+                    // Unsigned, as in the document: the order is found by its number, the account
+                    // is the order's.
+                    let kind = CallKind::Query { lookup: Lookup::ProviderNo(orderid), notify_again: false };
+                    Ok(Call { signed: false, ..Call::new("", kind) })
+                }
+                _ => Err(Answer::text(404, "no such xiaojitong endpoint")),
+            }
+        }
+
+        fn answer(&self, keyed: &Keyed, call: &Call, outcome: Result<Outcome, Failure>, now: i64) -> Answer {
+            match (outcome, &call.kind) {
+                (Ok(Outcome::Order(placed)), CallKind::Create(order)) => {
+                    let paytype = if order.channel == Some(Channel::Alipay) { 2 } else { 1 };
+                    Answer::json(create_answer(&placed.order, paytype, &placed.pay_url, now))
+                }
+                (Ok(Outcome::Order(placed)), _) => Answer::json(check_answer(&placed.order, &keyed.credential("key"))),
+                (Err(f), CallKind::Query { .. }) if f.kind == Fail::NotFound => Answer::json(unknown_order()),
+                (Err(f), _) => Answer::json(failure(failure_code(f.kind), &f.message)),
+                (Ok(_), _) => Answer::json(failure(-1, "not offered")),
+            }
+        }
+
+        fn notify(&self, keyed: &Keyed, order: &ProviderOrder, _now: i64) -> Option<Notify> {
+            Some(notify(order, &keyed.credential("key")))
+        }
+
+        fn ack_body(&self) -> &'static str {
+            ACK
+        }
+
+        fn order_prefix(&self) -> &'static str {
+            "2022"
+        }
+
+        fn distinct_payable(&self) -> bool {
+            true
+        }
+    }
+
+    /// The document's codes: -4 parameters, -5 duplicate order number, -1 anything else.
+    fn failure_code(kind: Fail) -> i64 {
+        match kind {
+            Fail::Invalid => -4,
+            Fail::Duplicate => -5,
+            _ => -1,
+        }
     }
 
     /// checkOrder's answer for a paid order: the return URL with its fields, signed as

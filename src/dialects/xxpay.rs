@@ -575,11 +575,214 @@ pub fn callback_fields(callback: InboundHttp<'_>) -> Result<BTreeMap<String, Str
     Ok(fields)
 }
 
+/// xxpay in the registry.
+pub const SPEC: super::DialectSpec = super::DialectSpec {
+    name: "xxpay",
+    account_id: "mch_id",
+    build: |p| Ok(std::sync::Arc::new(Xxpay::from_config(p)?)),
+    side: &provider::Side,
+    payouts: true,
+    products: true,
+    cli_sign,
+};
+
+/// `payglot sign xxpay`: the message's fields.
+fn cli_sign(args: &[String], key: &str) -> (String, String) {
+    let map: BTreeMap<String, String> = super::arg_pairs(args).into_iter().collect();
+    (string_to_sign(&map, "<key>"), sign(&map, key))
+}
+
 /// The provider side of xxpay: what a server speaking xxpay does. Used by the sandbox (and
 /// by the compatible front door).
 pub mod provider {
     use super::*;
+    use crate::dialects::provider_side::{
+        keep, url_scenes, Answer, Call, CallKind, Fail, Failure, Keyed, Keys, Lookup, OrderRequest, Outcome,
+        PayoutDone, PayoutRequest, Request,
+    };
     use crate::dialects::{Ack, Notify, ProviderOrder};
+
+    /// The provider side of xxpay, as XxPay servers behave: `params` requests signed with the
+    /// account's key (ASCII or case-insensitive order), signed SUCCESS answers with resCode,
+    /// unsigned FAIL answers, the POST notify acked by `success`, payouts with a GET notify.
+    pub struct Side;
+
+    impl crate::dialects::ProviderSide for Side {
+        fn read(&self, request: &Request<'_>, keys: Keys<'_>, _now: i64) -> Result<Call, Answer> {
+            if request.method != "POST" {
+                return Err(Answer::text(405, "POST only"));
+            }
+            if !matches!(
+                request.path,
+                "/api/pay/create_order" | "/api/pay/query_order" | "/api/trans/create_order" | "/api/trans/query_order"
+            ) {
+                return Err(Answer::text(404, "no such xxpay endpoint"));
+            }
+            let fields = read_request(request.body, |mch| keys(mch).map(|k| k.credential("key")))
+                .map_err(|m| Answer::json(failure(&m)))?;
+            let get = |k: &str| fields.get(k).cloned().unwrap_or_default();
+            let keyed = keys(&get("mchId")).ok_or_else(|| Answer::json(failure("商户不存在")))?;
+            // Clients copied from the XxPay project send no appId; one that is sent must match.
+            if !get("appId").is_empty() && get("appId") != keyed.credential("app_id") {
+                return Err(Answer::json(failure("应用不存在")));
+            }
+            let kind = match request.path {
+                "/api/pay/create_order" => {
+                    let amount = check_create(&fields).map_err(|m| Answer::json(failure(&m)))?;
+                    let by_channel_id = get("productId").is_empty();
+                    let scene = if by_channel_id {
+                        channel_id_scene(&get("channelId"))
+                    } else {
+                        product_scene(&get("productId"))
+                    };
+                    let Some((channel, scene)) = scene else {
+                        let (name, value) = if by_channel_id {
+                            ("channelId", get("channelId"))
+                        } else {
+                            ("productId", get("productId"))
+                        };
+                        return Err(Answer::json(failure(&format!("支付产品不存在: {name} {value}"))));
+                    };
+                    let mut order = OrderRequest {
+                        order_no: get("mchOrderNo"),
+                        amount,
+                        subject: get("subject"),
+                        description: get("body"),
+                        channel: Some(channel),
+                        scenes: url_scenes(scene),
+                        notify_url: get("notifyUrl"),
+                        return_url: get("returnUrl"),
+                        client_ip: Some(get("clientIp")).filter(|ip| !ip.is_empty()),
+                        ..Default::default()
+                    };
+                    for k in ["appId", "productId", "channelId", "param1", "param2"] {
+                        keep(&mut order.keep, k, &get(k));
+                    }
+                    if get("productId") == "8000" {
+                        // 网银: param1 is the payer's bank code;account name;account number.
+                        let parts: Vec<String> = get("param1").split(';').map(str::to_string).collect();
+                        for (name, value) in
+                            ["payer_bank_code", "payer_account_name", "payer_account_no"].iter().zip(parts)
+                        {
+                            order.extra.insert(name.to_string(), Value::String(value));
+                        }
+                    }
+                    CallKind::Create(order)
+                }
+                "/api/pay/query_order" => {
+                    let lookup = match get("payOrderId") {
+                        id if !id.is_empty() => Lookup::ProviderNo(id),
+                        _ => Lookup::MerchantNo(get("mchOrderNo")),
+                    };
+                    CallKind::Query { lookup, notify_again: get("executeNotify").eq_ignore_ascii_case("true") }
+                }
+                "/api/trans/create_order" => {
+                    for required in [
+                        "mchTransOrderNo",
+                        "currency",
+                        "amount",
+                        "notifyUrl",
+                        "bankCode",
+                        "bankName",
+                        "accountType",
+                        "accountName",
+                        "accountNo",
+                        "province",
+                        "city",
+                    ] {
+                        if get(required).is_empty() {
+                            return Err(Answer::json(failure(&format!("参数格式校验错误: {required} 不能为空"))));
+                        }
+                    }
+                    let amount =
+                        get("amount").parse::<i64>().map_err(|_| Answer::json(failure("参数格式校验错误: amount")))?;
+                    CallKind::PayoutCreate(PayoutRequest {
+                        payout_no: get("mchTransOrderNo"),
+                        amount,
+                        notify_url: get("notifyUrl"),
+                        fields: fields.clone(),
+                    })
+                }
+                _ => CallKind::PayoutQuery(Lookup::MerchantNo(get("mchTransOrderNo"))),
+            };
+            let mut call = Call::new(get("mchId"), kind);
+            call.echo.insert("appId".into(), get("appId"));
+            Ok(call)
+        }
+
+        fn answer(&self, keyed: &Keyed, call: &Call, outcome: Result<Outcome, Failure>, now: i64) -> Answer {
+            let key = keyed.credential("key");
+            Answer::json(match (outcome, &call.kind) {
+                (Ok(Outcome::Order(placed)), CallKind::Create(order)) => {
+                    let url = Value::String(placed.pay_url.clone());
+                    let no = &placed.order.provider_no;
+                    match (&placed.action, order.keep.get("channelId").map(String::as_str)) {
+                        (Some(Action::Jsapi { params }), _) => {
+                            create_answer(no, serde_json::to_value(params).unwrap_or_default(), &key)
+                        }
+                        (_, None) => create_answer(no, serde_json::json!({"payUrl": url}), &key),
+                        (_, Some("WX_NATIVE")) => create_answer_with(no, [("codeUrl", url)], &key),
+                        (_, Some(_)) => create_answer_with(no, [("payUrl", url)], &key),
+                    }
+                }
+                (Ok(Outcome::Order(placed)), _) => query_answer(&placed.order, &key),
+                (Ok(Outcome::Payout(done)), CallKind::PayoutCreate(_)) => {
+                    let mut answer = payout_fields(&keyed.credential("mch_id"), &done);
+                    answer.insert("createTime".into(), Value::from(now * 1000));
+                    success(answer, &key)
+                }
+                (Ok(Outcome::Payout(done)), _) => {
+                    let mut answer = payout_fields(&keyed.credential("mch_id"), &done);
+                    answer.insert("appId".into(), Value::String(call.echo.get("appId").cloned().unwrap_or_default()));
+                    answer.insert("currency".into(), Value::String("cny".into()));
+                    success(answer, &key)
+                }
+                (Err(f), CallKind::Create(_)) if f.kind == Fail::Duplicate => failure("商户订单号重复"),
+                (Err(f), _) if f.kind == Fail::NotFound => failure("订单不存在"),
+                (Err(f), _) => failure(&f.message),
+                (Ok(_), _) => failure("not offered"),
+            })
+        }
+
+        fn notify(&self, keyed: &Keyed, order: &ProviderOrder, _now: i64) -> Option<Notify> {
+            Some(notify(order, &keyed.credential("key")))
+        }
+
+        fn ack_body(&self) -> &'static str {
+            ACK
+        }
+
+        fn order_prefix(&self) -> &'static str {
+            "P01"
+        }
+
+        fn payout_notify(&self, keyed: &Keyed, payout: &PayoutDone, notify_url: &str, now: i64) -> Option<Notify> {
+            // §3.3: GET with the fields in the query string.
+            let mut fields: BTreeMap<String, String> = payout_fields(&keyed.credential("mch_id"), payout)
+                .into_iter()
+                .map(|(k, v)| (k, json_text(&v)))
+                .collect();
+            fields.insert("transSuccTime".into(), (now * 1000).to_string());
+            fields.insert("backType".into(), "2".into());
+            Some(Notify::get(notify_url, &notify_body(fields, &keyed.credential("key")), Ack::Text(ACK)))
+        }
+    }
+
+    /// A payout as §3's answers and notify show it.
+    fn payout_fields(mch_id: &str, payout: &PayoutDone) -> Map<String, Value> {
+        let code = match payout.status {
+            TransferStatus::Pending => "1",
+            TransferStatus::Succeeded => "2",
+            TransferStatus::Failed => "3",
+        };
+        let mut f = Map::new();
+        f.insert("transOrderId".into(), Value::String(payout.provider_payout_no.clone()));
+        f.insert("mchId".into(), Value::String(mch_id.to_string()));
+        f.insert("mchTransOrderNo".into(), Value::String(payout.payout_no.clone()));
+        f.insert("amount".into(), Value::String(payout.amount.to_string()));
+        f.insert("status".into(), Value::String(code.into()));
+        f
+    }
     use crate::model::Channel;
 
     /// Reads the `params` JSON of a request and verifies its signature with the key of the

@@ -479,11 +479,180 @@ impl Dialect for Zhixiao {
     }
 }
 
+/// zhixiao in the registry.
+pub const SPEC: super::DialectSpec = super::DialectSpec {
+    name: "zhixiao",
+    account_id: "appid",
+    build: |p| Ok(std::sync::Arc::new(Zhixiao::from_config(p)?)),
+    side: &provider::Side,
+    payouts: false,
+    products: false,
+    cli_sign,
+};
+
+/// `payglot sign zhixiao`: id= and param= (as sent, encrypted).
+fn cli_sign(args: &[String], key: &str) -> (String, String) {
+    let map: BTreeMap<String, String> = super::arg_pairs(args).into_iter().collect();
+    let get = |k: &str| map.get(k).cloned().unwrap_or_default();
+    let (id, param) = (get("id"), get("param"));
+    (format!("{id}{param}<key>"), md5_hex(format!("{id}{param}{key}").as_bytes()))
+}
+
 /// The provider side (sandbox and front door): answers and the notify, sealed with the
 /// account's envelope.
 pub mod provider {
     use super::*;
+    use crate::dialects::provider_side::{
+        keep, url_scenes, Answer, Call, CallKind, Fail, Failure, Keyed, Keys, Lookup, OrderRequest, Outcome,
+        RefundRequest, Request,
+    };
     use crate::dialects::{beijing_time, Ack, Notify, ProviderOrder};
+    use sha2::{Digest, Sha256};
+
+    /// The provider side of zhixiao: id/param/sign forms opened and verified with the account's
+    /// appid, appsecret and AES settings, answered `{ret_code, ret_content, sign}` sealed the same
+    /// way; the notify is such a form too.
+    ///
+    /// Refunds (2.4) carry no refund number, nonce or timestamp, so a captured refund request
+    /// could be sent again and again: each refund is named after its exact bytes (a digest of the
+    /// request body), so a byte-identical request is the same refund, answered again, never
+    /// refunded twice. The cost: two equal refunds of one order cannot be told apart (their
+    /// requests are identical); the merchant refunds the sum at once instead.
+    pub struct Side;
+
+    impl crate::dialects::ProviderSide for Side {
+        fn read(&self, request: &Request<'_>, keys: Keys<'_>, _now: i64) -> Result<Call, Answer> {
+            if request.method != "POST" {
+                return Err(Answer::text(405, "POST only"));
+            }
+            let form: BTreeMap<String, String> = parse_form(request.body).into_iter().collect();
+            let appid = form.get("id").cloned().unwrap_or_default();
+            let unknown =
+                |m: &str| Answer::json(serde_json::json!({"ret_code": -1, "ret_content": m, "sign": ""}).to_string());
+            let keyed = keys(&appid).ok_or_else(|| unknown("appid 不存在"))?;
+            let env = Envelope::for_account(&keyed.account).map_err(|_| unknown("appid 配置错误"))?;
+            let content =
+                env.read_request(request.body).map_err(|_| Answer::json(env.answer(-2, None, "参数校验失败")))?;
+            let invalid = |m: &str| Answer::json(env.answer(-2, None, m));
+            let out_trade_no = field(&content, "out_trade_no");
+            let kind = match request.path {
+                "/order/create" => {
+                    let fee = check_create(&content).map_err(|m| invalid(&m))?;
+                    let channel = match field(&content, "pay_type").as_str() {
+                        "1" => Channel::Wechat,
+                        "2" => Channel::Alipay,
+                        _ => keyed.channel.unwrap_or(Channel::Wechat),
+                    };
+                    let openid = field(&content, "openid");
+                    let scenes = if openid.is_empty() {
+                        url_scenes(keyed.scene.unwrap_or(Scene::H5))
+                    } else {
+                        vec![Scene::Miniapp]
+                    };
+                    let mut order = OrderRequest {
+                        order_no: out_trade_no,
+                        amount: fee,
+                        subject: field(&content, "body"),
+                        channel: Some(channel),
+                        scenes,
+                        notify_url: field(&content, "notify_url"),
+                        return_url: field(&content, "return_url"),
+                        openid: Some(openid).filter(|o| !o.is_empty()),
+                        ..Default::default()
+                    };
+                    for k in ["pay_type", "user_no", "user_name"] {
+                        keep(&mut order.keep, k, &field(&content, k));
+                    }
+                    for k in ["user_no", "user_name", "piaoju"] {
+                        if let Some(v) = content.get(k).filter(|v| !v.is_null()) {
+                            order.extra.insert(k.into(), v.clone());
+                        }
+                    }
+                    CallKind::Create(order)
+                }
+                "/order/query" => CallKind::Query { lookup: Lookup::MerchantNo(out_trade_no), notify_again: false },
+                "/order/cancel" => CallKind::Cancel(Lookup::MerchantNo(out_trade_no)),
+                "/order/refund" => {
+                    let amount =
+                        field(&content, "refund_fee").parse::<i64>().map_err(|_| invalid("refund_fee 错误"))?;
+                    let refund_no = format!("zr{}", &hex::encode(Sha256::digest(request.body))[..30]);
+                    CallKind::Refund(RefundRequest {
+                        lookup: Lookup::MerchantNo(out_trade_no),
+                        refund_no,
+                        amount,
+                        reason: None,
+                    })
+                }
+                "/user/identity" if !field(&content, "uid").is_empty() => {
+                    CallKind::Identity { uid: field(&content, "uid") }
+                }
+                "/user/card" if !field(&content, "user_no").is_empty() => {
+                    CallKind::CardLink { school_id: field(&content, "school_id"), user_no: field(&content, "user_no") }
+                }
+                "/user/identity" | "/user/card" => return Err(invalid("参数校验失败")),
+                _ => return Err(Answer::text(404, "no such zhixiao endpoint")),
+            };
+            Ok(Call::new(appid, kind))
+        }
+
+        fn answer(&self, keyed: &Keyed, call: &Call, outcome: Result<Outcome, Failure>, _now: i64) -> Answer {
+            let Ok(env) = Envelope::for_account(&keyed.account) else {
+                return Answer::json(
+                    serde_json::json!({"ret_code": -1, "ret_content": "appid 配置错误", "sign": ""}).to_string(),
+                );
+            };
+            let content = match (outcome, &call.kind) {
+                (Ok(Outcome::Order(placed)), CallKind::Create(_)) => {
+                    let mut c = serde_json::json!({"out_trade_no": placed.order.merchant_order_no, "order_id": placed.order.provider_no, "url": placed.pay_url});
+                    if let Some(Action::Jsapi { params }) = &placed.action {
+                        c["sp_data"] = Value::String(serde_json::to_string(params).unwrap_or_default());
+                    }
+                    c
+                }
+                (Ok(Outcome::Order(placed)), CallKind::Query { .. }) => query_content(&placed.order),
+                (Ok(Outcome::Order(placed)), _) => {
+                    serde_json::json!({"out_trade_no": placed.order.merchant_order_no, "order_id": placed.order.provider_no})
+                }
+                (Ok(Outcome::Refund(done)), _) => {
+                    serde_json::json!({"out_trade_no": done.order_no, "order_id": done.order_provider_no})
+                }
+                (Ok(Outcome::Identity(v) | Outcome::CardLink(v)), _) => v,
+                (Err(f), _) => {
+                    let code = if f.kind == Fail::Invalid { -2 } else { -1 };
+                    let message = if f.kind == Fail::NotFound { "订单不存在".to_string() } else { f.message };
+                    return Answer::json(env.answer(code, None, &message));
+                }
+                (Ok(_), _) => return Answer::json(env.answer(-1, None, "not offered")),
+            };
+            Answer::json(env.answer(0, Some(&content), ""))
+        }
+
+        fn notify(&self, keyed: &Keyed, order: &ProviderOrder, _now: i64) -> Option<Notify> {
+            // The envelope was checked when the account was configured.
+            Envelope::for_account(&keyed.account).ok().map(|env| notify(order, &env))
+        }
+
+        fn ack_body(&self) -> &'static str {
+            r#"{"ret_code":0,"ret_content":"","sign":""}"#
+        }
+
+        fn order_prefix(&self) -> &'static str {
+            "1464"
+        }
+
+        fn simulated(&self, call: &Call) -> Option<Value> {
+            match &call.kind {
+                CallKind::Identity { .. } => Some(
+                    serde_json::json!({"open_id": "LkEb9zWC5xGAAAAWPwAVGQ", "user_no": "20140548", "user_name": "张三", "sex": "1", "identity_type": "1"}),
+                ),
+                CallKind::CardLink { school_id, user_no } => Some(
+                    serde_json::json!({"school_id": school_id, "user_no": user_no, "user_name": "张三", "sex": "1",
+                    "identity_type": "1", "schema_url": "https://ds.alipay.com/?scheme=alipays%3a%2f%2fplatformapi%2fstartapp%3fappId%3d20000021"}),
+                ),
+                _ => None,
+            }
+        }
+    }
 
     /// Checks a create request's content (2.1); returns total_fee in fen.
     pub fn check_create(content: &Value) -> Result<i64, String> {

@@ -33,20 +33,14 @@ impl DemoMerchant {
             (method, path) if path.ends_with("/notify") => {
                 let dialect = path.trim_start_matches('/').trim_end_matches("/notify");
                 // Each document's ack: what a school integrated with that provider answers.
-                let ack = match dialect {
-                    "xxpay" => "success",
-                    "xiaojitong" => r#"{"code":1}"#,
-                    "zhixiao" => r#"{"ret_code":0,"ret_content":"","sign":""}"#,
-                    "mct" => "notify_success",
-                    "jings" => "success",
-                    _ => {
-                        return Reply {
-                            status: 404,
-                            content_type: "text/plain; charset=utf-8",
-                            body: "no such dialect".into(),
-                        }
-                    }
+                let Some(spec) = crate::dialects::spec(dialect) else {
+                    return Reply {
+                        status: 404,
+                        content_type: "text/plain; charset=utf-8",
+                        body: "no such dialect".into(),
+                    };
                 };
+                let ack = spec.side.ack_body();
                 received.push(serde_json::json!({
                     "dialect": dialect,
                     "method": method,

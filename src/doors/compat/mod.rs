@@ -3,8 +3,10 @@
 //! that provider would, with the credentials routes.yaml gives the school under
 //! `merchants.<id>.compat.<dialect>`; turns it into a canonical operation run by the same core
 //! as the merchant API (so routes.yaml picks the provider that really takes the payment); and
-//! answers with the dialect's provider side, the same code the sandbox providers use.
-//! Callbacks go back to the school in its dialect from the outbox (`callback`).
+//! answers with the dialect's provider side, the same code the sandbox providers use. This one
+//! driver serves every dialect: the dialect's `ProviderSide` reads the request into a `Call`
+//! and shapes the answer; nothing here knows a dialect by name. Callbacks go back to the
+//! school in its dialect from the outbox (`core::notify::callback`).
 //!
 //! Decisions:
 //! - The provider order number a school sees (payOrderId, orderid, order_id, payid, ord_no) is
@@ -18,23 +20,22 @@
 //!   error shape with payglot's message.
 //! - A door answers for payments of its merchant only; it also answers for the merchant's
 //!   payments made through the merchant API (with no saved request fields).
-
-pub mod jings;
-pub mod mct;
-pub mod xiaojitong;
-pub mod xxpay;
-pub mod zhixiao;
+//! - What is the merchant API's and not a door's (balance, payouts, zhixiao's identity and
+//!   card calls, mct's order listing) is refused in the dialect's error shape, saying where it
+//!   is.
 
 use crate::app::Gateway;
 use crate::config::{DoorConfig, LiveConfig, MerchantConfig};
 use crate::core::error::ApiError;
 use crate::core::payments::{self, CreatePaymentRequest};
 use crate::core::refunds::{self, CreateRefundRequest};
-use crate::dialects::{self, CreateOrder, DialectError};
+use crate::dialects::provider_side::{
+    Answer, Call, CallKind, Fail, Failure, Keyed, Lookup, OrderRequest, Outcome, Placed, RefundDone, Request,
+};
+use crate::dialects::{self, CreateOrder, DialectError, DialectSpec, ProviderConfig};
 use crate::http::{HttpIn, Reply};
-use crate::model::{Action, Channel, Door, Payment, Refund, Scene, TransferStatus};
+use crate::model::{now_unix, Action, Channel, Door, Payment, Refund, Scene, TransferStatus};
 use crate::routing::{candidates, PaymentFacts};
-use std::collections::BTreeMap;
 
 /// Handles one `/compat/{dialect}/...` request.
 pub async fn handle(gateway: &Gateway, request: &HttpIn) -> Reply {
@@ -43,28 +44,82 @@ pub async fn handle(gateway: &Gateway, request: &HttpIn) -> Reply {
         Some((d, p)) => (d, format!("/{p}")),
         None => (rest, "/".to_string()),
     };
-    // The request runs against the config it started with, even if a reload swaps it.
-    let live = gateway.config.current();
-    let reply = match dialect {
-        "xxpay" => xxpay::handle(gateway, &live, &path, request).await,
-        "xiaojitong" => xiaojitong::handle(gateway, &live, &path, request).await,
-        "zhixiao" => zhixiao::handle(gateway, &live, &path, request).await,
-        "jings" => jings::handle(gateway, &live, &path, request).await,
-        "mct" => mct::handle(gateway, &live, &path, request).await,
-        _ => text(404, format!("no front door for dialect {dialect:?} (known: {})", dialects::DIALECTS.join(", "))),
+    let reply = match dialects::spec(dialect) {
+        Some(spec) => serve(gateway, spec, &path, request).await,
+        None => {
+            reply(Answer::text(404, format!("no front door for dialect {dialect:?} (known: {})", dialects::names())))
+        }
     };
-    let dialect = if dialects::DIALECTS.contains(&dialect) { dialect.to_string() } else { "unknown".into() };
+    let dialect = if dialects::spec(dialect).is_some() { dialect.to_string() } else { "unknown".into() };
     metrics::counter!("payglot_compat_requests_total", "dialect" => dialect, "status" => reply.status.to_string())
         .increment(1);
     reply
 }
 
-pub(crate) fn text(status: u16, body: impl Into<String>) -> Reply {
-    Reply { status, content_type: "text/plain; charset=utf-8", body: body.into() }
+/// Reads the school's request with the dialect's provider side, carries the call out with
+/// payglot's core, and answers in the dialect.
+async fn serve(gateway: &Gateway, spec: &'static DialectSpec, path: &str, request: &HttpIn) -> Reply {
+    // The request runs against the config it started with, even if a reload swaps it.
+    let live = gateway.config.current();
+    let now = now_unix();
+    let keys = |id: &str| live.door(spec.name, id).map(|(_, door)| door.keyed());
+    let incoming = Request {
+        method: &request.method,
+        path,
+        query: &request.query,
+        body: &request.body,
+        forwarded_for: request.header("x-forwarded-for"),
+    };
+    let call = match spec.side.read(&incoming, &keys, now) {
+        Ok(call) => call,
+        Err(refused) => return reply(refused),
+    };
+    let (keyed, outcome) = match school(&live, spec, gateway, &call).await {
+        Some((merchant, door)) => {
+            (door.keyed(), carry_out(gateway, &live, spec, merchant, door, &call, now).await.map_err(|e| failure(&e)))
+        }
+        None => (
+            Keyed::new(ProviderConfig::with_defaults("", spec.name)),
+            Err(Failure::new(Fail::NotFound, "no such order")),
+        ),
+    };
+    reply(spec.side.answer(&keyed, &call, outcome, now))
 }
 
-pub(crate) fn json(body: String) -> Reply {
-    Reply { status: 200, content_type: "application/json", body }
+/// The merchant and door a call is for: the account it names, or for an unsigned query (which
+/// names only the order) the door of the order's merchant.
+async fn school<'a>(
+    live: &'a LiveConfig,
+    spec: &DialectSpec,
+    gateway: &Gateway,
+    call: &Call,
+) -> Option<(&'a MerchantConfig, &'a DoorConfig)> {
+    if call.signed {
+        return live.door(spec.name, &call.account_id);
+    }
+    let CallKind::Query { lookup: Lookup::ProviderNo(id), .. } = &call.kind else { return None };
+    let payment = gateway.store.payment_by_id(id).await.ok()??;
+    let merchant = live.merchant(&payment.merchant_id)?;
+    Some((merchant, merchant.compat.get(spec.name)?))
+}
+
+fn reply(answer: Answer) -> Reply {
+    Reply { status: answer.status, content_type: answer.content_type, body: answer.body }
+}
+
+/// A refusal of payglot's core in the words a dialect maps onto its codes.
+fn failure(e: &ApiError) -> Failure {
+    let kind = match e.code {
+        "invalid_request" => Fail::Invalid,
+        "not_found" => Fail::NotFound,
+        c if c.starts_with("duplicate") => Fail::Duplicate,
+        "invalid_state" => Fail::State,
+        "amount_exceeds_refundable" => Fail::TooMuch,
+        "unsupported_operation" => Fail::NotOffered,
+        "rate_limited" => Fail::Limited,
+        _ => Fail::Other,
+    };
+    Failure::new(kind, refusal(e))
 }
 
 /// The message a door's error answer carries: payglot's, with the provider's where there is one.
@@ -75,130 +130,135 @@ pub fn refusal(e: &ApiError) -> String {
     }
 }
 
-/// A door's credential (as configured under `compat.<dialect>`).
-pub(crate) fn credential(door: &DoorConfig, name: &str) -> String {
-    dialects::credential(&door.account, name)
-}
-
-/// A payment request as a door understood it, before a scene is chosen.
-pub struct Intent {
-    pub out_trade_no: String,
-    pub amount: i64,
-    pub subject: String,
-    pub description: String,
-    pub channel: Channel,
-    /// The scenes that serve the school's request, best first (see `url_scenes`).
-    pub scenes: Vec<Scene>,
-    pub notify_url: Option<String>,
-    pub return_url: Option<String>,
-    pub client_ip: Option<String>,
-    pub auth_code: Option<String>,
-    pub openid: Option<String>,
-    pub extra: serde_json::Map<String, serde_json::Value>,
-    /// Request fields the dialect's answers and callbacks repeat.
-    pub fields: BTreeMap<String, String>,
-}
-
-/// `first`, then the other scenes a payer also reaches through a URL; only `first` for the
-/// scenes that need the payer's code or app.
-pub fn url_scenes(first: Scene) -> Vec<Scene> {
-    let url = [Scene::Qr, Scene::H5, Scene::Web];
-    if url.contains(&first) {
-        std::iter::once(first).chain(url.into_iter().filter(|s| *s != first)).collect()
-    } else {
-        vec![first]
-    }
-}
-
-fn nonempty(s: &str) -> Option<String> {
-    (!s.is_empty()).then(|| s.to_string())
-}
-
-impl Intent {
-    /// An intent with the fields every door has; the rest are set by the door.
-    pub fn new(out_trade_no: &str, amount: i64, subject: &str, channel: Channel, scenes: Vec<Scene>) -> Intent {
-        Intent {
-            out_trade_no: out_trade_no.to_string(),
-            amount,
-            subject: subject.to_string(),
-            description: String::new(),
-            channel,
-            scenes,
-            notify_url: None,
-            return_url: None,
-            client_ip: None,
-            auth_code: None,
-            openid: None,
-            extra: Default::default(),
-            fields: BTreeMap::new(),
+/// What the door does for a call; the calls that are the merchant API's, not a door's, are
+/// refused saying where they are.
+async fn carry_out(
+    gateway: &Gateway,
+    live: &LiveConfig,
+    spec: &DialectSpec,
+    merchant: &MerchantConfig,
+    door: &DoorConfig,
+    call: &Call,
+    now: i64,
+) -> Result<Outcome, ApiError> {
+    let placed = |payment: &Payment| {
+        Outcome::Order(Placed {
+            order: crate::core::notify::provider_order(payment, door),
+            pay_url: pay_url(live, payment),
+            action: payment.action.clone(),
+        })
+    };
+    let not_offered = |what: &str| ApiError::unsupported("", format!("payglot's front doors do not offer {what}"));
+    match &call.kind {
+        CallKind::Create(order) => create(gateway, live, merchant, door, order, now).await.map(|p| placed(&p)),
+        CallKind::Query { lookup, notify_again: again } => {
+            let found = if call.signed {
+                find(gateway, live, merchant, lookup, now).await
+            } else {
+                find_unsigned(gateway, live, merchant, lookup, now).await
+            };
+            match found {
+                Ok(payment) => {
+                    if *again {
+                        notify_again(gateway, &payment).await;
+                    }
+                    Ok(placed(&payment))
+                }
+                // mct's paystatus also answers for refund orders, by their refund number.
+                Err(e) if e.code == "not_found" && spec.side.queries_refunds() => match lookup {
+                    Lookup::MerchantNo(no) => match gateway.store.refund_by_out_no(&merchant.id, no).await? {
+                        Some(r) => Ok(Outcome::Refund(refund_done(&r))),
+                        None => Err(e),
+                    },
+                    Lookup::ProviderNo(_) => Err(e),
+                },
+                Err(e) => Err(e),
+            }
         }
-    }
-
-    pub fn notify_url(mut self, url: &str) -> Self {
-        self.notify_url = nonempty(url);
-        self
-    }
-
-    pub fn return_url(mut self, url: &str) -> Self {
-        self.return_url = nonempty(url);
-        self
-    }
-
-    /// Keeps a request field for the dialect's later answers and callbacks.
-    pub fn keep(mut self, name: &str, value: &str) -> Self {
-        if !value.is_empty() {
-            self.fields.insert(name.to_string(), value.to_string());
+        CallKind::Cancel(lookup) => {
+            let payment = find(gateway, live, merchant, lookup, now).await?;
+            payments::close_payment(gateway, live, payment, now).await.map(|p| placed(&p))
         }
-        self
-    }
-
-    fn request(&self, scene: Scene) -> CreatePaymentRequest {
-        CreatePaymentRequest {
-            out_trade_no: self.out_trade_no.clone(),
-            amount: self.amount,
-            currency: "CNY".into(),
-            subject: self.subject.clone(),
-            description: self.description.clone(),
-            channel: self.channel,
-            scene,
-            notify_url: self.notify_url.clone(),
-            return_url: self.return_url.clone(),
-            attach: None,
-            client_ip: self.client_ip.clone(),
-            auth_code: self.auth_code.clone(),
-            openid: self.openid.clone(),
-            expire_seconds: None,
-            extra: self.extra.clone(),
+        CallKind::Refund(asked) => {
+            let payment = find(gateway, live, merchant, &asked.lookup, now).await?;
+            let request = CreateRefundRequest {
+                out_refund_no: asked.refund_no.clone(),
+                amount: asked.amount,
+                reason: asked.reason.clone(),
+            };
+            refund(gateway, live, merchant, &payment.out_trade_no, &request, now)
+                .await
+                .map(|r| Outcome::Refund(refund_done(&r)))
         }
+        CallKind::PaymentMethods => Ok(Outcome::PaymentMethods),
+        CallKind::Balance => Err(not_offered("the balance query (use GET /v1/balance)")),
+        CallKind::Identity { .. } | CallKind::CardLink { .. } => {
+            Err(not_offered("the identity and card calls (they are on the merchant API)"))
+        }
+        CallKind::PayoutCreate(_) | CallKind::PayoutQuery(_) => Err(not_offered("payouts (use POST /v1/payouts)")),
+        CallKind::OrderList => Err(not_offered("the order listing (use GET /v1/payments)")),
+    }
+}
+
+fn refund_done(r: &Refund) -> RefundDone {
+    RefundDone {
+        refund_no: r.out_refund_no.clone(),
+        provider_refund_no: r.refund_id.clone(),
+        order_provider_no: r.payment_id.clone(),
+        order_no: r.out_trade_no.clone(),
+        amount: r.amount,
+        status: r.status,
+    }
+}
+
+/// The merchant API request for an order a door was asked for, in one scene.
+fn payment_request(order: &OrderRequest, scene: Scene) -> CreatePaymentRequest {
+    let nonempty = |s: &str| (!s.is_empty()).then(|| s.to_string());
+    CreatePaymentRequest {
+        out_trade_no: order.order_no.clone(),
+        amount: order.amount,
+        currency: "CNY".into(),
+        subject: order.subject.clone(),
+        description: order.description.clone(),
+        channel: order.channel.unwrap_or(Channel::Wechat),
+        scene,
+        notify_url: nonempty(&order.notify_url),
+        return_url: nonempty(&order.return_url),
+        attach: None,
+        client_ip: order.client_ip.clone(),
+        auth_code: order.auth_code.clone(),
+        openid: order.openid.clone(),
+        expire_seconds: None,
+        extra: order.extra.clone(),
     }
 }
 
 /// Creates the payment a door was asked for, routed by the merchant's routes.
-pub async fn create(
+async fn create(
     gateway: &Gateway,
     live: &LiveConfig,
     merchant: &MerchantConfig,
     door: &DoorConfig,
-    intent: Intent,
+    order: &OrderRequest,
     now: i64,
 ) -> Result<Payment, ApiError> {
-    let scene = choose_scene(live, merchant, &intent, now);
-    let request = intent.request(scene);
+    let request = payment_request(order, choose_scene(live, merchant, order, now));
     let origin =
-        Door { dialect: door.account.dialect.clone(), account: door.account_id.clone(), fields: intent.fields };
+        Door { dialect: door.account.dialect.clone(), account: door.account_id.clone(), fields: order.keep.clone() };
     payments::create_payment(gateway, live, merchant, &request, Some(origin), now).await
 }
 
-/// The first of the intent's scenes that a provider account the routes pick can take. Dialects
+/// The first of the order's scenes that a provider account the routes pick can take. Dialects
 /// are sans-IO, so asking one to build the create request is a dry run.
-fn choose_scene(live: &LiveConfig, merchant: &MerchantConfig, intent: &Intent, now: i64) -> Scene {
-    let first = intent.scenes.first().copied().unwrap_or(Scene::Qr);
-    for &scene in &intent.scenes {
-        let facts = PaymentFacts { channel: intent.channel, scene, currency: "CNY", amount: intent.amount };
-        let request = intent.request(scene);
+fn choose_scene(live: &LiveConfig, merchant: &MerchantConfig, order: &OrderRequest, now: i64) -> Scene {
+    let first = order.scenes.first().copied().unwrap_or(Scene::Qr);
+    let channel = order.channel.unwrap_or(Channel::Wechat);
+    for &scene in &order.scenes {
+        let facts = PaymentFacts { channel, scene, currency: "CNY", amount: order.amount };
+        let request = payment_request(order, scene);
         let probe =
             request.pending_payment("probe".into(), &merchant.id, "", request.notify_url.clone(), i64::MAX, now);
-        let order = CreateOrder {
+        let create = CreateOrder {
             payment: &probe,
             callback_url: String::new(),
             client_ip: request.client_ip.as_deref(),
@@ -208,79 +268,59 @@ fn choose_scene(live: &LiveConfig, merchant: &MerchantConfig, intent: &Intent, n
         };
         let takes = |account: &String| {
             live.dialect(account)
-                .is_some_and(|d| !matches!(d.create_payment(&order, now), Err(DialectError::Unsupported(_))))
+                .is_some_and(|d| !matches!(d.create_payment(&create, now), Err(DialectError::Unsupported(_))))
         };
-        if candidates(merchant, &facts, &intent.out_trade_no).iter().any(takes) {
+        if candidates(merchant, &facts, &order.order_no).iter().any(takes) {
             return scene;
         }
     }
     first
 }
 
-/// How a door names the payment a school asks about.
-pub enum Lookup<'a> {
-    /// The school's own order number.
-    OutTradeNo(&'a str),
-    /// The order number the door gave it (payglot's payment_id).
-    PaymentId(&'a str),
-}
-
-/// A payment of the merchant, as it now stands (a pending one is asked of its provider).
-pub async fn find(
-    gateway: &Gateway,
-    live: &LiveConfig,
-    merchant: &MerchantConfig,
-    lookup: Lookup<'_>,
-    now: i64,
-) -> Result<Payment, ApiError> {
-    let payment = match lookup {
-        Lookup::OutTradeNo(no) => payments::payment_of(gateway, merchant, no).await?,
-        Lookup::PaymentId(id) => gateway
+/// A payment of the merchant by the number a school gave or was given.
+async fn stored(gateway: &Gateway, merchant: &MerchantConfig, lookup: &Lookup) -> Result<Payment, ApiError> {
+    match lookup {
+        Lookup::MerchantNo(no) => payments::payment_of(gateway, merchant, no).await,
+        Lookup::ProviderNo(id) => gateway
             .store
             .payment_by_id(id)
             .await?
             .filter(|p| p.merchant_id == merchant.id)
-            .ok_or_else(|| ApiError::not_found(format!("no payment {id:?}")))?,
-    };
+            .ok_or_else(|| ApiError::not_found(format!("no payment {id:?}"))),
+    }
+}
+
+/// A payment of the merchant, as it now stands (a pending one is asked of its provider).
+async fn find(
+    gateway: &Gateway,
+    live: &LiveConfig,
+    merchant: &MerchantConfig,
+    lookup: &Lookup,
+    now: i64,
+) -> Result<Payment, ApiError> {
+    let payment = stored(gateway, merchant, lookup).await?;
     Ok(payments::current_state(gateway, live, payment, now).await.0)
 }
 
 /// As `find`, for a request that carries no signature (xiaojitong's checkOrder): a pending
 /// payment is asked of its provider only within the limit on unverified queries.
-pub async fn find_unsigned(
+async fn find_unsigned(
     gateway: &Gateway,
     live: &LiveConfig,
     merchant: &MerchantConfig,
-    payment_id: &str,
+    lookup: &Lookup,
     now: i64,
 ) -> Result<Payment, ApiError> {
-    let payment = gateway
-        .store
-        .payment_by_id(payment_id)
-        .await?
-        .filter(|p| p.merchant_id == merchant.id)
-        .ok_or_else(|| ApiError::not_found(format!("no payment {payment_id:?}")))?;
+    let payment = stored(gateway, merchant, lookup).await?;
     if payment.status.is_final() {
         return Ok(payment);
     }
     Ok(payments::refresh_unverified(gateway, live, &payment, now).await.unwrap_or(payment))
 }
 
-/// A door's cancel: closes the merchant's payment unless it is paid.
-pub async fn cancel(
-    gateway: &Gateway,
-    live: &LiveConfig,
-    merchant: &MerchantConfig,
-    out_trade_no: &str,
-    now: i64,
-) -> Result<Payment, ApiError> {
-    let payment = find(gateway, live, merchant, Lookup::OutTradeNo(out_trade_no), now).await?;
-    payments::close_payment(gateway, live, payment, now).await
-}
-
 /// A door's refund. The dialects answer a refund at once, so one the provider refused is an
 /// error here (the merchant API shows it as a `failed` refund instead).
-pub async fn refund(
+async fn refund(
     gateway: &Gateway,
     live: &LiveConfig,
     merchant: &MerchantConfig,
