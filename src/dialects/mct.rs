@@ -665,6 +665,7 @@ pub mod provider {
                         refund_no: field(&d, "refund_out_no"),
                         amount,
                         reason: Some(remark).filter(|r| !r.is_empty()),
+                        replayable: false,
                     })
                 }
                 "/paylist" => CallKind::PaymentMethods,

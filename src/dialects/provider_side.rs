@@ -129,6 +129,9 @@ pub struct RefundRequest {
     pub refund_no: String,
     pub amount: i64,
     pub reason: Option<String>,
+    /// Whether a request with a refund number used before is the same refund, answered again
+    /// (the number was made up from the request's bytes), not a duplicate to refuse.
+    pub replayable: bool,
 }
 
 #[derive(Debug, Clone)]

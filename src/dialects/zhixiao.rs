@@ -581,6 +581,7 @@ pub mod provider {
                         refund_no,
                         amount,
                         reason: None,
+                        replayable: true,
                     })
                 }
                 "/user/identity" if !field(&content, "uid").is_empty() => {

@@ -166,6 +166,10 @@ impl Ledger {
         self.transfers.values().find(|t| t.dialect == dialect && t.merchant_no == number).map(|t| t.provider_no.clone())
     }
 
+    pub fn transfer(&self, provider_no: &str) -> Option<&Transfer> {
+        self.transfers.get(provider_no)
+    }
+
     pub fn transfer_mut(&mut self, provider_no: &str) -> Option<&mut Transfer> {
         self.transfers.get_mut(provider_no)
     }

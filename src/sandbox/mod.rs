@@ -21,19 +21,17 @@
 //! and `GET /merchant/events` lists what it received, so the first run needs no merchant code;
 //! `/merchant/{dialect}/notify` takes a front door's callbacks in that dialect.
 //!
-//! The answers and callbacks are built by each dialect's `provider` module, which the front
-//! doors (`compat`) answer with too; this module adds only the ledger and the routing.
+//! The answers and callbacks are each dialect's `ProviderSide`, which the front doors
+//! (`doors::compat`) answer with too; `provider` carries their calls out on the ledger for
+//! every dialect alike, and this module adds only the routing and the controls.
 
-pub mod jings;
 pub mod ledger;
-pub mod mct;
 pub mod merchant;
-pub mod xiaojitong;
-pub mod xxpay;
-pub mod zhixiao;
+pub mod provider;
 
 use crate::config::{Config, ProviderConfig};
-use crate::dialects::credential;
+use crate::dialects::provider_side::{Answer, Request};
+use crate::dialects::{self, credential};
 use crate::http::{read_request, serve_http, HttpIn, Reply};
 use crate::upstream::Upstream;
 use ledger::{Ledger, Notifier};
@@ -43,20 +41,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-/// The credentials the sandbox knows, per dialect, by the account id each dialect sends.
-#[derive(Default)]
-pub struct Accounts {
-    /// mch_id → (app_id, key)
-    pub xxpay: HashMap<String, (String, String)>,
-    /// mid → (key, paytype: 1 wechat, 2 alipay from the account's `options.wallet`)
-    pub xiaojitong: HashMap<String, (String, i64)>,
-    /// appid → envelope
-    pub zhixiao: HashMap<String, crate::dialects::zhixiao::Envelope>,
-    /// uid → token
-    pub jings: HashMap<String, String>,
-    /// open_id → (envelope, shop_pass)
-    pub mct: HashMap<String, (crate::dialects::mct::Envelope, String)>,
-}
+/// The accounts the sandbox serves, by dialect and the account id its requests carry.
+pub type Accounts = HashMap<(String, String), provider::Account>;
 
 /// All simulated providers behind one listener.
 pub struct Sandbox {
@@ -64,7 +50,7 @@ pub struct Sandbox {
     ledger: Mutex<Ledger>,
     pub accounts: Mutex<Accounts>,
     pub notifier: Notifier,
-    /// The providers' own rate limits (jings), enforced as strictly as the documents say.
+    /// The providers' own rate limits (jings'), enforced as strictly as the documents say.
     pub limits: crate::upstream::RateLimits,
     /// Per dialect: API requests received, and the fault mode set by `/_sandbox/fault`.
     requests: Mutex<HashMap<String, u64>>,
@@ -127,36 +113,15 @@ impl Sandbox {
 
     /// Serves `provider`'s account with its credentials (as validated by its dialect).
     pub fn add_account(&self, p: &ProviderConfig) {
-        let c = |k: &str| credential(p, k);
-        let mut a = self.accounts();
-        match p.dialect.as_str() {
-            "xxpay" => {
-                a.xxpay.insert(c("mch_id"), (c("app_id"), c("key")));
-            }
-            "xiaojitong" => {
-                let paytype = if p.options.get("wallet").map(String::as_str) == Some("alipay") { 2 } else { 1 };
-                a.xiaojitong.insert(c("mid"), (c("key"), paytype));
-            }
-            "zhixiao" => {
-                if let Ok(env) = crate::dialects::zhixiao::Envelope::for_account(p) {
-                    a.zhixiao.insert(c("appid"), env);
-                }
-            }
-            "jings" => {
-                a.jings.insert(c("uid"), c("token"));
-            }
-            "mct" => {
-                if let Ok(env) = crate::dialects::mct::Envelope::for_account(p) {
-                    let pass = p
-                        .credentials
-                        .get("shop_pass")
-                        .map(|s| s.expose().to_string())
-                        .unwrap_or_else(|| "123456".into());
-                    a.mct.insert(c("open_id"), (env, pass));
-                }
-            }
-            _ => {}
+        let Some(spec) = dialects::spec(&p.dialect) else { return };
+        if let Some(account) = provider::Account::of(spec, p) {
+            self.accounts().insert((spec.name.to_string(), credential(p, spec.account_id)), account);
         }
+    }
+
+    /// The account of `dialect` that requests name `id`.
+    pub fn account(&self, dialect: &str, id: &str) -> Option<provider::Account> {
+        self.accounts().get(&(dialect.to_string(), id.to_string())).cloned()
     }
 
     pub fn ledger(&self) -> MutexGuard<'_, Ledger> {
@@ -176,34 +141,40 @@ impl Sandbox {
         if dialect == "_sandbox" {
             return self.control(&rest, &request);
         }
-        // The pay page and pay action are the same for every dialect.
+        if dialect == "merchant" {
+            return self.merchant.handle(&rest, &request);
+        }
+        let Some(spec) = dialects::spec(&dialect) else {
+            return text(404, "no such sandbox provider");
+        };
+        // The pay page and the pay and payout actions are the same for every dialect.
         if let Some(order) = rest.strip_prefix("/pay/") {
             return match request.method.as_str() {
-                "GET" => self.pay_page(&dialect, order),
-                "POST" => self.pay(&dialect, order),
+                "GET" => self.pay_page(spec.name, order),
+                "POST" => reply(provider::pay(self, spec, order)),
                 _ => text(405, "GET or POST"),
             };
         }
-        if dialect != "merchant" {
-            *self.requests.lock().unwrap_or_else(|p| p.into_inner()).entry(dialect.clone()).or_default() += 1;
-            if self.fault(&dialect) == Some(Fault::Error500) {
-                return text(500, "sandbox fault: error500");
-            }
+        if let (Some(order), true) = (rest.strip_prefix("/payout/"), spec.payouts) {
+            return reply(provider::complete_payout(self, spec, order));
         }
-        let reply = match dialect.as_str() {
-            "xxpay" => xxpay::handle(self, &rest, &request),
-            "xiaojitong" => xiaojitong::handle(self, &rest, &request),
-            "zhixiao" => zhixiao::handle(self, &rest, &request),
-            "jings" => jings::handle(self, &rest, &request),
-            "mct" => mct::handle(self, &rest, &request),
-            "merchant" => self.merchant.handle(&rest, &request),
-            _ => text(404, "no such sandbox provider"),
+        *self.requests.lock().unwrap_or_else(|p| p.into_inner()).entry(dialect.clone()).or_default() += 1;
+        if self.fault(&dialect) == Some(Fault::Error500) {
+            return text(500, "sandbox fault: error500");
+        }
+        let incoming = Request {
+            method: &request.method,
+            path: &rest,
+            query: &request.query,
+            body: &request.body,
+            forwarded_for: request.header("x-forwarded-for"),
         };
-        if dialect != "merchant" && self.fault(&dialect) == Some(Fault::LoseAnswers) {
+        let answer = provider::handle(self, spec, &incoming);
+        if self.fault(&dialect) == Some(Fault::LoseAnswers) {
             // Done, but the answer never arrives whole (as when the caller dies mid-call).
             return text(500, "sandbox fault: lose_answers (the request was processed)");
         }
-        reply
+        reply(answer)
     }
 
     fn fault(&self, dialect: &str) -> Option<Fault> {
@@ -258,29 +229,10 @@ impl Sandbox {
         );
         Reply { status: 200, content_type: "text/html; charset=utf-8", body }
     }
+}
 
-    /// Marks an order paid and sends its callback.
-    fn pay(&self, dialect: &str, number: &str) -> Reply {
-        let order = {
-            let mut ledger = self.ledger();
-            let Some(no) = ledger.find_any(dialect, number) else {
-                return text(404, "no such order");
-            };
-            ledger.pay(&no).expect("found above")
-        };
-        let notify = match dialect {
-            "xxpay" => xxpay::notify(self, &order),
-            "xiaojitong" => xiaojitong::notify(self, &order),
-            "zhixiao" => zhixiao::notify(self, &order),
-            "jings" => jings::notify(self, &order),
-            "mct" => mct::notify(self, &order, "1"),
-            _ => None,
-        };
-        if let Some(n) = notify {
-            self.send_notify(dialect, n);
-        }
-        json_reply(serde_json::json!({"order": order.provider_no, "merchant_order_no": order.merchant_order_no, "status": order.status}).to_string())
-    }
+fn reply(answer: Answer) -> Reply {
+    Reply { status: answer.status, content_type: answer.content_type, body: answer.body }
 }
 
 /// Serves the sandbox on `listener` until `shutdown` turns true.
