@@ -1,45 +1,63 @@
 //! Entry points for the fuzz targets (`fuzz/`, cargo-fuzz) and the fuzz smoke test: each
 //! reads attacker-controlled bytes the way the gateway does — the merchant API request and its
-//! authentication, every dialect's callback and answer readers, every front door's request
-//! reader, routes.yaml — and must never panic, whatever the bytes. They use fixed accounts (the
-//! documents' example credentials), so signed inputs from `tests/fixtures` reach the code after
-//! the signature check.
+//! authentication, every dialect's callback and answer readers, every provider side's request
+//! reader (what the front doors and the sandbox run), routes.yaml — and must never panic,
+//! whatever the bytes. They use fixed accounts (the documents' example credentials), so signed
+//! inputs from `tests/fixtures` reach the code after the signature check.
 
 use crate::config::{LiveConfig, ProviderConfig, Secret};
+use crate::dialects::provider_side::{Fail, Failure, Keyed, Request};
 use crate::dialects::{self, CreateOrder, Dialect, InboundHttp, ProviderResponse};
 use crate::model::{Action, Channel, Payment, PaymentStatus, Refund, Scene, TransferStatus};
 use std::sync::{Arc, OnceLock};
 
-/// The five dialects with the credentials of the fixtures, in a fixed order.
-fn accounts() -> &'static [(&'static str, Arc<dyn Dialect>)] {
-    static ACCOUNTS: OnceLock<Vec<(&'static str, Arc<dyn Dialect>)>> = OnceLock::new();
-    ACCOUNTS.get_or_init(|| {
-        let build = |dialect: &'static str, creds: &[(&str, &str)]| {
+/// The fixtures' accounts, one per dialect.
+fn configs() -> &'static [ProviderConfig] {
+    static CONFIGS: OnceLock<Vec<ProviderConfig>> = OnceLock::new();
+    CONFIGS.get_or_init(|| {
+        let account = |dialect: &str, creds: &[(&str, &str)], options: &[(&str, &str)]| {
             let mut p = ProviderConfig::with_defaults(&format!("fz-{dialect}"), dialect);
             for (k, v) in creds {
                 p.credentials.insert(k.to_string(), Secret::new(*v));
             }
-            if dialect == "mct" {
-                p.options.insert("sub_appid".into(), "wxde66bf91cac57773".into());
+            for (k, v) in options {
+                p.options.insert(k.to_string(), v.to_string());
             }
-            (dialect, dialects::build(&p).expect("fixture credentials are valid"))
+            p
         };
         vec![
-            build("xiaojitong", &[("mid", "2"), ("key", "6d25c81b7704ab82aafcaf9376e393bc")]),
-            build("jings", &[("uid", "10000001400000"), ("token", "2f44c6b906208208c4122c83125ccd7b")]),
-            build(
+            account("xiaojitong", &[("mid", "2"), ("key", "6d25c81b7704ab82aafcaf9376e393bc")], &[]),
+            account("jings", &[("uid", "10000001400000"), ("token", "2f44c6b906208208c4122c83125ccd7b")], &[]),
+            account(
                 "mct",
                 &[("open_id", "87f46f5db1b65f0ac195285f49ee6958"), ("open_key", "0828e83720fdbe3685a7b94214af04f9")],
+                &[("sub_appid", "wxde66bf91cac57773")],
             ),
-            build(
+            account(
                 "zhixiao",
                 &[("appid", "partner1"), ("appsecret", "weiweixiao"), ("aes_key", "AD42F6697B035B7580E4FEF93BE20B4D")],
+                &[],
             ),
-            build(
+            account(
                 "xxpay",
                 &[("mch_id", "1001"), ("app_id", "0ae8be35ff634e2abe94f5f32f6d5c4f"), ("key", "xxpay-key-a")],
+                &[],
             ),
         ]
+    })
+}
+
+/// The five dialects' merchant sides with the fixtures' accounts, in a fixed order.
+fn accounts() -> &'static [(&'static str, Arc<dyn Dialect>)] {
+    static ACCOUNTS: OnceLock<Vec<(&'static str, Arc<dyn Dialect>)>> = OnceLock::new();
+    ACCOUNTS.get_or_init(|| {
+        configs()
+            .iter()
+            .map(|p| {
+                let spec = dialects::spec(&p.dialect).expect("a registered dialect");
+                (spec.name, (spec.build)(p).expect("fixture credentials are valid"))
+            })
+            .collect()
     })
 }
 
@@ -139,45 +157,58 @@ pub fn answer(data: &[u8]) {
     }
 }
 
-/// A school's request at one front door's reader: byte 0 picks the dialect.
+/// The endpoints each provider side serves (method, path), from the documents.
+const ENDPOINTS: [(&str, &[(&str, &str)]); 5] = [
+    ("xiaojitong", &[("POST", "/createOrder"), ("POST", "/checkOrder")]),
+    (
+        "zhixiao",
+        &[
+            ("POST", "/order/create"),
+            ("POST", "/order/query"),
+            ("POST", "/order/cancel"),
+            ("POST", "/order/refund"),
+            ("POST", "/user/identity"),
+            ("POST", "/user/card"),
+        ],
+    ),
+    ("jings", &[("POST", "/pay.action"), ("GET", "/requstOrderStatus.action"), ("GET", "/requstBalance.action")]),
+    (
+        "mct",
+        &[
+            ("POST", "/mct1/payorder"),
+            ("POST", "/mct1/paystatus"),
+            ("POST", "/mct1/paycancel"),
+            ("POST", "/mct1/payrefund"),
+            ("POST", "/mct1/paylist"),
+            ("POST", "/mct1/order"),
+        ],
+    ),
+    (
+        "xxpay",
+        &[
+            ("POST", "/api/pay/create_order"),
+            ("POST", "/api/pay/query_order"),
+            ("POST", "/api/trans/create_order"),
+            ("POST", "/api/trans/query_order"),
+        ],
+    ),
+];
+
+/// A school's request read by a provider side (the code the front doors and the sandbox run):
+/// byte 0 picks the dialect and endpoint, the rest is the body (and, for GETs, the query).
 pub fn door_request(data: &[u8]) {
     let Some((&pick, body)) = data.split_first() else { return };
-    match pick % 6 {
-        0 => drop(dialects::xxpay::provider::read_request(body, |_| Some("xxpay-key-a".into()))),
-        1 => {
-            let fields =
-                dialects::xiaojitong::provider::read_create(body, |_| Some("6d25c81b7704ab82aafcaf9376e393bc".into()));
-            if let Ok(f) = fields {
-                let _ = dialects::xiaojitong::provider::check_create(&f);
-            }
-        }
-        2 => {
-            let env = dialects::zhixiao::Envelope::new(
-                "partner1",
-                "weiweixiao",
-                "AD42F6697B035B7580E4FEF93BE20B4D",
-                &Default::default(),
-            )
-            .expect("test credentials");
-            if let Ok(content) = env.read_request(body) {
-                let _ = dialects::zhixiao::provider::check_create(&content);
-            }
-        }
-        3 => drop(dialects::jings::provider::read_pay_form(body, |_| Some("10665CF54E90822951FE80330E9CF715".into()))),
-        4 => {
-            drop(dialects::jings::provider::read_query(&text(body), dialects::jings::PAY_FIELDS, |_| Some("t".into())))
-        }
-        _ => {
-            let env = dialects::mct::Envelope::new(
-                "87f46f5db1b65f0ac195285f49ee6958",
-                "0828e83720fdbe3685a7b94214af04f9",
-                true,
-            )
-            .expect("fixture key");
-            if let Ok((_, d)) = dialects::mct::provider::read_request(body, 1_497_957_842, |_| Some(env.clone())) {
-                let _ = dialects::mct::provider::check_payorder(&d);
-            }
-        }
+    let (dialect, endpoints) = ENDPOINTS[pick as usize % ENDPOINTS.len()];
+    let (method, path) = endpoints[pick as usize / ENDPOINTS.len() % endpoints.len()];
+    let Some(spec) = dialects::spec(dialect) else { return };
+    let config = configs().iter().find(|p| p.dialect == dialect).cloned();
+    let keys = move |_: &str| config.clone().map(Keyed::new);
+    let query = text(body);
+    let request = Request { method, path, query: &query, body, forwarded_for: Some("203.0.113.9") };
+    if let Ok(call) = spec.side.read(&request, &keys, 1_497_957_842) {
+        let keyed = keys(&call.account_id).expect("every dialect has a fixture account");
+        let failed = Err(Failure::new(Fail::Other, "fuzz"));
+        drop(spec.side.answer(&keyed, &call, failed, 1_497_957_842));
     }
 }
 
