@@ -102,8 +102,8 @@ fn answer_readers_never_panic() {
 
 #[test]
 fn door_request_readers_never_panic() {
-    // 30 selectors: every endpoint of every dialect.
-    run("door", fuzz::door_request, &with_selectors(&fixtures(), 30), 20_000);
+    // 35 selectors: every endpoint of every dialect (five dialects, up to seven endpoints).
+    run("door", fuzz::door_request, &with_selectors(&fixtures(), 35), 20_000);
 }
 
 #[test]

@@ -270,6 +270,9 @@ pub const SPEC: super::DialectSpec = super::DialectSpec {
     payouts: false,
     products: false,
     cli_sign,
+    endpoints: &[("POST", "/pay.action"), ("GET", "/requstOrderStatus.action"), ("GET", "/requstBalance.action")],
+    example_credentials: &[("uid", "10000001400000"), ("token", "2f44c6b906208208c4122c83125ccd7b")],
+    example_options: &[],
 };
 
 /// `payglot sign jings`: the message's fields in signing order.

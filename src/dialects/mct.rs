@@ -560,6 +560,20 @@ pub const SPEC: super::DialectSpec = super::DialectSpec {
     payouts: false,
     products: false,
     cli_sign,
+    endpoints: &[
+        ("POST", "/mct1/payorder"),
+        ("POST", "/mct1/paystatus"),
+        ("POST", "/mct1/order/view"),
+        ("POST", "/mct1/paycancel"),
+        ("POST", "/mct1/payrefund"),
+        ("POST", "/mct1/paylist"),
+        ("POST", "/mct1/order"),
+    ],
+    example_credentials: &[
+        ("open_id", "87f46f5db1b65f0ac195285f49ee6958"),
+        ("open_key", "0828e83720fdbe3685a7b94214af04f9"),
+    ],
+    example_options: &[("sub_appid", "wxde66bf91cac57773")],
 };
 
 /// `payglot sign mct`: the message's fields (open_key is added).

@@ -41,6 +41,26 @@ pub struct DialectSpec {
     /// `payglot sign`: the string signed (key shown as `<key>`) and the signature of the
     /// command line's fields.
     pub cli_sign: fn(&[String], &str) -> (String, String),
+    /// The provider's API as its document lists it: (method, path below the base URL).
+    pub endpoints: &'static [(&'static str, &'static str)],
+    /// The account of the document's own examples (its printed signatures are made with it;
+    /// the fuzz targets and conformance fixtures use it).
+    pub example_credentials: &'static [(&'static str, &'static str)],
+    pub example_options: &'static [(&'static str, &'static str)],
+}
+
+impl DialectSpec {
+    /// The document's example account, as a provider account named `name`.
+    pub fn example_account(&self, name: &str) -> ProviderConfig {
+        let mut p = ProviderConfig::with_defaults(name, self.name);
+        for (k, v) in self.example_credentials {
+            p.credentials.insert(k.to_string(), crate::secret::Secret::new(*v));
+        }
+        for (k, v) in self.example_options {
+            p.options.insert(k.to_string(), v.to_string());
+        }
+        p
+    }
 }
 
 /// Every dialect payglot speaks.

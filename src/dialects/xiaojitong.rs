@@ -291,6 +291,9 @@ pub const SPEC: super::DialectSpec = super::DialectSpec {
     payouts: false,
     products: false,
     cli_sign,
+    endpoints: &[("POST", "/createOrder"), ("POST", "/checkOrder")],
+    example_credentials: &[("mid", "2"), ("key", "6d25c81b7704ab82aafcaf9376e393bc")],
+    example_options: &[],
 };
 
 /// `payglot sign xiaojitong`: the values to concatenate, in order (mid payid param price

@@ -584,6 +584,14 @@ pub const SPEC: super::DialectSpec = super::DialectSpec {
     payouts: true,
     products: true,
     cli_sign,
+    endpoints: &[
+        ("POST", "/api/pay/create_order"),
+        ("POST", "/api/pay/query_order"),
+        ("POST", "/api/trans/create_order"),
+        ("POST", "/api/trans/query_order"),
+    ],
+    example_credentials: &[("mch_id", "1001"), ("app_id", "0ae8be35ff634e2abe94f5f32f6d5c4f"), ("key", "xxpay-key-a")],
+    example_options: &[],
 };
 
 /// `payglot sign xxpay`: the message's fields.

@@ -488,6 +488,20 @@ pub const SPEC: super::DialectSpec = super::DialectSpec {
     payouts: false,
     products: false,
     cli_sign,
+    endpoints: &[
+        ("POST", "/order/create"),
+        ("POST", "/order/query"),
+        ("POST", "/order/cancel"),
+        ("POST", "/order/refund"),
+        ("POST", "/user/identity"),
+        ("POST", "/user/card"),
+    ],
+    example_credentials: &[
+        ("appid", "partner1"),
+        ("appsecret", "weiweixiao"),
+        ("aes_key", "AD42F6697B035B7580E4FEF93BE20B4D"),
+    ],
+    example_options: &[],
 };
 
 /// `payglot sign zhixiao`: id= and param= (as sent, encrypted).
