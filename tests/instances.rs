@@ -11,10 +11,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(not(postgres_tests), ignore = "PostgreSQL not configured: set PAYGLOT_TEST_POSTGRES")]
 async fn five_hundred_payments_through_two_instances_make_five_hundred_events() {
     let mut merchant = MerchantServer::new();
     merchant.start().await;
-    let Some((a, b)) = instance_pair("five", &merchant.url()).await else { return };
+    let (a, b) = instance_pair("five", &merchant.url()).await;
     let (a, b) = (Arc::new(a), Arc::new(b));
     let n = 500;
     let mut tasks = Vec::new();
@@ -50,8 +51,9 @@ async fn five_hundred_payments_through_two_instances_make_five_hundred_events() 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(not(postgres_tests), ignore = "PostgreSQL not configured: set PAYGLOT_TEST_POSTGRES")]
 async fn duplicate_creates_across_instances_make_one_provider_order() {
-    let Some((a, b)) = instance_pair("dupes", "http://127.0.0.1:9/notify").await else { return };
+    let (a, b) = instance_pair("dupes", "http://127.0.0.1:9/notify").await;
     let (a, b) = (Arc::new(a), Arc::new(b));
     let before = a.sandbox_requests(a.sandbox_port, "xxpay").await;
     let mut tasks = Vec::new();
@@ -70,10 +72,11 @@ async fn duplicate_creates_across_instances_make_one_provider_order() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(not(postgres_tests), ignore = "PostgreSQL not configured: set PAYGLOT_TEST_POSTGRES")]
 async fn an_instance_killed_while_delivering_loses_no_event() {
     let mut merchant = MerchantServer::new();
     merchant.start().await;
-    let Some((mut a, b)) = instance_pair("kill", &merchant.url()).await else { return };
+    let (mut a, b) = instance_pair("kill", &merchant.url()).await;
     // A slow merchant keeps deliveries in flight (claimed) when one instance dies.
     merchant.delay_ms.store(1500, std::sync::atomic::Ordering::SeqCst);
     let n = 20;
