@@ -19,29 +19,14 @@ fn account(dialect: &str, creds: &[(&str, &str)]) -> Arc<dyn Dialect> {
 
 fn payment(channel: Channel, scene: Scene) -> Payment {
     Payment {
-        payment_id: "P1700000000abcdefghijklmnopqrs".into(),
-        merchant_id: "school-a".into(),
-        out_trade_no: "T1".into(),
         amount: 19_800,
-        currency: "CNY".into(),
         subject: "2026 秋季学费".into(),
-        description: String::new(),
         channel,
         scene,
-        status: PaymentStatus::Pending,
         provider: "bench".into(),
-        provider_trade_no: None,
-        paid_amount: None,
-        paid_at: None,
-        refunded_amount: 0,
-        attach: None,
         notify_url: Some("https://school/notify".into()),
         return_url: Some("https://school/done".into()),
-        action: None,
-        created_at: 0,
-        updated_at: 0,
-        expires_at: i64::MAX,
-        door: None,
+        ..payglot::test_support::payment()
     }
 }
 
@@ -139,14 +124,8 @@ fn codecs(c: &mut Criterion) {
     let extra = Map::new();
     let now = now_unix();
     for case in cases() {
-        let order = CreateOrder {
-            payment: &case.payment,
-            callback_url: "https://pay.example.edu/callbacks/bench".into(),
-            client_ip: None,
-            auth_code: None,
-            openid: None,
-            extra: &extra,
-        };
+        let order =
+            CreateOrder { extra: &extra, ..CreateOrder::new(&case.payment, "https://pay.example.edu/callbacks/bench") };
         c.bench_function(&format!("{}/create: encode + sign", case.name), |b| {
             b.iter(|| black_box(case.dialect.create_payment(black_box(&order), now).unwrap()))
         });

@@ -475,31 +475,14 @@ async fn bench(secs: u64, concurrency: usize) {
 }
 
 fn bench_payment() -> payglot::model::Payment {
-    use payglot::model::*;
-    Payment {
+    payglot::model::Payment {
         payment_id: String::new(),
         merchant_id: "bench-xxpay".into(),
         out_trade_no: "Q-xxpay".into(),
         amount: 19_800,
-        currency: "CNY".into(),
         subject: "Tuition".into(),
-        description: String::new(),
-        channel: Channel::Alipay,
-        scene: Scene::Qr,
-        status: PaymentStatus::Pending,
         provider: "xxpay".into(),
-        provider_trade_no: None,
-        paid_amount: None,
-        paid_at: None,
-        refunded_amount: 0,
-        attach: None,
-        notify_url: None,
-        return_url: None,
-        action: None,
-        created_at: 0,
-        updated_at: 0,
-        expires_at: i64::MAX,
-        door: None,
+        ..payglot::test_support::payment()
     }
 }
 

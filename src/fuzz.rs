@@ -8,21 +8,13 @@
 use crate::config::LiveConfig;
 use crate::dialects::provider_side::{Fail, Failure, Keyed, Request};
 use crate::dialects::{self, CreateOrder, Dialect, DialectSpec, InboundHttp, ProviderResponse};
-use crate::model::{Action, Channel, Payment, PaymentStatus, Refund, Scene, TransferStatus};
+use crate::model::{Action, Channel, Payment, Refund, TransferStatus};
 use std::sync::{Arc, OnceLock};
 
 /// Every dialect's merchant side with its document's example account, in registry order.
 fn accounts() -> &'static [(&'static DialectSpec, Arc<dyn Dialect>)] {
     static ACCOUNTS: OnceLock<Vec<(&'static DialectSpec, Arc<dyn Dialect>)>> = OnceLock::new();
-    ACCOUNTS.get_or_init(|| {
-        dialects::REGISTRY
-            .iter()
-            .map(|spec| {
-                let account = spec.example_account(&format!("fz-{}", spec.name));
-                (spec, (spec.build)(&account).expect("the documents' example accounts are valid"))
-            })
-            .collect()
-    })
+    ACCOUNTS.get_or_init(crate::test_support::example_dialects)
 }
 
 /// Splits fuzz bytes at the first 0xff: (head, rest); no 0xff: (empty, all).
@@ -37,31 +29,18 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
+/// A pending wechat qr payment that a provider numbered and asked 3 fen for.
 fn payment(payment_id: &str) -> Payment {
     Payment {
         payment_id: payment_id.into(),
         merchant_id: "m".into(),
         out_trade_no: "o".into(),
         amount: 1,
-        currency: "CNY".into(),
-        subject: "学费".into(),
-        description: String::new(),
         channel: Channel::Wechat,
-        scene: Scene::Qr,
-        status: PaymentStatus::Pending,
         provider: "fz".into(),
         provider_trade_no: Some("20220326232724".into()),
-        paid_amount: None,
-        paid_at: None,
-        refunded_amount: 0,
-        attach: None,
-        notify_url: None,
-        return_url: None,
         action: Some(Action::QrCode { qr_code: "q".into(), amount: Some(3) }),
-        created_at: 0,
-        updated_at: 0,
-        expires_at: i64::MAX,
-        door: None,
+        ..crate::test_support::payment()
     }
 }
 
@@ -87,14 +66,7 @@ pub fn answer(data: &[u8]) {
     let p = payment(&text(id));
     let answer = ProviderResponse { status: 200, body };
     let extra = serde_json::Map::new();
-    let order = CreateOrder {
-        payment: &p,
-        callback_url: String::new(),
-        client_ip: None,
-        auth_code: None,
-        openid: None,
-        extra: &extra,
-    };
+    let order = CreateOrder { extra: &extra, ..CreateOrder::new(&p, "") };
     let refund = Refund {
         refund_id: text(id),
         out_refund_no: "r".into(),

@@ -9,6 +9,7 @@ pub mod dialects;
 pub mod doors;
 pub mod egress;
 #[doc(hidden)]
+#[cfg(any(test, feature = "test-support"))]
 pub mod fuzz;
 pub mod http;
 pub mod model;
@@ -18,6 +19,8 @@ pub mod sandbox;
 pub mod secret;
 pub mod server;
 pub mod store;
+#[cfg(any(test, feature = "test-support"))]
+pub mod test_support;
 pub mod upstream;
 pub mod workers;
 

@@ -17,7 +17,7 @@ use payglot::config::{ProviderConfig, Secret};
 use payglot::dialects::{
     self, CallbackReport, CreateOrder, CreateStep, Dialect, InboundHttp, PaymentReport, ProviderResponse,
 };
-use payglot::model::{Action, Channel, Payment, PaymentStatus, Scene};
+use payglot::model::{Action, Payment, PaymentStatus, Scene};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -73,25 +73,13 @@ fn school_order(no: &str, scene: Scene) -> Payment {
         merchant_id: "school".into(),
         out_trade_no: no.into(),
         amount: 1234,
-        currency: "CNY".into(),
         subject: "学费 Tuition".into(),
-        description: String::new(),
-        channel: Channel::Alipay,
         scene,
-        status: PaymentStatus::Pending,
         provider: String::new(),
-        provider_trade_no: None,
-        paid_amount: None,
-        paid_at: None,
-        refunded_amount: 0,
-        attach: None,
-        notify_url: None,
         return_url: Some("http://school.example/done".into()),
-        action: None,
         created_at: now(),
         updated_at: now(),
-        expires_at: i64::MAX,
-        door: None,
+        ..payglot::test_support::payment()
     }
 }
 
@@ -449,12 +437,9 @@ async fn doors_refund_cancel_retry_callbacks_and_refuse_in_their_own_shape() {
     let barcode = school_order(&format!("B{stamp}"), Scene::Barcode);
     let base = format!("{}/compat/mct", gw.base());
     let create = CreateOrder {
-        payment: &barcode,
-        callback_url: format!("{school_base}/notify/mct"),
-        client_ip: None,
         auth_code: Some("134567890123456789"),
-        openid: None,
         extra: &no_extra,
+        ..CreateOrder::new(&barcode, format!("{school_base}/notify/mct"))
     };
     let CreateStep::Call(req) = mct.create_payment(&create, now()).unwrap() else { panic!("a call") };
     let (status, body) = send(&gw, &base, &req).await;
@@ -488,14 +473,7 @@ async fn doors_refund_cancel_retry_callbacks_and_refuse_in_their_own_shape() {
     // jings: a form whose amount was changed after signing.
     let jings = &schools["jings"];
     let order = school_order(&format!("FJ{stamp}"), Scene::Web);
-    let create = CreateOrder {
-        payment: &order,
-        callback_url: format!("{school_base}/notify/jings"),
-        client_ip: None,
-        auth_code: None,
-        openid: None,
-        extra: &no_extra,
-    };
+    let create = CreateOrder { extra: &no_extra, ..CreateOrder::new(&order, format!("{school_base}/notify/jings")) };
     let CreateStep::Done(created) = jings.create_payment(&create, now()).unwrap() else { panic!("a form") };
     let Action::FormPost { url, mut fields } = created.action else { panic!("a form") };
     fields.insert("paymoney".into(), "0.01".into());

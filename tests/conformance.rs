@@ -14,7 +14,7 @@ mod common;
 
 use common::*;
 use payglot::dialects::{self, CreateOrder, ProviderResponse};
-use payglot::model::{Action, Channel, Payment, PaymentStatus, Scene};
+use payglot::model::{Action, Channel, Payment, Scene};
 use payglot::store::Store;
 use serde_json::{json, Value};
 use std::sync::{Arc, Mutex};
@@ -102,32 +102,20 @@ impl FixtureProvider {
 
 /// A pending payment of school-a at `account`, as the store keeps one the gateway created.
 fn pending(payment_id: &str, out_trade_no: &str, account: &str, amount: i64, due: Option<i64>) -> Payment {
-    let action = due.map(|d| Action::QrCode { qr_code: "wxp://fixture".into(), amount: Some(d) });
     Payment {
         payment_id: payment_id.into(),
         merchant_id: MERCHANT.into(),
         out_trade_no: out_trade_no.into(),
         amount,
-        currency: "CNY".into(),
-        subject: "学费".into(),
-        description: String::new(),
         channel: Channel::Wechat,
-        scene: Scene::Qr,
-        status: PaymentStatus::Pending,
         provider: account.into(),
         // xiaojitong's checkOrder asks by the provider's order number (the document's).
         provider_trade_no: (account == "fx-xiaojitong").then(|| "20220326232724".to_string()),
-        paid_amount: None,
-        paid_at: None,
-        refunded_amount: 0,
-        attach: None,
-        notify_url: None,
-        return_url: None,
-        action,
+        action: due.map(|d| Action::QrCode { qr_code: "wxp://fixture".into(), amount: Some(d) }),
         created_at: now(),
         updated_at: now(),
         expires_at: now() + 7200,
-        door: None,
+        ..payglot::test_support::payment()
     }
 }
 
@@ -314,14 +302,7 @@ async fn create_answers_from_the_documents_give_the_payer_what_they_say() {
     };
     let read = |d: &dyn dialects::Dialect, dialect: &str, file: &str, p: &Payment| {
         let extra = serde_json::Map::new();
-        let order = CreateOrder {
-            payment: p,
-            callback_url: String::new(),
-            client_ip: None,
-            auth_code: None,
-            openid: None,
-            extra: &extra,
-        };
+        let order = CreateOrder { extra: &extra, ..CreateOrder::new(p, "") };
         d.read_create(&order, ProviderResponse { status: 200, body: &fixture(dialect, file) })
     };
     let xjt = account("xiaojitong", &[("mid", "2"), ("key", "6d25c81b7704ab82aafcaf9376e393bc")]);

@@ -9,33 +9,7 @@ use payglot::store::{
 };
 use std::sync::Arc;
 
-fn payment(merchant: &str, out_trade_no: &str, amount: i64) -> Payment {
-    Payment {
-        payment_id: new_payment_id(now_unix()),
-        merchant_id: merchant.into(),
-        out_trade_no: out_trade_no.into(),
-        amount,
-        currency: "CNY".into(),
-        subject: "学费".into(),
-        description: String::new(),
-        channel: Channel::Alipay,
-        scene: Scene::Qr,
-        status: PaymentStatus::Pending,
-        provider: "acct".into(),
-        provider_trade_no: None,
-        paid_amount: None,
-        paid_at: None,
-        refunded_amount: 0,
-        attach: None,
-        notify_url: Some("http://merchant/notify".into()),
-        return_url: None,
-        action: None,
-        created_at: 1,
-        updated_at: 1,
-        expires_at: 7200,
-        door: None,
-    }
-}
+use payglot::test_support::payment_of as payment;
 
 fn paid() -> Settlement {
     Settlement {

@@ -526,19 +526,12 @@ mod tests {
     #[test]
     fn create_is_a_signed_form_for_the_browser_and_no_call() {
         let j = account();
-        let mut p = crate::dialects::tests_support::payment();
+        let mut p = crate::test_support::payment();
         p.scene = Scene::Web;
         p.return_url = Some("https://school/done".into());
         p.amount = 101;
         let extra = Default::default();
-        let order = CreateOrder {
-            payment: &p,
-            callback_url: "https://gw/callbacks/jg".into(),
-            client_ip: None,
-            auth_code: None,
-            openid: None,
-            extra: &extra,
-        };
+        let order = CreateOrder { extra: &extra, ..CreateOrder::new(&p, "https://gw/callbacks/jg") };
         let CreateStep::Done(created) = j.create_payment(&order, 0).unwrap() else { panic!("no server call") };
         let Action::FormPost { url, fields } = created.action else { panic!() };
         assert_eq!(url, "https://sun.jings.wang/pay.action");
@@ -574,7 +567,7 @@ mod tests {
         let forged = body.replace("0.01", "0.02");
         assert!(j.read_callback(InboundHttp { body: forged.as_bytes(), ..inbound }, 0).is_err());
 
-        let mut p = crate::dialects::tests_support::payment();
+        let mut p = crate::test_support::payment();
         p.payment_id = "10000000900000".into();
         p.amount = 5;
         let answer = r#"{"msg":"","orderid":"10000000900000","payid":"10000000900002","paymoney":"0.05","realpay":"0.05","status":"0"}"#;

@@ -991,18 +991,12 @@ mod tests {
     #[test]
     fn payorder_round_trip_through_the_provider_side() {
         let m = account();
-        let mut p = crate::dialects::tests_support::payment();
+        let mut p = crate::test_support::payment();
         p.channel = Channel::Wechat;
         p.scene = Scene::Miniapp;
         let extra = Default::default();
-        let order = CreateOrder {
-            payment: &p,
-            callback_url: "https://gw/callbacks/mct".into(),
-            client_ip: None,
-            auth_code: None,
-            openid: Some("oRBX"),
-            extra: &extra,
-        };
+        let order =
+            CreateOrder { openid: Some("oRBX"), extra: &extra, ..CreateOrder::new(&p, "https://gw/callbacks/mct") };
         let now = 1_700_000_000;
         let CreateStep::Call(req) = m.create_payment(&order, now).unwrap() else { panic!() };
         assert_eq!(req.path, "/mct1/payorder");
@@ -1050,18 +1044,11 @@ mod tests {
     #[test]
     fn text_is_cut_in_characters_as_the_document_counts() {
         let m = account();
-        let mut p = crate::dialects::tests_support::payment();
+        let mut p = crate::test_support::payment();
         p.subject = "学".repeat(120);
         p.description = "费".repeat(250);
         let extra = Default::default();
-        let order = CreateOrder {
-            payment: &p,
-            callback_url: "https://gw/cb".into(),
-            client_ip: None,
-            auth_code: None,
-            openid: None,
-            extra: &extra,
-        };
+        let order = CreateOrder { extra: &extra, ..CreateOrder::new(&p, "https://gw/cb") };
         let CreateStep::Call(req) = m.create_payment(&order, 1_700_000_000).unwrap() else { panic!() };
         let env = Envelope::new(OPEN_ID, OPEN_KEY, true).unwrap();
         let (_, d) = provider::read_request(&req.body, 1_700_000_000, |_| Some(env.clone())).unwrap();

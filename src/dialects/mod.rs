@@ -205,7 +205,21 @@ pub struct CreateOrder<'a> {
     pub extra: &'a serde_json::Map<String, serde_json::Value>,
 }
 
-impl CreateOrder<'_> {
+impl<'a> CreateOrder<'a> {
+    /// The order of `payment` with the callback URL and nothing else (no payer's address,
+    /// code or id, no extra fields).
+    pub fn new(payment: &'a Payment, callback_url: impl Into<String>) -> Self {
+        static NO_EXTRA: std::sync::OnceLock<serde_json::Map<String, serde_json::Value>> = std::sync::OnceLock::new();
+        CreateOrder {
+            payment,
+            callback_url: callback_url.into(),
+            client_ip: None,
+            auth_code: None,
+            openid: None,
+            extra: NO_EXTRA.get_or_init(serde_json::Map::new),
+        }
+    }
+
     /// A string from `extra`.
     pub fn extra_str(&self, key: &str) -> Option<&str> {
         self.extra.get(key).and_then(|v| v.as_str()).filter(|s| !s.is_empty())
@@ -584,41 +598,6 @@ pub fn check_credentials(provider: &ProviderConfig, required: &[&str], optional:
     errors
 }
 
-/// Shared fixtures for the dialects' unit tests.
-#[cfg(test)]
-pub mod tests_support {
-    use crate::model::*;
-
-    /// A pending 1.00 yuan alipay qr payment.
-    pub fn payment() -> Payment {
-        Payment {
-            payment_id: "P1700000000abcdefghijklmnopqrs".into(),
-            merchant_id: "school-a".into(),
-            out_trade_no: "T1".into(),
-            amount: 100,
-            currency: "CNY".into(),
-            subject: "学费".into(),
-            description: String::new(),
-            channel: Channel::Alipay,
-            scene: Scene::Qr,
-            status: PaymentStatus::Pending,
-            provider: "test-account".into(),
-            provider_trade_no: None,
-            paid_amount: None,
-            paid_at: None,
-            refunded_amount: 0,
-            attach: None,
-            notify_url: None,
-            return_url: None,
-            action: None,
-            created_at: 0,
-            updated_at: 0,
-            expires_at: i64::MAX,
-            door: None,
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -691,7 +670,7 @@ mod amount_tests {
         let jg = account("jings", &[("uid", "1"), ("token", "t")]);
         let extra = serde_json::Map::new();
         for amount in amounts() {
-            let mut p = tests_support::payment();
+            let mut p = crate::test_support::payment();
             p.amount = amount;
             p.channel = Channel::Wechat;
             let CreateStep::Call(req) = xjt.create_payment(&order_for(&p, &extra), 0).unwrap() else { panic!() };
@@ -753,7 +732,7 @@ mod amount_tests {
         let mct_env = mct::Envelope::new("o", "0828e83720fdbe3685a7b94214af04f9", true).unwrap();
         let extra = serde_json::Map::new();
         for amount in amounts().into_iter().step_by(4) {
-            let mut p = tests_support::payment();
+            let mut p = crate::test_support::payment();
             p.amount = amount;
             let CreateStep::Call(req) = xx.create_payment(&order_for(&p, &extra), 0).unwrap() else { panic!() };
             let fields = xxpay::provider::read_request(&req.body, |_| Some("k".into())).unwrap();

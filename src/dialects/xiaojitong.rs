@@ -550,7 +550,7 @@ mod tests {
     }
 
     fn payment() -> Payment {
-        let mut p = crate::dialects::tests_support::payment();
+        let mut p = crate::test_support::payment();
         p.channel = Channel::Wechat;
         p.amount = 1;
         p
@@ -566,14 +566,7 @@ mod tests {
         let x = account();
         let p = payment();
         let extra = Default::default();
-        let order = CreateOrder {
-            payment: &p,
-            callback_url: "http://gw/callbacks/xjt".into(),
-            client_ip: None,
-            auth_code: None,
-            openid: None,
-            extra: &extra,
-        };
+        let order = CreateOrder { extra: &extra, ..CreateOrder::new(&p, "http://gw/callbacks/xjt") };
         let CreateStep::Call(req) = x.create_payment(&order, 0).unwrap() else { panic!() };
         let fields = provider::read_create(&req.body, |m| (m == "2").then(|| "k3y".into())).unwrap();
         assert_eq!(fields["price"], "0.01");
@@ -587,14 +580,7 @@ mod tests {
         let x = account();
         let p = payment();
         let extra = Default::default();
-        let order = CreateOrder {
-            payment: &p,
-            callback_url: String::new(),
-            client_ip: None,
-            auth_code: None,
-            openid: None,
-            extra: &extra,
-        };
+        let order = CreateOrder { extra: &extra, ..CreateOrder::new(&p, "") };
         let body = serde_json::json!({"code": 1, "msg": "成功", "data": {"mid": 2, "payid": p.payment_id, "orderid": "20220326232724", "paytype": 1,
             "price": 0.01, "reallyprice": 0.02, "payurl": "wxp://f2f0CYCNxDDXkQOo9XHfOF9HiWiEyajgwsttCCYxjJRdZ_U", "state": 0, "order_time_out": 5, "date": 1648308444654u64}}).to_string();
         let created = x.read_create(&order, ProviderResponse { status: 200, body: body.as_bytes() }).unwrap();
@@ -701,14 +687,7 @@ mod tests {
         let mut p = payment();
         p.payment_id = "1648306925".into();
         let extra = Default::default();
-        let order = CreateOrder {
-            payment: &p,
-            callback_url: String::new(),
-            client_ip: None,
-            auth_code: None,
-            openid: None,
-            extra: &extra,
-        };
+        let order = CreateOrder { extra: &extra, ..CreateOrder::new(&p, "") };
         let created = x.read_create(&order, ProviderResponse { status: 200, body: answer.as_bytes() }).unwrap();
         assert_eq!(created.expires_at, Some(1_648_308_444 + 300));
         let mut alipay = p.clone();

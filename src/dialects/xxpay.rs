@@ -950,7 +950,6 @@ pub mod provider {
 mod tests {
     use super::*;
     use crate::dialects::ProviderConfig;
-    use crate::model::Payment;
     use crate::secret::Secret;
 
     fn account() -> Xxpay {
@@ -961,9 +960,7 @@ mod tests {
         Xxpay::from_config(&provider).unwrap()
     }
 
-    fn payment() -> Payment {
-        crate::dialects::tests_support::payment()
-    }
+    use crate::test_support::payment;
 
     #[test]
     fn signature_follows_the_document_rule() {
@@ -988,12 +985,8 @@ mod tests {
         let x = account();
         let p = payment();
         let order = CreateOrder {
-            payment: &p,
-            callback_url: "https://pay.example.edu/callbacks/xxpay-test".into(),
             client_ip: Some("210.73.10.148"),
-            auth_code: None,
-            openid: None,
-            extra: &Default::default(),
+            ..CreateOrder::new(&p, "https://pay.example.edu/callbacks/xxpay-test")
         };
         let CreateStep::Call(req) = x.create_payment(&order, 0).unwrap() else { panic!("call expected") };
         assert_eq!(req.method, "POST");
@@ -1011,14 +1004,7 @@ mod tests {
     fn create_answer_from_the_document_example_shape() {
         let x = account();
         let p = payment();
-        let order = CreateOrder {
-            payment: &p,
-            callback_url: String::new(),
-            client_ip: None,
-            auth_code: None,
-            openid: None,
-            extra: &Default::default(),
-        };
+        let order = CreateOrder::new(&p, "");
         let mut answer = Map::new();
         answer.insert("payOrderId".into(), "P01000020181013115051810".into());
         answer.insert(
@@ -1150,14 +1136,7 @@ mod tests {
         let x = Xxpay::from_config(&p).unwrap();
         let mut payment = payment();
         payment.channel = crate::model::Channel::Wechat;
-        let order = CreateOrder {
-            payment: &payment,
-            callback_url: String::new(),
-            client_ip: None,
-            auth_code: None,
-            openid: None,
-            extra: &Default::default(),
-        };
+        let order = CreateOrder::new(&payment, "");
         let created = x.read_create(&order, ProviderResponse { status: 200, body: answer.as_bytes() }).unwrap();
         assert_eq!(
             created.action,
@@ -1198,14 +1177,7 @@ mod tests {
         };
         let default = account();
         let p = payment();
-        let order = CreateOrder {
-            payment: &p,
-            callback_url: String::new(),
-            client_ip: None,
-            auth_code: None,
-            openid: None,
-            extra: &Default::default(),
-        };
+        let order = CreateOrder::new(&p, "");
         let read =
             |x: &Xxpay, body: &str| x.read_create(&order, ProviderResponse { status: 200, body: body.as_bytes() });
         assert!(read(&default, &server_signed).is_ok());
@@ -1237,14 +1209,7 @@ mod tests {
             "payer_bank_code": "HPT00001", "payer_account_name": "张三", "payer_account_no": "6222020200112233"
         }))
         .unwrap();
-        let order = CreateOrder {
-            payment: &p,
-            callback_url: "https://gw/cb".into(),
-            client_ip: None,
-            auth_code: None,
-            openid: None,
-            extra: &extra,
-        };
+        let order = CreateOrder { extra: &extra, ..CreateOrder::new(&p, "https://gw/cb") };
         let CreateStep::Call(req) = x.create_payment(&order, 0).unwrap() else { panic!() };
         let fields = provider::read_request(&req.body, |_| Some("K3y".into())).unwrap();
         assert_eq!(
@@ -1271,14 +1236,7 @@ mod tests {
         let x = account();
         let mut p = payment();
         p.scene = Scene::Barcode;
-        let order = CreateOrder {
-            payment: &p,
-            callback_url: String::new(),
-            client_ip: None,
-            auth_code: None,
-            openid: None,
-            extra: &Default::default(),
-        };
+        let order = CreateOrder::new(&p, "");
         assert!(matches!(x.create_payment(&order, 0), Err(DialectError::Unsupported(_))));
     }
 }

@@ -771,19 +771,12 @@ mod tests {
     #[test]
     fn requests_are_sealed_and_signed_with_the_test_credentials() {
         let z = account(&[]);
-        let p = crate::dialects::tests_support::payment();
+        let p = crate::test_support::payment();
         let extra: Map<String, Value> = serde_json::from_value(
             json!({"user_no": "2013141516", "piaoju": {"payer_type": 1, "payer_name": "小明", "phone": "13000000000"}}),
         )
         .unwrap();
-        let order = CreateOrder {
-            payment: &p,
-            callback_url: "https://gw/callbacks/zx".into(),
-            client_ip: None,
-            auth_code: None,
-            openid: None,
-            extra: &extra,
-        };
+        let order = CreateOrder { extra: &extra, ..CreateOrder::new(&p, "https://gw/callbacks/zx") };
         let CreateStep::Call(req) = z.create_payment(&order, 0).unwrap() else { panic!() };
         let fields: BTreeMap<String, String> = parse_form(&req.body).into_iter().collect();
         assert_eq!(fields["id"], "partner1");
@@ -821,7 +814,7 @@ mod tests {
     #[test]
     fn answers_are_verified_and_both_success_codes_taken() {
         let z = account(&[]);
-        let p = crate::dialects::tests_support::payment();
+        let p = crate::test_support::payment();
         for code in [0, 1] {
             let body = z.envelope.answer(code, Some(&json!({"out_trade_no": p.payment_id, "order_id": "1464678934786097", "status": "2", "time_end": "2017-07-23 16:00:00"})), "");
             let r = z.read_query(&p, ProviderResponse { status: 200, body: body.as_bytes() }).unwrap();

@@ -244,7 +244,7 @@ mod tests {
             paid_amount,
             paid_at: None,
         };
-        let mut p = crate::dialects::tests_support::payment();
+        let mut p = crate::test_support::payment();
         assert!(compare(&p, &said(PaymentStatus::Pending, Some(100), None)).is_none());
         assert_eq!(compare(&p, &said(PaymentStatus::Succeeded, Some(100), None)).unwrap().kind, "missed_payment");
         assert_eq!(compare(&p, &said(PaymentStatus::Succeeded, Some(99), None)).unwrap().kind, "amount_differs");

@@ -259,12 +259,11 @@ fn choose_scene(live: &LiveConfig, merchant: &MerchantConfig, order: &OrderReque
         let probe =
             request.pending_payment("probe".into(), &merchant.id, "", request.notify_url.clone(), i64::MAX, now);
         let create = CreateOrder {
-            payment: &probe,
-            callback_url: String::new(),
             client_ip: request.client_ip.as_deref(),
             auth_code: request.auth_code.as_deref(),
             openid: request.openid.as_deref(),
             extra: &request.extra,
+            ..CreateOrder::new(&probe, "")
         };
         let takes = |account: &String| {
             live.dialect(account)
