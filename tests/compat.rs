@@ -7,12 +7,7 @@
 
 mod common;
 
-use bytes::Bytes;
 use common::*;
-use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
-use hyper::{Request, Response};
-use hyper_util::rt::TokioIo;
 use payglot::config::{ProviderConfig, Secret};
 use payglot::dialects::{
     self, CallbackReport, CreateOrder, CreateStep, Dialect, InboundHttp, PaymentReport, ProviderResponse,
@@ -22,7 +17,6 @@ use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::net::TcpListener;
 
 /// The credentials each school's existing integration signs with, as routes.yaml gives them.
 const DOORS: &[(&str, &[(&str, &str)])] = &[
@@ -88,7 +82,7 @@ type Verified = Arc<Mutex<Vec<(String, Result<PaymentReport, String>)>>>;
 
 /// Each school's notify endpoint (`/notify/{dialect}`): verifies callbacks as the school's
 /// integration does and answers its dialect's ack.
-async fn start_schools(schools: HashMap<String, Arc<dyn Dialect>>) -> (String, Verified) {
+async fn start_schools(schools: HashMap<String, Arc<dyn Dialect>>) -> (TestServer, Verified) {
     start_schools_refusing_first(schools, false).await
 }
 
@@ -97,51 +91,29 @@ async fn start_schools(schools: HashMap<String, Arc<dyn Dialect>>) -> (String, V
 async fn start_schools_refusing_first(
     schools: HashMap<String, Arc<dyn Dialect>>,
     refuse_first: bool,
-) -> (String, Verified) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
+) -> (TestServer, Verified) {
     let received: Verified = Default::default();
-    let schools = Arc::new(schools);
     let seen = received.clone();
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else { continue };
-            let (schools, seen) = (schools.clone(), seen.clone());
-            tokio::spawn(async move {
-                let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
-                    let (schools, seen) = (schools.clone(), seen.clone());
-                    async move {
-                        let dialect = req.uri().path().trim_start_matches("/notify/").to_string();
-                        let method = req.method().to_string();
-                        let query = req.uri().query().unwrap_or("").to_string();
-                        let content_type =
-                            req.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
-                        let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
-                        let school = schools[&dialect].clone();
-                        let inbound =
-                            InboundHttp { method: &method, query: &query, content_type: &content_type, body: &body };
-                        let report = match school.read_callback(inbound, now()) {
-                            Ok(CallbackReport::Payment(r)) => Ok(r),
-                            Ok(other) => Err(format!("not a payment callback: {other:?}")),
-                            Err(e) => Err(e.to_string()),
-                        };
-                        let mut seen = seen.lock().unwrap();
-                        let first = !seen.iter().any(|(d, r)| {
-                            d == &dialect
-                                && r.as_ref().ok().map(|r| &r.payment_id) == report.as_ref().ok().map(|r| &r.payment_id)
-                        });
-                        let reply = school.callback_reply(report.is_ok() && !(refuse_first && first));
-                        seen.push((dialect, report));
-                        let mut r = Response::new(Full::new(Bytes::from(reply.body)));
-                        *r.status_mut() = hyper::StatusCode::from_u16(reply.status).unwrap();
-                        Ok::<_, std::convert::Infallible>(r)
-                    }
-                });
-                let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
-            });
-        }
-    });
-    (base, received)
+    let server = TestServer::serve(move |req| {
+        let dialect = req.path.trim_start_matches("/notify/").to_string();
+        let content_type = req.header("content-type");
+        let school = schools[&dialect].clone();
+        let inbound = InboundHttp { method: &req.method, query: &req.query, content_type: &content_type, body: &req.body };
+        let report = match school.read_callback(inbound, now()) {
+            Ok(CallbackReport::Payment(r)) => Ok(r),
+            Ok(other) => Err(format!("not a payment callback: {other:?}")),
+            Err(e) => Err(e.to_string()),
+        };
+        let mut seen = seen.lock().unwrap();
+        let first = !seen.iter().any(|(d, r)| {
+            d == &dialect && r.as_ref().ok().map(|r| &r.payment_id) == report.as_ref().ok().map(|r| &r.payment_id)
+        });
+        let reply = school.callback_reply(report.is_ok() && !(refuse_first && first));
+        seen.push((dialect, report));
+        (reply.status, reply.body.into_bytes())
+    })
+    .await;
+    (server, received)
 }
 
 async fn send(gw: &Gateway, base: &str, req: &payglot::dialects::ProviderRequest) -> (u16, Vec<u8>) {
@@ -239,7 +211,8 @@ async fn every_school_dialect_is_served_by_every_provider_and_called_back_in_its
     gw.start().await;
     let schools: HashMap<String, Arc<dyn Dialect>> =
         DOORS.iter().map(|(d, _)| (d.to_string(), school_client(&gw, d))).collect();
-    let (school_base, received) = start_schools(schools.clone()).await;
+    let (schools_server, received) = start_schools(schools.clone()).await;
+    let school_base = schools_server.base();
 
     for (target, target_dialect) in TARGETS {
         // Ops move the school to another provider: only routes.yaml changes.
@@ -369,7 +342,8 @@ async fn doors_refund_cancel_retry_callbacks_and_refuse_in_their_own_shape() {
     gw.start().await;
     let schools: HashMap<String, Arc<dyn Dialect>> =
         DOORS.iter().map(|(d, _)| (d.to_string(), school_client(&gw, d))).collect();
-    let (school_base, received) = start_schools_refusing_first(schools.clone(), true).await;
+    let (schools_server, received) = start_schools_refusing_first(schools.clone(), true).await;
+    let school_base = schools_server.base();
     let no_extra = serde_json::Map::new();
     let stamp = now();
 

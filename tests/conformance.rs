@@ -44,9 +44,10 @@ fn fixture_accounts(base: &str) -> String {
 /// fixture account reachable (as a fallback) for account questions.
 const ROUTES: &str = "      - match: { channel: wechat }\n        to: fx-xxpay\n      - to: xxpay-a\n        fallback: [fx-xiaojitong, fx-jings, fx-mct, fx-zhixiao]\n";
 
-/// A provider that answers every request with the bytes it was last given.
+/// A provider that answers every request with the bytes it was last given, and records each
+/// request as `target body`.
 struct FixtureProvider {
-    port: u16,
+    server: TestServer,
     answer: Arc<Mutex<Vec<u8>>>,
     requests: Arc<Mutex<Vec<String>>>,
 }
@@ -57,38 +58,20 @@ impl FixtureProvider {
     }
 
     async fn start_on(port: u16, answer: &[u8]) -> Self {
-        use http_body_util::{BodyExt, Full};
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.expect("fixture port");
         let answer = Arc::new(Mutex::new(answer.to_vec()));
         let requests = Arc::new(Mutex::new(Vec::new()));
         let (a, r) = (answer.clone(), requests.clone());
-        tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else { continue };
-                let (a, r) = (a.clone(), r.clone());
-                tokio::spawn(async move {
-                    let svc = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                        let (a, r) = (a.clone(), r.clone());
-                        async move {
-                            let target = req.uri().to_string();
-                            let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
-                            r.lock().unwrap().push(format!("{target} {}", String::from_utf8_lossy(&body)));
-                            let bytes = a.lock().unwrap().clone();
-                            Ok::<_, std::convert::Infallible>(hyper::Response::new(Full::new(bytes::Bytes::from(
-                                bytes,
-                            ))))
-                        }
-                    });
-                    let io = hyper_util::rt::TokioIo::new(stream);
-                    let _ = hyper::server::conn::http1::Builder::new().serve_connection(io, svc).await;
-                });
-            }
+        let mut server = TestServer::new(port, move |seen| {
+            let target = if seen.query.is_empty() { seen.path.clone() } else { format!("{}?{}", seen.path, seen.query) };
+            r.lock().unwrap().push(format!("{target} {}", String::from_utf8_lossy(&seen.body)));
+            (200, a.lock().unwrap().clone())
         });
-        FixtureProvider { port, answer, requests }
+        server.start().await;
+        FixtureProvider { server, answer, requests }
     }
 
     fn base(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        self.server.base()
     }
 
     fn answer_with(&self, bytes: &[u8]) {

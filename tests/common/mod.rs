@@ -97,69 +97,78 @@ impl Received {
     }
 }
 
-/// A merchant's notify endpoint on a fixed port; it can be down (not listening) or failing.
-pub struct MerchantServer {
+/// A request a test server received.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub method: String,
+    pub path: String,
+    pub query: String,
+    pub headers: hyper::HeaderMap,
+    pub body: Bytes,
+}
+
+impl Seen {
+    /// A header's value ("" when absent).
+    pub fn header(&self, name: &str) -> String {
+        self.headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("").to_string()
+    }
+}
+
+/// What a test server answers a request: status and body.
+pub type Handler = Arc<dyn Fn(Seen) -> (u16, Vec<u8>) + Send + Sync>;
+
+/// The tests' one HTTP server: a loopback port and a handler. It can be stopped (the port is
+/// then closed, and connections in flight are dropped) and started again on the same port,
+/// and slowed (`delay_ms` before each answer).
+pub struct TestServer {
     pub port: u16,
-    pub received: Arc<Mutex<Vec<Received>>>,
-    pub failing: Arc<AtomicBool>,
-    /// Milliseconds the server waits before answering (a slow merchant).
     pub delay_ms: Arc<std::sync::atomic::AtomicU64>,
+    handler: Handler,
     task: Option<tokio::task::JoinHandle<()>>,
 }
 
-impl MerchantServer {
-    pub fn new() -> Self {
-        MerchantServer {
-            port: free_port(),
-            received: Default::default(),
-            failing: Default::default(),
-            delay_ms: Default::default(),
-            task: None,
-        }
+impl TestServer {
+    pub fn new(port: u16, handler: impl Fn(Seen) -> (u16, Vec<u8>) + Send + Sync + 'static) -> Self {
+        TestServer { port, delay_ms: Default::default(), handler: Arc::new(handler), task: None }
     }
 
-    pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}/notify", self.port)
+    /// A server on a free port, started.
+    pub async fn serve(handler: impl Fn(Seen) -> (u16, Vec<u8>) + Send + Sync + 'static) -> Self {
+        let mut server = TestServer::new(free_port(), handler);
+        server.start().await;
+        server
+    }
+
+    pub fn base(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
     }
 
     pub async fn start(&mut self) {
-        let listener = TcpListener::bind(("127.0.0.1", self.port)).await.expect("merchant port");
-        let received = self.received.clone();
-        let failing = self.failing.clone();
-        let delay = self.delay_ms.clone();
+        let listener = TcpListener::bind(("127.0.0.1", self.port)).await.expect("test server port");
+        let (handler, delay) = (self.handler.clone(), self.delay_ms.clone());
         self.task = Some(tokio::spawn(async move {
+            // The connections live in the task: stopping the server drops them too.
             let mut connections = JoinSet::new();
             loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
-                };
-                let received = received.clone();
-                let failing = failing.clone();
-                let delay = delay.clone();
+                let Ok((stream, _)) = listener.accept().await else { continue };
+                let (handler, delay) = (handler.clone(), delay.clone());
                 connections.spawn(async move {
                     let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
-                        let received = received.clone();
-                        let failing = failing.clone();
+                        let handler = handler.clone();
                         let delay = delay.load(Ordering::SeqCst);
                         async move {
                             tokio::time::sleep(Duration::from_millis(delay)).await;
-                            let header =
-                                |n: &str| req.headers().get(n).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
-                            let (event_id, timestamp, signature) =
-                                (header("payglot-event-id"), header("payglot-timestamp"), header("payglot-signature"));
-                            let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
-                            let status = if failing.load(Ordering::SeqCst) {
-                                500
-                            } else {
-                                received.lock().unwrap().push(Received {
-                                    event_id,
-                                    timestamp,
-                                    signature,
-                                    body: String::from_utf8_lossy(&body).into_owned(),
-                                });
-                                200
+                            let (parts, body) = req.into_parts();
+                            let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+                            let seen = Seen {
+                                method: parts.method.to_string(),
+                                path: parts.uri.path().to_string(),
+                                query: parts.uri.query().unwrap_or("").to_string(),
+                                headers: parts.headers,
+                                body,
                             };
-                            let mut r = Response::new(Full::new(Bytes::from_static(b"ok")));
+                            let (status, answer) = handler(seen);
+                            let mut r = Response::new(Full::new(Bytes::from(answer)));
                             *r.status_mut() = hyper::StatusCode::from_u16(status).unwrap();
                             Ok::<_, std::convert::Infallible>(r)
                         }
@@ -176,15 +185,58 @@ impl MerchantServer {
             t.abort();
         }
     }
+}
 
-    pub fn events(&self) -> Vec<Received> {
-        self.received.lock().unwrap().clone()
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.stop();
     }
 }
 
-impl Drop for MerchantServer {
-    fn drop(&mut self) {
-        self.stop();
+/// A merchant's notify endpoint on a fixed port; it can be down (not listening) or failing.
+pub struct MerchantServer {
+    pub port: u16,
+    pub received: Arc<Mutex<Vec<Received>>>,
+    pub failing: Arc<AtomicBool>,
+    /// Milliseconds the server waits before answering (a slow merchant).
+    pub delay_ms: Arc<std::sync::atomic::AtomicU64>,
+    server: TestServer,
+}
+
+impl MerchantServer {
+    pub fn new() -> Self {
+        let received: Arc<Mutex<Vec<Received>>> = Default::default();
+        let failing: Arc<AtomicBool> = Default::default();
+        let (r, f) = (received.clone(), failing.clone());
+        let server = TestServer::new(free_port(), move |seen| {
+            if f.load(Ordering::SeqCst) {
+                return (500, b"ok".to_vec());
+            }
+            r.lock().unwrap().push(Received {
+                event_id: seen.header("payglot-event-id"),
+                timestamp: seen.header("payglot-timestamp"),
+                signature: seen.header("payglot-signature"),
+                body: String::from_utf8_lossy(&seen.body).into_owned(),
+            });
+            (200, b"ok".to_vec())
+        });
+        MerchantServer { port: server.port, received, failing, delay_ms: server.delay_ms.clone(), server }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/notify", self.port)
+    }
+
+    pub async fn start(&mut self) {
+        self.server.start().await;
+    }
+
+    pub fn stop(&mut self) {
+        self.server.stop();
+    }
+
+    pub fn events(&self) -> Vec<Received> {
+        self.received.lock().unwrap().clone()
     }
 }
 
