@@ -1,5 +1,5 @@
 //! The gateway's shared state, the same for every door and worker: the live config, the
-//! store, the upstream client, providers' rate limits, and the timeline buffer.
+//! store, the upstream client, providers' rate limits, the clock, and the timeline buffer.
 
 use crate::config::reload::ConfigHandle;
 use crate::store::Store;
@@ -24,8 +24,30 @@ pub struct Gateway {
     /// Upstream calls noted in the last second or two, so a payment polled many times a second
     /// gets one timeline line per second for the same call and outcome, not one per poll.
     pub recent_calls: std::sync::Mutex<RecentKeys>,
-    /// Payments whose checkout page was opened (see `api::payments::checkout`).
+    /// Payments whose checkout page was opened (see `doors::checkout`).
     pub checkouts: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// The time every door and worker decides by.
+    pub clock: Clock,
+}
+
+/// The gateway's clock in unix seconds: the system clock, plus however far the admin moved it
+/// forward. Only a sandbox gateway with `sandbox.adjustable_clock: true` lets the admin move it
+/// (`POST /admin/clock?advance=SECONDS`), so tests advance time instead of sleeping; elsewhere
+/// it is the system clock.
+#[derive(Debug, Default)]
+pub struct Clock {
+    offset: std::sync::atomic::AtomicI64,
+}
+
+impl Clock {
+    pub fn now(&self) -> i64 {
+        crate::model::now_unix() + self.offset.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Moves the clock forward by `secs`.
+    pub fn advance(&self, secs: i64) {
+        self.offset.fetch_add(secs.max(0), std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 /// A set that forgets: keys seen in the current or the previous period (one second).

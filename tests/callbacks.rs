@@ -76,8 +76,7 @@ async fn forged_callbacks_are_refused_and_duplicates_make_one_event() {
 
     let (_, p) = gw.call("GET", "/v1/payments/T-CB1", "").await;
     assert_eq!(p["status"], "pending", "nothing forged moved the payment: {p}");
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert!(merchant.events().is_empty(), "no event from forged callbacks");
+    assert!(gw.payment_events(&payment_id).await.is_empty(), "no event from forged callbacks");
 
     let valid = notify_body(paid_fields(&payment_id, &trade_no, XXPAY_A.0, 300), key);
     assert_eq!(gw.callback("xxpay-a", &valid).await, (200, "success".to_string()));
@@ -87,9 +86,10 @@ async fn forged_callbacks_are_refused_and_duplicates_make_one_event() {
         async move { (n >= 1).then_some(()) }
     })
     .await;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    gw.settled().await;
+    assert_eq!(gw.payment_events(&payment_id).await.len(), 1, "one event for two callbacks");
     let events = merchant.events();
-    assert_eq!(events.len(), 1, "one event for two callbacks: {events:?}");
+    assert_eq!(events.len(), 1, "one notification: {events:?}");
     assert_eq!(events[0].json()["data"]["paid_amount"], 300);
 }
 
@@ -99,7 +99,7 @@ async fn events_wait_for_a_merchant_that_is_down_and_survive_a_restart() {
     let mut gw = Gateway::new(&merchant.url());
     gw.start().await;
 
-    let (_, trade_no) = create(&gw, "T-DOWN1", 100).await;
+    let (down1, trade_no) = create(&gw, "T-DOWN1", 100).await;
     gw.pay_at_sandbox(&trade_no).await;
     eventually("the payment to settle", Duration::from_secs(10), || async {
         let (_, p) = gw.call("GET", "/v1/payments/T-DOWN1", "").await;
@@ -107,7 +107,11 @@ async fn events_wait_for_a_merchant_that_is_down_and_survive_a_restart() {
     })
     .await;
     // A few failed attempts on the 1 s schedule, then the merchant comes up.
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    eventually("two failed delivery attempts", Duration::from_secs(10), || async {
+        let events = gw.payment_events(&down1).await;
+        events.first().is_some_and(|e| e["attempts"].as_u64() >= Some(2)).then_some(())
+    })
+    .await;
     merchant.start().await;
     eventually("delivery once the merchant is up", Duration::from_secs(10), || {
         let n = merchant.events().len();
@@ -136,6 +140,6 @@ async fn events_wait_for_a_merchant_that_is_down_and_survive_a_restart() {
     assert_eq!(second["data"]["out_trade_no"], "T-DOWN2");
     assert_eq!(second["data"]["amount"], 200);
     assert!(events[1].signature_valid());
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    gw.settled().await;
     assert_eq!(merchant.events().len(), 2, "no duplicates after delivery");
 }

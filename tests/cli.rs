@@ -5,7 +5,6 @@ mod common;
 
 use common::*;
 use std::process::Command;
-use std::time::Duration;
 
 fn payglot(args: &[&str]) -> (bool, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_payglot")).args(args).output().unwrap();
@@ -93,7 +92,6 @@ async fn call_drives_a_sandbox_payment() {
     let json: serde_json::Value = serde_json::from_str(out.lines().nth(1).unwrap()).unwrap();
     gw.pay_at_sandbox(json["provider_trade_no"].as_str().unwrap()).await;
     events(&merchant, 1).await;
-    tokio::time::sleep(Duration::from_millis(100)).await;
     let (ok, out) = run(args(&["GET", "/v1/payments/CLI-1"]));
     assert!(ok && out.contains("\"status\":\"succeeded\""), "{out}");
     let (ok, out) = run(args(&["GET", "/v1/payments/nope"]));

@@ -98,7 +98,8 @@ async fn start_schools_refusing_first(
         let dialect = req.path.trim_start_matches("/notify/").to_string();
         let content_type = req.header("content-type");
         let school = schools[&dialect].clone();
-        let inbound = InboundHttp { method: &req.method, query: &req.query, content_type: &content_type, body: &req.body };
+        let inbound =
+            InboundHttp { method: &req.method, query: &req.query, content_type: &content_type, body: &req.body };
         let report = match school.read_callback(inbound, now()) {
             Ok(CallbackReport::Payment(r)) => Ok(r),
             Ok(other) => Err(format!("not a payment callback: {other:?}")),
@@ -363,7 +364,7 @@ async fn doors_refund_cancel_retry_callbacks_and_refuse_in_their_own_shape() {
         })
         .await;
         assert_eq!(attempts, vec![true, true], "{dialect}: both verified, the second acked");
-        tokio::time::sleep(Duration::from_millis(1500)).await;
+        gw.settled().await;
         assert_eq!(callbacks_for(&received, &paid.out_trade_no).len(), 2, "{dialect}: none after the ack");
 
         let base = format!("{}/compat/{dialect}", gw.base());

@@ -62,7 +62,8 @@ impl FixtureProvider {
         let requests = Arc::new(Mutex::new(Vec::new()));
         let (a, r) = (answer.clone(), requests.clone());
         let mut server = TestServer::new(port, move |seen| {
-            let target = if seen.query.is_empty() { seen.path.clone() } else { format!("{}?{}", seen.path, seen.query) };
+            let target =
+                if seen.query.is_empty() { seen.path.clone() } else { format!("{}?{}", seen.path, seen.query) };
             r.lock().unwrap().push(format!("{target} {}", String::from_utf8_lossy(&seen.body)));
             (200, a.lock().unwrap().clone())
         });

@@ -40,7 +40,7 @@ async fn five_hundred_payments_through_two_instances_make_five_hundred_events() 
         async move { (events.len() >= n).then_some(events) }
     })
     .await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    a.settled().await;
     let events_after = merchant.events();
     assert_eq!(events_after.len(), n, "no duplicates");
     let ids: HashSet<String> = events.iter().map(|e| e.event_id.clone()).collect();
@@ -85,7 +85,12 @@ async fn an_instance_killed_while_delivering_loses_no_event() {
         let (_, p) = gw.call("POST", "/v1/payments", &payment_body(&format!("K-{i}"), 100)).await;
         a.pay_at_sandbox(p["provider_trade_no"].as_str().unwrap()).await;
     }
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Every payment called back by a's sandbox (it dies with a), deliveries in flight.
+    eventually("the callbacks done and deliveries in flight", Duration::from_secs(10), || async {
+        let (_, in_flight) = a.sandbox_callbacks().await;
+        (in_flight == 0 && merchant.arrived() >= 2).then_some(())
+    })
+    .await;
     a.kill(); // kill -9, its claims die with it
     let events = eventually("every event, by the surviving instance after the lease", Duration::from_secs(60), || {
         let events = merchant.events();

@@ -31,8 +31,8 @@ async fn payment_is_created_paid_notified_once_and_queried() {
         async move { (!events.is_empty()).then_some(events) }
     })
     .await;
-    // Wait past the sandbox's first notify retry to be sure no second event follows.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // The sandbox's callback acked and the outbox empty: no second event can follow.
+    gw.settled().await;
     let events_after = merchant.events();
     assert_eq!(events_after.len(), 1, "exactly one notification: {events_after:?}");
     let event = &events[0];

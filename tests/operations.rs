@@ -5,6 +5,7 @@ mod common;
 
 use common::*;
 use std::io::{Read, Write};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The value of the sample of `name` whose labels include all of `labels`.
@@ -84,8 +85,11 @@ async fn requests_carry_an_id_into_the_answer_and_the_log() {
     let mut answer = String::new();
     s.read_to_string(&mut answer).unwrap();
     assert!(answer.to_ascii_lowercase().contains("x-request-id: req_"), "a generated id: {answer}");
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    assert!(gw.log().contains("trace-abc-123"), "the log line carries the id");
+    eventually("the request's log line", Duration::from_secs(5), || {
+        let logged = gw.log().contains("trace-abc-123");
+        async move { logged.then_some(()) }
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -96,8 +100,10 @@ async fn sigterm_lets_requests_in_flight_finish() {
     let gw = std::sync::Arc::new(std::sync::Mutex::new(gw));
     let port = gw.lock().unwrap().port;
     let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    let answered = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let mut tasks = Vec::new();
     for _ in 0..8 {
+        let answered = answered.clone();
         tasks.push(tokio::spawn(async move {
             let client = payglot::upstream::Upstream::new();
             let (mut complete, mut refused) = (0, 0);
@@ -127,6 +133,7 @@ async fn sigterm_lets_requests_in_flight_finish() {
                             serde_json::from_slice(&a.body).expect("a complete JSON body, never a truncated one");
                         assert_eq!((a.status, body["out_trade_no"].as_str()), (200, Some("G-1")));
                         complete += 1;
+                        answered.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                     }
                     Err(_) => {
                         refused += 1;
@@ -137,7 +144,12 @@ async fn sigterm_lets_requests_in_flight_finish() {
             (complete, refused)
         }));
     }
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // SIGTERM once the load is under way.
+    eventually("requests under way", Duration::from_secs(5), || {
+        let n = answered.load(std::sync::atomic::Ordering::SeqCst);
+        async move { (n >= 100).then_some(()) }
+    })
+    .await;
     let pid = gw.lock().unwrap().pid().unwrap();
     std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap();
     let (mut complete, mut refused) = (0, 0);

@@ -45,7 +45,7 @@ async fn dropped_callbacks_are_replaced_by_queries_and_races_make_one_event() {
         gw.pay_at_sandbox(p["provider_trade_no"].as_str().unwrap()).await;
     }
     events(&merchant, 11).await;
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    gw.settled().await;
     let all = merchant.events();
     assert_eq!(all.len(), 11, "exactly one event per payment: {:?}", kinds(&all));
     assert!(all.iter().all(|e| e.json()["type"] == "payment.succeeded"));
@@ -60,12 +60,14 @@ async fn expired_payments_are_closed_at_the_provider_but_never_a_paid_one() {
     let create = |no: &str, expire: i64| {
         json!({"out_trade_no": no, "amount": 100, "subject": "s", "channel": "alipay", "scene": "h5", "expire_seconds": expire}).to_string()
     };
-    let (_, unpaid) = gw.call_as("school-zx", "POST", "/v1/payments", &create("E-1", 2)).await;
-    let (_, late) = gw.call_as("school-zx", "POST", "/v1/payments", &create("E-2", 3)).await;
+    let (_, unpaid) = gw.call_as("school-zx", "POST", "/v1/payments", &create("E-1", 60)).await;
+    let (_, late) = gw.call_as("school-zx", "POST", "/v1/payments", &create("E-2", 120)).await;
     assert!(unpaid["expires_at"].as_str().is_some());
-    // Paid a moment before it expires (its callback is lost): settled, not closed.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Time passes E-1's expiry, not E-2's; E-2 is paid a moment before it expires (its
+    // callback is lost) and then expires: settled, not closed.
+    gw.advance_clock(90).await;
     gw.pay_at("zhixiao", late["payment_id"].as_str().unwrap()).await;
+    gw.advance_clock(60).await;
 
     let ev = events(&merchant, 2).await;
     assert_eq!(
@@ -107,10 +109,18 @@ async fn without_a_provider_close_only_a_known_order_lifetime_allows_closing() {
     assert_eq!((status, known["provider"].as_str()), (200, Some("xxpay-short")), "{known}");
     let (_, unknown) = gw.call("POST", "/v1/payments", &body("L-2", "alipay")).await;
     assert_eq!(unknown["provider"], "xxpay-a");
+    // Both expire, and L-1's order lifetime at its provider passes.
+    gw.advance_clock(5).await;
 
     let ev = events(&merchant, 1).await;
     assert_eq!(kinds(&ev), vec![("L-1".to_string(), "payment.closed".to_string())]);
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    let l2 = unknown["payment_id"].as_str().unwrap().to_string();
+    eventually("the requery worker's decision on L-2", Duration::from_secs(10), || {
+        let log = gw.log();
+        let decided = log.lines().any(|l| l.contains(&l2) && l.contains("kept pending"));
+        async move { decided.then_some(()) }
+    })
+    .await;
     let (_, q) = gw.call("GET", "/v1/payments/L-2", "").await;
     assert_eq!(q["status"], "pending", "xxpay offers no close and its lifetime is unknown: kept pending");
     assert_eq!(merchant.events().len(), 1);

@@ -179,15 +179,17 @@ async fn routes_rewritten_under_load_never_fail_or_misroute_a_payment() {
             seen
         }));
     }
-    // Ten rewrites, valid and invalid alternately, while the workers run.
+    // Ten rewrites, valid and invalid alternately, while the workers run; each is taken (or
+    // refused) before the next.
     for k in 0..10 {
-        tokio::time::sleep(Duration::from_millis(900)).await;
         let text = match k % 4 {
             0 => gw.routes_yaml("xxpay-b"),
             2 => gw.routes_yaml("xxpay-a"),
             _ => gw.routes_yaml("xxpay-nowhere"),
         };
+        let (_, before) = gw.admin("GET", "/admin/config").await;
         gw.write_config(&text);
+        gw.await_reload(&before).await;
     }
     let mut results = Vec::new();
     for w in workers {

@@ -54,10 +54,16 @@ async fn a_store_outage_is_survived_without_losing_a_callback() {
     let (status, e) = gw.call("POST", "/v1/payments", &payment_body("O-X", 100)).await;
     assert_eq!((status, e["error"]["code"].as_str()), (503, Some("store_unavailable")), "{e}");
     // Paid while the store is down: the callbacks are refused, and the sandbox retries them.
+    let (attempts, _) = gw.sandbox_callbacks().await;
     for t in &trade_nos[3..] {
         gw.pay_at_sandbox(t).await;
     }
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Each of the three callbacks tried and refused, and tried again.
+    eventually("the sandbox to send the callbacks again", Duration::from_secs(15), || async {
+        let (now, in_flight) = gw.sandbox_callbacks().await;
+        (now >= attempts + 6 && in_flight == 3).then_some(())
+    })
+    .await;
     assert_eq!(merchant.events().len(), 3, "nothing acked without its event");
     pg(&ctl, "start");
 

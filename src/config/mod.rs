@@ -51,6 +51,8 @@ struct RawSandbox {
     listen: String,
     #[serde(default)]
     notify_retry_secs: Option<Vec<u64>>,
+    #[serde(default)]
+    adjustable_clock: bool,
 }
 
 #[derive(Deserialize)]
@@ -223,6 +225,9 @@ pub struct Config {
 pub struct SandboxConfig {
     pub listen: SocketAddr,
     pub notify_retry_secs: Vec<u64>,
+    /// Whether the admin may move the gateway's clock forward (`POST /admin/clock`), for tests
+    /// and demos that advance time instead of waiting. Only a sandbox gateway has it.
+    pub adjustable_clock: bool,
 }
 
 /// How merchant notifications are retried.
@@ -451,6 +456,7 @@ fn parse_with(text: &str, base_dir: &Path, resolver: &secrets::Resolver<'_>) -> 
         Some(SandboxConfig {
             listen,
             notify_retry_secs: s.notify_retry_secs.clone().unwrap_or_else(|| vec![60, 120, 180, 240, 300]),
+            adjustable_clock: s.adjustable_clock,
         })
     });
 

@@ -8,9 +8,10 @@
 //! `GET /admin/events?merchant=&status=pending|failed|delivered` with
 //! `POST /admin/events/{id}/replay`, `GET /admin/anomalies?provider=&payment=&since=` (amount
 //! mismatches, callbacks from accounts that do not own the payment, payments paid after they
-//! were final), and
+//! were final),
 //! `GET /admin/reconcile?provider=ID&date=YYYY-MM-DD` (`POST ...&settle=true` settles missed
-//! payments). Paths are matched by a router (matchit); a known path with another method is 405
+//! payments), and `GET /admin/clock` (the gateway's clock; `POST /admin/clock?advance=SECONDS`
+//! moves it forward, only on a sandbox gateway with `sandbox.adjustable_clock`). Paths are matched by a router (matchit); a known path with another method is 405
 //! with `Allow`. A non-loopback `admin_listen` needs an `admin_token` (checked when the config
 //! is validated).
 
@@ -88,6 +89,7 @@ enum Endpoint {
     Anomalies,
     Payment,
     Reconcile,
+    Clock,
 }
 
 /// Each path with the methods it takes.
@@ -104,6 +106,7 @@ const ENDPOINTS: &[(&str, &[&str], Endpoint)] = &[
     ("/admin/anomalies", &["GET"], Endpoint::Anomalies),
     ("/admin/payments/{id}", &["GET"], Endpoint::Payment),
     ("/admin/reconcile", &["GET", "POST"], Endpoint::Reconcile),
+    ("/admin/clock", &["GET", "POST"], Endpoint::Clock),
 ];
 
 fn router() -> &'static matchit::Router<usize> {
@@ -153,7 +156,7 @@ async fn handle(gateway: &Gateway, method: &str, path: &str, query: &str) -> Rep
                 Err(e) => store_unavailable(e),
             }
         }
-        Endpoint::ReplayEvent => match gateway.store.replay_event(&id, crate::model::now_unix()).await {
+        Endpoint::ReplayEvent => match gateway.store.replay_event(&id, gateway.clock.now()).await {
             Ok(true) => {
                 gateway.outbox_wake.notify_one();
                 Reply::json(200, &json!({"replayed": id}))
@@ -214,12 +217,30 @@ async fn handle(gateway: &Gateway, method: &str, path: &str, query: &str) -> Rep
             // Settling changes state: POST only.
             let settle = method == "POST" && q.get("settle").map(String::as_str) == Some("true");
             let live = gateway.config.current();
-            match crate::workers::reconcile::reconcile(gateway, &live, provider, date, settle, crate::model::now_unix())
+            match crate::workers::reconcile::reconcile(gateway, &live, provider, date, settle, gateway.clock.now())
                 .await
             {
                 Ok(report) => Reply::json(200, &json!(report)),
                 Err(e) => error(400, "invalid_request", e),
             }
+        }
+        Endpoint::Clock => {
+            let adjustable = gateway.config.current().config.sandbox.as_ref().is_some_and(|s| s.adjustable_clock);
+            if method == "POST" {
+                let advance = q.get("advance").and_then(|a| a.parse::<i64>().ok()).filter(|a| (0..=86_400).contains(a));
+                match (adjustable, advance) {
+                    (false, _) => {
+                        return error(
+                            403,
+                            "forbidden",
+                            "the clock is the system's: only a sandbox gateway with sandbox.adjustable_clock moves it",
+                        )
+                    }
+                    (true, None) => return error(400, "invalid_request", "advance: seconds from 0 to 86400"),
+                    (true, Some(secs)) => gateway.clock.advance(secs),
+                }
+            }
+            Reply::json(200, &json!({"now": gateway.clock.now(), "adjustable": adjustable}))
         }
         Endpoint::Healthz => Reply::json(200, &json!({"status": "ok"})),
         Endpoint::Readyz => match gateway.store.ping().await {

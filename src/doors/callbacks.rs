@@ -8,7 +8,6 @@ use crate::app::Gateway;
 use crate::core::settle::{apply_payout_report, apply_report, ReportError, ReportSource};
 use crate::dialects::{CallbackReply, CallbackReport, InboundHttp, PaymentReport, PayoutReport};
 use crate::http::{HttpIn, Reply};
-use crate::model::now_unix;
 
 fn reply(r: CallbackReply, status: u16) -> Reply {
     Reply { status, content_type: r.content_type, body: r.body }
@@ -31,7 +30,7 @@ pub async fn handle(gateway: &Gateway, account: &str, request: &HttpIn) -> Reply
         content_type: request.header("content-type").unwrap_or(""),
         body: &request.body,
     };
-    let now = now_unix();
+    let now = gateway.clock.now();
     let report = match dialect.read_callback(inbound, now) {
         Ok(r) => r,
         Err(e) => {

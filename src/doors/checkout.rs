@@ -24,7 +24,7 @@ pub async fn checkout(gateway: &Gateway, payment_id: &str) -> Result<Reply, ApiE
     let opened_before = checkout_opened(gateway, payment_id).await;
     if payment.status == PaymentStatus::Pending && opened_before {
         let live = gateway.config.current();
-        if let Ok(now) = refresh_from_provider(gateway, &live, &payment, crate::model::now_unix()).await {
+        if let Ok(now) = refresh_from_provider(gateway, &live, &payment, gateway.clock.now()).await {
             payment = now;
         }
     }

@@ -175,19 +175,22 @@ impl Ledger {
     }
 }
 
-/// Sends callbacks with retries; counts attempts.
+/// Sends callbacks with retries; counts attempts, and the callbacks still being sent (not
+/// yet acked, retries left).
 pub struct Notifier {
     pub upstream: Arc<Upstream>,
     pub retry_secs: Vec<u64>,
     pub attempts: Arc<AtomicU64>,
+    pub in_flight: Arc<AtomicU64>,
 }
 
 impl Notifier {
     /// Sends `notify` now and after each retry delay until acked.
     pub fn spawn(&self, notify: Notify) {
         let upstream = self.upstream.clone();
-        let attempts = self.attempts.clone();
+        let (attempts, in_flight) = (self.attempts.clone(), self.in_flight.clone());
         let delays: Vec<u64> = std::iter::once(0).chain(self.retry_secs.iter().copied()).collect();
+        in_flight.fetch_add(1, Ordering::SeqCst);
         tokio::spawn(async move {
             for delay in delays {
                 tokio::time::sleep(Duration::from_secs(delay)).await;
@@ -196,9 +199,10 @@ impl Notifier {
                 let answer =
                     upstream.send(notify.method, &notify.url, &headers, notify.body.clone(), 2000, 10_000).await;
                 if answer.as_ref().is_ok_and(|a| notify.ack.matches(a.status, &a.body)) {
-                    return;
+                    break;
                 }
             }
+            in_flight.fetch_sub(1, Ordering::SeqCst);
         });
     }
 }

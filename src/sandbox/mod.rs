@@ -12,7 +12,8 @@
 //! `POST /xxpay/payout/{order}`.
 //!
 //! Control for tests and demos (not part of any provider): `GET /_sandbox/stats` counts the
-//! provider API requests each dialect received; `POST /_sandbox/fault?dialect=D&mode=M` makes a
+//! provider API requests each dialect received and the callbacks sent (`attempts`) and still
+//! being sent (`in_flight`: not acked, retries left); `POST /_sandbox/fault?dialect=D&mode=M` makes a
 //! dialect answer every API request with HTTP 500 (`mode=error500`), process requests but
 //! answer HTTP 500 (`mode=lose_answers`, an answer lost on the way), drop its callbacks
 //! (`mode=drop_callbacks`) or behave again (`mode=ok`).
@@ -86,7 +87,12 @@ impl Sandbox {
             base_url: base_url.to_string(),
             ledger: Mutex::new(Ledger::default()),
             accounts: Mutex::new(Accounts::default()),
-            notifier: Notifier { upstream, retry_secs: notify_retry_secs, attempts: Arc::new(AtomicU64::new(0)) },
+            notifier: Notifier {
+                upstream,
+                retry_secs: notify_retry_secs,
+                attempts: Arc::new(AtomicU64::new(0)),
+                in_flight: Arc::new(AtomicU64::new(0)),
+            },
             limits: Default::default(),
             requests: Default::default(),
             faults: Default::default(),
@@ -192,7 +198,11 @@ impl Sandbox {
         match (request.method.as_str(), path) {
             ("GET", "/stats") => {
                 let requests = self.requests.lock().unwrap_or_else(|p| p.into_inner()).clone();
-                json_reply(serde_json::json!({"requests": requests}).to_string())
+                let callbacks = serde_json::json!({
+                    "attempts": self.notifier.attempts.load(std::sync::atomic::Ordering::Relaxed),
+                    "in_flight": self.notifier.in_flight.load(std::sync::atomic::Ordering::SeqCst),
+                });
+                json_reply(serde_json::json!({"requests": requests, "callbacks": callbacks}).to_string())
             }
             ("POST", "/fault") => {
                 let q: HashMap<String, String> =

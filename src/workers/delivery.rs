@@ -8,7 +8,6 @@
 use crate::app::Gateway;
 use crate::config::{DeliveryConfig, MerchantConfig};
 use crate::core::notify::event_signature;
-use crate::model::now_unix;
 use crate::model::Payment;
 use crate::store::OutboxEvent;
 use std::sync::Arc;
@@ -46,7 +45,7 @@ pub async fn run(gateway: Arc<Gateway>, mut shutdown: watch::Receiver<bool>) {
 /// Sends every due event once; returns how many were attempted.
 pub async fn deliver_due(gateway: &Arc<Gateway>) -> usize {
     let lease = gateway.config.current().config.delivery.lease_secs as i64;
-    let events = match gateway.store.claim_due_events(now_unix(), BATCH, lease).await {
+    let events = match gateway.store.claim_due_events(gateway.clock.now(), BATCH, lease).await {
         Ok(e) => e,
         Err(e) => {
             tracing::error!(error = %e, "cannot read the outbox");
@@ -79,7 +78,7 @@ async fn deliver(gateway: &Gateway, event: OutboxEvent) {
         },
         Some(merchant) => send_event(gateway, merchant, &event, delivery.timeout_ms).await,
     };
-    let now = now_unix();
+    let now = gateway.clock.now();
     let detail = match &outcome {
         Ok(()) => serde_json::json!({"event_id": event.id, "kind": event.kind, "outcome": "delivered"}),
         Err(e) => serde_json::json!({"event_id": event.id, "kind": event.kind, "outcome": "failed", "error": e}),
@@ -127,7 +126,7 @@ async fn send_event(
     if event.notify_url.is_empty() {
         return Err("no notify_url".to_string());
     }
-    let timestamp = now_unix().to_string();
+    let timestamp = gateway.clock.now().to_string();
     let signature = event_signature(merchant.key.expose(), &timestamp, &event.id, event.body.as_bytes());
     let headers = [
         ("content-type", "application/json"),
@@ -165,7 +164,7 @@ async fn send_door_callback(
     event: &OutboxEvent,
     timeout_ms: u64,
 ) -> Result<(), String> {
-    let Some(notify) = crate::core::notify::callback(merchant, payment, &event.kind, now_unix())? else {
+    let Some(notify) = crate::core::notify::callback(merchant, payment, &event.kind, gateway.clock.now())? else {
         tracing::debug!(event_id = %event.id, kind = %event.kind, "the school's dialect has no callback for this event");
         return Ok(());
     };

@@ -23,7 +23,7 @@ use crate::core::payments::{close_at_provider, close_locally, refresh_from_provi
 use crate::core::payouts::refresh_payout;
 use crate::core::refunds::refresh_refund;
 use crate::dialects::DialectError;
-use crate::model::{now_unix, Payment, TransferStatus};
+use crate::model::{Payment, TransferStatus};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -58,7 +58,7 @@ pub async fn run(gateway: Arc<Gateway>, mut shutdown: watch::Receiver<bool>) {
 
 /// Checks every payment that is due now; returns how many.
 pub async fn check_due(gateway: &Arc<Gateway>) -> usize {
-    let due = match gateway.store.claim_due_checks(now_unix(), BATCH, LEASE_SECS).await {
+    let due = match gateway.store.claim_due_checks(gateway.clock.now(), BATCH, LEASE_SECS).await {
         Ok(d) => d,
         Err(e) => {
             tracing::error!(error = %e, "cannot read payments due for a check");
@@ -68,7 +68,7 @@ pub async fn check_due(gateway: &Arc<Gateway>) -> usize {
     let live = gateway.config.current();
     let first_delay = live.config.requery.schedule_secs.first().copied().unwrap_or(60) as i64;
     let (refunds, payouts) =
-        match gateway.store.claim_due_transfer_checks(now_unix(), first_delay, BATCH, LEASE_SECS).await {
+        match gateway.store.claim_due_transfer_checks(gateway.clock.now(), first_delay, BATCH, LEASE_SECS).await {
             Ok(t) => t,
             Err(e) => {
                 tracing::error!(error = %e, "cannot read refunds and payouts due for a check");
@@ -80,7 +80,7 @@ pub async fn check_due(gateway: &Arc<Gateway>) -> usize {
     for (refund, done) in refunds {
         let (gateway, live) = (gateway.clone(), live.clone());
         checks.spawn(async move {
-            let now = now_unix();
+            let now = gateway.clock.now();
             let next = match refresh_refund(&gateway, &live, &refund, now).await {
                 Ok(r) if r.status != TransferStatus::Pending => None,
                 Err(true) => None,
@@ -92,7 +92,7 @@ pub async fn check_due(gateway: &Arc<Gateway>) -> usize {
     for (payout, done) in payouts {
         let (gateway, live) = (gateway.clone(), live.clone());
         checks.spawn(async move {
-            let now = now_unix();
+            let now = gateway.clock.now();
             let next = match refresh_payout(&gateway, &live, &payout, now).await {
                 Ok(p) if p.status != TransferStatus::Pending => None,
                 Err(true) => None,
@@ -110,7 +110,7 @@ pub async fn check_due(gateway: &Arc<Gateway>) -> usize {
 }
 
 async fn check(gateway: &Gateway, live: &LiveConfig, payment: Payment, done: u32) {
-    let now = now_unix();
+    let now = gateway.clock.now();
     let schedule = &live.config.requery.schedule_secs;
     let next = match refresh_from_provider(gateway, live, &payment, now).await {
         Ok(p) if p.status.is_final() => None,

@@ -123,13 +123,21 @@ pub type Handler = Arc<dyn Fn(Seen) -> (u16, Vec<u8>) + Send + Sync>;
 pub struct TestServer {
     pub port: u16,
     pub delay_ms: Arc<std::sync::atomic::AtomicU64>,
+    /// Requests that arrived (counted before the delay, so a slow answer is seen in flight).
+    pub arrived: Arc<std::sync::atomic::AtomicU64>,
     handler: Handler,
     task: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl TestServer {
     pub fn new(port: u16, handler: impl Fn(Seen) -> (u16, Vec<u8>) + Send + Sync + 'static) -> Self {
-        TestServer { port, delay_ms: Default::default(), handler: Arc::new(handler), task: None }
+        TestServer {
+            port,
+            delay_ms: Default::default(),
+            arrived: Default::default(),
+            handler: Arc::new(handler),
+            task: None,
+        }
     }
 
     /// A server on a free port, started.
@@ -145,17 +153,18 @@ impl TestServer {
 
     pub async fn start(&mut self) {
         let listener = TcpListener::bind(("127.0.0.1", self.port)).await.expect("test server port");
-        let (handler, delay) = (self.handler.clone(), self.delay_ms.clone());
+        let (handler, delay, arrived) = (self.handler.clone(), self.delay_ms.clone(), self.arrived.clone());
         self.task = Some(tokio::spawn(async move {
             // The connections live in the task: stopping the server drops them too.
             let mut connections = JoinSet::new();
             loop {
                 let Ok((stream, _)) = listener.accept().await else { continue };
-                let (handler, delay) = (handler.clone(), delay.clone());
+                let (handler, delay, arrived) = (handler.clone(), delay.clone(), arrived.clone());
                 connections.spawn(async move {
                     let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
                         let handler = handler.clone();
                         let delay = delay.load(Ordering::SeqCst);
+                        arrived.fetch_add(1, Ordering::SeqCst);
                         async move {
                             tokio::time::sleep(Duration::from_millis(delay)).await;
                             let (parts, body) = req.into_parts();
@@ -238,6 +247,11 @@ impl MerchantServer {
     pub fn events(&self) -> Vec<Received> {
         self.received.lock().unwrap().clone()
     }
+
+    /// Requests that reached the server, answered or still waiting on `delay_ms`.
+    pub fn arrived(&self) -> u64 {
+        self.server.arrived.load(Ordering::SeqCst)
+    }
 }
 
 /// Ports and files of one gateway under test.
@@ -317,7 +331,10 @@ impl Gateway {
             self.public_url,
             self.store,
             if self.embedded_sandbox {
-                format!("sandbox:\n  listen: 127.0.0.1:{}\n  notify_retry_secs: [1, 1, 1, 2, 3, 5]\n", self.sandbox_port)
+                format!(
+                    "sandbox:\n  listen: 127.0.0.1:{}\n  notify_retry_secs: [1, 1, 1, 2, 3, 5]\n  adjustable_clock: true\n",
+                    self.sandbox_port
+                )
             } else {
                 String::new()
             },
@@ -455,6 +472,37 @@ impl Gateway {
         let a = self.http("GET", &format!("http://127.0.0.1:{port}/_sandbox/stats"), &[], b"").await;
         let v: Value = serde_json::from_slice(&a.body).unwrap();
         v["requests"][dialect].as_u64().unwrap_or(0)
+    }
+
+    /// The sandbox's callbacks: (attempts made, callbacks still being sent).
+    pub async fn sandbox_callbacks(&self) -> (u64, u64) {
+        let a = self.http("GET", &format!("http://127.0.0.1:{}/_sandbox/stats", self.sandbox_port), &[], b"").await;
+        let v: Value = serde_json::from_slice(&a.body).unwrap();
+        (v["callbacks"]["attempts"].as_u64().unwrap_or(0), v["callbacks"]["in_flight"].as_u64().unwrap_or(0))
+    }
+
+    /// Waits until nothing is left to happen: no sandbox callback is still being sent and no
+    /// event waits in the gateway's outbox, so what the merchant received is final.
+    pub async fn settled(&self) {
+        eventually("the sandbox's callbacks and the outbox to settle", Duration::from_secs(30), || async {
+            let (_, in_flight) = self.sandbox_callbacks().await;
+            let (_, pending) = self.admin("GET", "/admin/events?status=pending").await;
+            (in_flight == 0 && pending["events"].as_array().is_some_and(|e| e.is_empty())).then_some(())
+        })
+        .await;
+    }
+
+    /// The events of a payment as the gateway's store holds them (kind, state, attempts).
+    pub async fn payment_events(&self, payment_id: &str) -> Vec<Value> {
+        let (status, v) = self.admin("GET", &format!("/admin/payments/{payment_id}")).await;
+        assert_eq!(status, 200, "{v}");
+        v["events"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// Moves the gateway's clock forward (its sandbox config has `adjustable_clock`).
+    pub async fn advance_clock(&self, secs: i64) {
+        let (status, v) = self.admin("POST", &format!("/admin/clock?advance={secs}")).await;
+        assert_eq!(status, 200, "{v}");
     }
 
     /// Sets a sandbox fault mode for a dialect.

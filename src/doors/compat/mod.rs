@@ -34,7 +34,7 @@ use crate::dialects::provider_side::{
 };
 use crate::dialects::{self, CreateOrder, DialectError, DialectSpec, ProviderConfig};
 use crate::http::{HttpIn, Reply};
-use crate::model::{now_unix, Action, Channel, Door, Payment, Refund, Scene, TransferStatus};
+use crate::model::{Action, Channel, Door, Payment, Refund, Scene, TransferStatus};
 use crate::routing::{candidates, PaymentFacts};
 
 /// Handles one `/compat/{dialect}/...` request.
@@ -61,7 +61,7 @@ pub async fn handle(gateway: &Gateway, request: &HttpIn) -> Reply {
 async fn serve(gateway: &Gateway, spec: &'static DialectSpec, path: &str, request: &HttpIn) -> Reply {
     // The request runs against the config it started with, even if a reload swaps it.
     let live = gateway.config.current();
-    let now = now_unix();
+    let now = gateway.clock.now();
     let keys = |id: &str| live.door(spec.name, id).map(|(_, door)| door.keyed());
     let incoming = Request {
         method: &request.method,
@@ -359,7 +359,7 @@ pub async fn notify_again(gateway: &Gateway, payment: &Payment) {
             return;
         }
     };
-    let now = crate::model::now_unix();
+    let now = gateway.clock.now();
     for (event, _) in events.iter().filter(|(e, _)| e.kind == "payment.succeeded") {
         if let Ok(true) = gateway.store.replay_event(&event.id, now).await {
             gateway.outbox_wake.notify_one();

@@ -12,7 +12,6 @@ use crate::config::MerchantConfig;
 use crate::core::ask::merchant_uses;
 use crate::core::error::ApiError;
 use crate::http::{HttpIn, Reply};
-use crate::model::now_unix;
 
 /// Handles one `/v1/...` request.
 pub async fn handle(gateway: &Gateway, request: &HttpIn) -> Reply {
@@ -90,6 +89,7 @@ impl Endpoint {
 }
 
 /// Which endpoint a method and path name (for the fuzz targets, too).
+#[cfg(any(test, feature = "test-support"))]
 pub(crate) fn endpoint_name(method: &str, path: &str) -> Result<&'static str, ApiError> {
     endpoint(method, path).map(|e| e.name())
 }
@@ -154,7 +154,7 @@ async fn dispatch(gateway: &Gateway, request: &HttpIn) -> Result<Reply, ApiError
     }
     // The request runs against the config it started with, even if a reload swaps it.
     let live = gateway.config.current();
-    let now = now_unix();
+    let now = gateway.clock.now();
     let headers = auth::SignedHeaders {
         merchant: request.header("payglot-merchant"),
         timestamp: request.header("payglot-timestamp"),
