@@ -3,6 +3,7 @@
 //! PostgreSQL implementation can do the same way (transactions, unique constraints, row claims).
 
 pub mod postgres;
+pub mod rows;
 pub mod sqlite;
 pub mod url;
 

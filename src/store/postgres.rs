@@ -7,6 +7,7 @@
 //! unreachable every call fails fast with a StoreError (503 / non-ack); broken connections are
 //! replaced by the pool, so service resumes by itself when the server is back.
 
+use super::rows::{self, sql, Columns, EVENT_COLUMNS, PAYMENT_COLUMNS, PAYOUT_COLUMNS, REFUND_COLUMNS};
 use super::*;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime, Transaction};
 use std::time::Duration;
@@ -279,109 +280,31 @@ fn err(e: impl fmt::Display) -> StoreError {
     StoreError(e.to_string())
 }
 
-fn parse<T: std::str::FromStr<Err = String>>(text: &str) -> Result<T, StoreError> {
-    text.parse().map_err(StoreError)
-}
+impl Columns for Row {
+    fn text(&self, i: usize) -> Result<String, StoreError> {
+        self.try_get(i).map_err(err)
+    }
 
-const PAYMENT_COLUMNS: &str = "payment_id, merchant_id, out_trade_no, amount, currency, subject, description, channel, scene, status, provider, provider_trade_no, paid_amount, paid_at, refunded_amount, attach, notify_url, return_url, action, created_at, updated_at, fingerprint, expires_at, door";
+    fn opt_text(&self, i: usize) -> Result<Option<String>, StoreError> {
+        self.try_get(i).map_err(err)
+    }
 
-fn payment_row(row: &Row) -> Result<(Payment, String), StoreError> {
-    let action: Option<String> = row.get(18);
-    Ok((
-        Payment {
-            payment_id: row.get(0),
-            merchant_id: row.get(1),
-            out_trade_no: row.get(2),
-            amount: row.get(3),
-            currency: row.get(4),
-            subject: row.get(5),
-            description: row.get(6),
-            channel: parse(row.get(7))?,
-            scene: parse(row.get(8))?,
-            status: parse(row.get(9))?,
-            provider: row.get(10),
-            provider_trade_no: row.get(11),
-            paid_amount: row.get(12),
-            paid_at: row.get(13),
-            refunded_amount: row.get(14),
-            attach: row.get(15),
-            notify_url: row.get(16),
-            return_url: row.get(17),
-            action: action.and_then(|a| serde_json::from_str(&a).ok()),
-            created_at: row.get(19),
-            updated_at: row.get(20),
-            expires_at: row.get(22),
-            door: row.get::<_, Option<String>>(23).and_then(|d| Door::from_json(&d)),
-        },
-        row.get(21),
-    ))
-}
+    fn int(&self, i: usize) -> Result<i64, StoreError> {
+        // INTEGER columns (attempts, checks) are int4 here.
+        match self.try_get::<_, i64>(i) {
+            Ok(v) => Ok(v),
+            Err(_) => self.try_get::<_, i32>(i).map(i64::from).map_err(err),
+        }
+    }
 
-const REFUND_COLUMNS: &str = "refund_id, out_refund_no, merchant_id, payment_id, out_trade_no, amount, reason, status, provider, provider_refund_no, created_at, updated_at, fingerprint";
-
-fn refund_row(row: &Row) -> Result<(Refund, String), StoreError> {
-    Ok((
-        Refund {
-            refund_id: row.get(0),
-            out_refund_no: row.get(1),
-            merchant_id: row.get(2),
-            payment_id: row.get(3),
-            out_trade_no: row.get(4),
-            amount: row.get(5),
-            reason: row.get(6),
-            status: parse(row.get(7))?,
-            provider: row.get(8),
-            provider_refund_no: row.get(9),
-            created_at: row.get(10),
-            updated_at: row.get(11),
-        },
-        row.get(12),
-    ))
-}
-
-const PAYOUT_COLUMNS: &str = "payout_id, out_payout_no, merchant_id, amount, currency, payee, remark, status, provider, provider_payout_no, notify_url, created_at, updated_at, fingerprint";
-
-fn payout_row(row: &Row) -> Result<(Payout, String), StoreError> {
-    let payee: String = row.get(5);
-    Ok((
-        Payout {
-            payout_id: row.get(0),
-            out_payout_no: row.get(1),
-            merchant_id: row.get(2),
-            amount: row.get(3),
-            currency: row.get(4),
-            payee: serde_json::from_str(&payee).map_err(err)?,
-            remark: row.get(6),
-            status: parse(row.get(7))?,
-            provider: row.get(8),
-            provider_payout_no: row.get(9),
-            notify_url: row.get(10),
-            created_at: row.get(11),
-            updated_at: row.get(12),
-        },
-        row.get(13),
-    ))
-}
-
-const EVENT_COLUMNS: &str = "id, merchant_id, payment_id, kind, notify_url, body, attempts, created_at";
-
-fn event_row(row: &Row) -> OutboxEvent {
-    let attempts: i32 = row.get(6);
-    OutboxEvent {
-        id: row.get(0),
-        merchant_id: row.get(1),
-        payment_id: row.get(2),
-        kind: row.get(3),
-        notify_url: row.get(4),
-        body: row.get(5),
-        attempts: attempts as u32,
-        created_at: row.get(7),
+    fn opt_int(&self, i: usize) -> Result<Option<i64>, StoreError> {
+        self.try_get(i).map_err(err)
     }
 }
 
 async fn insert_event(tx: &Transaction<'_>, e: &NewEvent) -> Result<(), StoreError> {
     tx.execute(
-        "INSERT INTO events (id, merchant_id, payment_id, kind, notify_url, body, state, next_attempt_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7, $7)",
+        sql::INSERT_EVENT,
         &[&e.id, &e.merchant_id, &e.payment_id, &e.kind.as_str(), &e.notify_url, &e.body, &e.created_at],
     )
     .await
@@ -396,10 +319,7 @@ async fn insert_anomaly<C: deadpool_postgres::GenericClient>(
 ) -> Result<bool, StoreError> {
     let detail = serde_json::to_string(&a.detail).unwrap_or_default();
     let n = client
-        .execute(
-            "INSERT INTO anomalies (kind, payment_id, provider, detail, created_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
-            &[&a.kind.as_str(), &a.payment_id, &a.provider, &detail, &now],
-        )
+        .execute(sql::INSERT_ANOMALY, &[&a.kind.as_str(), &a.payment_id, &a.provider, &detail, &now])
         .await
         .map_err(err)?;
     Ok(n == 1)
@@ -410,7 +330,7 @@ async fn payment_for_update(tx: &Transaction<'_>, payment_id: &str) -> Result<Op
         .query_opt(&format!("SELECT {PAYMENT_COLUMNS} FROM payments WHERE payment_id = $1 FOR UPDATE"), &[&payment_id])
         .await
         .map_err(err)?;
-    row.map(|r| payment_row(&r).map(|(p, _)| p)).transpose()
+    row.map(|r| rows::payment(&r).map(|(p, _)| p)).transpose()
 }
 
 impl PgStore {
@@ -484,12 +404,33 @@ impl Store for PgStore {
         let door = p.door.as_ref().map(Door::to_json);
         let inserted = client
             .execute(
-                &format!("INSERT INTO payments ({PAYMENT_COLUMNS}, next_check_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25) ON CONFLICT (merchant_id, out_trade_no) DO NOTHING"),
+                sql::INSERT_PAYMENT,
                 &[
-                    &p.payment_id, &p.merchant_id, &p.out_trade_no, &p.amount, &p.currency, &p.subject, &p.description,
-                    &p.channel.as_str(), &p.scene.as_str(), &p.status.as_str(), &p.provider, &p.provider_trade_no,
-                    &p.paid_amount, &p.paid_at, &p.refunded_amount, &p.attach, &p.notify_url, &p.return_url, &action,
-                    &p.created_at, &p.updated_at, &fingerprint, &p.expires_at, &door, &first_check_at,
+                    &p.payment_id,
+                    &p.merchant_id,
+                    &p.out_trade_no,
+                    &p.amount,
+                    &p.currency,
+                    &p.subject,
+                    &p.description,
+                    &p.channel.as_str(),
+                    &p.scene.as_str(),
+                    &p.status.as_str(),
+                    &p.provider,
+                    &p.provider_trade_no,
+                    &p.paid_amount,
+                    &p.paid_at,
+                    &p.refunded_amount,
+                    &p.attach,
+                    &p.notify_url,
+                    &p.return_url,
+                    &action,
+                    &p.created_at,
+                    &p.updated_at,
+                    &fingerprint,
+                    &p.expires_at,
+                    &door,
+                    &first_check_at,
                 ],
             )
             .await
@@ -497,26 +438,15 @@ impl Store for PgStore {
         if inserted == 1 {
             return Ok(Inserted::New);
         }
-        let row = client
-            .query_one(
-                &format!("SELECT {PAYMENT_COLUMNS} FROM payments WHERE merchant_id = $1 AND out_trade_no = $2"),
-                &[&p.merchant_id, &p.out_trade_no],
-            )
-            .await
-            .map_err(err)?;
-        let (existing, fp) = payment_row(&row)?;
+        let row =
+            client.query_one(sql::PAYMENT_BY_OUT_TRADE_NO, &[&p.merchant_id, &p.out_trade_no]).await.map_err(err)?;
+        let (existing, fp) = rows::payment(&row)?;
         Ok(Inserted::Existing(Box::new(existing), fp))
     }
 
     async fn set_payment_provider(&self, payment_id: &str, provider: &str, now: i64) -> StoreResult<()> {
         let client = self.client().await?;
-        client
-            .execute(
-                "UPDATE payments SET provider = $2, updated_at = $3 WHERE payment_id = $1 AND status = 'pending'",
-                &[&payment_id, &provider, &now],
-            )
-            .await
-            .map_err(err)?;
+        client.execute(sql::SET_PAYMENT_PROVIDER, &[&payment_id, &provider, &now]).await.map_err(err)?;
         Ok(())
     }
 
@@ -554,13 +484,8 @@ impl Store for PgStore {
         limit: usize,
     ) -> StoreResult<Vec<Anomaly>> {
         let client = self.client().await?;
-        let rows = client
-            .query(
-                "SELECT kind, payment_id, provider, detail, created_at FROM anomalies WHERE ($1::TEXT IS NULL OR provider = $1) AND ($2::TEXT IS NULL OR payment_id = $2) AND created_at >= $3 AND created_at < $4 ORDER BY seq DESC LIMIT $5",
-                &[&provider, &payment_id, &from, &to, &(limit as i64)],
-            )
-            .await
-            .map_err(err)?;
+        let rows =
+            client.query(sql::ANOMALIES, &[&provider, &payment_id, &from, &to, &(limit as i64)]).await.map_err(err)?;
         Ok(rows
             .iter()
             .map(|r| Anomaly {
@@ -575,35 +500,20 @@ impl Store for PgStore {
 
     async fn fail_unaccepted(&self, payment_id: &str, now: i64) -> StoreResult<()> {
         let client = self.client().await?;
-        client
-            .execute(
-                "UPDATE payments SET status = 'failed', updated_at = $2 WHERE payment_id = $1 AND status = 'pending'",
-                &[&payment_id, &now],
-            )
-            .await
-            .map_err(err)?;
+        client.execute(sql::FAIL_UNACCEPTED, &[&payment_id, &now]).await.map_err(err)?;
         Ok(())
     }
 
     async fn payment_by_out_trade_no(&self, merchant_id: &str, out_trade_no: &str) -> StoreResult<Option<Payment>> {
         let client = self.client().await?;
-        let row = client
-            .query_opt(
-                &format!("SELECT {PAYMENT_COLUMNS} FROM payments WHERE merchant_id = $1 AND out_trade_no = $2"),
-                &[&merchant_id, &out_trade_no],
-            )
-            .await
-            .map_err(err)?;
-        row.map(|r| payment_row(&r).map(|(p, _)| p)).transpose()
+        let row = client.query_opt(sql::PAYMENT_BY_OUT_TRADE_NO, &[&merchant_id, &out_trade_no]).await.map_err(err)?;
+        row.map(|r| rows::payment(&r).map(|(p, _)| p)).transpose()
     }
 
     async fn payment_by_id(&self, payment_id: &str) -> StoreResult<Option<Payment>> {
         let client = self.client().await?;
-        let row = client
-            .query_opt(&format!("SELECT {PAYMENT_COLUMNS} FROM payments WHERE payment_id = $1"), &[&payment_id])
-            .await
-            .map_err(err)?;
-        row.map(|r| payment_row(&r).map(|(p, _)| p)).transpose()
+        let row = client.query_opt(sql::PAYMENT_BY_ID, &[&payment_id]).await.map_err(err)?;
+        row.map(|r| rows::payment(&r).map(|(p, _)| p)).transpose()
     }
 
     async fn settle_payment(&self, payment_id: &str, s: &Settlement, now: i64) -> StoreResult<Settled> {
@@ -615,7 +525,7 @@ impl Store for PgStore {
             return Ok(Settled::Unchanged(p));
         }
         tx.execute(
-            "UPDATE payments SET status = $2, provider_trade_no = $3, paid_amount = $4, paid_at = $5, updated_at = $6 WHERE payment_id = $1",
+            sql::SETTLE_PAYMENT,
             &[&p.payment_id, &p.status.as_str(), &p.provider_trade_no, &p.paid_amount, &p.paid_at, &now],
         )
         .await
@@ -635,37 +545,31 @@ impl Store for PgStore {
         let tx = client.transaction().await.map_err(err)?;
         // Locking the payment serializes refunds of one payment across instances.
         let payment = payment_for_update(&tx, &r.payment_id).await?.ok_or_else(|| err("no such payment"))?;
-        let existing = tx
-            .query_opt(
-                &format!("SELECT {REFUND_COLUMNS} FROM refunds WHERE merchant_id = $1 AND out_refund_no = $2"),
-                &[&r.merchant_id, &r.out_refund_no],
-            )
-            .await
-            .map_err(err)?;
+        let existing = tx.query_opt(sql::REFUND_BY_OUT_NO, &[&r.merchant_id, &r.out_refund_no]).await.map_err(err)?;
         if let Some(row) = existing {
-            let (existing, fp) = refund_row(&row)?;
+            let (existing, fp) = rows::refund(&row)?;
             return Ok(RefundInserted::Existing(Box::new(existing), fp));
         }
-        if payment.status != PaymentStatus::Succeeded {
-            return Ok(RefundInserted::NotPaid(payment.status));
-        }
-        let in_progress: i64 = tx
-            .query_one(
-                "SELECT COALESCE(SUM(amount), 0)::BIGINT FROM refunds WHERE payment_id = $1 AND status = 'pending'",
-                &[&r.payment_id],
-            )
-            .await
-            .map_err(err)?
-            .get(0);
-        let refundable = payment.paid_amount.unwrap_or(payment.amount) - payment.refunded_amount - in_progress;
-        if r.amount > refundable {
-            return Ok(RefundInserted::Exceeds(refundable.max(0)));
+        let in_progress: i64 = tx.query_one(sql::REFUNDS_IN_PROGRESS, &[&r.payment_id]).await.map_err(err)?.get(0);
+        if let Some(refused) = rows::refund_refusal(&payment, in_progress, r.amount) {
+            return Ok(refused);
         }
         tx.execute(
-            &format!("INSERT INTO refunds ({REFUND_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"),
+            sql::INSERT_REFUND,
             &[
-                &r.refund_id, &r.out_refund_no, &r.merchant_id, &r.payment_id, &r.out_trade_no, &r.amount, &r.reason,
-                &r.status.as_str(), &r.provider, &r.provider_refund_no, &r.created_at, &r.updated_at, &fingerprint,
+                &r.refund_id,
+                &r.out_refund_no,
+                &r.merchant_id,
+                &r.payment_id,
+                &r.out_trade_no,
+                &r.amount,
+                &r.reason,
+                &r.status.as_str(),
+                &r.provider,
+                &r.provider_refund_no,
+                &r.created_at,
+                &r.updated_at,
+                &fingerprint,
             ],
         )
         .await
@@ -689,28 +593,20 @@ impl Store for PgStore {
             .await
             .map_err(err)?
             .ok_or_else(|| err(format!("no refund {refund_id}")))?;
-        let (mut r, _) = refund_row(&row)?;
-        if r.provider_refund_no.is_none() {
-            r.provider_refund_no = provider_refund_no.map(str::to_string);
-        }
-        let moves = r.status == TransferStatus::Pending && status != TransferStatus::Pending;
-        if moves {
-            r.status = status;
-        }
-        r.updated_at = now;
-        tx.execute(
-            "UPDATE refunds SET status = $2, provider_refund_no = $3, updated_at = $4 WHERE refund_id = $1",
-            &[&r.refund_id, &r.status.as_str(), &r.provider_refund_no, &now],
-        )
-        .await
-        .map_err(err)?;
-        if moves && status == TransferStatus::Succeeded {
-            tx.execute(
-                "UPDATE payments SET refunded_amount = refunded_amount + $2, updated_at = $3 WHERE payment_id = $1",
-                &[&r.payment_id, &r.amount, &now],
-            )
+        let (mut r, _) = rows::refund(&row)?;
+        let moves = rows::settle_transfer(
+            &mut r.status,
+            &mut r.provider_refund_no,
+            &mut r.updated_at,
+            status,
+            provider_refund_no,
+            now,
+        );
+        tx.execute(sql::SETTLE_REFUND, &[&r.refund_id, &r.status.as_str(), &r.provider_refund_no, &now])
             .await
             .map_err(err)?;
+        if moves && status == TransferStatus::Succeeded {
+            tx.execute(sql::ADD_REFUNDED, &[&r.payment_id, &r.amount, &now]).await.map_err(err)?;
         }
         if moves && emit {
             let payment = payment_for_update(&tx, &r.payment_id).await?.ok_or_else(|| err("no such payment"))?;
@@ -724,14 +620,8 @@ impl Store for PgStore {
 
     async fn refund_by_out_no(&self, merchant_id: &str, out_refund_no: &str) -> StoreResult<Option<Refund>> {
         let client = self.client().await?;
-        let row = client
-            .query_opt(
-                &format!("SELECT {REFUND_COLUMNS} FROM refunds WHERE merchant_id = $1 AND out_refund_no = $2"),
-                &[&merchant_id, &out_refund_no],
-            )
-            .await
-            .map_err(err)?;
-        row.map(|r| refund_row(&r).map(|(r, _)| r)).transpose()
+        let row = client.query_opt(sql::REFUND_BY_OUT_NO, &[&merchant_id, &out_refund_no]).await.map_err(err)?;
+        row.map(|r| rows::refund(&r).map(|(r, _)| r)).transpose()
     }
 
     async fn insert_payout(&self, p: &Payout, fingerprint: &str) -> StoreResult<PayoutInserted> {
@@ -739,10 +629,22 @@ impl Store for PgStore {
         let payee = serde_json::to_string(&p.payee).expect("payee serializes");
         let inserted = client
             .execute(
-                &format!("INSERT INTO payouts ({PAYOUT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) ON CONFLICT (merchant_id, out_payout_no) DO NOTHING"),
+                sql::INSERT_PAYOUT,
                 &[
-                    &p.payout_id, &p.out_payout_no, &p.merchant_id, &p.amount, &p.currency, &payee, &p.remark,
-                    &p.status.as_str(), &p.provider, &p.provider_payout_no, &p.notify_url, &p.created_at, &p.updated_at, &fingerprint,
+                    &p.payout_id,
+                    &p.out_payout_no,
+                    &p.merchant_id,
+                    &p.amount,
+                    &p.currency,
+                    &payee,
+                    &p.remark,
+                    &p.status.as_str(),
+                    &p.provider,
+                    &p.provider_payout_no,
+                    &p.notify_url,
+                    &p.created_at,
+                    &p.updated_at,
+                    &fingerprint,
                 ],
             )
             .await
@@ -750,14 +652,8 @@ impl Store for PgStore {
         if inserted == 1 {
             return Ok(PayoutInserted::New);
         }
-        let row = client
-            .query_one(
-                &format!("SELECT {PAYOUT_COLUMNS} FROM payouts WHERE merchant_id = $1 AND out_payout_no = $2"),
-                &[&p.merchant_id, &p.out_payout_no],
-            )
-            .await
-            .map_err(err)?;
-        let (existing, fp) = payout_row(&row)?;
+        let row = client.query_one(sql::PAYOUT_BY_OUT_NO, &[&p.merchant_id, &p.out_payout_no]).await.map_err(err)?;
+        let (existing, fp) = rows::payout(&row)?;
         Ok(PayoutInserted::Existing(Box::new(existing), fp))
     }
 
@@ -776,21 +672,18 @@ impl Store for PgStore {
             .await
             .map_err(err)?
             .ok_or_else(|| err(format!("no payout {payout_id}")))?;
-        let (mut p, _) = payout_row(&row)?;
-        if p.provider_payout_no.is_none() {
-            p.provider_payout_no = provider_payout_no.map(str::to_string);
-        }
-        let moves = p.status == TransferStatus::Pending && status != TransferStatus::Pending;
-        if moves {
-            p.status = status;
-        }
-        p.updated_at = now;
-        tx.execute(
-            "UPDATE payouts SET status = $2, provider_payout_no = $3, updated_at = $4 WHERE payout_id = $1",
-            &[&p.payout_id, &p.status.as_str(), &p.provider_payout_no, &now],
-        )
-        .await
-        .map_err(err)?;
+        let (mut p, _) = rows::payout(&row)?;
+        let moves = rows::settle_transfer(
+            &mut p.status,
+            &mut p.provider_payout_no,
+            &mut p.updated_at,
+            status,
+            provider_payout_no,
+            now,
+        );
+        tx.execute(sql::SETTLE_PAYOUT, &[&p.payout_id, &p.status.as_str(), &p.provider_payout_no, &now])
+            .await
+            .map_err(err)?;
         if moves && emit {
             if let Some(e) = NewEvent::for_payout(&p, now) {
                 insert_event(&tx, &e).await?;
@@ -802,39 +695,21 @@ impl Store for PgStore {
 
     async fn payout_by_out_no(&self, merchant_id: &str, out_payout_no: &str) -> StoreResult<Option<Payout>> {
         let client = self.client().await?;
-        let row = client
-            .query_opt(
-                &format!("SELECT {PAYOUT_COLUMNS} FROM payouts WHERE merchant_id = $1 AND out_payout_no = $2"),
-                &[&merchant_id, &out_payout_no],
-            )
-            .await
-            .map_err(err)?;
-        row.map(|r| payout_row(&r).map(|(p, _)| p)).transpose()
+        let row = client.query_opt(sql::PAYOUT_BY_OUT_NO, &[&merchant_id, &out_payout_no]).await.map_err(err)?;
+        row.map(|r| rows::payout(&r).map(|(p, _)| p)).transpose()
     }
 
     async fn payout_by_id(&self, payout_id: &str) -> StoreResult<Option<Payout>> {
         let client = self.client().await?;
-        let row = client
-            .query_opt(&format!("SELECT {PAYOUT_COLUMNS} FROM payouts WHERE payout_id = $1"), &[&payout_id])
-            .await
-            .map_err(err)?;
-        row.map(|r| payout_row(&r).map(|(p, _)| p)).transpose()
+        let row = client.query_opt(sql::PAYOUT_BY_ID, &[&payout_id]).await.map_err(err)?;
+        row.map(|r| rows::payout(&r).map(|(p, _)| p)).transpose()
     }
 
     async fn open_counts(&self, providers: &[String]) -> StoreResult<Vec<(String, i64)>> {
         let client = self.client().await?;
         let mut out = Vec::new();
         for p in providers {
-            let n: i64 = client
-                .query_one(
-                    "SELECT ((SELECT COUNT(*) FROM payments WHERE provider = $1 AND status = 'pending')
-                           + (SELECT COUNT(*) FROM refunds WHERE provider = $1 AND status = 'pending')
-                           + (SELECT COUNT(*) FROM payouts WHERE provider = $1 AND status = 'pending'))::BIGINT",
-                    &[p],
-                )
-                .await
-                .map_err(err)?
-                .get(0);
+            let n: i64 = client.query_one(sql::OPEN_COUNT, &[p]).await.map_err(err)?.get(0);
             out.push((p.clone(), n));
         }
         Ok(out)
@@ -855,7 +730,7 @@ impl Store for PgStore {
             )
             .await
             .map_err(err)?;
-        rows.iter().map(|r| Ok((payment_row(r)?.0, r.get::<_, i32>(24) as u32))).collect()
+        rows.iter().map(|r| Ok((rows::payment(r)?.0, r.get::<_, i32>(24) as u32))).collect()
     }
 
     async fn claim_due_transfer_checks(
@@ -884,9 +759,9 @@ impl Store for PgStore {
             .await
             .map_err(err)?;
         let refunds =
-            refunds.iter().map(|r| Ok((refund_row(r)?.0, r.get::<_, i32>(13) as u32))).collect::<StoreResult<_>>()?;
+            refunds.iter().map(|r| Ok((rows::refund(r)?.0, r.get::<_, i32>(13) as u32))).collect::<StoreResult<_>>()?;
         let payouts =
-            payouts.iter().map(|r| Ok((payout_row(r)?.0, r.get::<_, i32>(14) as u32))).collect::<StoreResult<_>>()?;
+            payouts.iter().map(|r| Ok((rows::payout(r)?.0, r.get::<_, i32>(14) as u32))).collect::<StoreResult<_>>()?;
         Ok((refunds, payouts))
     }
 
@@ -898,36 +773,20 @@ impl Store for PgStore {
         checks: u32,
     ) -> StoreResult<()> {
         let client = self.client().await?;
-        let sql = if is_refund {
-            "UPDATE refunds SET next_check_at = $2, checks = $3, check_claimed_until = NULL WHERE refund_id = $1"
-        } else {
-            "UPDATE payouts SET next_check_at = $2, checks = $3, check_claimed_until = NULL WHERE payout_id = $1"
-        };
+        let sql = if is_refund { sql::SCHEDULE_REFUND_CHECK } else { sql::SCHEDULE_PAYOUT_CHECK };
         client.execute(sql, &[&id, &next_check_at.unwrap_or(i64::MAX), &(checks as i32)]).await.map_err(err)?;
         Ok(())
     }
 
     async fn payments_created_between(&self, provider: &str, from: i64, to: i64) -> StoreResult<Vec<Payment>> {
         let client = self.client().await?;
-        let rows = client
-            .query(
-                &format!("SELECT {PAYMENT_COLUMNS} FROM payments WHERE provider = $1 AND created_at >= $2 AND created_at < $3 ORDER BY created_at"),
-                &[&provider, &from, &to],
-            )
-            .await
-            .map_err(err)?;
-        rows.iter().map(|r| payment_row(r).map(|(p, _)| p)).collect()
+        let rows = client.query(sql::PAYMENTS_CREATED_BETWEEN, &[&provider, &from, &to]).await.map_err(err)?;
+        rows.iter().map(|r| rows::payment(r).map(|(p, _)| p)).collect()
     }
 
     async fn schedule_check(&self, payment_id: &str, next_check_at: Option<i64>, checks: u32) -> StoreResult<()> {
         let client = self.client().await?;
-        client
-            .execute(
-                "UPDATE payments SET next_check_at = $2, checks = $3, check_claimed_until = NULL WHERE payment_id = $1",
-                &[&payment_id, &next_check_at, &(checks as i32)],
-            )
-            .await
-            .map_err(err)?;
+        client.execute(sql::SCHEDULE_CHECK, &[&payment_id, &next_check_at, &(checks as i32)]).await.map_err(err)?;
         Ok(())
     }
 
@@ -949,7 +808,8 @@ impl Store for PgStore {
             )
             .await
             .map_err(err)?;
-        let mut events: Vec<(i64, OutboxEvent)> = rows.iter().map(|r| (r.get::<_, i64>(8), event_row(r))).collect();
+        let mut events: Vec<(i64, OutboxEvent)> =
+            rows.iter().map(|r| Ok((r.get::<_, i64>(8), rows::event(r)?))).collect::<StoreResult<_>>()?;
         events.sort_by_key(|(seq, _)| *seq);
         Ok(events.into_iter().map(|(_, e)| e).collect())
     }
@@ -988,17 +848,16 @@ impl Store for PgStore {
             )
             .await
             .map_err(err)?;
-        Ok(rows
-            .iter()
+        rows.iter()
             .map(|r| {
                 let state = match r.get::<_, &str>(8) {
                     "delivered" => EventState::Delivered,
                     "failed" => EventState::Failed,
                     _ => EventState::Pending,
                 };
-                (event_row(r), state)
+                Ok((rows::event(r)?, state))
             })
-            .collect())
+            .collect()
     }
 
     async fn list_events(
@@ -1078,7 +937,7 @@ impl Store for PgStore {
 
     async fn outbox_depth(&self) -> StoreResult<i64> {
         let client = self.client().await?;
-        Ok(client.query_one("SELECT COUNT(*) FROM events WHERE state = 'pending'", &[]).await.map_err(err)?.get(0))
+        Ok(client.query_one(sql::OUTBOX_DEPTH, &[]).await.map_err(err)?.get(0))
     }
 
     async fn ping(&self) -> StoreResult<()> {

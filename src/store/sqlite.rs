@@ -2,6 +2,7 @@
 //! returned survives a `kill -9` and a power cut. One connection behind a mutex, used from
 //! tokio's blocking pool; migrations are embedded and applied on open.
 
+use super::rows::{self, Columns, EVENT_COLUMNS, PAYMENT_COLUMNS, PAYOUT_COLUMNS, REFUND_COLUMNS};
 use super::*;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use std::path::Path;
@@ -398,115 +399,66 @@ fn migrate(conn: &mut Connection) -> StoreResult<()> {
     Ok(())
 }
 
-const PAYMENT_COLUMNS: &str = "payment_id, merchant_id, out_trade_no, amount, currency, subject, description, channel, scene, status, provider, provider_trade_no, paid_amount, paid_at, refunded_amount, attach, notify_url, return_url, action, created_at, updated_at, fingerprint, expires_at, door";
+impl Columns for Row<'_> {
+    fn text(&self, i: usize) -> Result<String, StoreError> {
+        self.get(i).map_err(err)
+    }
 
-fn parse_column<T: std::str::FromStr<Err = String>>(row: &Row<'_>, i: usize) -> rusqlite::Result<T> {
-    let text: String = row.get(i)?;
-    text.parse()
-        .map_err(|e: String| rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, e.into()))
+    fn opt_text(&self, i: usize) -> Result<Option<String>, StoreError> {
+        self.get(i).map_err(err)
+    }
+
+    fn int(&self, i: usize) -> Result<i64, StoreError> {
+        self.get(i).map_err(err)
+    }
+
+    fn opt_int(&self, i: usize) -> Result<Option<i64>, StoreError> {
+        self.get(i).map_err(err)
+    }
+}
+
+/// A shared row mapping's error, as rusqlite's row closures want it.
+fn to_sqlite(e: StoreError) -> rusqlite::Error {
+    rusqlite::Error::ToSqlConversionFailure(Box::new(e))
 }
 
 fn payment_row(row: &Row<'_>) -> rusqlite::Result<(Payment, String)> {
-    let action: Option<String> = row.get(18)?;
-    let payment = Payment {
-        payment_id: row.get(0)?,
-        merchant_id: row.get(1)?,
-        out_trade_no: row.get(2)?,
-        amount: row.get(3)?,
-        currency: row.get(4)?,
-        subject: row.get(5)?,
-        description: row.get(6)?,
-        channel: parse_column(row, 7)?,
-        scene: parse_column(row, 8)?,
-        status: parse_column(row, 9)?,
-        provider: row.get(10)?,
-        provider_trade_no: row.get(11)?,
-        paid_amount: row.get(12)?,
-        paid_at: row.get(13)?,
-        refunded_amount: row.get(14)?,
-        attach: row.get(15)?,
-        notify_url: row.get(16)?,
-        return_url: row.get(17)?,
-        action: action.and_then(|a| serde_json::from_str(&a).ok()),
-        created_at: row.get(19)?,
-        updated_at: row.get(20)?,
-        expires_at: row.get(22)?,
-        door: row.get::<_, Option<String>>(23)?.and_then(|d| Door::from_json(&d)),
-    };
-    Ok((payment, row.get(21)?))
+    rows::payment(row).map_err(to_sqlite)
+}
+
+fn refund_row(row: &Row<'_>) -> rusqlite::Result<(Refund, String)> {
+    rows::refund(row).map_err(to_sqlite)
+}
+
+fn payout_row(row: &Row<'_>) -> rusqlite::Result<(Payout, String)> {
+    rows::payout(row).map_err(to_sqlite)
+}
+
+fn event_row(row: &Row<'_>) -> rusqlite::Result<OutboxEvent> {
+    rows::event(row).map_err(to_sqlite)
+}
+
+/// A shared statement in SQLite's spelling: `$n` placeholders become `?n` (numbered, bound by
+/// position as rusqlite binds them). Made once per statement and kept, so the statement cache
+/// sees the same text every time.
+fn sql(shared: &'static str) -> &'static str {
+    static MADE: std::sync::OnceLock<Mutex<std::collections::HashMap<usize, &'static str>>> =
+        std::sync::OnceLock::new();
+    let mut made = MADE.get_or_init(Default::default).lock().unwrap_or_else(|p| p.into_inner());
+    made.entry(shared.as_ptr() as usize).or_insert_with(|| Box::leak(shared.replace('$', "?").into_boxed_str()))
 }
 
 fn load_payment(conn: &Connection, payment_id: &str) -> rusqlite::Result<Option<Payment>> {
-    conn.prepare_cached(&format!("SELECT {PAYMENT_COLUMNS} FROM payments WHERE payment_id = ?1"))?
+    conn.prepare_cached(sql(rows::sql::PAYMENT_BY_ID))?
         .query_row(params![payment_id], payment_row)
         .optional()
         .map(|o| o.map(|(p, _)| p))
 }
 
-fn event_row(row: &Row<'_>) -> rusqlite::Result<OutboxEvent> {
-    Ok(OutboxEvent {
-        id: row.get(0)?,
-        merchant_id: row.get(1)?,
-        payment_id: row.get(2)?,
-        kind: row.get(3)?,
-        notify_url: row.get(4)?,
-        body: row.get(5)?,
-        attempts: row.get(6)?,
-        created_at: row.get(7)?,
-    })
-}
-
-const REFUND_COLUMNS: &str = "refund_id, out_refund_no, merchant_id, payment_id, out_trade_no, amount, reason, status, provider, provider_refund_no, created_at, updated_at, fingerprint";
-
-fn refund_row(row: &Row<'_>) -> rusqlite::Result<(Refund, String)> {
-    Ok((
-        Refund {
-            refund_id: row.get(0)?,
-            out_refund_no: row.get(1)?,
-            merchant_id: row.get(2)?,
-            payment_id: row.get(3)?,
-            out_trade_no: row.get(4)?,
-            amount: row.get(5)?,
-            reason: row.get(6)?,
-            status: parse_column(row, 7)?,
-            provider: row.get(8)?,
-            provider_refund_no: row.get(9)?,
-            created_at: row.get(10)?,
-            updated_at: row.get(11)?,
-        },
-        row.get(12)?,
-    ))
-}
-
-const PAYOUT_COLUMNS: &str = "payout_id, out_payout_no, merchant_id, amount, currency, payee, remark, status, provider, provider_payout_no, notify_url, created_at, updated_at, fingerprint";
-
-fn payout_row(row: &Row<'_>) -> rusqlite::Result<(Payout, String)> {
-    let payee: String = row.get(5)?;
-    let payee = serde_json::from_str(&payee)
-        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(5, rusqlite::types::Type::Text, e.into()))?;
-    Ok((
-        Payout {
-            payout_id: row.get(0)?,
-            out_payout_no: row.get(1)?,
-            merchant_id: row.get(2)?,
-            amount: row.get(3)?,
-            currency: row.get(4)?,
-            payee,
-            remark: row.get(6)?,
-            status: parse_column(row, 7)?,
-            provider: row.get(8)?,
-            provider_payout_no: row.get(9)?,
-            notify_url: row.get(10)?,
-            created_at: row.get(11)?,
-            updated_at: row.get(12)?,
-        },
-        row.get(13)?,
-    ))
-}
-
 fn insert_event(conn: &Connection, e: &NewEvent) -> rusqlite::Result<()> {
-    exec(conn,
-        "INSERT INTO events (id, merchant_id, payment_id, kind, notify_url, body, state, next_attempt_at, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', ?7, ?7)",
+    exec(
+        conn,
+        sql(rows::sql::INSERT_EVENT),
         params![e.id, e.merchant_id, e.payment_id, e.kind.as_str(), e.notify_url, e.body, e.created_at],
     )
     .map(|_| ())
@@ -514,29 +466,24 @@ fn insert_event(conn: &Connection, e: &NewEvent) -> rusqlite::Result<()> {
 
 fn insert_anomaly(conn: &Connection, a: &NewAnomaly, now: i64) -> rusqlite::Result<bool> {
     let detail = serde_json::to_string(&a.detail).unwrap_or_default();
-    let n = exec(
-        conn,
-        "INSERT OR IGNORE INTO anomalies (kind, payment_id, provider, detail, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![a.kind.as_str(), a.payment_id, a.provider, detail, now],
-    )?;
+    let n =
+        exec(conn, sql(rows::sql::INSERT_ANOMALY), params![a.kind.as_str(), a.payment_id, a.provider, detail, now])?;
     Ok(n == 1)
 }
 
 fn load_refund(conn: &Connection, refund_id: &str) -> rusqlite::Result<Option<Refund>> {
-    conn.prepare_cached(&format!("SELECT {REFUND_COLUMNS} FROM refunds WHERE refund_id = ?1"))?
+    conn.prepare_cached(sql(rows::sql::REFUND_BY_ID))?
         .query_row(params![refund_id], refund_row)
         .optional()
         .map(|o| o.map(|(r, _)| r))
 }
 
 fn load_payout(conn: &Connection, payout_id: &str) -> rusqlite::Result<Option<Payout>> {
-    conn.prepare_cached(&format!("SELECT {PAYOUT_COLUMNS} FROM payouts WHERE payout_id = ?1"))?
+    conn.prepare_cached(sql(rows::sql::PAYOUT_BY_ID))?
         .query_row(params![payout_id], payout_row)
         .optional()
         .map(|o| o.map(|(p, _)| p))
 }
-
-const EVENT_COLUMNS: &str = "id, merchant_id, payment_id, kind, notify_url, body, attempts, created_at";
 
 #[async_trait]
 impl Store for SqliteStore {
@@ -558,23 +505,42 @@ impl Store for SqliteStore {
         let fingerprint = fingerprint.to_string();
         self.run(move |c| {
             let tx = c.savepoint()?;
-            let existing = tx.prepare_cached(&format!("SELECT {PAYMENT_COLUMNS} FROM payments WHERE merchant_id = ?1 AND out_trade_no = ?2"))?.query_row(
-                    params![p.merchant_id, p.out_trade_no],
-                    payment_row,
-                )
+            let existing = tx
+                .prepare_cached(sql(rows::sql::PAYMENT_BY_OUT_TRADE_NO))?
+                .query_row(params![p.merchant_id, p.out_trade_no], payment_row)
                 .optional()?;
             if let Some((existing, fp)) = existing {
                 return Ok(Inserted::Existing(Box::new(existing), fp));
             }
-            exec(&tx,
-                &format!("INSERT INTO payments ({PAYMENT_COLUMNS}, next_check_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25)"),
+            exec(
+                &tx,
+                sql(rows::sql::INSERT_PAYMENT),
                 params![
-                    p.payment_id, p.merchant_id, p.out_trade_no, p.amount, p.currency, p.subject,
-                    p.description, p.channel.as_str(), p.scene.as_str(), p.status.as_str(), p.provider,
-                    p.provider_trade_no, p.paid_amount, p.paid_at, p.refunded_amount, p.attach,
-                    p.notify_url, p.return_url,
+                    p.payment_id,
+                    p.merchant_id,
+                    p.out_trade_no,
+                    p.amount,
+                    p.currency,
+                    p.subject,
+                    p.description,
+                    p.channel.as_str(),
+                    p.scene.as_str(),
+                    p.status.as_str(),
+                    p.provider,
+                    p.provider_trade_no,
+                    p.paid_amount,
+                    p.paid_at,
+                    p.refunded_amount,
+                    p.attach,
+                    p.notify_url,
+                    p.return_url,
                     p.action.as_ref().map(|a| serde_json::to_string(a).expect("action serializes")),
-                    p.created_at, p.updated_at, fingerprint, p.expires_at, p.door.as_ref().map(Door::to_json), first_check_at
+                    p.created_at,
+                    p.updated_at,
+                    fingerprint,
+                    p.expires_at,
+                    p.door.as_ref().map(Door::to_json),
+                    first_check_at
                 ],
             )?;
             tx.commit()?;
@@ -585,15 +551,8 @@ impl Store for SqliteStore {
 
     async fn set_payment_provider(&self, payment_id: &str, provider: &str, now: i64) -> StoreResult<()> {
         let (payment_id, provider) = (payment_id.to_string(), provider.to_string());
-        self.run(move |c| {
-            exec(
-                c,
-                "UPDATE payments SET provider = ?2, updated_at = ?3 WHERE payment_id = ?1 AND status = 'pending'",
-                params![payment_id, provider, now],
-            )
-            .map(|_| ())
-        })
-        .await
+        self.run(move |c| exec(c, sql(rows::sql::SET_PAYMENT_PROVIDER), params![payment_id, provider, now]).map(|_| ()))
+            .await
     }
 
     async fn record_created(
@@ -631,9 +590,7 @@ impl Store for SqliteStore {
         limit: usize,
     ) -> StoreResult<Vec<Anomaly>> {
         self.read(|c| {
-            let mut stmt = c.prepare_cached(
-                "SELECT kind, payment_id, provider, detail, created_at FROM anomalies WHERE (?1 IS NULL OR provider = ?1) AND (?2 IS NULL OR payment_id = ?2) AND created_at >= ?3 AND created_at < ?4 ORDER BY seq DESC LIMIT ?5",
-            )?;
+            let mut stmt = c.prepare_cached(sql(rows::sql::ANOMALIES))?;
             let rows = stmt.query_map(params![provider, payment_id, from, to, limit as i64], |r| {
                 let detail: String = r.get(3)?;
                 Ok(Anomaly {
@@ -650,25 +607,15 @@ impl Store for SqliteStore {
 
     async fn fail_unaccepted(&self, payment_id: &str, now: i64) -> StoreResult<()> {
         let payment_id = payment_id.to_string();
-        self.run(move |c| {
-            exec(
-                c,
-                "UPDATE payments SET status = 'failed', updated_at = ?2 WHERE payment_id = ?1 AND status = 'pending'",
-                params![payment_id, now],
-            )
-            .map(|_| ())
-        })
-        .await
+        self.run(move |c| exec(c, sql(rows::sql::FAIL_UNACCEPTED), params![payment_id, now]).map(|_| ())).await
     }
 
     async fn payment_by_out_trade_no(&self, merchant_id: &str, out_trade_no: &str) -> StoreResult<Option<Payment>> {
         self.read(|c| {
-            c.prepare_cached(&format!(
-                "SELECT {PAYMENT_COLUMNS} FROM payments WHERE merchant_id = ?1 AND out_trade_no = ?2"
-            ))?
-            .query_row(params![merchant_id, out_trade_no], payment_row)
-            .optional()
-            .map(|o| o.map(|(p, _)| p))
+            c.prepare_cached(sql(rows::sql::PAYMENT_BY_OUT_TRADE_NO))?
+                .query_row(params![merchant_id, out_trade_no], payment_row)
+                .optional()
+                .map(|o| o.map(|(p, _)| p))
         })
     }
 
@@ -687,8 +634,9 @@ impl Store for SqliteStore {
             if !apply_settlement(&mut p, &s, now) {
                 return Ok(Settled::Unchanged(p));
             }
-            exec(&tx,
-                "UPDATE payments SET status = ?2, provider_trade_no = ?3, paid_amount = ?4, paid_at = ?5, updated_at = ?6 WHERE payment_id = ?1",
+            exec(
+                &tx,
+                sql(rows::sql::SETTLE_PAYMENT),
                 params![p.payment_id, p.status.as_str(), p.provider_trade_no, p.paid_amount, p.paid_at, now],
             )?;
             if let Some(e) = settlement_event(&p, &s, now) {
@@ -708,10 +656,9 @@ impl Store for SqliteStore {
         let fingerprint = fingerprint.to_string();
         self.run(move |c| {
             let tx = c.savepoint()?;
-            let existing = tx.prepare_cached(&format!("SELECT {REFUND_COLUMNS} FROM refunds WHERE merchant_id = ?1 AND out_refund_no = ?2"))?.query_row(
-                    params![r.merchant_id, r.out_refund_no],
-                    refund_row,
-                )
+            let existing = tx
+                .prepare_cached(sql(rows::sql::REFUND_BY_OUT_NO))?
+                .query_row(params![r.merchant_id, r.out_refund_no], refund_row)
                 .optional()?;
             if let Some((existing, fp)) = existing {
                 return Ok(RefundInserted::Existing(Box::new(existing), fp));
@@ -719,23 +666,28 @@ impl Store for SqliteStore {
             let Some(payment) = load_payment(&tx, &r.payment_id)? else {
                 return Err(rusqlite::Error::QueryReturnedNoRows);
             };
-            if payment.status != PaymentStatus::Succeeded {
-                return Ok(RefundInserted::NotPaid(payment.status));
+            let in_progress: i64 =
+                tx.query_row(sql(rows::sql::REFUNDS_IN_PROGRESS), params![r.payment_id], |row| row.get(0))?;
+            if let Some(refused) = rows::refund_refusal(&payment, in_progress, r.amount) {
+                return Ok(refused);
             }
-            let in_progress: i64 = tx.query_row(
-                "SELECT COALESCE(SUM(amount), 0) FROM refunds WHERE payment_id = ?1 AND status = 'pending'",
-                params![r.payment_id],
-                |row| row.get(0),
-            )?;
-            let refundable = payment.paid_amount.unwrap_or(payment.amount) - payment.refunded_amount - in_progress;
-            if r.amount > refundable {
-                return Ok(RefundInserted::Exceeds(refundable.max(0)));
-            }
-            exec(&tx,
-                &format!("INSERT INTO refunds ({REFUND_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"),
+            exec(
+                &tx,
+                sql(rows::sql::INSERT_REFUND),
                 params![
-                    r.refund_id, r.out_refund_no, r.merchant_id, r.payment_id, r.out_trade_no, r.amount, r.reason,
-                    r.status.as_str(), r.provider, r.provider_refund_no, r.created_at, r.updated_at, fingerprint
+                    r.refund_id,
+                    r.out_refund_no,
+                    r.merchant_id,
+                    r.payment_id,
+                    r.out_trade_no,
+                    r.amount,
+                    r.reason,
+                    r.status.as_str(),
+                    r.provider,
+                    r.provider_refund_no,
+                    r.created_at,
+                    r.updated_at,
+                    fingerprint
                 ],
             )?;
             tx.commit()?;
@@ -759,25 +711,21 @@ impl Store for SqliteStore {
             let Some(mut r) = load_refund(&tx, &refund_id)? else {
                 return Err(rusqlite::Error::QueryReturnedNoRows);
             };
-            if r.provider_refund_no.is_none() {
-                r.provider_refund_no = provider_refund_no;
-            }
-            let moves = r.status == TransferStatus::Pending && status != TransferStatus::Pending;
-            if moves {
-                r.status = status;
-            }
-            r.updated_at = now;
+            let moves = rows::settle_transfer(
+                &mut r.status,
+                &mut r.provider_refund_no,
+                &mut r.updated_at,
+                status,
+                provider_refund_no.as_deref(),
+                now,
+            );
             exec(
                 &tx,
-                "UPDATE refunds SET status = ?2, provider_refund_no = ?3, updated_at = ?4 WHERE refund_id = ?1",
+                sql(rows::sql::SETTLE_REFUND),
                 params![r.refund_id, r.status.as_str(), r.provider_refund_no, now],
             )?;
             if moves && status == TransferStatus::Succeeded {
-                exec(
-                    &tx,
-                    "UPDATE payments SET refunded_amount = refunded_amount + ?2, updated_at = ?3 WHERE payment_id = ?1",
-                    params![r.payment_id, r.amount, now],
-                )?;
+                exec(&tx, sql(rows::sql::ADD_REFUNDED), params![r.payment_id, r.amount, now])?;
             }
             if moves && emit {
                 let payment = load_payment(&tx, &r.payment_id)?.ok_or(rusqlite::Error::QueryReturnedNoRows)?;
@@ -793,12 +741,10 @@ impl Store for SqliteStore {
 
     async fn refund_by_out_no(&self, merchant_id: &str, out_refund_no: &str) -> StoreResult<Option<Refund>> {
         self.read(|c| {
-            c.prepare_cached(&format!(
-                "SELECT {REFUND_COLUMNS} FROM refunds WHERE merchant_id = ?1 AND out_refund_no = ?2"
-            ))?
-            .query_row(params![merchant_id, out_refund_no], refund_row)
-            .optional()
-            .map(|o| o.map(|(r, _)| r))
+            c.prepare_cached(sql(rows::sql::REFUND_BY_OUT_NO))?
+                .query_row(params![merchant_id, out_refund_no], refund_row)
+                .optional()
+                .map(|o| o.map(|(r, _)| r))
         })
     }
 
@@ -807,20 +753,31 @@ impl Store for SqliteStore {
         let fingerprint = fingerprint.to_string();
         self.run(move |c| {
             let tx = c.savepoint()?;
-            let existing = tx.prepare_cached(&format!("SELECT {PAYOUT_COLUMNS} FROM payouts WHERE merchant_id = ?1 AND out_payout_no = ?2"))?.query_row(
-                    params![p.merchant_id, p.out_payout_no],
-                    payout_row,
-                )
+            let existing = tx
+                .prepare_cached(sql(rows::sql::PAYOUT_BY_OUT_NO))?
+                .query_row(params![p.merchant_id, p.out_payout_no], payout_row)
                 .optional()?;
             if let Some((existing, fp)) = existing {
                 return Ok(PayoutInserted::Existing(Box::new(existing), fp));
             }
-            exec(&tx,
-                &format!("INSERT INTO payouts ({PAYOUT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"),
+            exec(
+                &tx,
+                sql(rows::sql::INSERT_PAYOUT),
                 params![
-                    p.payout_id, p.out_payout_no, p.merchant_id, p.amount, p.currency,
-                    serde_json::to_string(&p.payee).expect("payee serializes"), p.remark, p.status.as_str(), p.provider,
-                    p.provider_payout_no, p.notify_url, p.created_at, p.updated_at, fingerprint
+                    p.payout_id,
+                    p.out_payout_no,
+                    p.merchant_id,
+                    p.amount,
+                    p.currency,
+                    serde_json::to_string(&p.payee).expect("payee serializes"),
+                    p.remark,
+                    p.status.as_str(),
+                    p.provider,
+                    p.provider_payout_no,
+                    p.notify_url,
+                    p.created_at,
+                    p.updated_at,
+                    fingerprint
                 ],
             )?;
             tx.commit()?;
@@ -844,17 +801,17 @@ impl Store for SqliteStore {
             let Some(mut p) = load_payout(&tx, &payout_id)? else {
                 return Err(rusqlite::Error::QueryReturnedNoRows);
             };
-            if p.provider_payout_no.is_none() {
-                p.provider_payout_no = provider_payout_no;
-            }
-            let moves = p.status == TransferStatus::Pending && status != TransferStatus::Pending;
-            if moves {
-                p.status = status;
-            }
-            p.updated_at = now;
+            let moves = rows::settle_transfer(
+                &mut p.status,
+                &mut p.provider_payout_no,
+                &mut p.updated_at,
+                status,
+                provider_payout_no.as_deref(),
+                now,
+            );
             exec(
                 &tx,
-                "UPDATE payouts SET status = ?2, provider_payout_no = ?3, updated_at = ?4 WHERE payout_id = ?1",
+                sql(rows::sql::SETTLE_PAYOUT),
                 params![p.payout_id, p.status.as_str(), p.provider_payout_no, now],
             )?;
             if moves && emit {
@@ -870,12 +827,10 @@ impl Store for SqliteStore {
 
     async fn payout_by_out_no(&self, merchant_id: &str, out_payout_no: &str) -> StoreResult<Option<Payout>> {
         self.read(|c| {
-            c.prepare_cached(&format!(
-                "SELECT {PAYOUT_COLUMNS} FROM payouts WHERE merchant_id = ?1 AND out_payout_no = ?2"
-            ))?
-            .query_row(params![merchant_id, out_payout_no], payout_row)
-            .optional()
-            .map(|o| o.map(|(p, _)| p))
+            c.prepare_cached(sql(rows::sql::PAYOUT_BY_OUT_NO))?
+                .query_row(params![merchant_id, out_payout_no], payout_row)
+                .optional()
+                .map(|o| o.map(|(p, _)| p))
         })
     }
 
@@ -888,13 +843,7 @@ impl Store for SqliteStore {
         self.run(move |c| {
             let mut out = Vec::new();
             for p in providers {
-                let n: i64 = c.query_row(
-                    "SELECT (SELECT COUNT(*) FROM payments WHERE provider = ?1 AND status = 'pending')
-                          + (SELECT COUNT(*) FROM refunds WHERE provider = ?1 AND status = 'pending')
-                          + (SELECT COUNT(*) FROM payouts WHERE provider = ?1 AND status = 'pending')",
-                    params![p],
-                    |row| row.get(0),
-                )?;
+                let n: i64 = c.query_row(sql(rows::sql::OPEN_COUNT), params![p], |row| row.get(0))?;
                 out.push((p, n));
             }
             Ok(out)
@@ -967,20 +916,14 @@ impl Store for SqliteStore {
         checks: u32,
     ) -> StoreResult<()> {
         let id = id.to_string();
-        let sql = if is_refund {
-            "UPDATE refunds SET next_check_at = ?2, checks = ?3, check_claimed_until = NULL WHERE refund_id = ?1"
-        } else {
-            "UPDATE payouts SET next_check_at = ?2, checks = ?3, check_claimed_until = NULL WHERE payout_id = ?1"
-        };
+        let sql = if is_refund { sql(rows::sql::SCHEDULE_REFUND_CHECK) } else { sql(rows::sql::SCHEDULE_PAYOUT_CHECK) };
         self.run(move |c| exec(c, sql, params![id, next_check_at.unwrap_or(i64::MAX), checks]).map(|_| ())).await
     }
 
     async fn payments_created_between(&self, provider: &str, from: i64, to: i64) -> StoreResult<Vec<Payment>> {
         let provider = provider.to_string();
         self.run(move |c| {
-            let mut stmt = c.prepare_cached(&format!(
-                "SELECT {PAYMENT_COLUMNS} FROM payments WHERE provider = ?1 AND created_at >= ?2 AND created_at < ?3 ORDER BY created_at"
-            ))?;
+            let mut stmt = c.prepare_cached(sql(rows::sql::PAYMENTS_CREATED_BETWEEN))?;
             let rows = stmt.query_map(params![provider, from, to], |r| Ok(payment_row(r)?.0))?;
             rows.collect()
         })
@@ -990,12 +933,7 @@ impl Store for SqliteStore {
     async fn schedule_check(&self, payment_id: &str, next_check_at: Option<i64>, checks: u32) -> StoreResult<()> {
         let payment_id = payment_id.to_string();
         self.run(move |c| {
-            exec(
-                c,
-                "UPDATE payments SET next_check_at = ?2, checks = ?3, check_claimed_until = NULL WHERE payment_id = ?1",
-                params![payment_id, next_check_at, checks],
-            )
-            .map(|_| ())
+            exec(c, sql(rows::sql::SCHEDULE_CHECK), params![payment_id, next_check_at, checks]).map(|_| ())
         })
         .await
     }
@@ -1151,7 +1089,7 @@ impl Store for SqliteStore {
     }
 
     async fn outbox_depth(&self) -> StoreResult<i64> {
-        self.run(|c| c.query_row("SELECT COUNT(*) FROM events WHERE state = 'pending'", [], |r| r.get(0))).await
+        self.run(|c| c.query_row(sql(rows::sql::OUTBOX_DEPTH), [], |r| r.get(0))).await
     }
 
     async fn ping(&self) -> StoreResult<()> {
