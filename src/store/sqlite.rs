@@ -8,140 +8,17 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 use std::path::Path;
 use std::sync::Mutex;
 
+/// The schema, one .sql file a version (`migrations/sqlite/`), applied in order on open;
+/// a database records how many it has applied, so a file once released never changes.
 const MIGRATIONS: &[&str] = &[
-    r#"
-CREATE TABLE payments (
-    payment_id        TEXT PRIMARY KEY,
-    merchant_id       TEXT NOT NULL,
-    out_trade_no      TEXT NOT NULL,
-    fingerprint       TEXT NOT NULL,
-    amount            INTEGER NOT NULL,
-    currency          TEXT NOT NULL,
-    subject           TEXT NOT NULL,
-    description       TEXT NOT NULL,
-    channel           TEXT NOT NULL,
-    scene             TEXT NOT NULL,
-    status            TEXT NOT NULL,
-    provider          TEXT NOT NULL,
-    provider_trade_no TEXT,
-    paid_amount       INTEGER,
-    paid_at           INTEGER,
-    refunded_amount   INTEGER NOT NULL DEFAULT 0,
-    attach            TEXT,
-    notify_url        TEXT,
-    return_url        TEXT,
-    action            TEXT,
-    created_at        INTEGER NOT NULL,
-    updated_at        INTEGER NOT NULL,
-    UNIQUE (merchant_id, out_trade_no)
-);
-CREATE INDEX payments_pending ON payments (status, provider);
-CREATE TABLE events (
-    seq             INTEGER PRIMARY KEY AUTOINCREMENT,
-    id              TEXT NOT NULL UNIQUE,
-    merchant_id     TEXT NOT NULL,
-    payment_id      TEXT NOT NULL,
-    kind            TEXT NOT NULL,
-    notify_url      TEXT NOT NULL,
-    body            TEXT NOT NULL,
-    state           TEXT NOT NULL,
-    attempts        INTEGER NOT NULL DEFAULT 0,
-    next_attempt_at INTEGER NOT NULL,
-    last_error      TEXT,
-    created_at      INTEGER NOT NULL,
-    delivered_at    INTEGER
-);
-CREATE INDEX events_due ON events (state, next_attempt_at);
-CREATE INDEX events_payment ON events (payment_id, seq);
-CREATE TABLE nonces (
-    merchant_id TEXT NOT NULL,
-    nonce       TEXT NOT NULL,
-    seen_at     INTEGER NOT NULL,
-    PRIMARY KEY (merchant_id, nonce)
-);
-CREATE INDEX nonces_seen ON nonces (seen_at);
-"#,
-    r#"
-CREATE TABLE refunds (
-    refund_id          TEXT PRIMARY KEY,
-    merchant_id        TEXT NOT NULL,
-    out_refund_no      TEXT NOT NULL,
-    payment_id         TEXT NOT NULL REFERENCES payments (payment_id),
-    out_trade_no       TEXT NOT NULL,
-    amount             INTEGER NOT NULL,
-    reason             TEXT,
-    status             TEXT NOT NULL,
-    provider           TEXT NOT NULL,
-    provider_refund_no TEXT,
-    fingerprint        TEXT NOT NULL,
-    created_at         INTEGER NOT NULL,
-    updated_at         INTEGER NOT NULL,
-    UNIQUE (merchant_id, out_refund_no)
-);
-CREATE INDEX refunds_payment ON refunds (payment_id, status);
-CREATE TABLE payouts (
-    payout_id          TEXT PRIMARY KEY,
-    merchant_id        TEXT NOT NULL,
-    out_payout_no      TEXT NOT NULL,
-    amount             INTEGER NOT NULL,
-    currency           TEXT NOT NULL,
-    payee              TEXT NOT NULL,
-    remark             TEXT,
-    status             TEXT NOT NULL,
-    provider           TEXT NOT NULL,
-    provider_payout_no TEXT,
-    notify_url         TEXT,
-    fingerprint        TEXT NOT NULL,
-    created_at         INTEGER NOT NULL,
-    updated_at         INTEGER NOT NULL,
-    UNIQUE (merchant_id, out_payout_no)
-);
-"#,
-    r#"
-ALTER TABLE events ADD COLUMN claimed_until INTEGER;
-"#,
-    r#"
-ALTER TABLE payments ADD COLUMN expires_at INTEGER NOT NULL DEFAULT 9223372036854775807;
-ALTER TABLE payments ADD COLUMN next_check_at INTEGER;
-ALTER TABLE payments ADD COLUMN checks INTEGER NOT NULL DEFAULT 0;
-ALTER TABLE payments ADD COLUMN check_claimed_until INTEGER;
-CREATE INDEX payments_checks ON payments (status, next_check_at);
-"#,
-    r#"
-ALTER TABLE refunds ADD COLUMN next_check_at INTEGER;
-ALTER TABLE refunds ADD COLUMN checks INTEGER NOT NULL DEFAULT 0;
-ALTER TABLE refunds ADD COLUMN check_claimed_until INTEGER;
-ALTER TABLE payouts ADD COLUMN next_check_at INTEGER;
-ALTER TABLE payouts ADD COLUMN checks INTEGER NOT NULL DEFAULT 0;
-ALTER TABLE payouts ADD COLUMN check_claimed_until INTEGER;
-CREATE INDEX payments_created ON payments (provider, created_at);
-"#,
-    r#"
-CREATE TABLE timeline (
-    seq     INTEGER PRIMARY KEY AUTOINCREMENT,
-    subject TEXT NOT NULL,
-    at_ms   INTEGER NOT NULL,
-    kind    TEXT NOT NULL,
-    detail  TEXT NOT NULL
-);
-CREATE INDEX timeline_subject ON timeline (subject, seq);
-"#,
-    r#"
-ALTER TABLE payments ADD COLUMN door TEXT;
-"#,
-    r#"
-CREATE TABLE anomalies (
-    seq        INTEGER PRIMARY KEY AUTOINCREMENT,
-    kind       TEXT NOT NULL,
-    payment_id TEXT NOT NULL,
-    provider   TEXT NOT NULL,
-    detail     TEXT NOT NULL,
-    created_at INTEGER NOT NULL,
-    UNIQUE (kind, payment_id, provider)
-);
-CREATE INDEX anomalies_provider ON anomalies (provider, created_at);
-CREATE INDEX anomalies_payment ON anomalies (payment_id);
-"#,
+    include_str!("migrations/sqlite/0001_payments_events_nonces.sql"),
+    include_str!("migrations/sqlite/0002_refunds_payouts.sql"),
+    include_str!("migrations/sqlite/0003_event_claims.sql"),
+    include_str!("migrations/sqlite/0004_payment_checks.sql"),
+    include_str!("migrations/sqlite/0005_transfer_checks.sql"),
+    include_str!("migrations/sqlite/0006_timeline.sql"),
+    include_str!("migrations/sqlite/0007_payment_door.sql"),
+    include_str!("migrations/sqlite/0008_anomalies.sql"),
 ];
 
 pub struct SqliteStore {
