@@ -295,7 +295,7 @@ async fn insert(
             resume(gateway, live, *existing, request, now).await.map(Some)
         }
         Inserted::Existing(..) => Err(ApiError::duplicate(
-            "duplicate_out_trade_no",
+            crate::core::error::ErrorCode::DuplicateOutTradeNo,
             format!("out_trade_no {:?} was already used for a different payment", request.out_trade_no),
         )),
     }

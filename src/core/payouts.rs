@@ -10,6 +10,7 @@ use crate::app::Gateway;
 use crate::config::{LiveConfig, MerchantConfig};
 use crate::core::ask::{account, ask, check_order_number, dialect_error, merchant_uses, notify_url, send_about};
 use crate::core::error::ApiError;
+use crate::core::refunds::Unanswered;
 use crate::core::settle::apply_payout_report;
 use crate::dialects::{DialectError, ProviderResponse};
 use crate::model::{new_transfer_id, Payee, Payout, TransferStatus};
@@ -103,7 +104,7 @@ pub async fn create_payout(
         PayoutInserted::Existing(existing, fp) if fp == fingerprint => return Ok(*existing),
         PayoutInserted::Existing(..) => {
             return Err(ApiError::duplicate(
-                "duplicate_out_payout_no",
+                crate::core::error::ErrorCode::DuplicateOutPayoutNo,
                 format!("out_payout_no {:?} was already used for a different payout", request.out_payout_no),
             ))
         }
@@ -134,15 +135,19 @@ pub async fn create_payout(
 }
 
 /// Asks a pending payout's provider about it and applies a verified answer (with its event).
-/// `Err(true)` when the provider offers no payout query, `Err(false)` when it could not tell.
-pub async fn refresh_payout(gateway: &Gateway, live: &LiveConfig, payout: &Payout, now: i64) -> Result<Payout, bool> {
-    let account = account(live, &payout.provider).map_err(|_| false)?;
-    let call = account.dialect.query_payout(payout, now).map_err(|e| matches!(e, DialectError::Unsupported(_)))?;
+pub async fn refresh_payout(
+    gateway: &Gateway,
+    live: &LiveConfig,
+    payout: &Payout,
+    now: i64,
+) -> Result<Payout, Unanswered> {
+    let account = account(live, &payout.provider).map_err(|_| Unanswered::NotNow)?;
+    let call = account.dialect.query_payout(payout, now).map_err(|e| Unanswered::of(&e))?;
     let report = ask(gateway, &account, Ok(call), Some(&payout.payout_id), |d, a| d.read_payout_query(payout, a))
         .await
         .map_err(|e| {
             tracing::warn!(payout_id = %payout.payout_id, error = %e.message, detail = ?e.provider_message, "payout query gave no verified answer");
-            false
+            Unanswered::NotNow
         })?;
-    apply_payout_report(gateway, payout, &report, now).await.map_err(|_| false)
+    apply_payout_report(gateway, payout, &report, now).await.map_err(|_| Unanswered::NotNow)
 }

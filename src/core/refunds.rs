@@ -72,7 +72,7 @@ pub async fn create_refund(
         RefundInserted::Existing(existing, fp) if fp == fingerprint => return Ok(*existing),
         RefundInserted::Existing(..) => {
             return Err(ApiError::duplicate(
-                "duplicate_out_refund_no",
+                crate::core::error::ErrorCode::DuplicateOutRefundNo,
                 format!("out_refund_no {:?} was already used for a different refund", request.out_refund_no),
             ))
         }
@@ -117,23 +117,46 @@ pub async fn create_refund(
     }
 }
 
+/// Why a pending refund or payout was not settled by asking its provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unanswered {
+    /// The provider offers no query for it: the stored state is all there is.
+    NoQuery,
+    /// It could not tell now (unreachable, unverifiable answer, store down): ask again later.
+    NotNow,
+}
+
+impl Unanswered {
+    /// Why the dialect could not build the query.
+    pub(crate) fn of(e: &DialectError) -> Self {
+        if matches!(e, DialectError::Unsupported(_)) {
+            Unanswered::NoQuery
+        } else {
+            Unanswered::NotNow
+        }
+    }
+}
+
 /// Asks a pending refund's provider about it and applies a verified answer (with its event).
-/// `Err(true)` when the provider offers no refund query (the stored state is all there is),
-/// `Err(false)` when it could not tell now.
-pub async fn refresh_refund(gateway: &Gateway, live: &LiveConfig, refund: &Refund, now: i64) -> Result<Refund, bool> {
-    let account = account(live, &refund.provider).map_err(|_| false)?;
-    let call = account.dialect.query_refund(refund, now).map_err(|e| matches!(e, DialectError::Unsupported(_)))?;
+pub async fn refresh_refund(
+    gateway: &Gateway,
+    live: &LiveConfig,
+    refund: &Refund,
+    now: i64,
+) -> Result<Refund, Unanswered> {
+    let account = account(live, &refund.provider).map_err(|_| Unanswered::NotNow)?;
+    let call = account.dialect.query_refund(refund, now).map_err(|e| Unanswered::of(&e))?;
     let report = ask(gateway, &account, Ok(call), Some(&refund.payment_id), |d, a| d.read_refund_query(refund, a))
         .await
         .map_err(|e| {
             tracing::warn!(refund_id = %refund.refund_id, error = %e.message, detail = ?e.provider_message, "refund query gave no verified answer");
-            false
+            Unanswered::NotNow
         })?;
     let settled = gateway
         .store
         .settle_refund(&refund.refund_id, report.status, report.provider_refund_no.as_deref(), true, now)
         .await
-        .map_err(|_| false)?;
+        .map_err(|_| Unanswered::NotNow)?;
     if settled.status != TransferStatus::Pending {
         gateway.outbox_wake.notify_one();
     }

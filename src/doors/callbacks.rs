@@ -54,15 +54,15 @@ pub async fn handle(gateway: &Gateway, account: &str, request: &HttpIn) -> Reply
     };
     let verdict = match outcome {
         Ok(()) => "accepted",
-        Err(404) => "unknown_order",
-        Err(503) => "store_unavailable",
-        Err(_) => "refused",
+        Err(NotAcked::Unknown) => "unknown_order",
+        Err(NotAcked::StoreDown) => "store_unavailable",
+        Err(NotAcked::Refused) => "refused",
     };
     count(account, verdict);
     gateway.note(&subject, "callback", serde_json::json!({"provider": account, "verdict": verdict, "status": status}));
     match outcome {
         Ok(()) => reply(dialect.callback_reply(true), 200),
-        Err(status) => reply(dialect.callback_reply(false), status),
+        Err(why) => reply(dialect.callback_reply(false), why.status()),
     }
 }
 
@@ -71,17 +71,40 @@ fn count(account: &str, verdict: &'static str) {
     metrics::counter!("payglot_callbacks_total", "provider" => account.to_string(), "verdict" => verdict).increment(1);
 }
 
-/// Applies a payment callback; `Err` is the HTTP status of the non-ack.
-async fn on_payment(gateway: &Gateway, account: &str, report: &PaymentReport, now: i64) -> Result<(), u16> {
+/// Why a verified callback is not acked: the provider is answered with the dialect's non-ack
+/// and this HTTP status, and sends it again later.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum NotAcked {
+    /// It names no payment (or payout) payglot has.
+    Unknown,
+    /// It cannot be applied (a foreign account's pending status, an amount or status that does
+    /// not fit).
+    Refused,
+    /// The store is down: the provider's retry will find it up.
+    StoreDown,
+}
+
+impl NotAcked {
+    fn status(self) -> u16 {
+        match self {
+            NotAcked::Unknown => 404,
+            NotAcked::Refused => 400,
+            NotAcked::StoreDown => 503,
+        }
+    }
+}
+
+/// Applies a payment callback.
+async fn on_payment(gateway: &Gateway, account: &str, report: &PaymentReport, now: i64) -> Result<(), NotAcked> {
     let payment = match gateway.store.payment_by_id(&report.payment_id).await {
         Ok(Some(p)) => p,
         Ok(None) => {
             tracing::warn!(account, payment_id = %report.payment_id, "callback for an unknown payment refused");
-            return Err(404);
+            return Err(NotAcked::Unknown);
         }
         Err(e) => {
             tracing::error!(account, error = %e, "store unavailable; callback not acked so the provider retries");
-            return Err(503);
+            return Err(NotAcked::StoreDown);
         }
     };
     if payment.provider != account {
@@ -91,7 +114,7 @@ async fn on_payment(gateway: &Gateway, account: &str, report: &PaymentReport, no
         // acked so the provider stops sending it.
         tracing::warn!(account, payment_id = %payment.payment_id, owner = %payment.provider, status = %report.status, "verified callback from an account that does not own the payment");
         if report.status == crate::model::PaymentStatus::Pending {
-            return Err(400);
+            return Err(NotAcked::Refused);
         }
         let anomaly = crate::store::NewAnomaly {
             kind: crate::store::AnomalyKind::ForeignCallback,
@@ -108,7 +131,7 @@ async fn on_payment(gateway: &Gateway, account: &str, report: &PaymentReport, no
             }
             Err(e) => {
                 tracing::error!(account, error = %e, "store unavailable; callback not acked so the provider retries");
-                Err(503)
+                Err(NotAcked::StoreDown)
             }
         };
     }
@@ -116,41 +139,41 @@ async fn on_payment(gateway: &Gateway, account: &str, report: &PaymentReport, no
         Ok(_) => Ok(()),
         Err(ReportError::Store(e)) => {
             tracing::error!(account, error = %e, "store unavailable; callback not acked so the provider retries");
-            Err(503)
+            Err(NotAcked::StoreDown)
         }
         Err(e) => {
             tracing::warn!(account, payment_id = %payment.payment_id, error = %e, "callback refused");
-            Err(400)
+            Err(NotAcked::Refused)
         }
     }
 }
 
-/// Applies a payout callback; `Err` is the HTTP status of the non-ack.
-async fn on_payout(gateway: &Gateway, account: &str, report: &PayoutReport, now: i64) -> Result<(), u16> {
+/// Applies a payout callback.
+async fn on_payout(gateway: &Gateway, account: &str, report: &PayoutReport, now: i64) -> Result<(), NotAcked> {
     let payout = match gateway.store.payout_by_id(&report.payout_id).await {
         Ok(Some(p)) => p,
         Ok(None) => {
             tracing::warn!(account, payout_id = %report.payout_id, "callback for an unknown payout refused");
-            return Err(404);
+            return Err(NotAcked::Unknown);
         }
         Err(e) => {
             tracing::error!(account, error = %e, "store unavailable; callback not acked so the provider retries");
-            return Err(503);
+            return Err(NotAcked::StoreDown);
         }
     };
     if payout.provider != account {
         tracing::warn!(account, payout_id = %payout.payout_id, "payout callback from an account that does not own it refused");
-        return Err(400);
+        return Err(NotAcked::Refused);
     }
     match apply_payout_report(gateway, &payout, report, now).await {
         Ok(_) => Ok(()),
         Err(ReportError::Store(e)) => {
             tracing::error!(account, error = %e, "store unavailable; callback not acked so the provider retries");
-            Err(503)
+            Err(NotAcked::StoreDown)
         }
         Err(e) => {
             tracing::warn!(account, payout_id = %payout.payout_id, error = %e, "payout callback refused");
-            Err(400)
+            Err(NotAcked::Refused)
         }
     }
 }

@@ -83,7 +83,7 @@ pub async fn check_due(gateway: &Arc<Gateway>) -> usize {
             let now = gateway.clock.now();
             let next = match refresh_refund(&gateway, &live, &refund, now).await {
                 Ok(r) if r.status != TransferStatus::Pending => None,
-                Err(true) => None,
+                Err(crate::core::refunds::Unanswered::NoQuery) => None,
                 _ => Some(next_check(&live.config.requery.schedule_secs, done + 1, now)),
             };
             let _ = gateway.store.schedule_transfer_check(true, &refund.refund_id, next, done + 1).await;
@@ -95,7 +95,7 @@ pub async fn check_due(gateway: &Arc<Gateway>) -> usize {
             let now = gateway.clock.now();
             let next = match refresh_payout(&gateway, &live, &payout, now).await {
                 Ok(p) if p.status != TransferStatus::Pending => None,
-                Err(true) => None,
+                Err(crate::core::refunds::Unanswered::NoQuery) => None,
                 _ => Some(next_check(&live.config.requery.schedule_secs, done + 1, now)),
             };
             let _ = gateway.store.schedule_transfer_check(false, &payout.payout_id, next, done + 1).await;
@@ -143,7 +143,7 @@ async fn expire(gateway: &Gateway, live: &LiveConfig, payment: &Payment, now: i6
                 tracing::info!(payment_id = %payment.payment_id, "expired payment closed at its provider");
                 return None;
             }
-            Err(e) if e.code == "provider_unavailable" => {
+            Err(e) if e.code == crate::core::error::ErrorCode::ProviderUnavailable => {
                 tracing::warn!(payment_id = %payment.payment_id, error = %e.message, "expired payment not closed yet");
                 return Some(now + 60);
             }

@@ -26,7 +26,7 @@
 
 use crate::app::Gateway;
 use crate::config::{DoorConfig, LiveConfig, MerchantConfig};
-use crate::core::error::ApiError;
+use crate::core::error::{ApiError, ErrorCode};
 use crate::core::payments::{self, CreatePaymentRequest};
 use crate::core::refunds::{self, CreateRefundRequest};
 use crate::dialects::provider_side::{
@@ -110,13 +110,13 @@ fn reply(answer: Answer) -> Reply {
 /// A refusal of payglot's core in the words a dialect maps onto its codes.
 fn failure(e: &ApiError) -> Failure {
     let kind = match e.code {
-        "invalid_request" => Fail::Invalid,
-        "not_found" => Fail::NotFound,
-        c if c.starts_with("duplicate") => Fail::Duplicate,
-        "invalid_state" => Fail::State,
-        "amount_exceeds_refundable" => Fail::TooMuch,
-        "unsupported_operation" => Fail::NotOffered,
-        "rate_limited" => Fail::Limited,
+        ErrorCode::InvalidRequest => Fail::Invalid,
+        ErrorCode::NotFound => Fail::NotFound,
+        c if c.is_duplicate() => Fail::Duplicate,
+        ErrorCode::InvalidState => Fail::State,
+        ErrorCode::AmountExceedsRefundable => Fail::TooMuch,
+        ErrorCode::UnsupportedOperation => Fail::NotOffered,
+        ErrorCode::RateLimited => Fail::Limited,
         _ => Fail::Other,
     };
     Failure::new(kind, refusal(e))
@@ -165,7 +165,7 @@ async fn carry_out(
                     Ok(placed(&payment))
                 }
                 // mct's paystatus also answers for refund orders, by their refund number.
-                Err(e) if e.code == "not_found" && spec.side.queries_refunds() => match lookup {
+                Err(e) if e.code == ErrorCode::NotFound && spec.side.queries_refunds() => match lookup {
                     Lookup::MerchantNo(no) => match gateway.store.refund_by_out_no(&merchant.id, no).await? {
                         Some(r) => Ok(Outcome::Refund(refund_done(&r))),
                         None => Err(e),

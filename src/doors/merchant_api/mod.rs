@@ -25,7 +25,7 @@ pub async fn handle(gateway: &Gateway, request: &HttpIn) -> Reply {
         .to_string();
     let outcome = match &result {
         Ok(_) => "ok",
-        Err(e) => e.code,
+        Err(e) => e.code.as_str(),
     };
     metrics::counter!("payglot_api_requests_total", "merchant" => merchant, "operation" => operation, "outcome" => outcome).increment(1);
     match result {
