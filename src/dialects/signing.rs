@@ -127,97 +127,58 @@ pub enum AesMode {
     Cbc([u8; 16]),
 }
 
-enum AesKey {
-    K128(aes::Aes128),
-    K192(aes::Aes192),
-    K256(aes::Aes256),
-}
-
-impl AesKey {
-    fn new(key: &[u8]) -> Result<Self, String> {
-        use aes::cipher::KeyInit;
-        match key.len() {
-            16 => Ok(AesKey::K128(aes::Aes128::new_from_slice(key).map_err(|e| e.to_string())?)),
-            24 => Ok(AesKey::K192(aes::Aes192::new_from_slice(key).map_err(|e| e.to_string())?)),
-            32 => Ok(AesKey::K256(aes::Aes256::new_from_slice(key).map_err(|e| e.to_string())?)),
+/// Runs `$body` with `$C` the AES of the key's length (128, 192 or 256 bits).
+macro_rules! with_aes {
+    ($key:expr, $C:ident => $body:expr) => {
+        match $key.len() {
+            16 => {
+                type $C = aes::Aes128;
+                $body
+            }
+            24 => {
+                type $C = aes::Aes192;
+                $body
+            }
+            32 => {
+                type $C = aes::Aes256;
+                $body
+            }
             n => Err(format!("an AES key has 16, 24 or 32 bytes, not {n}")),
         }
-    }
-
-    fn encrypt(&self, block: &mut [u8; 16]) {
-        use aes::cipher::BlockEncrypt;
-        let b = aes::Block::from_mut_slice(block);
-        match self {
-            AesKey::K128(c) => c.encrypt_block(b),
-            AesKey::K192(c) => c.encrypt_block(b),
-            AesKey::K256(c) => c.encrypt_block(b),
-        }
-    }
-
-    fn decrypt(&self, block: &mut [u8; 16]) {
-        use aes::cipher::BlockDecrypt;
-        let b = aes::Block::from_mut_slice(block);
-        match self {
-            AesKey::K128(c) => c.decrypt_block(b),
-            AesKey::K192(c) => c.decrypt_block(b),
-            AesKey::K256(c) => c.decrypt_block(b),
-        }
-    }
+    };
 }
 
-/// AES with PKCS#5/#7 padding; the key length picks AES-128, -192 or -256.
+/// AES with PKCS#5/#7 padding (RustCrypto's `ecb` and `cbc`); the key length picks AES-128,
+/// -192 or -256.
 pub fn aes_encrypt(key: &[u8], mode: AesMode, plain: &[u8]) -> Result<Vec<u8>, String> {
-    let cipher = AesKey::new(key)?;
-    let pad = 16 - plain.len() % 16;
-    let mut data = plain.to_vec();
-    data.extend(std::iter::repeat_n(pad as u8, pad));
-    let mut chain = match mode {
-        AesMode::Cbc(iv) => Some(iv),
-        AesMode::Ecb => None,
-    };
-    for chunk in data.chunks_exact_mut(16) {
-        let block: &mut [u8; 16] = chunk.try_into().expect("16-byte chunk");
-        if let Some(prev) = &chain {
-            for (b, p) in block.iter_mut().zip(prev) {
-                *b ^= p;
-            }
-        }
-        cipher.encrypt(block);
-        if chain.is_some() {
-            chain = Some(*block);
-        }
-    }
-    Ok(data)
+    use aes::cipher::{block_padding::Pkcs7, BlockEncryptMut, KeyInit, KeyIvInit};
+    with_aes!(key, C => match mode {
+        AesMode::Ecb => ecb::Encryptor::<C>::new_from_slice(key)
+            .map(|c| c.encrypt_padded_vec_mut::<Pkcs7>(plain))
+            .map_err(|e| e.to_string()),
+        AesMode::Cbc(iv) => cbc::Encryptor::<C>::new_from_slices(key, &iv)
+            .map(|c| c.encrypt_padded_vec_mut::<Pkcs7>(plain))
+            .map_err(|e| e.to_string()),
+    })
 }
 
 /// Reverses `aes_encrypt`; a wrong key or corrupted text shows as bad padding.
 pub fn aes_decrypt(key: &[u8], mode: AesMode, cipher_text: &[u8]) -> Result<Vec<u8>, String> {
-    let cipher = AesKey::new(key)?;
+    use aes::cipher::{block_padding::Pkcs7, BlockDecryptMut, KeyInit, KeyIvInit};
     if cipher_text.is_empty() || !cipher_text.len().is_multiple_of(16) {
         return Err("ciphertext is not a whole number of AES blocks".into());
     }
-    let mut data = cipher_text.to_vec();
-    let mut chain = match mode {
-        AesMode::Cbc(iv) => Some(iv),
-        AesMode::Ecb => None,
-    };
-    for chunk in data.chunks_exact_mut(16) {
-        let block: &mut [u8; 16] = chunk.try_into().expect("16-byte chunk");
-        let this_cipher_block = *block;
-        cipher.decrypt(block);
-        if let Some(prev) = &chain {
-            for (b, p) in block.iter_mut().zip(prev) {
-                *b ^= p;
-            }
-            chain = Some(this_cipher_block);
-        }
-    }
-    let pad = *data.last().expect("not empty") as usize;
-    if pad == 0 || pad > 16 || data[data.len() - pad..].iter().any(|b| *b as usize != pad) {
-        return Err("bad padding (wrong key or corrupted data)".into());
-    }
-    data.truncate(data.len() - pad);
-    Ok(data)
+    let bad_padding = |_| "bad padding (wrong key or corrupted data)".to_string();
+    with_aes!(key, C => match mode {
+        AesMode::Ecb => ecb::Decryptor::<C>::new_from_slice(key)
+            .map_err(|e| e.to_string())?
+            .decrypt_padded_vec_mut::<Pkcs7>(cipher_text)
+            .map_err(bad_padding),
+        AesMode::Cbc(iv) => cbc::Decryptor::<C>::new_from_slices(key, &iv)
+            .map_err(|e| e.to_string())?
+            .decrypt_padded_vec_mut::<Pkcs7>(cipher_text)
+            .map_err(bad_padding),
+    })
 }
 
 #[cfg(test)]
