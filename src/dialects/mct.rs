@@ -587,8 +587,8 @@ fn cli_sign(args: &[String], key: &str) -> (String, String) {
 pub mod provider {
     use super::*;
     use crate::dialects::provider_side::{
-        keep, url_scenes, Answer, Call, CallKind, Fail, Failure, Keyed, Keys, Lookup, OrderRequest, Outcome,
-        RefundRequest, Request,
+        keep, url_scenes, Answer, Call, CallKind, CodedRefusal, Fail, Failure, Keyed, Keys, Lookup, OrderRequest,
+        Outcome, RefundRequest, Request,
     };
     use crate::dialects::{beijing_time, Ack, Notify, ProviderOrder};
 
@@ -610,14 +610,14 @@ pub mod provider {
                 return Err(Answer::text(405, "POST only"));
             }
             let envelope_for = |id: &str| keys(id).and_then(|k| Envelope::for_account(&k.account).ok());
-            let (env, d) = read_request(request.body, now, envelope_for)
-                .map_err(|(code, msg)| Answer::json(failure(code, &msg)))?;
+            let (env, d) =
+                read_request(request.body, now, envelope_for).map_err(|r| Answer::json(failure(r.code, &r.message)))?;
             let keyed = keys(&env.open_id).ok_or_else(|| Answer::json(failure(3002, "门店不存在")))?;
             let refuse = |code: i64, msg: &str| Answer::json(failure(code, msg));
             let out_no = field(&d, "out_no");
             let kind = match op {
                 "/payorder" => {
-                    let amount = check_payorder(&d).map_err(|(code, msg)| refuse(code, &msg))?;
+                    let amount = check_payorder(&d).map_err(|r| refuse(r.code, &r.message))?;
                     let channel = if field(&d, "pmt_tag") == "Alipay" { Channel::Alipay } else { Channel::Wechat };
                     let (scenes, openid) = if !field(&d, "auth_code").is_empty() {
                         (vec![Scene::Barcode], None)
@@ -811,21 +811,21 @@ pub mod provider {
         body: &[u8],
         now: i64,
         envelope_for: impl Fn(&str) -> Option<Envelope>,
-    ) -> Result<(Envelope, Value), (i64, String)> {
+    ) -> Result<(Envelope, Value), CodedRefusal> {
         let fields: BTreeMap<String, String> = parse_form(body).into_iter().collect();
         let open_id = fields.get("open_id").map(String::as_str).unwrap_or("");
         if open_id.is_empty() {
-            return Err((8, "token不能为空".into()));
+            return Err(CodedRefusal::new(8, "token不能为空"));
         }
-        let envelope = envelope_for(open_id).ok_or((3002, "门店不存在".to_string()))?;
+        let envelope = envelope_for(open_id).ok_or_else(|| CodedRefusal::new(3002, "门店不存在"))?;
         if !envelope.verify(&fields) {
-            return Err((5, "验证签名错误".into()));
+            return Err(CodedRefusal::new(5, "验证签名错误"));
         }
         check_timestamp(fields.get("timestamp").map(String::as_str).unwrap_or(""), now)
-            .map_err(|_| (9, "timestamp error".to_string()))?;
+            .map_err(|_| CodedRefusal::new(9, "timestamp error"))?;
         let data = envelope
             .open(fields.get("data").map(String::as_str).unwrap_or(""))
-            .map_err(|_| (8044, "out_no不能为空".to_string()))?;
+            .map_err(|_| CodedRefusal::new(8044, "out_no不能为空"))?;
         Ok((envelope, data))
     }
 
@@ -861,17 +861,17 @@ pub mod provider {
     }
 
     /// Checks a payorder's data (§4.4); returns the amount in fen.
-    pub fn check_payorder(d: &Value) -> Result<i64, (i64, String)> {
+    pub fn check_payorder(d: &Value) -> Result<i64, CodedRefusal> {
         if field(d, "out_no").is_empty() {
-            return Err((8044, "out_no不能为空".into()));
+            return Err(CodedRefusal::new(8044, "out_no不能为空"));
         }
         let pmt_tag = field(d, "pmt_tag");
         if !["Weixin", "Alipay"].contains(&pmt_tag.as_str()) {
-            return Err((8007, "付款方式未开通".into()));
+            return Err(CodedRefusal::new(8007, "付款方式未开通"));
         }
         let amount = match field(d, "trade_amount").parse::<i64>() {
             Ok(a) if a > 0 && field(d, "original_amount") == a.to_string() => a,
-            _ => return Err((8006, "收款金额有误".into())),
+            _ => return Err(CodedRefusal::new(8006, "收款金额有误")),
         };
         let jsapi = field(d, "JSAPI") == "1";
         if jsapi
@@ -879,7 +879,7 @@ pub mod provider {
             && field(d, "jump_url").is_empty()
             && (field(d, "sub_appid").is_empty() || field(d, "sub_openid").is_empty())
         {
-            return Err((8011, "支付失败，sub_appid 或 sub_openid 为空".into()));
+            return Err(CodedRefusal::new(8011, "支付失败，sub_appid 或 sub_openid 为空"));
         }
         Ok(amount)
     }
@@ -974,7 +974,7 @@ mod tests {
         // Lowercase data is another string to sign: the signature covers the hex as sent.
         let lower = String::from_utf8_lossy(body)
             .replace("3304A5EC2CDEB4D12ED3338B5C01BF6B", "3304a5ec2cdeb4d12ed3338b5c01bf6b");
-        assert_eq!(provider::read_request(lower.as_bytes(), 1_497_957_842, |_| Some(env.clone())).unwrap_err().0, 5);
+        assert_eq!(provider::read_request(lower.as_bytes(), 1_497_957_842, |_| Some(env.clone())).unwrap_err().code, 5);
     }
 
     #[test]
@@ -1006,7 +1006,7 @@ mod tests {
         assert_eq!(data["sub_openid"], "oRBX");
         assert_eq!(data["trade_amount"], "100");
         assert_eq!(
-            provider::read_request(&req.body, now + 601, |_| Some(env.clone())).unwrap_err().0,
+            provider::read_request(&req.body, now + 601, |_| Some(env.clone())).unwrap_err().code,
             9,
             "outside ±600 s"
         );

@@ -220,6 +220,20 @@ impl Failure {
     }
 }
 
+/// A refusal in the provider's own error codes (mct's errcode, xiaojitong's code), before
+/// anything is done.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CodedRefusal {
+    pub code: i64,
+    pub message: String,
+}
+
+impl CodedRefusal {
+    pub fn new(code: i64, message: impl Into<String>) -> Self {
+        CodedRefusal { code, message: message.into() }
+    }
+}
+
 /// An HTTP answer of the provider side.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Answer {

@@ -307,7 +307,8 @@ fn cli_sign(args: &[String], key: &str) -> (String, String) {
 pub mod provider {
     use super::*;
     use crate::dialects::provider_side::{
-        keep, url_scenes, Answer, Call, CallKind, Fail, Failure, Keyed, Keys, Lookup, OrderRequest, Outcome, Request,
+        keep, url_scenes, Answer, Call, CallKind, CodedRefusal, Fail, Failure, Keyed, Keys, Lookup, OrderRequest,
+        Outcome, Request,
     };
     use crate::dialects::{Ack, Notify, ProviderOrder};
     use crate::money::fen_to_yuan;
@@ -389,23 +390,23 @@ pub mod provider {
     pub fn read_create(
         body: &[u8],
         key_for_mid: impl Fn(&str) -> Option<String>,
-    ) -> Result<BTreeMap<String, String>, (i64, String)> {
+    ) -> Result<BTreeMap<String, String>, CodedRefusal> {
         let fields: BTreeMap<String, String> = parse_form(body).into_iter().collect();
         let get = |k: &str| fields.get(k).map(String::as_str).unwrap_or("");
-        let key = key_for_mid(get("mid")).ok_or((-2, "商户不存在".to_string()))?;
+        let key = key_for_mid(get("mid")).ok_or_else(|| CodedRefusal::new(-2, "商户不存在"))?;
         let expected = create_sign(get("mid"), get("payid"), get("param"), get("price"), &key);
         if !same_hex_signature(&expected, get("sign")) {
-            return Err((-3, "签名错误".into()));
+            return Err(CodedRefusal::new(-3, "签名错误"));
         }
         Ok(fields)
     }
 
     /// Checks a createOrder's price and payid; returns the price in fen.
-    pub fn check_create(fields: &BTreeMap<String, String>) -> Result<i64, (i64, String)> {
+    pub fn check_create(fields: &BTreeMap<String, String>) -> Result<i64, CodedRefusal> {
         let get = |k: &str| fields.get(k).map(String::as_str).unwrap_or("");
-        let price = crate::money::yuan_to_fen(get("price")).map_err(|_| (-4, "价格错误".to_string()))?;
+        let price = crate::money::yuan_to_fen(get("price")).map_err(|_| CodedRefusal::new(-4, "价格错误"))?;
         if price <= 0 || get("payid").is_empty() {
-            return Err((-4, "参数错误".into()));
+            return Err(CodedRefusal::new(-4, "参数错误"));
         }
         Ok(price)
     }
@@ -437,8 +438,8 @@ pub mod provider {
             match (request.method, request.path) {
                 ("POST", "/createOrder") => {
                     let fields = read_create(request.body, |mid| keys(mid).map(|k| k.credential("key")))
-                        .map_err(|(code, msg)| Answer::json(failure(code, &msg)))?;
-                    let price = check_create(&fields).map_err(|(code, msg)| Answer::json(failure(code, &msg)))?;
+                        .map_err(|r| Answer::json(failure(r.code, &r.message)))?;
+                    let price = check_create(&fields).map_err(|r| Answer::json(failure(r.code, &r.message)))?;
                     let get = |k: &str| fields.get(k).cloned().unwrap_or_default();
                     let keyed = keys(&get("mid")).ok_or_else(|| Answer::json(failure(-2, "商户不存在")))?;
                     // The request names no wallet: the account's (a door's `channel`, else
