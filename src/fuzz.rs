@@ -14,7 +14,7 @@ use std::sync::{Arc, OnceLock};
 /// Every dialect's merchant side with its document's example account, in registry order.
 fn accounts() -> &'static [(&'static DialectSpec, Arc<dyn Dialect>)] {
     static ACCOUNTS: OnceLock<Vec<(&'static DialectSpec, Arc<dyn Dialect>)>> = OnceLock::new();
-    ACCOUNTS.get_or_init(crate::test_support::example_dialects)
+    ACCOUNTS.get_or_init(dialects::examples)
 }
 
 /// Splits fuzz bytes at the first 0xff: (head, rest); no 0xff: (empty, all).

@@ -1,10 +1,9 @@
 //! Fixtures shared by the unit tests, the integration tests and the fuzz targets (the
-//! `test-support` feature, which the dev-dependency on payglot itself turns on): one payment,
-//! the dialects with their documents' example accounts. Not part of the gateway's build.
+//! `test-support` feature, which the dev-dependency on payglot itself turns on): one payment.
+//! (The dialects with their documents' example accounts are `dialects::examples`.) Not part of
+//! the gateway's build.
 
-use crate::dialects::{self, Dialect};
 use crate::model::{Channel, Payment, PaymentStatus, Scene};
-use std::sync::Arc;
 
 /// A pending 1.00 yuan alipay qr payment of merchant `school-a`.
 pub fn payment() -> Payment {
@@ -50,15 +49,4 @@ pub fn payment_of(merchant: &str, out_trade_no: &str, amount: i64) -> Payment {
         expires_at: 7200,
         ..payment()
     }
-}
-
-/// Every dialect's merchant side with its document's example account, in registry order.
-pub fn example_dialects() -> Vec<(&'static dialects::DialectSpec, Arc<dyn Dialect>)> {
-    dialects::REGISTRY
-        .iter()
-        .map(|spec| {
-            let account = spec.example_account(&format!("example-{}", spec.name));
-            (spec, (spec.build)(&account).expect("the documents' example accounts are valid"))
-        })
-        .collect()
 }

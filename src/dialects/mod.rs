@@ -66,6 +66,18 @@ impl DialectSpec {
 /// Every dialect payglot speaks.
 pub static REGISTRY: [DialectSpec; 5] = [xiaojitong::SPEC, zhixiao::SPEC, jings::SPEC, mct::SPEC, xxpay::SPEC];
 
+/// Every dialect's merchant side with its document's example account, in registry order (for
+/// the fuzz targets and tests).
+pub fn examples() -> Vec<(&'static DialectSpec, Arc<dyn Dialect>)> {
+    REGISTRY
+        .iter()
+        .map(|spec| {
+            let account = spec.example_account(&format!("example-{}", spec.name));
+            (spec, (spec.build)(&account).expect("the documents' example accounts are valid"))
+        })
+        .collect()
+}
+
 /// The dialect of this name.
 pub fn spec(name: &str) -> Option<&'static DialectSpec> {
     REGISTRY.iter().find(|d| d.name == name)
