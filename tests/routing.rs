@@ -98,6 +98,13 @@ async fn a_70_30_split_lands_within_tolerance() {
     for i in 0..n {
         let (status, p) = gw.call("POST", "/v1/payments", &payment_body(&format!("S-{i}"), 100)).await;
         assert_eq!(status, 200, "{p}");
+        // The README's rule, computed here: the first 8 bytes of md5(payment_id), big-endian,
+        // mod 100, below 70 is xxpay-a. Each payment lands exactly where the rule says.
+        use md5::{Digest, Md5};
+        let id = p["payment_id"].as_str().unwrap();
+        let bucket = u64::from_be_bytes(Md5::digest(id.as_bytes())[..8].try_into().unwrap()) % 100;
+        let expected = if bucket < 70 { "xxpay-a" } else { "xxpay-b" };
+        assert_eq!(p["provider"], expected, "{id} (bucket {bucket})");
         *counts.entry(p["provider"].as_str().unwrap().to_string()).or_default() += 1;
     }
     let a = counts["xxpay-a"] as f64 / n as f64;

@@ -1,6 +1,8 @@
 //! The store test suite, run against the embedded SQLite store (a real file) and against
 //! PostgreSQL (the server named by `PAYGLOT_TEST_POSTGRES`, each run in a fresh schema; the
-//! PostgreSQL half says it was skipped when the variable is not set).
+//! PostgreSQL half is compiled as ignored when no server is configured, see build.rs).
+
+mod common;
 
 use payglot::model::*;
 use payglot::store::{
@@ -38,14 +40,8 @@ fn refund(p: &Payment, no: &str, amount: i64) -> Refund {
     }
 }
 
-/// The PostgreSQL URL of the store tests. The PostgreSQL tests are compiled as ignored unless
-/// `PAYGLOT_TEST_POSTGRES` (or `PAYGLOT_REQUIRE_POSTGRES`, as CI sets) was set at build time
-/// (see build.rs); once they run, a missing server or URL fails them.
 fn postgres_url() -> String {
-    std::env::var("PAYGLOT_TEST_POSTGRES")
-        .ok()
-        .filter(|u| !u.is_empty())
-        .expect("PostgreSQL is required for this test but PAYGLOT_TEST_POSTGRES is not set")
+    common::postgres_url("PAYGLOT_TEST_POSTGRES")
 }
 
 /// Runs each store test against a fresh SQLite file (`sqlite::<test>`) and a fresh
@@ -67,7 +63,7 @@ macro_rules! on_both_stores {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 #[cfg_attr(not(postgres_tests), ignore = "PostgreSQL not configured: set PAYGLOT_TEST_POSTGRES")]
                 async fn $test() {
-                    let store = super::fresh_pg(&super::postgres_url(), stringify!($test)).await;
+                    let store = super::fresh_pg(stringify!($test)).await;
                     super::$test("postgres", std::sync::Arc::new(store)).await;
                 }
             )*
@@ -87,27 +83,10 @@ on_both_stores!(
 );
 
 /// A PgStore in a schema of its own, so tests never see each other's rows.
-pub async fn fresh_pg(url: &str, name: &str) -> PgStore {
+pub async fn fresh_pg(name: &str) -> PgStore {
     // Within PostgreSQL's 63-byte names, with room for the random part.
     let name = &name[..name.len().min(24)];
-    let schema = format!("t_{}_{}", name, random_id("", 8).to_lowercase());
-    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.expect("PostgreSQL reachable");
-    tokio::spawn(conn);
-    // Drop what earlier runs of this test left, then start clean.
-    let old = client
-        .query(
-            "SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE $1",
-            &[&format!("t\\_{name}\\_%")],
-        )
-        .await
-        .unwrap();
-    for row in old {
-        let s: String = row.get(0);
-        client.batch_execute(&format!("DROP SCHEMA {s} CASCADE")).await.unwrap();
-    }
-    client.batch_execute(&format!("CREATE SCHEMA {schema}")).await.unwrap();
-    let sep = if url.contains('?') { '&' } else { '?' };
-    PgStore::open(&format!("{url}{sep}options=-csearch_path%3D{schema}"), 8).await.expect("store opens")
+    PgStore::open(&common::postgres_store_url(name).await, 8).await.expect("store opens")
 }
 
 async fn payments_are_idempotent_and_settle_once(backend: &str, store: Arc<dyn Store>) {
