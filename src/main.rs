@@ -1,4 +1,6 @@
-//! The `payglot` command: `serve`, `check`, and `sandbox`.
+//! The `payglot` command: `serve`, `check`, `sandbox`, `reconcile`, `sign`, `call` and
+//! `webhook-secret`; every one that reads routes.yaml takes it as `--config` (default
+//! `routes.yaml`).
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -19,7 +21,16 @@ enum Command {
         config: PathBuf,
     },
     /// Validate a routes.yaml: print a summary and the route table, or every error.
-    Check { config: PathBuf },
+    Check {
+        #[arg(long, short, default_value = "routes.yaml")]
+        config: PathBuf,
+        /// The file, as earlier versions took it (`payglot check routes.yaml`).
+        #[arg(hide = true)]
+        file: Option<PathBuf>,
+    },
+    /// Print a new Standard Webhooks secret (`whsec_` + base64 of 32 random bytes) for a
+    /// merchant's `webhook_secret` (or `next_webhook_secret`, to rotate).
+    WebhookSecret,
     /// Compare one provider account's payments of one day (Beijing time) with what the provider
     /// says, and print the differences; `--settle` settles proven missed payments.
     Reconcile {
@@ -82,7 +93,11 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Check { config } => check(&config),
+        Command::Check { config, file } => check(&file.unwrap_or(config)),
+        Command::WebhookSecret => {
+            println!("{}", payglot::core::notify::new_webhook_secret());
+            ExitCode::SUCCESS
+        }
         Command::Serve { config } => serve(config, false),
         Command::Sandbox { config } => serve(config, true),
         Command::Reconcile { config, provider, date, settle } => reconcile(&config, &provider, &date, settle),

@@ -73,6 +73,8 @@ mod tests {
         MerchantConfig {
             id: "m".into(),
             key: Secret::new("k"),
+            next_key: None,
+            webhook_keys: Vec::new(),
             notify_url: None,
             allow_private_notify: false,
             routes,

@@ -174,3 +174,33 @@ async fn path_parameters_are_routed_whole_and_decoded() {
     let (status, _) = gw.call("GET", "/v1/payments/A.B-1/nothing", "").await;
     assert_eq!(status, 404);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn during_a_key_rotation_either_key_signs_and_no_other() {
+    let mut gw = Gateway::new("http://127.0.0.1:9/notify");
+    let next = "school-a-next-key-9876543210";
+    let yaml = gw.routes_yaml("xxpay-a").replacen(
+        &format!("    key: {MERCHANT_KEY}\n"),
+        &format!("    key: {MERCHANT_KEY}\n    next_key: {next}\n"),
+        1,
+    );
+    gw.write_config(&yaml);
+    gw.start().await;
+    let body = payment_body("ROT-1", 100);
+    for (key, expected) in [(MERCHANT_KEY, 200), (next, 200), ("school-a-other-key-000000", 401)] {
+        let nonce = payglot::model::random_id("n", 24);
+        let (status, answer) = gw.call_signed_as(MERCHANT, "POST", "/v1/payments", &body, key, now(), &nonce).await;
+        assert_eq!(status, expected, "{key}: {answer}");
+    }
+    // A webhook secret that is not one is refused when the config is checked.
+    let bad = yaml.replacen(&format!("    next_key: {next}\n"), "    webhook_secret: not-a-secret\n", 1);
+    let path = gw.dir.path().join("bad.yaml");
+    std::fs::write(&path, bad).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_payglot"))
+        .args(["check", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && text.contains("webhook_secret: must start with whsec_"), "{text}");
+}

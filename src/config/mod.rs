@@ -147,6 +147,15 @@ struct RawCircuit {
 #[serde(deny_unknown_fields)]
 struct RawMerchant {
     key: String,
+    /// The key that takes over during a rotation: requests signed with either are accepted.
+    #[serde(default)]
+    next_key: Option<String>,
+    /// Standard Webhooks secrets (`whsec_` + base64): the current one, and the next during a
+    /// rotation (both signatures are sent).
+    #[serde(default)]
+    webhook_secret: Option<String>,
+    #[serde(default)]
+    next_webhook_secret: Option<String>,
     #[serde(default)]
     notify_url: Option<String>,
     #[serde(default)]
@@ -285,6 +294,12 @@ impl Default for RequeryConfig {
 pub struct MerchantConfig {
     pub id: String,
     pub key: Secret,
+    /// A second API key accepted during a key rotation.
+    pub next_key: Option<Secret>,
+    /// The keys notifications are signed with for Standard Webhooks (`webhook-signature`), as
+    /// hex: the decoded `webhook_secret` and `next_webhook_secret`, or else the API key's bytes
+    /// (so the receiver's secret is `whsec_` + base64 of the API key).
+    pub webhook_keys: Vec<Secret>,
     pub notify_url: Option<String>,
     /// Notify URLs of this merchant may point at loopback, private and link-local addresses
     /// (see `egress`); never at payglot's own listeners.
@@ -306,6 +321,21 @@ pub struct DoorConfig {
     /// zhixiao and jings name no scene).
     pub channel: Option<Channel>,
     pub scene: Option<Scene>,
+}
+
+/// The key bytes of a Standard Webhooks secret (`whsec_` + base64 of 24 to 64 random bytes),
+/// held as a Secret of their lowercase hex.
+fn webhook_key(secret: &str) -> Result<Secret, String> {
+    use base64::Engine;
+    let encoded =
+        secret.strip_prefix("whsec_").ok_or("must start with whsec_ (make one with `payglot webhook-secret`)")?;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .map_err(|_| "is not whsec_ followed by base64".to_string())?;
+    if !(24..=64).contains(&bytes.len()) {
+        return Err(format!("holds {} bytes; Standard Webhooks secrets hold 24 to 64", bytes.len()));
+    }
+    Ok(Secret::new(hex::encode(bytes)))
 }
 
 /// The dialects whose accounts take a `products:` table, for messages.
@@ -618,6 +648,33 @@ fn parse_with(text: &str, base_dir: &Path, resolver: &secrets::Resolver<'_>) -> 
                 None
             }
         };
+        let next_key = m.next_key.as_ref().and_then(|raw| match resolver.resolve(raw) {
+            Ok(k) if k.expose().chars().count() < 16 => {
+                errors.push(format!("{path}.next_key: must be at least 16 characters"));
+                None
+            }
+            Ok(k) => Some(k),
+            Err(e) => {
+                errors.push(format!("{path}.next_key: {e}"));
+                None
+            }
+        });
+        let mut webhook_keys = Vec::new();
+        for (field, raw) in [("webhook_secret", &m.webhook_secret), ("next_webhook_secret", &m.next_webhook_secret)] {
+            let Some(raw) = raw else { continue };
+            match resolver.resolve(raw).map_err(|e| e.to_string()).and_then(|s| webhook_key(s.expose())) {
+                Ok(k) => webhook_keys.push(k),
+                Err(e) => errors.push(format!("{path}.{field}: {e}")),
+            }
+        }
+        if m.next_webhook_secret.is_some() && m.webhook_secret.is_none() {
+            errors.push(format!("{path}.next_webhook_secret: needs a webhook_secret to rotate from"));
+        }
+        if webhook_keys.is_empty() {
+            if let Some(k) = &key {
+                webhook_keys.push(Secret::new(hex::encode(k.expose().as_bytes())));
+            }
+        }
         if let Some(url) = &m.notify_url {
             check_http_url(&format!("{path}.notify_url"), url, &mut errors);
             let own: Vec<SocketAddr> = listen.iter().chain(admin_listen.iter()).copied().collect();
@@ -633,6 +690,8 @@ fn parse_with(text: &str, base_dir: &Path, resolver: &secrets::Resolver<'_>) -> 
             MerchantConfig {
                 id: id.clone(),
                 key: key.unwrap_or_else(|| Secret::new("")),
+                next_key,
+                webhook_keys,
                 notify_url: m.notify_url.clone(),
                 allow_private_notify: m.allow_private_notify,
                 routes,

@@ -7,7 +7,7 @@
 
 use crate::app::Gateway;
 use crate::config::{DeliveryConfig, MerchantConfig};
-use crate::core::notify::event_signature;
+use crate::core::notify::{event_signature, standard_webhook_signature};
 use crate::model::Payment;
 use crate::store::OutboxEvent;
 use std::sync::Arc;
@@ -126,14 +126,21 @@ async fn send_event(
     if event.notify_url.is_empty() {
         return Err("no notify_url".to_string());
     }
-    let timestamp = gateway.clock.now().to_string();
+    let now = gateway.clock.now();
+    let timestamp = now.to_string();
     let signature = event_signature(merchant.key.expose(), &timestamp, &event.id, event.body.as_bytes());
+    let keys: Vec<&str> = merchant.webhook_keys.iter().map(|k| k.expose()).collect();
+    let standard = standard_webhook_signature(&keys, &event.id, now, event.body.as_bytes());
     let headers = [
         ("content-type", "application/json"),
         ("user-agent", "payglot"),
         ("payglot-event-id", event.id.as_str()),
         ("payglot-timestamp", timestamp.as_str()),
         ("payglot-signature", signature.as_str()),
+        // Standard Webhooks v1: the same event id and timestamp.
+        ("webhook-id", event.id.as_str()),
+        ("webhook-timestamp", timestamp.as_str()),
+        ("webhook-signature", standard.as_str()),
     ];
     gateway.config.current().check_notify_url(merchant, &event.notify_url)?;
     let answer = gateway

@@ -85,6 +85,8 @@ pub struct Received {
     pub timestamp: String,
     pub signature: String,
     pub body: String,
+    /// Every header as received (lowercase names).
+    pub headers: std::collections::BTreeMap<String, String>,
 }
 
 impl Received {
@@ -226,6 +228,11 @@ impl MerchantServer {
                 timestamp: seen.header("payglot-timestamp"),
                 signature: seen.header("payglot-signature"),
                 body: String::from_utf8_lossy(&seen.body).into_owned(),
+                headers: seen
+                    .headers
+                    .iter()
+                    .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string()))
+                    .collect(),
             });
             (200, b"ok".to_vec())
         });
