@@ -28,6 +28,9 @@ pub struct Gateway {
     pub checkouts: std::sync::Mutex<std::collections::HashSet<String>>,
     /// The time every door and worker decides by.
     pub clock: Clock,
+    /// Notify endpoints that answered `410 Gone`, and since when: no more attempts go there
+    /// until an operator replays their events.
+    pub gone_endpoints: std::sync::Mutex<std::collections::HashMap<String, i64>>,
 }
 
 /// The gateway's clock in unix seconds: the system clock, plus however far the admin moved it
@@ -73,6 +76,25 @@ impl RecentKeys {
 }
 
 impl Gateway {
+    /// When `url` answered 410 Gone, if it did.
+    pub fn gone_endpoint(&self, url: &str) -> Option<i64> {
+        self.gone_endpoints.lock().unwrap_or_else(|p| p.into_inner()).get(url).copied()
+    }
+
+    /// Records that `url` answered 410 Gone.
+    pub fn mark_gone(&self, url: &str, now: i64) {
+        let mut gone = self.gone_endpoints.lock().unwrap_or_else(|p| p.into_inner());
+        gone.entry(url.to_string()).or_insert(now);
+        metrics::gauge!("payglot_notify_endpoints_gone").set(gone.len() as f64);
+    }
+
+    /// Lets every gone endpoint be tried again (an operator replayed events).
+    pub fn forget_gone(&self) {
+        let mut gone = self.gone_endpoints.lock().unwrap_or_else(|p| p.into_inner());
+        gone.clear();
+        metrics::gauge!("payglot_notify_endpoints_gone").set(0.0);
+    }
+
     /// Notes a line of a payment's (or payout's) timeline.
     pub fn note(&self, subject: &str, kind: &str, detail: serde_json::Value) {
         let at_ms = std::time::SystemTime::now()

@@ -77,6 +77,7 @@ pub async fn open_gateway(config_path: &Path) -> Result<Arc<Gateway>, String> {
         store::open(&live.config.store).await.map_err(|e| config::secrets::redact_url_passwords(&e.to_string()))?;
     Ok(Arc::new(Gateway {
         clock: Default::default(),
+        gone_endpoints: Default::default(),
         config: Arc::new(ConfigHandle::new(live, store.clone())),
         store,
         upstream: Arc::new(upstream::Upstream::new()),

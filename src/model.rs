@@ -453,6 +453,15 @@ impl NewEvent {
 }
 
 /// Formats unix seconds as RFC 3339 UTC, the way every time leaves payglot.
+/// A time given as unix seconds or as RFC 3339 in UTC (`2026-12-01T08:00:00Z`).
+pub fn parse_time(text: &str) -> Option<i64> {
+    if let Ok(secs) = text.parse::<i64>() {
+        return Some(secs);
+    }
+    let t = humantime::parse_rfc3339(text).ok()?;
+    t.duration_since(std::time::UNIX_EPOCH).ok().map(|d| d.as_secs() as i64)
+}
+
 pub fn rfc3339(unix_seconds: i64) -> String {
     // Clamped to 9999-12-31T23:59:59Z, the last instant RFC 3339 can write.
     let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(unix_seconds.clamp(0, 253_402_300_799) as u64);
@@ -496,6 +505,14 @@ pub fn new_payment_id(now: i64) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn times_parse_as_unix_seconds_or_rfc3339() {
+        assert_eq!(super::parse_time("1795391707"), Some(1_795_391_707));
+        assert_eq!(super::parse_time("1994-11-06T08:49:37Z"), Some(784_111_777));
+        assert_eq!(super::parse_time(&super::rfc3339(1_795_391_707)), Some(1_795_391_707));
+        assert_eq!(super::parse_time("yesterday"), None);
+    }
+
     use super::*;
 
     #[test]

@@ -255,9 +255,10 @@ pub struct DeliveryConfig {
 impl Default for DeliveryConfig {
     fn default() -> Self {
         DeliveryConfig {
-            retry_schedule_secs: vec![15, 60, 300, 1800, 7200],
+            // Exponential: doubling from 10 s to 2 h (each jittered down by up to half).
+            retry_schedule_secs: vec![10, 20, 40, 80, 160, 320, 640, 1280, 2560, 5120, 7200],
             give_up_after_secs: 3 * 24 * 3600,
-            timeout_ms: 10_000,
+            timeout_ms: 15_000,
             poll_ms: 1000,
             lease_secs: 60,
         }

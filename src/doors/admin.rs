@@ -86,6 +86,7 @@ enum Endpoint {
     Reload,
     Events,
     ReplayEvent,
+    ReplayEvents,
     Anomalies,
     Payment,
     Reconcile,
@@ -103,6 +104,7 @@ const ENDPOINTS: &[(&str, &[&str], Endpoint)] = &[
     ("/admin/reload", &["POST"], Endpoint::Reload),
     ("/admin/events", &["GET"], Endpoint::Events),
     ("/admin/events/{id}/replay", &["POST"], Endpoint::ReplayEvent),
+    ("/admin/events/replay", &["POST"], Endpoint::ReplayEvents),
     ("/admin/anomalies", &["GET"], Endpoint::Anomalies),
     ("/admin/payments/{id}", &["GET"], Endpoint::Payment),
     ("/admin/reconcile", &["GET", "POST"], Endpoint::Reconcile),
@@ -156,8 +158,45 @@ async fn handle(gateway: &Gateway, method: &str, path: &str, query: &str) -> Rep
                 Err(e) => store_unavailable(e),
             }
         }
+        Endpoint::ReplayEvents => {
+            let merchant = q.get("merchant").cloned().unwrap_or_default();
+            let state = match q.get("status").map(String::as_str).unwrap_or("failed") {
+                "failed" => crate::store::EventState::Failed,
+                "pending" => crate::store::EventState::Pending,
+                "delivered" => crate::store::EventState::Delivered,
+                other => {
+                    return error(
+                        400,
+                        "invalid_request",
+                        format!("status: failed, pending or delivered, not {other:?}"),
+                    )
+                }
+            };
+            let time = |name: &str, default: i64| match q.get(name) {
+                None => Ok(default),
+                Some(t) => crate::model::parse_time(t)
+                    .ok_or_else(|| format!("{name}: unix seconds or RFC 3339 (2026-12-01T08:00:00Z), not {t:?}")),
+            };
+            let (since, until) = match (time("since", 0), time("until", i64::MAX)) {
+                (Ok(s), Ok(u)) => (s, u),
+                (Err(e), _) | (_, Err(e)) => return error(400, "invalid_request", e),
+            };
+            if merchant.is_empty() {
+                return error(400, "invalid_request", "merchant: which merchant's events to replay");
+            }
+            match gateway.store.replay_events(&merchant, state, since, until, gateway.clock.now()).await {
+                Ok(n) => {
+                    tracing::info!(merchant = %merchant, status = state.as_str(), since, until, replayed = n, "events replayed by an operator");
+                    gateway.forget_gone();
+                    gateway.outbox_wake.notify_one();
+                    Reply::json(200, &json!({"replayed": n, "merchant": merchant, "status": state.as_str()}))
+                }
+                Err(e) => store_unavailable(e),
+            }
+        }
         Endpoint::ReplayEvent => match gateway.store.replay_event(&id, gateway.clock.now()).await {
             Ok(true) => {
+                gateway.forget_gone();
                 gateway.outbox_wake.notify_one();
                 Reply::json(200, &json!({"replayed": id}))
             }

@@ -353,6 +353,16 @@ pub trait Store: Send + Sync {
     /// Makes an event due for delivery now (whatever its state); `false` if there is none.
     async fn replay_event(&self, event_id: &str, now: i64) -> StoreResult<bool>;
 
+    /// Makes due now every event of a merchant in `state` created in `from..to`; how many.
+    async fn replay_events(
+        &self,
+        merchant_id: &str,
+        state: EventState,
+        from: i64,
+        to: i64,
+        now: i64,
+    ) -> StoreResult<u64>;
+
     /// Appends timeline entries (one transaction for the batch).
     async fn append_timeline(&self, entries: Vec<TimelineEntry>) -> StoreResult<()>;
 

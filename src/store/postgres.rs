@@ -783,6 +783,18 @@ impl Store for PgStore {
         Ok(n == 1)
     }
 
+    async fn replay_events(
+        &self,
+        merchant_id: &str,
+        state: EventState,
+        from: i64,
+        to: i64,
+        now: i64,
+    ) -> StoreResult<u64> {
+        let client = self.client().await?;
+        client.execute(sql::REPLAY_EVENTS, &[&merchant_id, &state.as_str(), &from, &to, &now]).await.map_err(err)
+    }
+
     async fn append_timeline(&self, entries: Vec<TimelineEntry>) -> StoreResult<()> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(err)?;

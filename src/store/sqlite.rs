@@ -926,6 +926,22 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn replay_events(
+        &self,
+        merchant_id: &str,
+        state: EventState,
+        from: i64,
+        to: i64,
+        now: i64,
+    ) -> StoreResult<u64> {
+        let merchant_id = merchant_id.to_string();
+        self.run(move |c| {
+            exec(c, sql(rows::sql::REPLAY_EVENTS), params![merchant_id, state.as_str(), from, to, now])
+                .map(|n| n as u64)
+        })
+        .await
+    }
+
     async fn append_timeline(&self, entries: Vec<TimelineEntry>) -> StoreResult<()> {
         self.run(move |c| {
             let tx = c.savepoint()?;

@@ -19,11 +19,59 @@ use tokio::task::JoinSet;
 const BATCH: usize = 64;
 
 /// When the next attempt is due after `attempts_before` failed ones, or `None` to give up.
-pub fn next_attempt(delivery: &DeliveryConfig, event_created_at: i64, attempts_before: u32, now: i64) -> Option<i64> {
+///
+/// The schedule's delay for this attempt (its last one repeats) is jittered down by up to half,
+/// so receivers that come back up are not hit by every sender at once; a receiver's
+/// `Retry-After` (429 or 503) is honoured when it asks for longer, up to a day.
+pub fn next_attempt(
+    delivery: &DeliveryConfig,
+    event_created_at: i64,
+    attempts_before: u32,
+    retry_after: Option<u64>,
+    now: i64,
+) -> Option<i64> {
     let schedule = &delivery.retry_schedule_secs;
-    let delay = *schedule.get(attempts_before as usize).or(schedule.last()).unwrap_or(&60) as i64;
-    let next = now + delay;
+    let delay = *schedule.get(attempts_before as usize).or(schedule.last()).unwrap_or(&60);
+    let jittered = delay - jitter(delay / 2);
+    let wait = jittered.max(retry_after.unwrap_or(0).min(86_400)) as i64;
+    let next = now + wait;
     (next <= event_created_at + delivery.give_up_after_secs as i64).then_some(next)
+}
+
+/// A random number of seconds in 0..=max.
+fn jitter(max: u64) -> u64 {
+    if max == 0 {
+        return 0;
+    }
+    let mut b = [0u8; 8];
+    getrandom::getrandom(&mut b).map(|_| u64::from_le_bytes(b) % (max + 1)).unwrap_or(0)
+}
+
+/// `Retry-After` in seconds (a number, or an HTTP date).
+fn retry_after(headers: &hyper::HeaderMap, now: i64) -> Option<u64> {
+    let value = headers.get("retry-after")?.to_str().ok()?.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(secs);
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    let at = at.duration_since(std::time::UNIX_EPOCH).ok()?.as_secs() as i64;
+    Some((at - now).max(0) as u64)
+}
+
+/// Why a delivery attempt did not succeed.
+#[derive(Debug)]
+struct Failed {
+    error: String,
+    /// What the receiver asked for (`Retry-After` on 429 or 503).
+    retry_after: Option<u64>,
+    /// The receiver answered `410 Gone`: its endpoint takes no more notifications.
+    gone: bool,
+}
+
+impl From<String> for Failed {
+    fn from(error: String) -> Self {
+        Failed { error, retry_after: None, gone: false }
+    }
 }
 
 /// Runs until `shutdown` turns true.
@@ -66,7 +114,7 @@ async fn deliver(gateway: &Gateway, event: OutboxEvent) {
     let live = gateway.config.current();
     let delivery = &live.config.delivery;
     let outcome = match live.merchant(&event.merchant_id) {
-        None => Err("merchant is no longer in routes.yaml".to_string()),
+        None => Err(Failed::from("merchant is no longer in routes.yaml".to_string())),
         // A payment that came in through a front door is told in the school's dialect (even
         // after its door left routes.yaml: then it waits, and the error says why).
         Some(merchant) if is_about_payment(&event) => match gateway.store.payment_by_id(&event.payment_id).await {
@@ -74,14 +122,14 @@ async fn deliver(gateway: &Gateway, event: OutboxEvent) {
                 send_door_callback(gateway, merchant, &payment, &event, delivery.timeout_ms).await
             }
             Ok(_) => send_event(gateway, merchant, &event, delivery.timeout_ms).await,
-            Err(e) => Err(format!("cannot read the payment: {e}")),
+            Err(e) => Err(Failed::from(format!("cannot read the payment: {e}"))),
         },
         Some(merchant) => send_event(gateway, merchant, &event, delivery.timeout_ms).await,
     };
     let now = gateway.clock.now();
     let detail = match &outcome {
         Ok(()) => serde_json::json!({"event_id": event.id, "kind": event.kind, "outcome": "delivered"}),
-        Err(e) => serde_json::json!({"event_id": event.id, "kind": event.kind, "outcome": "failed", "error": e}),
+        Err(e) => serde_json::json!({"event_id": event.id, "kind": event.kind, "outcome": "failed", "error": e.error}),
     };
     gateway.note(&event.payment_id, "notification", detail);
     let result = match outcome {
@@ -90,10 +138,16 @@ async fn deliver(gateway: &Gateway, event: OutboxEvent) {
             tracing::info!(event_id = %event.id, kind = %event.kind, merchant = %event.merchant_id, attempts = event.attempts + 1, "event delivered");
             gateway.store.mark_delivered(&event.id, now).await
         }
-        Err(error) => {
-            let next = next_attempt(delivery, event.created_at, event.attempts, now);
+        Err(failed) if failed.gone => {
+            metrics::counter!("payglot_deliveries_total", "outcome" => "gone").increment(1);
+            tracing::error!(event_id = %event.id, merchant = %event.merchant_id, error = %failed.error, "the endpoint is gone: retries stopped");
+            gateway.store.mark_attempt_failed(&event.id, &failed.error, None, now).await
+        }
+        Err(failed) => {
+            let next = next_attempt(delivery, event.created_at, event.attempts, failed.retry_after, now);
             let outcome = if next.is_some() { "retry" } else { "gave_up" };
             metrics::counter!("payglot_deliveries_total", "outcome" => outcome).increment(1);
+            let error = failed.error;
             match next {
                 Some(at) => {
                     tracing::warn!(event_id = %event.id, merchant = %event.merchant_id, %error, retry_in_secs = at - now, "event delivery failed")
@@ -122,9 +176,19 @@ async fn send_event(
     merchant: &MerchantConfig,
     event: &OutboxEvent,
     timeout_ms: u64,
-) -> Result<(), String> {
+) -> Result<(), Failed> {
     if event.notify_url.is_empty() {
-        return Err("no notify_url".to_string());
+        return Err(Failed::from("no notify_url".to_string()));
+    }
+    if let Some(since) = gateway.gone_endpoint(&event.notify_url) {
+        return Err(Failed {
+            error: format!(
+                "the endpoint answered 410 Gone at {}: retries stopped (replay to try again)",
+                crate::model::rfc3339(since)
+            ),
+            retry_after: None,
+            gone: true,
+        });
     }
     let now = gateway.clock.now();
     let timestamp = now.to_string();
@@ -156,8 +220,21 @@ async fn send_event(
         .await;
     match answer {
         Ok(a) if (200..300).contains(&a.status) => Ok(()),
-        Ok(a) => Err(format!("merchant answered HTTP {}", a.status)),
-        Err(e) => Err(e.to_string()),
+        Ok(a) if a.status == 410 => {
+            gateway.mark_gone(&event.notify_url, now);
+            Err(Failed {
+                error: "merchant answered HTTP 410 Gone: retries to this endpoint stopped (replay to try again)"
+                    .to_string(),
+                retry_after: None,
+                gone: true,
+            })
+        }
+        Ok(a) => Err(Failed {
+            error: format!("merchant answered HTTP {}", a.status),
+            retry_after: matches!(a.status, 429 | 503).then(|| retry_after(&a.headers, now)).flatten(),
+            gone: false,
+        }),
+        Err(e) => Err(Failed::from(e.to_string())),
     }
 }
 
@@ -170,7 +247,7 @@ async fn send_door_callback(
     payment: &Payment,
     event: &OutboxEvent,
     timeout_ms: u64,
-) -> Result<(), String> {
+) -> Result<(), Failed> {
     let Some(notify) = crate::core::notify::callback(merchant, payment, &event.kind, gateway.clock.now())? else {
         tracing::debug!(event_id = %event.id, kind = %event.kind, "the school's dialect has no callback for this event");
         return Ok(());
@@ -184,8 +261,8 @@ async fn send_door_callback(
         .await;
     match sent {
         Ok(a) if notify.ack.matches(a.status, &a.body) => Ok(()),
-        Ok(a) => Err(format!("school answered HTTP {} without its dialect's ack", a.status)),
-        Err(e) => Err(e.to_string()),
+        Ok(a) => Err(Failed::from(format!("school answered HTTP {} without its dialect's ack", a.status))),
+        Err(e) => Err(Failed::from(e.to_string())),
     }
 }
 
@@ -194,12 +271,32 @@ mod tests {
     use super::*;
 
     #[test]
-    fn backoff_follows_the_schedule_then_gives_up() {
+    fn backoff_follows_the_schedule_with_jitter_then_gives_up() {
         let d = DeliveryConfig::default();
-        assert_eq!(next_attempt(&d, 0, 0, 0), Some(15));
-        assert_eq!(next_attempt(&d, 0, 1, 100), Some(160));
-        assert_eq!(next_attempt(&d, 0, 4, 1000), Some(8200));
-        assert_eq!(next_attempt(&d, 0, 9, 10_000), Some(17_200), "the last delay repeats");
-        assert_eq!(next_attempt(&d, 0, 30, 3 * 24 * 3600 - 100), None, "past three days");
+        for _ in 0..50 {
+            let first = next_attempt(&d, 0, 0, None, 0).unwrap();
+            assert!((5..=10).contains(&first), "{first}");
+            let later = next_attempt(&d, 0, 4, None, 1000).unwrap() - 1000;
+            assert!((80..=160).contains(&later), "{later}");
+            let last = next_attempt(&d, 0, 40, None, 10_000).unwrap() - 10_000;
+            assert!((3600..=7200).contains(&last), "the last delay repeats: {last}");
+        }
+        assert_eq!(next_attempt(&d, 0, 30, None, 3 * 24 * 3600 - 100), None, "past three days");
+        // Retry-After asks for longer: honoured (up to a day); shorter: the schedule wins.
+        assert_eq!(next_attempt(&d, 0, 0, Some(600), 0), Some(600));
+        assert!(next_attempt(&d, 0, 0, Some(1), 0).unwrap() >= 5);
+        assert_eq!(next_attempt(&d, 0, 0, Some(10_000_000), 0), Some(86_400));
+    }
+
+    #[test]
+    fn retry_after_takes_seconds_or_an_http_date() {
+        let mut h = hyper::HeaderMap::new();
+        h.insert("retry-after", "120".parse().unwrap());
+        assert_eq!(retry_after(&h, 0), Some(120));
+        // RFC 9110's example date, 1994-11-06T08:49:37Z = 784111777.
+        h.insert("retry-after", "Sun, 06 Nov 1994 08:49:37 GMT".parse().unwrap());
+        assert_eq!(retry_after(&h, 784_111_777 - 30), Some(30));
+        h.insert("retry-after", "soon".parse().unwrap());
+        assert_eq!(retry_after(&h, 0), None);
     }
 }

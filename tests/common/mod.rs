@@ -127,6 +127,8 @@ pub struct TestServer {
     pub delay_ms: Arc<std::sync::atomic::AtomicU64>,
     /// Requests that arrived (counted before the delay, so a slow answer is seen in flight).
     pub arrived: Arc<std::sync::atomic::AtomicU64>,
+    /// Headers added to every answer (a `Retry-After`, say).
+    pub answer_headers: Arc<Mutex<Vec<(String, String)>>>,
     handler: Handler,
     task: Option<tokio::task::JoinHandle<()>>,
 }
@@ -137,6 +139,7 @@ impl TestServer {
             port,
             delay_ms: Default::default(),
             arrived: Default::default(),
+            answer_headers: Default::default(),
             handler: Arc::new(handler),
             task: None,
         }
@@ -156,15 +159,18 @@ impl TestServer {
     pub async fn start(&mut self) {
         let listener = TcpListener::bind(("127.0.0.1", self.port)).await.expect("test server port");
         let (handler, delay, arrived) = (self.handler.clone(), self.delay_ms.clone(), self.arrived.clone());
+        let extra = self.answer_headers.clone();
         self.task = Some(tokio::spawn(async move {
             // The connections live in the task: stopping the server drops them too.
             let mut connections = JoinSet::new();
             loop {
                 let Ok((stream, _)) = listener.accept().await else { continue };
                 let (handler, delay, arrived) = (handler.clone(), delay.clone(), arrived.clone());
+                let extra = extra.clone();
                 connections.spawn(async move {
                     let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
                         let handler = handler.clone();
+                        let extra = extra.lock().unwrap().clone();
                         let delay = delay.load(Ordering::SeqCst);
                         arrived.fetch_add(1, Ordering::SeqCst);
                         async move {
@@ -181,6 +187,12 @@ impl TestServer {
                             let (status, answer) = handler(seen);
                             let mut r = Response::new(Full::new(Bytes::from(answer)));
                             *r.status_mut() = hyper::StatusCode::from_u16(status).unwrap();
+                            for (k, v) in extra {
+                                r.headers_mut().insert(
+                                    hyper::header::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                                    v.parse().unwrap(),
+                                );
+                            }
                             Ok::<_, std::convert::Infallible>(r)
                         }
                     });
