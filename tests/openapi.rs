@@ -73,7 +73,7 @@ fn check(doc: &Value, schema: &str, value: &Value) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sandbox_answers_match_the_documented_schemas() {
-    let doc: Value = serde_yaml::from_str(payglot::doors::merchant_api::OPENAPI).unwrap();
+    let doc: Value = serde_saphyr::from_str(payglot::doors::merchant_api::OPENAPI).unwrap();
     let mut merchant = MerchantServer::new();
     merchant.start().await;
     let mut gw = Gateway::new(&merchant.url());

@@ -116,7 +116,7 @@ struct RawProvider {
     #[serde(default)]
     products: BTreeMap<String, u32>,
     #[serde(default)]
-    options: BTreeMap<String, serde_yaml::Value>,
+    options: BTreeMap<String, Scalar>,
     #[serde(default)]
     retired: bool,
     #[serde(default)]
@@ -164,7 +164,7 @@ struct RawMerchant {
     /// Provider-compatible front doors, by dialect: the credentials the school's existing
     /// integration signs with, plus optional `channel`, `scene` and `options`.
     #[serde(default)]
-    compat: BTreeMap<String, BTreeMap<String, serde_yaml::Value>>,
+    compat: BTreeMap<String, BTreeMap<String, DoorEntry>>,
 }
 
 #[derive(Deserialize)]
@@ -440,7 +440,7 @@ pub fn parse(text: &str, base_dir: &Path, env: &dyn Fn(&str) -> Option<String>) 
 }
 
 fn parse_with(text: &str, base_dir: &Path, resolver: &secrets::Resolver<'_>) -> Result<Config, Vec<String>> {
-    let raw: RawConfig = serde_yaml::from_str(text).map_err(|e| vec![e.to_string()])?;
+    let raw = read_yaml(text)?;
     let mut errors = Vec::new();
 
     let listen = parse_addr("listen", &raw.listen, &mut errors);
@@ -593,15 +593,7 @@ fn parse_with(text: &str, base_dir: &Path, resolver: &secrets::Resolver<'_>) -> 
                 errors.push(format!("{path}.products.{key}: {e}"));
             }
         }
-        let mut options = BTreeMap::new();
-        for (k, v) in &p.options {
-            match scalar_text(v) {
-                Some(text) => {
-                    options.insert(k.clone(), text);
-                }
-                None => errors.push(format!("{path}.options.{k}: must be a string, number or boolean")),
-            }
-        }
+        let options: BTreeMap<String, String> = p.options.iter().map(|(k, v)| (k.clone(), v.text())).collect();
         let provider = ProviderConfig {
             name: name.clone(),
             dialect: p.dialect.clone(),
@@ -719,21 +711,92 @@ fn parse_with(text: &str, base_dir: &Path, resolver: &secrets::Resolver<'_>) -> 
     })
 }
 
-/// A scalar YAML value as text (numbers and booleans as written).
-fn scalar_text(value: &serde_yaml::Value) -> Option<String> {
-    match value {
-        serde_yaml::Value::String(s) => Some(s.clone()),
-        serde_yaml::Value::Number(n) => Some(n.to_string()),
-        serde_yaml::Value::Bool(b) => Some(b.to_string()),
-        _ => None,
+/// Reads routes.yaml's YAML into the raw schema (serde-saphyr: pure Rust, panic-free, with
+/// budgets against alias bombs). An error names the field path and the line; no source
+/// snippet is shown, since neighbouring lines may hold secrets. When the YAML does not read and
+/// a line is indented under a key that already has a value, that line is named first: it is
+/// the mistake, though the parser only notices it a line earlier or later.
+fn read_yaml(text: &str) -> Result<RawConfig, Vec<String>> {
+    let options = serde_saphyr::options! { with_snippet: false, };
+    serde_saphyr::with_deserializer_from_str_with_options(text, options, |de| {
+        serde_path_to_error::deserialize(de).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            let message = if path == "." { inner.to_string() } else { format!("{path}: {inner}") };
+            <serde_saphyr::Error as serde::de::Error>::custom(message)
+        })
+    })
+    .map_err(|e| indent_mistake(text).into_iter().chain([e.to_string()]).collect())
+}
+
+/// The first line indented deeper than the `key: value` line above it (nothing can nest under a
+/// key that has a value): `line N: ...`.
+fn indent_mistake(text: &str) -> Option<String> {
+    let indent = |l: &str| l.len() - l.trim_start().len();
+    let mut previous: Option<(usize, &str)> = None;
+    for (n, line) in text.lines().enumerate() {
+        let content = line.split(" #").next().unwrap_or("").trim_end();
+        if content.trim().is_empty() || content.trim_start().starts_with('#') {
+            continue;
+        }
+        if let Some((above, above_line)) = previous {
+            let body = above_line.trim_start().trim_start_matches("- ");
+            let has_value = body.split_once(": ").is_some_and(|(_, v)| {
+                let v = v.trim();
+                !v.is_empty() && !matches!(v.chars().next(), Some('|' | '>' | '&' | '!'))
+            });
+            let is_key = content.trim_start().split_once(':').is_some_and(|(k, _)| !k.contains(' ') && !k.is_empty());
+            // A sequence item's keys sit after its "- ".
+            let above_keys = indent(above_line) + if above_line.trim_start().starts_with("- ") { 2 } else { 0 };
+            if has_value && is_key && indent(content) > above_keys {
+                return Some(format!(
+                    "line {}: indented deeper than line {} above it, whose key already has a value (align it with that key, or give it a parent key)",
+                    n + 1,
+                    above + 1
+                ));
+            }
+        }
+        previous = Some((n, content));
     }
+    None
+}
+
+/// A scalar of routes.yaml where the schema takes any (an option's value, a door's
+/// credential): a string, a number or a boolean, kept as text.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+enum Scalar {
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Text(String),
+}
+
+impl Scalar {
+    fn text(&self) -> String {
+        match self {
+            Scalar::Bool(b) => b.to_string(),
+            Scalar::Int(n) => n.to_string(),
+            Scalar::Float(f) => f.to_string(),
+            Scalar::Text(s) => s.clone(),
+        }
+    }
+}
+
+/// One entry of a merchant's door: its `options:` table, or a scalar (a credential, `channel`,
+/// `scene`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+enum DoorEntry {
+    Table(BTreeMap<String, Scalar>),
+    Scalar(Scalar),
 }
 
 /// Validates a merchant's `compat:` doors; `owners` maps (dialect, account id) to the merchant
 /// that has it, since a door request names only its account id.
 fn validate_doors(
     merchant_path: &str,
-    raw: &BTreeMap<String, BTreeMap<String, serde_yaml::Value>>,
+    raw: &BTreeMap<String, BTreeMap<String, DoorEntry>>,
     resolver: &secrets::Resolver<'_>,
     owners: &mut HashMap<(String, String), String>,
     errors: &mut Vec<String>,
@@ -750,30 +813,26 @@ fn validate_doors(
         let (mut channel, mut scene) = (None, None);
         for (k, v) in entries {
             match (k.as_str(), v) {
-                ("options", serde_yaml::Value::Mapping(m)) => {
-                    for (ok, ov) in m {
-                        match (ok.as_str(), scalar_text(ov)) {
-                            (Some(name), Some(text)) => {
-                                account.options.insert(name.to_string(), text);
-                            }
-                            _ => errors.push(format!("{path}.options: names and values must be scalars")),
-                        }
+                ("options", DoorEntry::Table(m)) => {
+                    for (name, value) in m {
+                        account.options.insert(name.clone(), value.text());
                     }
                 }
-                ("channel", v) => match scalar_text(v).map(|s| s.parse::<Channel>()) {
-                    Some(Ok(c)) => channel = Some(c),
+                ("options", DoorEntry::Scalar(_)) => errors.push(format!("{path}.options: must be a table of scalars")),
+                (name, DoorEntry::Table(_)) => errors.push(format!("{path}.{name}: must be a scalar")),
+                ("channel", DoorEntry::Scalar(v)) => match v.text().parse::<Channel>() {
+                    Ok(c) => channel = Some(c),
                     _ => errors.push(format!("{path}.channel: not a channel")),
                 },
-                ("scene", v) => match scalar_text(v).map(|s| s.parse::<Scene>()) {
-                    Some(Ok(s)) => scene = Some(s),
+                ("scene", DoorEntry::Scalar(v)) => match v.text().parse::<Scene>() {
+                    Ok(s) => scene = Some(s),
                     _ => errors.push(format!("{path}.scene: not a scene")),
                 },
-                (name, v) => match scalar_text(v).map(|s| resolver.resolve(&s)) {
-                    Some(Ok(secret)) => {
+                (name, DoorEntry::Scalar(v)) => match resolver.resolve(&v.text()) {
+                    Ok(secret) => {
                         account.credentials.insert(name.to_string(), secret);
                     }
-                    Some(Err(e)) => errors.push(format!("{path}.{name}: {e}")),
-                    None => errors.push(format!("{path}.{name}: must be a string")),
+                    Err(e) => errors.push(format!("{path}.{name}: {e}")),
                 },
             }
         }
@@ -1053,6 +1112,27 @@ merchants:
 
     fn errors_of(text: &str) -> Vec<String> {
         parse(text, Path::new("/etc/payglot"), &env).unwrap_err()
+    }
+
+    #[test]
+    fn yaml_errors_name_the_field_path_and_the_wrong_line() {
+        // An unknown key: its path and its line (GOOD's line 8 is `base_url` of xxpay-main).
+        let text = GOOD.replace(
+            "    base_url: http://127.0.0.1:3020\n",
+            "    base_url: http://127.0.0.1:3020\n    timeout_msec: 5\n",
+        );
+        let e = errors_of(&text);
+        assert!(e[0].starts_with("providers.xxpay-main.timeout_msec: unknown field `timeout_msec`"), "{e:?}");
+        assert!(e[0].contains("line 9"), "{e:?}");
+        // A key indented under a key that has a value: the parser notices a line early; the
+        // first error names the line that is wrong.
+        let text = GOOD.replace("    base_url: http://127.0.0.1:3021\n", "      base_url: http://127.0.0.1:3021\n");
+        let wrong = text.lines().position(|l| l == "      base_url: http://127.0.0.1:3021").unwrap() + 1;
+        let e = errors_of(&text);
+        assert!(e[0].starts_with(&format!("line {wrong}: indented deeper than line {}", wrong - 1)), "{e:?}");
+        // No error shows a neighbouring line (a credential could be on it).
+        let text = GOOD.replace("listen: 127.0.0.1:8080", "listen: [oops");
+        assert!(errors_of(&text).iter().all(|e| !e.contains("app_id") && !e.contains('\n')), "{:?}", errors_of(&text));
     }
 
     #[test]
