@@ -145,6 +145,13 @@ async fn read_whole(req: Request<Incoming>, limit: usize) -> Result<HttpIn, Body
     })
 }
 
+/// Records how long a request took in `payglot_request_duration_seconds{door, operation}`
+/// (door: `merchant_api`, `callbacks` or a front door's dialect).
+pub fn record_duration(door: &str, operation: &'static str, started: std::time::Instant) {
+    metrics::histogram!("payglot_request_duration_seconds", "door" => door.to_string(), "operation" => operation)
+        .record(started.elapsed().as_secs_f64());
+}
+
 /// The request id: the caller's `X-Request-Id` when it is a sane one, else a new one.
 pub fn request_id(headers: &HeaderMap) -> String {
     headers

@@ -19,6 +19,7 @@ pub mod sandbox;
 pub mod secret;
 pub mod server;
 pub mod store;
+pub mod telemetry;
 #[cfg(any(test, feature = "test-support"))]
 pub mod test_support;
 pub mod upstream;

@@ -301,6 +301,7 @@ fn serve(config: PathBuf, sandbox_only: bool) -> ExitCode {
         }
     };
     runtime.block_on(async move {
+        payglot::telemetry::init();
         let started =
             if sandbox_only { payglot::start_sandbox(&config).await } else { payglot::start(&config, true).await };
         let running = match started {
@@ -329,6 +330,7 @@ fn serve(config: PathBuf, sandbox_only: bool) -> ExitCode {
         let _ = ctrl_c.await;
         tracing::info!("stopping; pending events stay in the store");
         running.stop().await;
+        payglot::telemetry::flush().await;
         ExitCode::SUCCESS
     })
 }

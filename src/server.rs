@@ -35,7 +35,9 @@ async fn route(gateway: Arc<Gateway>, req: Request<Incoming>, request_id: &str) 
     } else if request.path.starts_with("/compat/") {
         crate::doors::compat::handle(&gateway, &request).await
     } else if let Some(account) = request.path.strip_prefix("/callbacks/") {
-        crate::doors::callbacks::handle(&gateway, account, &request).await
+        let reply = crate::doors::callbacks::handle(&gateway, account, &request).await;
+        crate::http::record_duration("callbacks", "callback", started);
+        reply
     } else {
         Reply::error(&ApiError::not_found(format!("no such endpoint: {} {}", request.method, request.path)))
     };

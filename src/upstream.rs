@@ -193,8 +193,21 @@ impl Upstream {
         let url = format!("{}{}", account.base_url, request.path);
         let headers: Vec<(&str, &str)> = request.content_type.iter().map(|ct| ("content-type", *ct)).collect();
         let started = std::time::Instant::now();
-        let result = self
-            .send(request.method, &url, &headers, request.body.clone(), account.connect_timeout_ms, account.timeout_ms)
+        // The path without its query names the operation (`/api/pay/create_order`).
+        let operation = request.path.split('?').next().unwrap_or("").to_string();
+        let span = crate::telemetry::Span::child("provider.call")
+            .attr("provider", account.name.clone())
+            .attr("dialect", account.dialect.clone())
+            .attr("operation", operation.clone());
+        let result = span
+            .run(self.send(
+                request.method,
+                &url,
+                &headers,
+                request.body.clone(),
+                account.connect_timeout_ms,
+                account.timeout_ms,
+            ))
             .await;
         let healthy = matches!(&result, Ok(a) if a.status < 500);
         if count {
@@ -209,8 +222,9 @@ impl Upstream {
             Err(UpstreamError::Timeout) => "timeout",
             Err(_) => "failed",
         };
-        // The path without its query names the operation (`/api/pay/create_order`).
-        let operation = request.path.split('?').next().unwrap_or("").to_string();
+        if outcome != "ok" {
+            span.failed(outcome);
+        }
         metrics::counter!("payglot_upstream_calls_total", "provider" => account.name.clone(), "operation" => operation.clone(), "outcome" => outcome)
             .increment(1);
         metrics::histogram!("payglot_upstream_latency_seconds", "provider" => account.name.clone(), "operation" => operation)

@@ -286,6 +286,15 @@ async fn every_school_dialect_is_served_by_every_provider_and_called_back_in_its
     assert_eq!(received.len(), 25, "{received:?}");
     assert!(received.iter().all(|(_, r)| r.is_ok()));
     assert!(merchant.events().is_empty());
+    // Each door's requests are timed under its own name and the operation it carried out.
+    let metrics = gw.http("GET", &format!("http://127.0.0.1:{}/metrics", gw.admin_port), &[], b"").await;
+    let metrics = String::from_utf8_lossy(&metrics.body).to_string();
+    for (dialect, _) in DOORS {
+        let line =
+            format!("payglot_request_duration_seconds_count{{door=\"{dialect}\",operation=\"create_payment\"}} ");
+        let creates = metrics.lines().find_map(|l| l.strip_prefix(line.as_str()));
+        assert_eq!(creates, Some("5"), "{dialect}: {line}\n{metrics}");
+    }
 }
 
 fn school_refund(order: &Payment, no: &str, amount: i64) -> payglot::model::Refund {

@@ -66,8 +66,48 @@ async fn metrics_count_what_happened() {
         "latency histogram"
     );
     assert_eq!(sample(&text, "payglot_outbox_depth", &[]), Some(0.0));
+    assert_eq!(sample(&text, "payglot_outbox_oldest_pending_age_seconds", &[]), Some(0.0));
     assert_eq!(sample(&text, "payglot_circuit_open", &[("provider", "xxpay-a")]), Some(0.0));
     assert!(sample(&text, "payglot_config_reloads_total", &[]).is_some());
+    // Request durations by door and operation: 3 creates (one refused) and 1 query at /v1,
+    // the accepted and the forged callback.
+    let duration = |door: &str, op: &str| {
+        sample(&text, "payglot_request_duration_seconds_count", &[("door", door), ("operation", op)])
+    };
+    assert_eq!(duration("merchant_api", "create_payment"), Some(3.0), "{text}");
+    assert_eq!(duration("merchant_api", "query_payment"), Some(1.0));
+    assert_eq!(duration("callbacks", "callback"), Some(2.0));
+    let build = text.lines().find(|l| l.starts_with("payglot_build_info{")).expect("build info");
+    assert!(build.contains(&format!("version=\"{}\"", env!("CARGO_PKG_VERSION"))), "{build}");
+    let commit = build.split("commit=\"").nth(1).and_then(|c| c.split('"').next()).unwrap_or("");
+    assert!(commit == "unknown" || (commit.len() >= 7 && commit.chars().all(|c| c.is_ascii_hexdigit())), "{build}");
+    assert!(build.ends_with(" 1"), "{build}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_oldest_undelivered_notification_has_an_age_and_livez_answers() {
+    let mut merchant = MerchantServer::new();
+    merchant.start().await;
+    merchant.failing.store(true, std::sync::atomic::Ordering::SeqCst);
+    let mut gw = Gateway::new(&merchant.url());
+    gw.start().await;
+    let (_, p) = gw.call("POST", "/v1/payments", &payment_body("AGE-1", 100)).await;
+    gw.pay_at_sandbox(p["provider_trade_no"].as_str().unwrap()).await;
+    let metrics = || async {
+        let a = gw.http("GET", &format!("http://127.0.0.1:{}/metrics", gw.admin_port), &[], b"").await;
+        String::from_utf8_lossy(&a.body).to_string()
+    };
+    eventually("a pending notification", Duration::from_secs(10), || async {
+        (sample(&metrics().await, "payglot_outbox_depth", &[]) == Some(1.0)).then_some(())
+    })
+    .await;
+    gw.advance_clock(600).await;
+    let age = sample(&metrics().await, "payglot_outbox_oldest_pending_age_seconds", &[]).unwrap();
+    assert!((600.0..700.0).contains(&age), "age {age}");
+    for path in ["/livez", "/healthz"] {
+        let (status, v) = gw.admin("GET", path).await;
+        assert_eq!((status, v["status"].as_str()), (200, Some("ok")), "{path}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -240,6 +280,20 @@ async fn a_payment_has_a_timeline_of_calls_callbacks_and_notifications() {
     assert_eq!(view["timeline"][3]["detail"]["outcome"], "delivered");
     assert_eq!(view["payment"]["status"], "succeeded");
     assert_eq!(view["events"][0]["state"], "delivered");
+    // The payment's trace id (README: the MD5 of its payment id), on its view and on the log
+    // lines of its callback and its notification.
+    let trace = {
+        use md5::Digest;
+        hex::encode(md5::Md5::digest(id.as_bytes()))
+    };
+    assert_eq!(view["trace_id"], trace.as_str());
+    let log = gw.log();
+    for line in ["payment settled", "event delivered"] {
+        assert!(
+            log.lines().any(|l| l.contains(line) && l.contains(&format!("trace_id={trace}"))),
+            "{line} with trace_id={trace}:\n{log}"
+        );
+    }
     let (status, _) = gw.admin("GET", "/admin/payments/P-nope").await;
     assert_eq!(status, 404);
 }

@@ -185,6 +185,30 @@ pub async fn create_payment(
     }
 
     let payment_id = new_payment_id(now);
+    let span = crate::telemetry::Span::payment_root("payment.create", &payment_id)
+        .attr("merchant", merchant.id.clone())
+        .attr("out_trade_no", request.out_trade_no.clone())
+        .attr("amount_fen", request.amount.to_string())
+        .attr("door", door.as_ref().map_or("merchant_api".to_string(), |d| d.dialect.clone()));
+    let created = span.run(create_with_id(gateway, live, merchant, request, door, notify_url, payment_id, now)).await;
+    if let Err(e) = &created {
+        span.failed(e.code.as_str());
+    }
+    created
+}
+
+/// The create once its payment id is chosen (inside the payment's root span).
+#[allow(clippy::too_many_arguments)]
+async fn create_with_id(
+    gateway: &Gateway,
+    live: &LiveConfig,
+    merchant: &MerchantConfig,
+    request: &CreatePaymentRequest,
+    door: Option<Door>,
+    notify_url: String,
+    payment_id: String,
+    now: i64,
+) -> Result<Payment, ApiError> {
     let facts = PaymentFacts {
         channel: request.channel,
         scene: request.scene,

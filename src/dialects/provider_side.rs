@@ -100,6 +100,25 @@ pub enum CallKind {
     OrderList,
 }
 
+impl CallKind {
+    /// The operation's name in metrics, as the merchant API names its own.
+    pub fn operation(&self) -> &'static str {
+        match self {
+            CallKind::Create(_) => "create_payment",
+            CallKind::Query { .. } => "query_payment",
+            CallKind::Cancel(_) => "close_payment",
+            CallKind::Refund(_) => "create_refund",
+            CallKind::Balance => "balance",
+            CallKind::PaymentMethods => "payment_methods",
+            CallKind::Identity { .. } => "identity",
+            CallKind::CardLink { .. } => "card_link",
+            CallKind::PayoutCreate(_) => "create_payout",
+            CallKind::PayoutQuery(_) => "query_payout",
+            CallKind::OrderList => "order_list",
+        }
+    }
+}
+
 /// An order as the merchant asked for it.
 #[derive(Debug, Clone, Default)]
 pub struct OrderRequest {

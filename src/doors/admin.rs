@@ -1,5 +1,5 @@
-//! The admin listener (loopback by default): `/healthz`, `/readyz` (config loaded and store
-//! answering), `/metrics` (Prometheus text: merchant API requests by merchant, operation and
+//! The admin listener (loopback by default): `/livez` (the process answers; no dependency is
+//! checked; `/healthz` is its older name), `/readyz` (config loaded and store answering), `/metrics` (Prometheus text: merchant API requests by merchant, operation and
 //! outcome; upstream calls and latency by provider account; callbacks by verdict; deliveries;
 //! outbox depth; config reloads; circuit states), `GET /admin/config` (the live config, every secret redacted),
 //! `GET /admin/circuits` (each provider account's circuit breaker), `POST /admin/reload`,
@@ -28,7 +28,7 @@ static METRICS: OnceLock<PrometheusHandle> = OnceLock::new();
 
 /// Health checks are open; everything else needs the admin token when one is configured.
 fn authorized(gateway: &Gateway, request: &crate::http::HttpIn) -> bool {
-    if matches!(request.path.as_str(), "/healthz" | "/readyz") {
+    if matches!(request.path.as_str(), "/livez" | "/healthz" | "/readyz") {
         return true;
     }
     let live = gateway.config.current();
@@ -50,6 +50,8 @@ pub fn install_metrics() {
         let handle = recorder.handle();
         // Another recorder may be installed already (tests in one process): keep ours local then.
         let _ = metrics::set_global_recorder(recorder);
+        metrics::gauge!("payglot_build_info", "version" => env!("CARGO_PKG_VERSION"), "commit" => env!("PAYGLOT_COMMIT"))
+            .set(1.0);
         handle
     });
 }
@@ -57,7 +59,9 @@ pub fn install_metrics() {
 /// The metrics in Prometheus text format, with gauges read now.
 async fn render_metrics(gateway: &Gateway) -> String {
     if let Ok(depth) = gateway.store.outbox_depth().await {
-        metrics::gauge!("payglot_outbox_depth").set(depth as f64);
+        metrics::gauge!("payglot_outbox_depth").set(depth.pending as f64);
+        let age = depth.oldest_created_at.map_or(0, |created| (gateway.clock.now() - created).max(0));
+        metrics::gauge!("payglot_outbox_oldest_pending_age_seconds").set(age as f64);
     }
     metrics::counter!("payglot_config_reloads_total")
         .absolute(gateway.config.reloads.load(std::sync::atomic::Ordering::Relaxed));
@@ -77,7 +81,7 @@ async fn render_metrics(gateway: &Gateway) -> String {
 /// The admin endpoints, by path (matchit) and method.
 #[derive(Clone, Copy)]
 enum Endpoint {
-    Healthz,
+    Livez,
     Readyz,
     Metrics,
     OpenApi,
@@ -95,7 +99,8 @@ enum Endpoint {
 
 /// Each path with the methods it takes.
 const ENDPOINTS: &[(&str, &[&str], Endpoint)] = &[
-    ("/healthz", &["GET"], Endpoint::Healthz),
+    ("/livez", &["GET"], Endpoint::Livez),
+    ("/healthz", &["GET"], Endpoint::Livez),
     ("/readyz", &["GET"], Endpoint::Readyz),
     ("/metrics", &["GET"], Endpoint::Metrics),
     ("/openapi.yaml", &["GET"], Endpoint::OpenApi),
@@ -229,6 +234,7 @@ async fn handle(gateway: &Gateway, method: &str, path: &str, query: &str) -> Rep
                     Reply::json(
                         200,
                         &json!({
+                            "trace_id": crate::telemetry::trace_id(&id),
                             "payment": payment.map(|p| p.to_merchant_json()),
                             "payout": payout.map(|p| p.to_merchant_json()),
                             "events": events,
@@ -281,7 +287,7 @@ async fn handle(gateway: &Gateway, method: &str, path: &str, query: &str) -> Rep
             }
             Reply::json(200, &json!({"now": gateway.clock.now(), "adjustable": adjustable}))
         }
-        Endpoint::Healthz => Reply::json(200, &json!({"status": "ok"})),
+        Endpoint::Livez => Reply::json(200, &json!({"status": "ok"})),
         Endpoint::Readyz => match gateway.store.ping().await {
             Ok(()) => Reply::json(200, &json!({"status": "ready"})),
             Err(e) => Reply::json(503, &json!({"status": "not_ready", "reason": e.to_string()})),

@@ -46,7 +46,14 @@ pub async fn handle(gateway: &Gateway, account: &str, request: &HttpIn) -> Reply
     };
     let (outcome, subject, status) = match &report {
         CallbackReport::Payment(r) => {
-            (on_payment(gateway, account, r, now).await, r.payment_id.clone(), r.status.to_string())
+            let span = crate::telemetry::Span::of_payment("payment.callback", &r.payment_id)
+                .attr("provider", account)
+                .attr("status", r.status.to_string());
+            let outcome = span.run(on_payment(gateway, account, r, now)).await;
+            if let Err(why) = outcome {
+                span.failed(&format!("not acked: {why:?}"));
+            }
+            (outcome, r.payment_id.clone(), r.status.to_string())
         }
         CallbackReport::Payout(r) => {
             (on_payout(gateway, account, r, now).await, r.payout_id.clone(), r.status.to_string())

@@ -158,6 +158,13 @@ pub enum PayoutInserted {
     Existing(Box<Payout>, String),
 }
 
+/// The outbox at a glance: events still to deliver and the creation time of the oldest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutboxDepth {
+    pub pending: i64,
+    pub oldest_created_at: Option<i64>,
+}
+
 /// One outbox row to deliver.
 #[derive(Debug, Clone)]
 pub struct OutboxEvent {
@@ -369,8 +376,9 @@ pub trait Store: Send + Sync {
     /// A payment's (or payout's) timeline, oldest first.
     async fn timeline(&self, subject: &str) -> StoreResult<Vec<TimelineEntry>>;
 
-    /// How many events wait for delivery (pending, not given up).
-    async fn outbox_depth(&self) -> StoreResult<i64>;
+    /// How many events wait for delivery (pending, not given up), and when the oldest of them
+    /// was created (unix seconds).
+    async fn outbox_depth(&self) -> StoreResult<OutboxDepth>;
 
     /// Whether the store answers.
     async fn ping(&self) -> StoreResult<()>;

@@ -826,9 +826,10 @@ impl Store for PgStore {
             .collect())
     }
 
-    async fn outbox_depth(&self) -> StoreResult<i64> {
+    async fn outbox_depth(&self) -> StoreResult<OutboxDepth> {
         let client = self.client().await?;
-        Ok(client.query_one(sql::OUTBOX_DEPTH, &[]).await.map_err(err)?.get(0))
+        let row = client.query_one(sql::OUTBOX_DEPTH, &[]).await.map_err(err)?;
+        Ok(OutboxDepth { pending: row.get(0), oldest_created_at: row.get(1) })
     }
 
     async fn ping(&self) -> StoreResult<()> {

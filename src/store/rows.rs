@@ -90,7 +90,7 @@ pub mod sql {
     pub const OPEN_COUNT: &str = "SELECT CAST((SELECT COUNT(*) FROM payments WHERE provider = $1 AND status = 'pending') + (SELECT COUNT(*) FROM refunds WHERE provider = $1 AND status = 'pending') + (SELECT COUNT(*) FROM payouts WHERE provider = $1 AND status = 'pending') AS BIGINT)";
     pub const ANOMALIES: &str = "SELECT kind, payment_id, provider, detail, created_at FROM anomalies WHERE (CAST($1 AS TEXT) IS NULL OR provider = $1) AND (CAST($2 AS TEXT) IS NULL OR payment_id = $2) AND created_at >= $3 AND created_at < $4 ORDER BY seq DESC LIMIT $5";
     pub const REPLAY_EVENTS: &str = "UPDATE events SET state = 'pending', next_attempt_at = $5, claimed_until = NULL WHERE merchant_id = $1 AND state = $2 AND created_at >= $3 AND created_at < $4";
-    pub const OUTBOX_DEPTH: &str = "SELECT COUNT(*) FROM events WHERE state = 'pending'";
+    pub const OUTBOX_DEPTH: &str = "SELECT COUNT(*), MIN(created_at) FROM events WHERE state = 'pending'";
 }
 
 /// A row of either driver, read by column index.

@@ -981,8 +981,13 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn outbox_depth(&self) -> StoreResult<i64> {
-        self.run(|c| c.query_row(sql(rows::sql::OUTBOX_DEPTH), [], |r| r.get(0))).await
+    async fn outbox_depth(&self) -> StoreResult<OutboxDepth> {
+        self.run(|c| {
+            c.query_row(sql(rows::sql::OUTBOX_DEPTH), [], |r| {
+                Ok(OutboxDepth { pending: r.get(0)?, oldest_created_at: r.get(1)? })
+            })
+        })
+        .await
     }
 
     async fn ping(&self) -> StoreResult<()> {

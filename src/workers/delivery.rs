@@ -110,7 +110,16 @@ pub async fn deliver_due(gateway: &Arc<Gateway>) -> usize {
     count
 }
 
+/// One delivery attempt, a span of the payment's trace.
 async fn deliver(gateway: &Gateway, event: OutboxEvent) {
+    let span = crate::telemetry::Span::of_payment("payment.notify", &event.payment_id)
+        .attr("event_id", event.id.clone())
+        .attr("event_kind", event.kind.clone())
+        .attr("attempt", (event.attempts + 1).to_string());
+    span.run(attempt(gateway, event, &span)).await
+}
+
+async fn attempt(gateway: &Gateway, event: OutboxEvent, span: &crate::telemetry::Span) {
     let live = gateway.config.current();
     let delivery = &live.config.delivery;
     let outcome = match live.merchant(&event.merchant_id) {
@@ -132,6 +141,9 @@ async fn deliver(gateway: &Gateway, event: OutboxEvent) {
         Err(e) => serde_json::json!({"event_id": event.id, "kind": event.kind, "outcome": "failed", "error": e.error}),
     };
     gateway.note(&event.payment_id, "notification", detail);
+    if let Err(e) = &outcome {
+        span.failed(&e.error);
+    }
     let result = match outcome {
         Ok(()) => {
             metrics::counter!("payglot_deliveries_total", "outcome" => "delivered").increment(1);
