@@ -1,5 +1,5 @@
-//! The `payglot` command: `serve`, `check`, `sandbox`, `reconcile`, `sign`, `call` and
-//! `webhook-secret`; every one that reads routes.yaml takes it as `--config` (default
+//! The `payglot` command: `serve`, `check`, `sandbox`, `reconcile`, `sign`, `call`,
+//! `webhook-secret` and `health`; every one that reads routes.yaml takes it as `--config` (default
 //! `routes.yaml`).
 
 use clap::{Parser, Subcommand};
@@ -83,6 +83,12 @@ enum Command {
         /// JSON body (for POST).
         body: Option<String>,
     },
+    /// Exit 0 when a gateway answers its liveness check: the container image's HEALTHCHECK
+    /// (the image has no curl).
+    Health {
+        #[arg(long, default_value = "http://127.0.0.1:9901/livez")]
+        url: String,
+    },
     /// Run only the simulated providers of routes.yaml's `sandbox:` section.
     Sandbox {
         #[arg(long, short, default_value = "routes.yaml")]
@@ -99,6 +105,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Serve { config } => serve(config, false),
+        Command::Health { url } => health(&url),
         Command::Sandbox { config } => serve(config, true),
         Command::Reconcile { config, provider, date, settle } => reconcile(&config, &provider, &date, settle),
         Command::Sign { dialect, key, key_file, verify, fields } => match key_from(key, key_file) {
@@ -109,6 +116,19 @@ fn main() -> ExitCode {
             Ok(key) => call(&merchant, &key, &url, &method, &path, body.as_deref()),
             Err(e) => fail(&e),
         },
+    }
+}
+
+/// GETs `url` once (1 s to connect, 3 s in all): 2xx is healthy.
+fn health(url: &str) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => return fail(&format!("cannot start the runtime: {e}")),
+    };
+    match runtime.block_on(payglot::upstream::Upstream::new().send("GET", url, &[], Vec::new(), 1000, 3000)) {
+        Ok(a) if (200..300).contains(&a.status) => ExitCode::SUCCESS,
+        Ok(a) => fail(&format!("{url}: HTTP {}", a.status)),
+        Err(e) => fail(&format!("{url}: {e}")),
     }
 }
 

@@ -465,8 +465,17 @@ fn parse_with(text: &str, base_dir: &Path, resolver: &secrets::Resolver<'_>) -> 
             ));
         }
     }
-    let public_url = raw.public_url.trim_end_matches('/').to_string();
-    check_http_url("public_url", &public_url, &mut errors);
+    // `${NAME}` allowed: a container takes its public URL from the environment.
+    let public_url = match resolver.resolve_plain(&raw.public_url) {
+        Ok(url) => url.trim_end_matches('/').to_string(),
+        Err(e) => {
+            errors.push(format!("public_url: {e}"));
+            String::new()
+        }
+    };
+    if !public_url.is_empty() {
+        check_http_url("public_url", &public_url, &mut errors);
+    }
     let store_text = match resolver.resolve(raw.store.as_deref().unwrap_or("sqlite://payglot.db")) {
         Ok(s) => s.expose().to_string(),
         Err(e) => {

@@ -30,6 +30,15 @@ impl<'a> Resolver<'a> {
         Ok(secret)
     }
 
+    /// A setting that is not a secret but may differ per deployment (`public_url`): its
+    /// `${NAME}` references resolved, nothing noted for redaction.
+    pub fn resolve_plain(&self, raw: &str) -> Result<String, String> {
+        if raw.starts_with("file:") {
+            return Err("takes ${NAME} references, not file:".into());
+        }
+        resolve(raw, self.env).map(|v| v.expose().to_string())
+    }
+
     /// `text` with every noted secret and every URL password replaced by `<redacted>`.
     pub fn scrub(&self, text: &str) -> String {
         let mut noted = self.noted.borrow().clone();
