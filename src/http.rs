@@ -145,6 +145,50 @@ async fn read_whole(req: Request<Incoming>, limit: usize) -> Result<HttpIn, Body
     })
 }
 
+/// What handling a request learnt for its log line: the merchant it turned out to be for (a
+/// front door's school, a callback's payment) and the error code of a refusal.
+#[derive(Debug, Default)]
+pub struct RequestNotes {
+    merchant: std::sync::Mutex<Option<String>>,
+    code: std::sync::Mutex<Option<String>>,
+}
+
+impl RequestNotes {
+    pub fn merchant(&self) -> Option<String> {
+        self.merchant.lock().ok()?.clone()
+    }
+    pub fn code(&self) -> Option<String> {
+        self.code.lock().ok()?.clone()
+    }
+}
+
+tokio::task_local! {
+    static NOTES: Arc<RequestNotes>;
+}
+
+/// Runs a request's handling with notes its log line reads afterwards.
+pub async fn with_notes<F: std::future::Future>(notes: Arc<RequestNotes>, work: F) -> F::Output {
+    NOTES.scope(notes, work).await
+}
+
+/// Notes the merchant the current request is for (outside a request: nothing).
+pub fn note_merchant(merchant: &str) {
+    let _ = NOTES.try_with(|n| {
+        if let Ok(mut m) = n.merchant.lock() {
+            *m = Some(merchant.to_string());
+        }
+    });
+}
+
+/// Notes the error code the current request is refused with.
+pub fn note_error_code(code: &str) {
+    let _ = NOTES.try_with(|n| {
+        if let Ok(mut c) = n.code.lock() {
+            *c = Some(code.to_string());
+        }
+    });
+}
+
 /// Records how long a request took in `payglot_request_duration_seconds{door, operation}`
 /// (door: `merchant_api`, `callbacks` or a front door's dialect).
 pub fn record_duration(door: &str, operation: &'static str, started: std::time::Instant) {

@@ -128,7 +128,13 @@ pub async fn start(config_path: &Path, watch_config: bool) -> Result<Running, St
     tasks.push(tokio::spawn(gateway.clone().flush_timeline(shutdown_rx.clone())));
 
     let watchers = if watch_config { Some(spawn_watchers(handle)?) } else { None };
-    tracing::info!(%listen, admin = ?admin_listen, sandbox = ?sandbox_listen, "payglot serving");
+    let off = || "off".to_string();
+    tracing::info!(
+        %listen,
+        admin = %admin_listen.map_or_else(off, |a| a.to_string()),
+        sandbox = %sandbox_listen.map_or_else(off, |a| a.to_string()),
+        "payglot serving"
+    );
     Ok(Running {
         listen,
         admin_listen,
@@ -155,7 +161,7 @@ pub async fn start_sandbox(config_path: &Path) -> Result<Running, String> {
     let (shutdown, shutdown_rx) = watch::channel(false);
     let sb = Arc::new(sb);
     let tasks = vec![tokio::spawn(sandbox::serve(listener, sb.clone(), shutdown_rx))];
-    tracing::info!(sandbox = ?sandbox_listen, "payglot sandbox serving");
+    tracing::info!(sandbox = %sandbox_listen.map_or_else(|| "off".to_string(), |a| a.to_string()), "payglot sandbox serving");
     Ok(Running {
         listen: sandbox_listen.expect("bound"),
         admin_listen: None,

@@ -111,6 +111,22 @@ pub fn check_amount(fen: i64) -> Result<i64, MoneyError> {
     }
 }
 
+/// How the merchant API says what an amount is.
+pub const FEN_RULE: &str = "amounts are integer fen (1980 for 19.80 yuan)";
+
+/// What is wrong with a request's `amount`, in words a merchant's developer reads (the field
+/// named, the rule, what was given); `None` when it is a payable amount.
+pub fn amount_problem(fen: i64) -> Option<String> {
+    match check_amount(fen) {
+        Ok(_) => None,
+        Err(MoneyError::TooLarge(_)) => {
+            Some(format!("amount: {fen} fen is more than {} yuan, the most one payment may be", MAX_FEN / 100))
+        }
+        Err(_) if fen == 0 => Some(format!("amount: 0 is nothing to pay; {FEN_RULE}, at least 1")),
+        Err(_) => Some(format!("amount: {fen} is negative; {FEN_RULE}, at least 1")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

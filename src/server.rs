@@ -16,14 +16,21 @@ use tokio::sync::watch;
 
 async fn handle(gateway: Arc<Gateway>, req: Request<Incoming>) -> Response<Full<Bytes>> {
     let id = request_id(req.headers());
-    let mut response = route(gateway, req, &id).await.into_response();
+    // Every line the request causes (warnings and errors too) carries its id.
+    let span = tracing::info_span!("request", request_id = %id);
+    let mut response = tracing::Instrument::instrument(route(gateway, req), span).await.into_response();
     if let Ok(v) = HeaderValue::from_str(&id) {
         response.headers_mut().insert("x-request-id", v);
     }
     response
 }
 
-async fn route(gateway: Arc<Gateway>, req: Request<Incoming>, request_id: &str) -> Reply {
+async fn route(gateway: Arc<Gateway>, req: Request<Incoming>) -> Reply {
+    let notes = Arc::new(crate::http::RequestNotes::default());
+    crate::http::with_notes(notes.clone(), routed(gateway, req, &notes)).await
+}
+
+async fn routed(gateway: Arc<Gateway>, req: Request<Incoming>, notes: &crate::http::RequestNotes) -> Reply {
     let started = std::time::Instant::now();
     let timeout = Duration::from_millis(gateway.config.current().config.server.body_read_timeout_ms);
     let request = match read_request(req, MAX_BODY_BYTES, timeout).await {
@@ -41,12 +48,15 @@ async fn route(gateway: Arc<Gateway>, req: Request<Incoming>, request_id: &str) 
     } else {
         Reply::error(&ApiError::not_found(format!("no such endpoint: {} {}", request.method, request.path)))
     };
+    // The merchant as the handling found it (a door's school, a callback's payment), else
+    // the header a merchant API request names.
+    let merchant = notes.merchant().or_else(|| request.header("payglot-merchant").map(str::to_string));
     tracing::info!(
-        request_id,
-        merchant = request.header("payglot-merchant").unwrap_or("-"),
+        merchant = %merchant.as_deref().unwrap_or("-"),
         method = %request.method,
         path = %request.path,
         status = reply.status,
+        code = %notes.code().as_deref().unwrap_or("-"),
         micros = started.elapsed().as_micros() as u64,
         "request"
     );

@@ -294,6 +294,13 @@ async fn every_school_dialect_is_served_by_every_provider_and_called_back_in_its
             format!("payglot_request_duration_seconds_count{{door=\"{dialect}\",operation=\"create_payment\"}} ");
         let creates = metrics.lines().find_map(|l| l.strip_prefix(line.as_str()));
         assert_eq!(creates, Some("5"), "{dialect}: {line}\n{metrics}");
+        // The door's request lines name the school's merchant (the request carries no header).
+        let door_path = format!("path=/compat/{dialect}/");
+        let log = gw.log();
+        assert!(
+            log.lines().any(|l| l.contains(&door_path) && l.contains(&format!("merchant={MERCHANT} "))),
+            "{dialect}: a door line with merchant={MERCHANT}"
+        );
     }
 }
 

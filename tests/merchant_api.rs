@@ -138,6 +138,22 @@ async fn bad_requests_get_their_documented_error_and_create_nothing() {
         assert_eq!(e["error"]["code"], "invalid_request", "{what}");
         assert!(!e["error"]["message"].as_str().unwrap().is_empty());
     }
+    // Amount mistakes are told in plain words: the field, the fen rule, what was sent.
+    for (amount, says) in [
+        ("\"19.80\"", "not \"19.80\""),
+        ("19.8", "not 19.8"),
+        ("0", "0 is nothing to pay"),
+        ("-100", "-100 is negative"),
+    ] {
+        let (status, e) = gw.call("POST", "/v1/payments", &body.replace("100", amount)).await;
+        let message = e["error"]["message"].as_str().unwrap_or("");
+        assert_eq!(status, 400, "{e}");
+        assert!(message.starts_with("amount: ") && message.contains(says), "{amount}: {message}");
+        assert!(message.contains("integer fen (1980 for 19.80 yuan)"), "{amount}: {message}");
+        assert!(!message.contains("i64"), "no Rust type names: {message}");
+    }
+    let (_, e) = gw.call("POST", "/v1/payments", &body.replace("\"alipay\"", "\"paypal\"")).await;
+    assert!(e["error"]["message"].as_str().unwrap().contains("channel"), "the field is named: {e}");
 
     let oversized = serde_json::json!({"out_trade_no": "T-BAD", "amount": 1, "subject": "x".repeat(70_000), "channel": "alipay", "scene": "qr"}).to_string();
     let (status, e) = gw.call("POST", "/v1/payments", &oversized).await;

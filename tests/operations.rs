@@ -133,6 +133,35 @@ async fn requests_carry_an_id_into_the_answer_and_the_log() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_lines_name_the_merchant_the_error_code_and_the_request() {
+    let mut merchant = MerchantServer::new();
+    merchant.start().await;
+    let mut gw = Gateway::new(&merchant.url());
+    gw.start().await;
+    let (_, p) = gw.call("POST", "/v1/payments", &payment_body("LOG-1", 100)).await;
+    gw.pay_at_sandbox(p["provider_trade_no"].as_str().unwrap()).await;
+    events(&merchant, 1).await;
+    gw.callback("xxpay-a", "mchOrderNo=x&sign=forged").await;
+    gw.call_signed("GET", "/v1/payments/LOG-1", "", "wrong-key", now(), "log-nonce-000000001").await;
+    let lines = |wanted: &[&str]| {
+        let log = gw.log();
+        log.lines().filter(|l| wanted.iter().all(|w| l.contains(w))).map(str::to_string).collect::<Vec<_>>()
+    };
+    // The provider's callback names no merchant: its line says whose payment it was.
+    eventually("the callback's request line", Duration::from_secs(5), || {
+        let found = lines(&["path=/callbacks/xxpay-a", "status=200", "merchant=school-a", "code=-"]);
+        async move { (!found.is_empty()).then_some(()) }
+    })
+    .await;
+    assert_eq!(lines(&["path=/callbacks/xxpay-a", "status=400", "code=bad_message"]).len(), 1, "{}", gw.log());
+    assert_eq!(lines(&["path=/v1/payments/LOG-1", "status=401", "code=invalid_signature"]).len(), 1, "{}", gw.log());
+    // The warning the forged callback caused carries its request's id.
+    let warned = lines(&["WARN", "callback refused"]);
+    assert!(warned.iter().any(|l| l.contains("request_id=req_")), "{warned:?}");
+    assert!(!gw.log().contains("Some("), "no Rust Option in the log:\n{}", gw.log());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_lets_requests_in_flight_finish() {
     let mut gw = Gateway::new("http://127.0.0.1:9/notify");
     gw.start().await;

@@ -80,8 +80,8 @@ impl CreatePaymentRequest {
     pub(crate) fn validate(&self) -> Result<(), ApiError> {
         let bad = |m: String| Err(ApiError::invalid_request(m));
         crate::core::ask::check_order_number("out_trade_no", &self.out_trade_no)?;
-        if let Err(e) = crate::money::check_amount(self.amount) {
-            return bad(format!("amount: {e} (amount is a positive integer number of fen)"));
+        if let Some(problem) = crate::money::amount_problem(self.amount) {
+            return bad(problem);
         }
         if self.currency.len() != 3 || !self.currency.bytes().all(|b| b.is_ascii_alphabetic()) {
             return bad("currency: a three-letter code such as CNY".into());

@@ -47,8 +47,8 @@ pub async fn create_payout(
     now: i64,
 ) -> Result<Payout, ApiError> {
     check_order_number("out_payout_no", &request.out_payout_no)?;
-    if let Err(e) = crate::money::check_amount(request.amount) {
-        return Err(ApiError::invalid_request(format!("amount: {e} (a positive integer number of fen)")));
+    if let Some(problem) = crate::money::amount_problem(request.amount) {
+        return Err(ApiError::invalid_request(problem));
     }
     let p = &request.payee;
     if p.account_name.trim().is_empty() || p.account_no.trim().is_empty() {
@@ -146,7 +146,7 @@ pub async fn refresh_payout(
     let report = ask(gateway, &account, Ok(call), Some(&payout.payout_id), |d, a| d.read_payout_query(payout, a))
         .await
         .map_err(|e| {
-            tracing::warn!(payout_id = %payout.payout_id, error = %e.message, detail = ?e.provider_message, "payout query gave no verified answer");
+            tracing::warn!(payout_id = %payout.payout_id, error = %e.message, detail = e.provider_message.as_deref().unwrap_or("-"), "payout query gave no verified answer");
             Unanswered::NotNow
         })?;
     apply_payout_report(gateway, payout, &report, now).await.map_err(|_| Unanswered::NotNow)

@@ -37,8 +37,8 @@ pub async fn create_refund(
     now: i64,
 ) -> Result<Refund, ApiError> {
     check_order_number("out_refund_no", &request.out_refund_no)?;
-    if let Err(e) = crate::money::check_amount(request.amount) {
-        return Err(ApiError::invalid_request(format!("amount: {e} (a positive integer number of fen)")));
+    if let Some(problem) = crate::money::amount_problem(request.amount) {
+        return Err(ApiError::invalid_request(problem));
     }
     if request.reason.as_ref().is_some_and(|r| r.chars().count() > 100) {
         return Err(ApiError::invalid_request("reason: at most 100 characters"));
@@ -149,7 +149,7 @@ pub async fn refresh_refund(
     let report = ask(gateway, &account, Ok(call), Some(&refund.payment_id), |d, a| d.read_refund_query(refund, a))
         .await
         .map_err(|e| {
-            tracing::warn!(refund_id = %refund.refund_id, error = %e.message, detail = ?e.provider_message, "refund query gave no verified answer");
+            tracing::warn!(refund_id = %refund.refund_id, error = %e.message, detail = e.provider_message.as_deref().unwrap_or("-"), "refund query gave no verified answer");
             Unanswered::NotNow
         })?;
     let settled = gateway

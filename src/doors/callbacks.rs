@@ -73,8 +73,12 @@ pub async fn handle(gateway: &Gateway, account: &str, request: &HttpIn) -> Reply
     }
 }
 
-/// Counts a callback by provider account and verdict.
+/// Counts a callback by provider account and verdict (a refusal's verdict is its request
+/// log line's code).
 fn count(account: &str, verdict: &'static str) {
+    if verdict != "accepted" {
+        crate::http::note_error_code(verdict);
+    }
     metrics::counter!("payglot_callbacks_total", "provider" => account.to_string(), "verdict" => verdict).increment(1);
 }
 
@@ -114,6 +118,7 @@ async fn on_payment(gateway: &Gateway, account: &str, report: &PaymentReport, no
             return Err(NotAcked::StoreDown);
         }
     };
+    crate::http::note_merchant(&payment.merchant_id);
     if payment.provider != account {
         // Verified with this account's credentials: the payment failed over away from an
         // account that took the order after all (its refusal was not signed). It must not
@@ -197,5 +202,5 @@ async fn check_claimed_payment(gateway: &Gateway, account: &str, payment_id: &st
     }
     let live = gateway.config.current();
     let outcome = crate::core::payments::refresh_unverified(gateway, &live, &payment, now).await;
-    tracing::info!(account, payment_id, status = ?outcome.map(|p| p.status).ok(), "queried the provider after an unverifiable callback");
+    tracing::info!(account, payment_id, status = %outcome.map(|p| p.status.to_string()).unwrap_or_else(|_| "unknown".into()), "queried the provider after an unverifiable callback");
 }

@@ -26,6 +26,7 @@ impl From<BodyError> for ApiError {
 impl Reply {
     /// The JSON error answer of the merchant API (and every door that answers in it).
     pub fn error(e: &ApiError) -> Self {
+        crate::http::note_error_code(e.code.as_str());
         Reply { status: e.status, content_type: "application/json", body: e.body() }
     }
 }

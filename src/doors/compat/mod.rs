@@ -79,6 +79,7 @@ async fn serve(gateway: &Gateway, spec: &'static DialectSpec, path: &str, reques
     };
     let (keyed, outcome) = match school(&live, spec, gateway, &call).await {
         Some((merchant, door)) => {
+            crate::http::note_merchant(&merchant.id);
             (door.keyed(), carry_out(gateway, &live, spec, merchant, door, &call, now).await.map_err(|e| failure(&e)))
         }
         None => (
@@ -112,6 +113,7 @@ fn reply(answer: Answer) -> Reply {
 
 /// A refusal of payglot's core in the words a dialect maps onto its codes.
 fn failure(e: &ApiError) -> Failure {
+    crate::http::note_error_code(e.code.as_str());
     let kind = match e.code {
         ErrorCode::InvalidRequest => Fail::Invalid,
         ErrorCode::NotFound => Fail::NotFound,

@@ -25,6 +25,9 @@ pub async fn handle(gateway: &Gateway, request: &HttpIn) -> Reply {
         .filter(|m| gateway.config.current().merchant(m).is_some())
         .unwrap_or("unknown")
         .to_string();
+    if merchant != "unknown" {
+        crate::http::note_merchant(&merchant);
+    }
     let outcome = match &result {
         Ok(_) => "ok",
         Err(e) => e.code.as_str(),
@@ -34,6 +37,29 @@ pub async fn handle(gateway: &Gateway, request: &HttpIn) -> Reply {
         Ok(reply) => reply,
         Err(e) => Reply::error(&e),
     }
+}
+
+/// Reads a JSON request body; a mistake is named by its field path, and an amount that is not
+/// an integer (`"19.80"`, `19.8`) is told the fen rule with what was sent.
+pub fn read_body<T: serde::de::DeserializeOwned>(body: &[u8], what: &str) -> Result<T, ApiError> {
+    let mut json = serde_json::Deserializer::from_slice(body);
+    serde_path_to_error::deserialize(&mut json).map_err(|e| {
+        let path = e.path().to_string();
+        if path == "amount" || path.ends_with(".amount") {
+            // The requests' amounts are top-level fields.
+            let sent = serde_json::from_slice::<serde_json::Value>(body)
+                .ok()
+                .and_then(|v| v.get("amount").map(|a| a.to_string()))
+                .unwrap_or_else(|| "something else".into());
+            return ApiError::invalid_request(format!("{path}: {}, not {sent}", crate::money::FEN_RULE));
+        }
+        let inner = e.into_inner();
+        if path == "." || path.is_empty() {
+            ApiError::invalid_request(format!("body is not a valid {what}: {inner}"))
+        } else {
+            ApiError::invalid_request(format!("body is not a valid {what}: {path}: {inner}"))
+        }
+    })
 }
 
 /// Every endpoint of the merchant API as (method, path template): the same list as

@@ -14,8 +14,7 @@ pub async fn create(
     body: &[u8],
     now: i64,
 ) -> Result<Reply, ApiError> {
-    let request: CreatePaymentRequest = serde_json::from_slice(body)
-        .map_err(|e| ApiError::invalid_request(format!("body is not a valid payment request: {e}")))?;
+    let request: CreatePaymentRequest = super::read_body(body, "payment request")?;
     let payment = create_payment(gateway, live, merchant, &request, None, now).await?;
     Ok(Reply::json(200, &payment.to_merchant_json()))
 }

@@ -14,8 +14,7 @@ pub async fn create(
     body: &[u8],
     now: i64,
 ) -> Result<Reply, ApiError> {
-    let request: CreatePayoutRequest = serde_json::from_slice(body)
-        .map_err(|e| ApiError::invalid_request(format!("body is not a valid payout request: {e}")))?;
+    let request: CreatePayoutRequest = super::read_body(body, "payout request")?;
     let payout = create_payout(gateway, live, merchant, &request, now).await?;
     Ok(Reply::json(200, &payout.to_merchant_json()))
 }

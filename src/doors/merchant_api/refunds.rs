@@ -15,8 +15,7 @@ pub async fn create(
     body: &[u8],
     now: i64,
 ) -> Result<Reply, ApiError> {
-    let request: CreateRefundRequest = serde_json::from_slice(body)
-        .map_err(|e| ApiError::invalid_request(format!("body is not a valid refund request: {e}")))?;
+    let request: CreateRefundRequest = super::read_body(body, "refund request")?;
     let refund = create_refund(gateway, live, merchant, out_trade_no, &request, now).await?;
     Ok(Reply::json(200, &refund.to_merchant_json()))
 }
