@@ -145,55 +145,52 @@ async fn read_whole(req: Request<Incoming>, limit: usize) -> Result<HttpIn, Body
     })
 }
 
-/// What handling a request learnt for its log line: the merchant it turned out to be for (a
-/// front door's school, a callback's payment) and the error code of a refusal.
-#[derive(Debug, Default)]
-pub struct RequestNotes {
-    merchant: std::sync::Mutex<Option<String>>,
-    code: std::sync::Mutex<Option<String>>,
-}
-
-impl RequestNotes {
-    pub fn merchant(&self) -> Option<String> {
-        self.merchant.lock().ok()?.clone()
-    }
-    pub fn code(&self) -> Option<String> {
-        self.code.lock().ok()?.clone()
-    }
+/// What handling a request learnt, for its log line and its duration metric: the merchant it
+/// turned out to be for (a front door's school, a callback's payment), the error code of a
+/// refusal, and the door and operation it was.
+#[derive(Debug, Default, Clone)]
+pub struct Noted {
+    pub merchant: Option<String>,
+    pub code: Option<String>,
+    /// (door, operation): door `merchant_api`, `callbacks` or a front door's dialect.
+    pub operation: Option<(&'static str, &'static str)>,
 }
 
 tokio::task_local! {
-    static NOTES: Arc<RequestNotes>;
+    static NOTES: Arc<std::sync::Mutex<Noted>>;
 }
 
-/// Runs a request's handling with notes its log line reads afterwards.
-pub async fn with_notes<F: std::future::Future>(notes: Arc<RequestNotes>, work: F) -> F::Output {
-    NOTES.scope(notes, work).await
+/// Runs a request's handling; the answer comes with what the handling noted.
+pub async fn with_notes<F: std::future::Future>(work: F) -> (F::Output, Noted) {
+    let notes: Arc<std::sync::Mutex<Noted>> = Default::default();
+    let output = NOTES.scope(notes.clone(), work).await;
+    let noted = notes.lock().map(|n| n.clone()).unwrap_or_default();
+    (output, noted)
 }
 
-/// Notes the merchant the current request is for (outside a request: nothing).
-pub fn note_merchant(merchant: &str) {
+/// Changes the current request's notes (outside a request: nothing).
+fn note(change: impl FnOnce(&mut Noted)) {
     let _ = NOTES.try_with(|n| {
-        if let Ok(mut m) = n.merchant.lock() {
-            *m = Some(merchant.to_string());
+        if let Ok(mut noted) = n.lock() {
+            change(&mut noted);
         }
     });
+}
+
+/// Notes the merchant the current request is for.
+pub fn note_merchant(merchant: &str) {
+    note(|n| n.merchant = Some(merchant.to_string()));
 }
 
 /// Notes the error code the current request is refused with.
 pub fn note_error_code(code: &str) {
-    let _ = NOTES.try_with(|n| {
-        if let Ok(mut c) = n.code.lock() {
-            *c = Some(code.to_string());
-        }
-    });
+    note(|n| n.code = Some(code.to_string()));
 }
 
-/// Records how long a request took in `payglot_request_duration_seconds{door, operation}`
-/// (door: `merchant_api`, `callbacks` or a front door's dialect).
-pub fn record_duration(door: &str, operation: &'static str, started: std::time::Instant) {
-    metrics::histogram!("payglot_request_duration_seconds", "door" => door.to_string(), "operation" => operation)
-        .record(started.elapsed().as_secs_f64());
+/// Notes which door and operation the current request is, for
+/// `payglot_request_duration_seconds{door, operation}`.
+pub fn note_operation(door: &'static str, operation: &'static str) {
+    note(|n| n.operation = Some((door, operation)));
 }
 
 /// The request id: the caller's `X-Request-Id` when it is a sane one, else a new one.

@@ -121,15 +121,23 @@ fn main() -> ExitCode {
 
 /// GETs `url` once (1 s to connect, 3 s in all): 2xx is healthy.
 fn health(url: &str) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let runtime = match one_thread_runtime() {
         Ok(r) => r,
-        Err(e) => return fail(&format!("cannot start the runtime: {e}")),
+        Err(code) => return code,
     };
     match runtime.block_on(payglot::upstream::Upstream::new().send("GET", url, &[], Vec::new(), 1000, 3000)) {
         Ok(a) if (200..300).contains(&a.status) => ExitCode::SUCCESS,
         Ok(a) => fail(&format!("{url}: HTTP {}", a.status)),
         Err(e) => fail(&format!("{url}: {e}")),
     }
+}
+
+/// The runtime of a one-shot command (`health`, `call`, `reconcile`).
+fn one_thread_runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| fail(&format!("cannot start the runtime: {e}")))
 }
 
 fn fail(message: &str) -> ExitCode {
@@ -221,12 +229,9 @@ fn sign(dialect: &str, key: &str, verify: Option<&str>, fields: &[String]) -> Ex
 
 /// `payglot call`: one signed merchant API request.
 fn call(merchant: &str, key: &str, url: &str, method: &str, path: &str, body: Option<&str>) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let runtime = match one_thread_runtime() {
         Ok(r) => r,
-        Err(e) => {
-            eprintln!("cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     let method = method.to_ascii_uppercase();
     let body = body.unwrap_or("");
@@ -268,12 +273,9 @@ fn call(merchant: &str, key: &str, url: &str, method: &str, path: &str, body: Op
 }
 
 fn reconcile(config: &std::path::Path, provider: &str, date: &str, settle: bool) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let runtime = match one_thread_runtime() {
         Ok(r) => r,
-        Err(e) => {
-            eprintln!("cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     runtime.block_on(async {
         let gateway = match payglot::open_gateway(config).await {

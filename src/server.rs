@@ -26,41 +26,45 @@ async fn handle(gateway: Arc<Gateway>, req: Request<Incoming>) -> Response<Full<
 }
 
 async fn route(gateway: Arc<Gateway>, req: Request<Incoming>) -> Reply {
-    let notes = Arc::new(crate::http::RequestNotes::default());
-    crate::http::with_notes(notes.clone(), routed(gateway, req, &notes)).await
-}
-
-async fn routed(gateway: Arc<Gateway>, req: Request<Incoming>, notes: &crate::http::RequestNotes) -> Reply {
     let started = std::time::Instant::now();
     let timeout = Duration::from_millis(gateway.config.current().config.server.body_read_timeout_ms);
     let request = match read_request(req, MAX_BODY_BYTES, timeout).await {
         Ok(r) => r,
         Err(e) => return Reply::error(&e.into()),
     };
-    let reply = if request.path.starts_with("/v1/") || request.path == "/v1" {
-        crate::doors::merchant_api::handle(&gateway, &request).await
-    } else if request.path.starts_with("/compat/") {
-        crate::doors::compat::handle(&gateway, &request).await
-    } else if let Some(account) = request.path.strip_prefix("/callbacks/") {
-        let reply = crate::doors::callbacks::handle(&gateway, account, &request).await;
-        crate::http::record_duration("callbacks", "callback", started);
-        reply
-    } else {
-        Reply::error(&ApiError::not_found(format!("no such endpoint: {} {}", request.method, request.path)))
-    };
+    let handling = std::time::Instant::now();
+    let (reply, notes) = crate::http::with_notes(dispatch(&gateway, &request)).await;
+    if let Some((door, operation)) = notes.operation {
+        metrics::histogram!("payglot_request_duration_seconds", "door" => door, "operation" => operation)
+            .record(handling.elapsed().as_secs_f64());
+    }
     // The merchant as the handling found it (a door's school, a callback's payment), else
     // the header a merchant API request names.
-    let merchant = notes.merchant().or_else(|| request.header("payglot-merchant").map(str::to_string));
+    let merchant = notes.merchant.or_else(|| request.header("payglot-merchant").map(str::to_string));
     tracing::info!(
         merchant = %merchant.as_deref().unwrap_or("-"),
         method = %request.method,
         path = %request.path,
         status = reply.status,
-        code = %notes.code().as_deref().unwrap_or("-"),
+        code = %notes.code.as_deref().unwrap_or("-"),
         micros = started.elapsed().as_micros() as u64,
         "request"
     );
     reply
+}
+
+/// The door a request is for.
+async fn dispatch(gateway: &Gateway, request: &crate::http::HttpIn) -> Reply {
+    if request.path.starts_with("/v1/") || request.path == "/v1" {
+        crate::doors::merchant_api::handle(gateway, request).await
+    } else if request.path.starts_with("/compat/") {
+        crate::doors::compat::handle(gateway, request).await
+    } else if let Some(account) = request.path.strip_prefix("/callbacks/") {
+        crate::http::note_operation("callbacks", "callback");
+        crate::doors::callbacks::handle(gateway, account, request).await
+    } else {
+        Reply::error(&ApiError::not_found(format!("no such endpoint: {} {}", request.method, request.path)))
+    }
 }
 
 /// The gateway's public listener: merchant API and provider callbacks.

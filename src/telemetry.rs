@@ -33,24 +33,22 @@ pub struct Span {
 
 impl Span {
     /// The root span of a payment: its create.
-    #[cfg_attr(not(feature = "otel"), allow(unused_variables))]
     pub fn payment_root(name: &'static str, payment_id: &str) -> Span {
-        Span {
-            log: tracing::info_span!("payment", trace_id = %trace_id(payment_id)),
-            #[cfg(feature = "otel")]
-            otel: otel::root(name, payment_id),
-        }
-        .attr("payment_id", payment_id)
+        Span::of(name, payment_id, true)
     }
 
     /// A span of a payment after its create (a callback, a notification, a query): a child of
     /// the payment's root span.
-    #[cfg_attr(not(feature = "otel"), allow(unused_variables))]
     pub fn of_payment(name: &'static str, payment_id: &str) -> Span {
+        Span::of(name, payment_id, false)
+    }
+
+    #[cfg_attr(not(feature = "otel"), allow(unused_variables))]
+    fn of(name: &'static str, payment_id: &str, root: bool) -> Span {
         Span {
             log: tracing::info_span!("payment", trace_id = %trace_id(payment_id)),
             #[cfg(feature = "otel")]
-            otel: otel::of_payment(name, payment_id),
+            otel: otel::payment_span(name, payment_id, root),
         }
         .attr("payment_id", payment_id)
     }
@@ -205,20 +203,19 @@ mod otel {
         (TraceId::from_bytes(super::trace_id_bytes(payment_id)), SpanId::from_bytes(root))
     }
 
-    pub fn root(name: &'static str, payment_id: &str) -> Option<Context> {
+    /// A payment's root span (with the ids derived from the payment id), or a child of it.
+    pub fn payment_span(name: &'static str, payment_id: &str, root: bool) -> Option<Context> {
         let tracer = tracer()?;
-        PINNED.with(|p| p.set(Some(ids(payment_id))));
-        let span = tracer.span_builder(name).with_kind(SpanKind::Server).start_with_context(tracer, &Context::new());
-        PINNED.with(|p| p.set(None));
-        Some(Context::new().with_span(span))
-    }
-
-    pub fn of_payment(name: &'static str, payment_id: &str) -> Option<Context> {
-        let tracer = tracer()?;
-        let (trace, root) = ids(payment_id);
-        let parent = SpanContext::new(trace, root, TraceFlags::SAMPLED, true, TraceState::default());
-        let parent = Context::new().with_remote_span_context(parent);
+        let (trace, root_span) = ids(payment_id);
+        let parent = if root {
+            PINNED.with(|p| p.set(Some((trace, root_span))));
+            Context::new()
+        } else {
+            let parent = SpanContext::new(trace, root_span, TraceFlags::SAMPLED, true, TraceState::default());
+            Context::new().with_remote_span_context(parent)
+        };
         let span = tracer.span_builder(name).with_kind(SpanKind::Server).start_with_context(tracer, &parent);
+        PINNED.with(|p| p.set(None));
         Some(Context::new().with_span(span))
     }
 

@@ -44,24 +44,24 @@ pub async fn handle(gateway: &Gateway, request: &HttpIn) -> Reply {
         Some((d, p)) => (d, format!("/{p}")),
         None => (rest, "/".to_string()),
     };
-    let started = std::time::Instant::now();
-    let (reply, operation) = match dialects::spec(dialect) {
+    let spec = dialects::spec(dialect);
+    let door = spec.map_or("unknown", |spec| spec.name);
+    // The operation, once the request is read; a request the door cannot read is "unknown".
+    crate::http::note_operation(door, "unknown");
+    let reply = match spec {
         Some(spec) => serve(gateway, spec, &path, request).await,
-        None => (
-            reply(Answer::text(404, format!("no front door for dialect {dialect:?} (known: {})", dialects::names()))),
-            "unknown",
-        ),
+        None => {
+            reply(Answer::text(404, format!("no front door for dialect {dialect:?} (known: {})", dialects::names())))
+        }
     };
-    let dialect = if dialects::spec(dialect).is_some() { dialect.to_string() } else { "unknown".into() };
-    crate::http::record_duration(&dialect, operation, started);
-    metrics::counter!("payglot_compat_requests_total", "dialect" => dialect, "status" => reply.status.to_string())
+    metrics::counter!("payglot_compat_requests_total", "dialect" => door, "status" => reply.status.to_string())
         .increment(1);
     reply
 }
 
 /// Reads the school's request with the dialect's provider side, carries the call out with
-/// payglot's core, and answers in the dialect; with the operation's name for metrics.
-async fn serve(gateway: &Gateway, spec: &'static DialectSpec, path: &str, request: &HttpIn) -> (Reply, &'static str) {
+/// payglot's core, and answers in the dialect.
+async fn serve(gateway: &Gateway, spec: &'static DialectSpec, path: &str, request: &HttpIn) -> Reply {
     // The request runs against the config it started with, even if a reload swaps it.
     let live = gateway.config.current();
     let now = gateway.clock.now();
@@ -75,8 +75,9 @@ async fn serve(gateway: &Gateway, spec: &'static DialectSpec, path: &str, reques
     };
     let call = match spec.side.read(&incoming, &keys, now) {
         Ok(call) => call,
-        Err(refused) => return (reply(refused), "unknown"),
+        Err(refused) => return reply(refused),
     };
+    crate::http::note_operation(spec.name, call.kind.operation());
     let (keyed, outcome) = match school(&live, spec, gateway, &call).await {
         Some((merchant, door)) => {
             crate::http::note_merchant(&merchant.id);
@@ -87,7 +88,7 @@ async fn serve(gateway: &Gateway, spec: &'static DialectSpec, path: &str, reques
             Err(Failure::new(Fail::NotFound, "no such order")),
         ),
     };
-    (reply(spec.side.answer(&keyed, &call, outcome, now)), call.kind.operation())
+    reply(spec.side.answer(&keyed, &call, outcome, now))
 }
 
 /// The merchant and door a call is for: the account it names, or for an unsigned query (which

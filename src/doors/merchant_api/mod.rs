@@ -15,10 +15,9 @@ use crate::http::{HttpIn, Reply};
 
 /// Handles one `/v1/...` request.
 pub async fn handle(gateway: &Gateway, request: &HttpIn) -> Reply {
-    let started = std::time::Instant::now();
     let result = dispatch(gateway, request).await;
     let operation = endpoint(&request.method, &request.path).map(|e| e.name()).unwrap_or("unknown");
-    crate::http::record_duration("merchant_api", operation, started);
+    crate::http::note_operation("merchant_api", operation);
     // Only configured merchants become label values: a header can say anything.
     let merchant = request
         .header("payglot-merchant")
