@@ -287,8 +287,7 @@ async fn every_school_dialect_is_served_by_every_provider_and_called_back_in_its
     assert!(received.iter().all(|(_, r)| r.is_ok()));
     assert!(merchant.events().is_empty());
     // Each door's requests are timed under its own name and the operation it carried out.
-    let metrics = gw.http("GET", &format!("http://127.0.0.1:{}/metrics", gw.admin_port), &[], b"").await;
-    let metrics = String::from_utf8_lossy(&metrics.body).to_string();
+    let metrics = gw.metrics().await;
     for (dialect, _) in DOORS {
         let line =
             format!("payglot_request_duration_seconds_count{{door=\"{dialect}\",operation=\"create_payment\"}} ");

@@ -56,8 +56,7 @@ async fn gone_endpoints_stop_retries_until_a_replay() {
     assert_eq!(server.arrived.load(Ordering::SeqCst), 1, "nothing more reached the gone endpoint: {e}");
     let (_, failed) = gw.admin("GET", "/admin/events?status=failed").await;
     assert!(failed.to_string().contains("410 Gone"), "{failed}");
-    let metrics = gw.http("GET", &format!("http://127.0.0.1:{}/metrics", gw.admin_port), &[], b"").await;
-    let metrics = String::from_utf8_lossy(&metrics.body);
+    let metrics = gw.metrics().await;
     assert!(metrics.contains("payglot_deliveries_total{outcome=\"gone\"}"), "{metrics}");
 
     // The endpoint is back; an operator replays the merchant's failed events since an hour ago.

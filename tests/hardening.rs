@@ -245,8 +245,7 @@ async fn forged_callbacks_cannot_amplify_into_provider_queries_or_trip_the_break
     let all = g.sandbox_requests(port, "xxpay").await - before;
     assert_eq!(all, 5, "the account's window allows five");
 
-    let metrics = g.http("GET", &format!("http://127.0.0.1:{}/metrics", g.admin_port), &[], b"").await;
-    let text = String::from_utf8_lossy(&metrics.body);
+    let text = g.metrics().await;
     assert!(text.contains("payglot_unverified_queries_total"), "counted in a metric");
 
     // A second gateway on the same sandbox, with room for ten unverified queries: while the

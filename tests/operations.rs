@@ -35,9 +35,7 @@ async fn metrics_count_what_happened() {
     events(&merchant, 1).await;
     gw.callback("xxpay-a", "mchOrderNo=x&sign=forged").await;
 
-    let a = gw.http("GET", &format!("http://127.0.0.1:{}/metrics", gw.admin_port), &[], b"").await;
-    let text = String::from_utf8_lossy(&a.body).to_string();
-    assert_eq!(a.status, 200);
+    let text = gw.metrics().await;
     let api = |op: &str, outcome: &str| {
         sample(&text, "payglot_api_requests_total", &[("operation", op), ("outcome", outcome)])
     };
@@ -93,16 +91,12 @@ async fn the_oldest_undelivered_notification_has_an_age_and_livez_answers() {
     gw.start().await;
     let (_, p) = gw.call("POST", "/v1/payments", &payment_body("AGE-1", 100)).await;
     gw.pay_at_sandbox(p["provider_trade_no"].as_str().unwrap()).await;
-    let metrics = || async {
-        let a = gw.http("GET", &format!("http://127.0.0.1:{}/metrics", gw.admin_port), &[], b"").await;
-        String::from_utf8_lossy(&a.body).to_string()
-    };
     eventually("a pending notification", Duration::from_secs(10), || async {
-        (sample(&metrics().await, "payglot_outbox_depth", &[]) == Some(1.0)).then_some(())
+        (sample(&gw.metrics().await, "payglot_outbox_depth", &[]) == Some(1.0)).then_some(())
     })
     .await;
     gw.advance_clock(600).await;
-    let age = sample(&metrics().await, "payglot_outbox_oldest_pending_age_seconds", &[]).unwrap();
+    let age = sample(&gw.metrics().await, "payglot_outbox_oldest_pending_age_seconds", &[]).unwrap();
     assert!((600.0..700.0).contains(&age), "age {age}");
     for path in ["/livez", "/healthz"] {
         let (status, v) = gw.admin("GET", path).await;

@@ -518,6 +518,13 @@ impl Gateway {
         v["events"].as_array().cloned().unwrap_or_default()
     }
 
+    /// The admin listener's `/metrics` text (answered 200).
+    pub async fn metrics(&self) -> String {
+        let a = self.http("GET", &format!("http://127.0.0.1:{}/metrics", self.admin_port), &[], b"").await;
+        assert_eq!(a.status, 200, "/metrics");
+        String::from_utf8_lossy(&a.body).to_string()
+    }
+
     /// Moves the gateway's clock forward (its sandbox config has `adjustable_clock`).
     pub async fn advance_clock(&self, secs: i64) {
         let (status, v) = self.admin("POST", &format!("/admin/clock?advance={secs}")).await;
