@@ -374,11 +374,12 @@ impl Payment {
 
 /// One line of a payment's timeline (upstream calls, callbacks, notification attempts), for
 /// ops. Kept best effort: written in batches, not part of any payment transaction.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct TimelineEntry {
     /// The payment (or payout) it is about.
     pub subject: String,
-    /// Unix milliseconds.
+    /// Unix milliseconds (shown as RFC 3339 with milliseconds, `at`).
+    #[serde(rename = "at", serialize_with = "as_rfc3339_millis")]
     pub at_ms: i64,
     /// `upstream`, `callback` or `notification`.
     pub kind: String,
@@ -460,6 +461,25 @@ pub fn parse_time(text: &str) -> Option<i64> {
     }
     let t = humantime::parse_rfc3339(text).ok()?;
     t.duration_since(std::time::UNIX_EPOCH).ok().map(|d| d.as_secs() as i64)
+}
+
+/// Serializes unix seconds as RFC 3339 (for ops-facing JSON).
+pub fn as_rfc3339<S: serde::Serializer>(unix_seconds: &i64, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&rfc3339(*unix_seconds))
+}
+
+/// Serializes optional unix seconds as RFC 3339 or null.
+pub fn as_opt_rfc3339<S: serde::Serializer>(unix_seconds: &Option<i64>, s: S) -> Result<S::Ok, S::Error> {
+    match unix_seconds {
+        Some(t) => s.serialize_str(&rfc3339(*t)),
+        None => s.serialize_none(),
+    }
+}
+
+/// Serializes unix milliseconds as RFC 3339 with milliseconds.
+pub fn as_rfc3339_millis<S: serde::Serializer>(unix_ms: &i64, s: S) -> Result<S::Ok, S::Error> {
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis((*unix_ms).clamp(0, 253_402_300_799_999) as u64);
+    s.serialize_str(&humantime::format_rfc3339_millis(t).to_string())
 }
 
 pub fn rfc3339(unix_seconds: i64) -> String {

@@ -95,9 +95,49 @@ pub struct Upstream {
     accounts: Mutex<HashMap<String, Arc<AccountGuard>>>,
 }
 
+/// An account's last calls: whether each was answered below 500, and how long it took.
+#[derive(Debug, Clone, Default)]
+struct RecentCalls {
+    calls: std::collections::VecDeque<(bool, u32)>,
+}
+
+/// What an account's recent calls looked like.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CallStats {
+    pub calls: usize,
+    pub failures: usize,
+    pub p50_ms: u32,
+    pub p95_ms: u32,
+}
+
+impl RecentCalls {
+    const KEPT: usize = 200;
+
+    fn push(&mut self, healthy: bool, took: Duration) {
+        if self.calls.len() == Self::KEPT {
+            self.calls.pop_front();
+        }
+        self.calls.push_back((healthy, u32::try_from(took.as_millis()).unwrap_or(u32::MAX)));
+    }
+
+    fn stats(&self) -> CallStats {
+        let mut latencies: Vec<u32> = self.calls.iter().map(|(_, ms)| *ms).collect();
+        latencies.sort_unstable();
+        let at = |q: usize| latencies.get((latencies.len() * q / 100).min(latencies.len().saturating_sub(1))).copied();
+        CallStats {
+            calls: self.calls.len(),
+            failures: self.calls.iter().filter(|(ok, _)| !ok).count(),
+            p50_ms: at(50).unwrap_or(0),
+            p95_ms: at(95).unwrap_or(0),
+        }
+    }
+}
+
 /// Per provider account: its breaker and its connection limit.
 pub struct AccountGuard {
     pub breaker: Breaker,
+    /// The account's last calls, for the console.
+    recent: Mutex<RecentCalls>,
     slots: Arc<tokio::sync::Semaphore>,
     max_connections: usize,
 }
@@ -130,6 +170,7 @@ impl Upstream {
         let fresh = || {
             Arc::new(AccountGuard {
                 breaker: Breaker::default(),
+                recent: Mutex::default(),
                 slots: Arc::new(tokio::sync::Semaphore::new(account.max_connections)),
                 max_connections: account.max_connections,
             })
@@ -138,8 +179,10 @@ impl Upstream {
         if guard.max_connections != account.max_connections {
             // A reload changed the limit: new slots, same breaker history.
             let breaker = guard.breaker.snapshot_clone();
+            let recent = Mutex::new(guard.recent.lock().unwrap_or_else(|p| p.into_inner()).clone());
             *guard = Arc::new(AccountGuard {
                 breaker,
+                recent,
                 slots: Arc::new(tokio::sync::Semaphore::new(account.max_connections)),
                 max_connections: account.max_connections,
             });
@@ -153,6 +196,18 @@ impl Upstream {
         let mut out: Vec<_> =
             accounts.iter().map(|(k, g)| (k.clone(), g.breaker.state_name(), g.breaker.failures())).collect();
         out.sort();
+        out
+    }
+
+    /// Each account's last calls (at most `RecentCalls::KEPT`): how many, how many failed, and
+    /// their median and 95th-percentile latency.
+    pub fn recent_calls(&self) -> Vec<(String, CallStats)> {
+        let accounts = self.accounts.lock().unwrap_or_else(|p| p.into_inner());
+        let mut out: Vec<_> = accounts
+            .iter()
+            .map(|(k, g)| (k.clone(), g.recent.lock().unwrap_or_else(|p| p.into_inner()).stats()))
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
         out
     }
 
@@ -210,6 +265,7 @@ impl Upstream {
             ))
             .await;
         let healthy = matches!(&result, Ok(a) if a.status < 500);
+        guard.recent.lock().unwrap_or_else(|p| p.into_inner()).push(healthy, started.elapsed());
         if count {
             guard.breaker.record(healthy, std::time::Instant::now(), &settings);
         } else {

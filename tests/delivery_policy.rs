@@ -82,7 +82,7 @@ async fn retry_after_is_honoured() {
     let id = paid(&gw, "RA-1").await;
     first_event(&gw, &id, "a refused attempt", |e| e["attempts"].as_u64() >= Some(1)).await;
     let (_, pending) = gw.admin("GET", "/admin/events?status=pending").await;
-    let next = pending["events"][0]["next_attempt_at"].as_i64().unwrap();
+    let next = payglot::model::parse_time(pending["events"][0]["next_attempt_at"].as_str().unwrap()).unwrap();
     // The test config retries every second; the receiver asked for an hour.
     assert!((now() + 3500..=now() + 3700).contains(&next), "Retry-After: 3600 honoured: {pending}");
     assert_eq!(server.arrived.load(Ordering::SeqCst), 1, "no attempt before the hour");

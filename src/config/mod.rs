@@ -385,10 +385,29 @@ impl RouteMatch {
 }
 
 /// One account, or a weighted split between accounts (weights add up to 100).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub enum RouteTarget {
     One(String),
     Split(Vec<(String, u32)>),
+}
+
+/// Shown as routes.yaml means it: `{"account": "a"}` or `{"split": [{"account": "a", "weight": 70}, ...]}`.
+impl Serialize for RouteTarget {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = s.serialize_map(Some(1))?;
+        match self {
+            RouteTarget::One(account) => map.serialize_entry("account", account)?,
+            RouteTarget::Split(parts) => {
+                let parts: Vec<_> = parts
+                    .iter()
+                    .map(|(account, weight)| serde_json::json!({"account": account, "weight": weight}))
+                    .collect();
+                map.serialize_entry("split", &parts)?
+            }
+        }
+        map.end()
+    }
 }
 
 impl RouteTarget {

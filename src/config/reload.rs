@@ -19,11 +19,22 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+/// One reload attempt: when, what triggered it, whether the new file was taken.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReloadAttempt {
+    /// Unix seconds.
+    pub at: i64,
+    /// `file`, `sighup` or `admin`.
+    pub trigger: String,
+    pub accepted: bool,
+}
+
 pub struct ConfigHandle {
     live: ArcSwap<LiveConfig>,
     store: Arc<dyn Store>,
     path: PathBuf,
     last_error: Mutex<Option<String>>,
+    last_attempt: Mutex<Option<ReloadAttempt>>,
     pub reloads: AtomicU64,
     pub reload_failures: AtomicU64,
 }
@@ -36,6 +47,7 @@ impl ConfigHandle {
             store,
             path,
             last_error: Mutex::new(None),
+            last_attempt: Mutex::new(None),
             reloads: AtomicU64::new(0),
             reload_failures: AtomicU64::new(0),
         }
@@ -55,6 +67,11 @@ impl ConfigHandle {
         self.last_error.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
+    /// The last reload attempt, if there was one since start.
+    pub fn last_attempt(&self) -> Option<ReloadAttempt> {
+        self.last_attempt.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
     /// Loads the file again; swaps it in if valid and safe, else keeps the old config.
     pub async fn reload(&self, trigger: &str) -> Result<(), String> {
         let result = match LiveConfig::load(&self.path) {
@@ -62,6 +79,11 @@ impl ConfigHandle {
             Err(errors) => Err(errors.join("\n")),
         };
         let mut last_error = self.last_error.lock().unwrap_or_else(|p| p.into_inner());
+        *self.last_attempt.lock().unwrap_or_else(|p| p.into_inner()) = Some(ReloadAttempt {
+            at: crate::model::now_unix(),
+            trigger: trigger.to_string(),
+            accepted: result.is_ok(),
+        });
         match result {
             Ok(new) => {
                 let old = self.live.load();

@@ -30,6 +30,7 @@ pub fn provider_order(payment: &Payment, door: &DoorConfig) -> ProviderOrder {
         amount: payment.amount,
         payable: payment.paid_amount.or(qr_amount).unwrap_or(payment.amount),
         notify_url: payment.notify_url.clone().unwrap_or_default(),
+        return_url: payment.return_url.clone().unwrap_or_default(),
         status: payment.status,
         paid_at: payment.paid_at,
         refunded: payment.refunded_amount,

@@ -5,7 +5,7 @@ use crate::secret::Secret;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct ProviderConfig {
     pub name: String,
     pub dialect: String,
@@ -32,6 +32,40 @@ pub struct ProviderConfig {
     pub insecure_http: bool,
     /// Queries prompted by unverified messages: at most this many per window (seconds).
     pub unverified_queries: (u32, u64),
+}
+
+/// Shown to ops (`/admin/config`): the credentials that only name an account (the dialect's
+/// `public_credentials`: mch_id, mid, appid, uid, open_id...) in clear, every other one
+/// redacted, a password in the base URL hidden, the query limit as words.
+impl Serialize for ProviderConfig {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let public = super::spec(&self.dialect).map(|d| d.public_credentials).unwrap_or(&[]);
+        let credentials: BTreeMap<&str, String> = self
+            .credentials
+            .iter()
+            .map(|(k, v)| {
+                (k.as_str(), if public.contains(&k.as_str()) { v.expose().to_string() } else { v.redacted() })
+            })
+            .collect();
+        serde_json::json!({
+            "name": self.name,
+            "dialect": self.dialect,
+            "base_url": crate::secret::redact_url_passwords(&self.base_url),
+            "credentials": credentials,
+            "timeout_ms": self.timeout_ms,
+            "connect_timeout_ms": self.connect_timeout_ms,
+            "max_connections": self.max_connections,
+            "order_lifetime_secs": self.order_lifetime_secs,
+            "circuit_failures": self.circuit_failures,
+            "circuit_open_ms": self.circuit_open_ms,
+            "products": self.products,
+            "options": self.options,
+            "retired": self.retired,
+            "insecure_http": self.insecure_http,
+            "unverified_queries": {"max": self.unverified_queries.0, "window_secs": self.unverified_queries.1},
+        })
+        .serialize(s)
+    }
 }
 
 impl ProviderConfig {

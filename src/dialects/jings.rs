@@ -265,6 +265,7 @@ impl Dialect for Jings {
 pub const SPEC: super::DialectSpec = super::DialectSpec {
     name: "jings",
     account_id: "uid",
+    public_credentials: &["uid"],
     build: |p| Ok(std::sync::Arc::new(Jings::from_config(p)?)),
     side: &provider::Side,
     payouts: false,

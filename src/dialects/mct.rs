@@ -555,6 +555,7 @@ impl Dialect for Mct {
 pub const SPEC: super::DialectSpec = super::DialectSpec {
     name: "mct",
     account_id: "open_id",
+    public_credentials: &["open_id"],
     build: |p| Ok(std::sync::Arc::new(Mct::from_config(p)?)),
     side: &provider::Side,
     payouts: false,

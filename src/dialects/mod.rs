@@ -30,6 +30,8 @@ pub struct DialectSpec {
     /// The credential that names a merchant's account in the dialect's requests (the key of
     /// its front door).
     pub account_id: &'static str,
+    /// The credentials that name an account and are not secret (shown to ops in clear).
+    pub public_credentials: &'static [&'static str],
     /// Builds the merchant side of an account, checking its credentials and options.
     pub build: Build,
     /// The provider side: what the sandbox and the front doors speak.
@@ -110,6 +112,8 @@ pub struct ProviderOrder {
     /// What the payer must pay (xiaojitong's reallyprice); usually the amount.
     pub payable: i64,
     pub notify_url: String,
+    /// Where the payer's browser goes once paid (empty: nowhere).
+    pub return_url: String,
     pub status: PaymentStatus,
     pub paid_at: Option<i64>,
     pub refunded: i64,

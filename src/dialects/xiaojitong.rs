@@ -286,6 +286,7 @@ impl Dialect for Xiaojitong {
 pub const SPEC: super::DialectSpec = super::DialectSpec {
     name: "xiaojitong",
     account_id: "mid",
+    public_credentials: &["mid"],
     build: |p| Ok(std::sync::Arc::new(Xiaojitong::from_config(p)?)),
     side: &provider::Side,
     payouts: false,

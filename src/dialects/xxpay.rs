@@ -579,6 +579,7 @@ pub fn callback_fields(callback: InboundHttp<'_>) -> Result<BTreeMap<String, Str
 pub const SPEC: super::DialectSpec = super::DialectSpec {
     name: "xxpay",
     account_id: "mch_id",
+    public_credentials: &["mch_id", "app_id"],
     build: |p| Ok(std::sync::Arc::new(Xxpay::from_config(p)?)),
     side: &provider::Side,
     payouts: true,

@@ -483,6 +483,7 @@ impl Dialect for Zhixiao {
 pub const SPEC: super::DialectSpec = super::DialectSpec {
     name: "zhixiao",
     account_id: "appid",
+    public_credentials: &["appid"],
     build: |p| Ok(std::sync::Arc::new(Zhixiao::from_config(p)?)),
     side: &provider::Side,
     payouts: false,

@@ -285,7 +285,7 @@ async fn handle(gateway: &Gateway, method: &str, path: &str, query: &str) -> Rep
                     (true, Some(secs)) => gateway.clock.advance(secs),
                 }
             }
-            Reply::json(200, &json!({"now": gateway.clock.now(), "adjustable": adjustable}))
+            Reply::json(200, &json!({"now": crate::model::rfc3339(gateway.clock.now()), "adjustable": adjustable}))
         }
         Endpoint::Livez => Reply::json(200, &json!({"status": "ok"})),
         Endpoint::Readyz => match gateway.store.ping().await {
@@ -333,6 +333,10 @@ pub async fn serve(listener: TcpListener, gateway: Arc<Gateway>, shutdown: watch
             let gateway = gateway.clone();
             async move {
                 match read_request(req, 4096, body_timeout).await {
+                    // The console checks its own sessions (or the same bearer token).
+                    Ok(r) if crate::doors::console::is_console(&r.path) => {
+                        crate::doors::console::handle(&gateway, &r).await
+                    }
                     Ok(r) if !authorized(&gateway, &r) => Reply::json(
                         401,
                         &json!({"error": {"code": "unauthorized", "message": "Authorization: Bearer <admin_token> required"}}),

@@ -7,6 +7,7 @@ pub mod admin;
 pub mod callbacks;
 pub mod checkout;
 pub mod compat;
+pub mod console;
 pub mod merchant_api;
 
 use crate::core::error::ApiError;

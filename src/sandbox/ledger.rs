@@ -58,6 +58,7 @@ impl Ledger {
         amount: i64,
         payable: i64,
         notify_url: &str,
+        return_url: &str,
         fields: BTreeMap<String, String>,
     ) -> Result<Order, Duplicate> {
         let key = (account.to_string(), merchant_order_no.to_string());
@@ -72,6 +73,7 @@ impl Ledger {
             amount,
             payable,
             notify_url: notify_url.into(),
+            return_url: return_url.into(),
             status: PaymentStatus::Pending,
             paid_at: None,
             refunded: 0,

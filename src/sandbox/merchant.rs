@@ -1,5 +1,7 @@
 //! A demo merchant endpoint for first runs: `POST /merchant/notify` takes a payglot
-//! notification and answers 200; `GET /merchant/events` lists the ones received, newest last.
+//! notification and answers 200; `GET /merchant/events` lists the ones received, newest last,
+//! each with its headers and its body exactly as received (the body as a string: the bytes the
+//! signature covers), so a newcomer can check the signature by hand.
 //! `/merchant/{dialect}/notify` plays a school integrated through a front door: it takes that
 //! dialect's callback (any method) and answers the dialect's ack. It does not check signatures
 //! (it has no keys); real merchants must.
@@ -17,12 +19,17 @@ impl DemoMerchant {
         let mut received = self.received.lock().unwrap_or_else(|p| p.into_inner());
         match (request.method.as_str(), path) {
             ("POST", "/notify") => {
-                let body = serde_json::from_slice(&request.body).unwrap_or(serde_json::Value::Null);
+                let headers: Vec<(String, String)> = request
+                    .headers
+                    .iter()
+                    .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+                    .collect();
                 received.push(serde_json::json!({
-                    "event_id": request.header("payglot-event-id"),
-                    "timestamp": request.header("payglot-timestamp"),
-                    "signature": request.header("payglot-signature"),
-                    "body": body,
+                    "received_at": crate::model::rfc3339(crate::model::now_unix()),
+                    "method": request.method,
+                    "path": "/merchant/notify",
+                    "headers": headers,
+                    "body": String::from_utf8_lossy(&request.body),
                 }));
                 // Keep the last 1000 only: this is a demo, not a store.
                 if received.len() > 1000 {

@@ -157,6 +157,8 @@ impl Sandbox {
         if let Some(order) = rest.strip_prefix("/pay/") {
             return match request.method.as_str() {
                 "GET" => self.pay_page(spec.name, order),
+                // The pay page's form says it is a browser: it is sent on to the return URL.
+                "POST" if request.body.as_ref() == b"browser=1" => reply(provider::pay_in_browser(self, spec, order)),
                 "POST" => reply(provider::pay(self, spec, order)),
                 _ => text(405, "GET or POST"),
             };
@@ -230,7 +232,7 @@ impl Sandbox {
         let body = format!(
             "<!doctype html><meta charset=utf-8><title>{dialect} sandbox</title>\
              <h1>{dialect} sandbox</h1><p data-order=\"{no}\">Order {mno}: {yuan} yuan, <b>{status}</b></p>\
-             <form method=post action=\"{base}/pay/{no}\"><button>Pay</button></form>",
+             <form method=post action=\"{base}/pay/{no}\"><input type=hidden name=browser value=1><button>Pay</button></form>",
             no = order.provider_no,
             mno = order.merchant_order_no,
             yuan = crate::money::fen_to_yuan(order.payable),

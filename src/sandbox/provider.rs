@@ -205,6 +205,7 @@ fn create(
             asked.amount,
             payable,
             &asked.notify_url,
+            &asked.return_url,
             fields,
         );
         let order = created.map_err(duplicate)?;
@@ -321,6 +322,27 @@ pub fn complete_payout(sb: &Sandbox, spec: &'static DialectSpec, number: &str) -
 }
 
 /// Marks an order paid and sends its callback.
+/// Pays an order (see `pay`); a payer's browser (the pay page's form) is then sent on to the
+/// order's return URL, as a provider's cashier does.
+pub fn pay_in_browser(sb: &Sandbox, spec: &'static DialectSpec, number: &str) -> Answer {
+    let answer = pay(sb, spec, number);
+    if answer.status != 200 {
+        return answer;
+    }
+    let return_url = {
+        let ledger = sb.ledger();
+        ledger.find_any(spec.name, number).and_then(|no| ledger.order(&no).map(|o| o.return_url.clone()))
+    };
+    let body = match return_url.filter(|u| u.starts_with("http://") || u.starts_with("https://")) {
+        Some(url) => {
+            let url = crate::http::html_escape(&url);
+            format!("<!doctype html><meta charset=utf-8><meta http-equiv=\"refresh\" content=\"0;url={url}\"><title>Paid</title><p>Paid. <a href=\"{url}\">Back to the merchant</a></p>")
+        }
+        None => "<!doctype html><meta charset=utf-8><title>Paid</title><p>Paid.</p>".to_string(),
+    };
+    Answer { status: 200, content_type: "text/html; charset=utf-8", body }
+}
+
 pub fn pay(sb: &Sandbox, spec: &'static DialectSpec, number: &str) -> Answer {
     let order = {
         let mut ledger = sb.ledger();

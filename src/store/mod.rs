@@ -158,6 +158,43 @@ pub enum PayoutInserted {
     Existing(Box<Payout>, String),
 }
 
+/// Which payments an operator lists (`Store::list_payments`); every field narrows the list.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PaymentFilter {
+    pub merchant_id: Option<String>,
+    /// A payment_id or an out_trade_no.
+    pub id: Option<String>,
+    pub status: Option<PaymentStatus>,
+    pub provider: Option<String>,
+    pub channel: Option<crate::model::Channel>,
+    pub scene: Option<crate::model::Scene>,
+    /// Created at or after (unix seconds).
+    pub from: Option<i64>,
+    /// Created before (unix seconds).
+    pub to: Option<i64>,
+    /// Only payments listed after this one (its created_at and payment_id): the next page.
+    pub after: Option<(i64, String)>,
+}
+
+/// How many payments one provider account took in one hour, by status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PaymentCount {
+    /// The hour's start (unix seconds, a multiple of 3600).
+    pub hour: i64,
+    pub provider: String,
+    pub status: PaymentStatus,
+    pub count: i64,
+}
+
+/// Pending payments waiting for payglot to ask their provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RequeryBacklog {
+    /// Pending with a check scheduled.
+    pub scheduled: i64,
+    /// Of those, the ones whose check is due now or overdue.
+    pub due: i64,
+}
+
 /// The outbox at a glance: events still to deliver and the creation time of the oldest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OutboxDepth {
@@ -189,8 +226,11 @@ pub struct EventSummary {
     pub state: String,
     pub attempts: u32,
     pub last_error: Option<String>,
+    #[serde(serialize_with = "crate::model::as_rfc3339")]
     pub next_attempt_at: i64,
+    #[serde(serialize_with = "crate::model::as_rfc3339")]
     pub created_at: i64,
+    #[serde(serialize_with = "crate::model::as_opt_rfc3339")]
     pub delivered_at: Option<i64>,
 }
 
@@ -379,6 +419,18 @@ pub trait Store: Send + Sync {
     /// How many events wait for delivery (pending, not given up), and when the oldest of them
     /// was created (unix seconds).
     async fn outbox_depth(&self) -> StoreResult<OutboxDepth>;
+
+    /// Payments for ops, newest first (created_at, then payment_id), at most `limit`.
+    async fn list_payments(&self, filter: &PaymentFilter, limit: usize) -> StoreResult<Vec<Payment>>;
+
+    /// Payments created at or after `since`, counted by hour, provider account and status.
+    async fn payment_counts(&self, since: i64) -> StoreResult<Vec<PaymentCount>>;
+
+    /// A payment's refunds, oldest first.
+    async fn refunds_for_payment(&self, payment_id: &str) -> StoreResult<Vec<Refund>>;
+
+    /// How many pending payments wait for a provider check, and how many of them are due at `now`.
+    async fn requery_backlog(&self, now: i64) -> StoreResult<RequeryBacklog>;
 
     /// Whether the store answers.
     async fn ping(&self) -> StoreResult<()>;

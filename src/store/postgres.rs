@@ -22,6 +22,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/postgres/0004_timeline.sql"),
     include_str!("migrations/postgres/0005_payment_door.sql"),
     include_str!("migrations/postgres/0006_anomalies.sql"),
+    include_str!("migrations/postgres/0007_console_indexes.sql"),
 ];
 
 /// Checks a PostgreSQL store URL as `open` will read it (sslmode and sslrootcert included).
@@ -830,6 +831,47 @@ impl Store for PgStore {
         let client = self.client().await?;
         let row = client.query_one(sql::OUTBOX_DEPTH, &[]).await.map_err(err)?;
         Ok(OutboxDepth { pending: row.get(0), oldest_created_at: row.get(1) })
+    }
+
+    async fn list_payments(&self, filter: &PaymentFilter, limit: usize) -> StoreResult<Vec<Payment>> {
+        let (statement, params) = rows::list_payments(filter, limit);
+        let params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = params
+            .iter()
+            .map(|p| match p {
+                rows::Param::Text(t) => t as &(dyn tokio_postgres::types::ToSql + Sync),
+                rows::Param::Int(i) => i as &(dyn tokio_postgres::types::ToSql + Sync),
+            })
+            .collect();
+        let client = self.client().await?;
+        let rows = client.query(&statement, &params).await.map_err(err)?;
+        rows.iter().map(|r| rows::payment(r).map(|(p, _)| p)).collect()
+    }
+
+    async fn payment_counts(&self, since: i64) -> StoreResult<Vec<PaymentCount>> {
+        let client = self.client().await?;
+        let rows = client.query(sql::PAYMENT_COUNTS, &[&since]).await.map_err(err)?;
+        rows.iter()
+            .map(|r| {
+                Ok(PaymentCount {
+                    hour: r.try_get(0).map_err(err)?,
+                    provider: r.text(1)?,
+                    status: r.parsed(2)?,
+                    count: r.int(3)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn refunds_for_payment(&self, payment_id: &str) -> StoreResult<Vec<Refund>> {
+        let client = self.client().await?;
+        let rows = client.query(sql::REFUNDS_FOR_PAYMENT, &[&payment_id]).await.map_err(err)?;
+        rows.iter().map(|r| rows::refund(r).map(|(r, _)| r)).collect()
+    }
+
+    async fn requery_backlog(&self, now: i64) -> StoreResult<RequeryBacklog> {
+        let client = self.client().await?;
+        let row = client.query_one(sql::REQUERY_BACKLOG, &[&now]).await.map_err(err)?;
+        Ok(RequeryBacklog { scheduled: row.get(0), due: row.get(1) })
     }
 
     async fn ping(&self) -> StoreResult<()> {

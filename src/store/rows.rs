@@ -90,7 +90,68 @@ pub mod sql {
     pub const OPEN_COUNT: &str = "SELECT CAST((SELECT COUNT(*) FROM payments WHERE provider = $1 AND status = 'pending') + (SELECT COUNT(*) FROM refunds WHERE provider = $1 AND status = 'pending') + (SELECT COUNT(*) FROM payouts WHERE provider = $1 AND status = 'pending') AS BIGINT)";
     pub const ANOMALIES: &str = "SELECT kind, payment_id, provider, detail, created_at FROM anomalies WHERE (CAST($1 AS TEXT) IS NULL OR provider = $1) AND (CAST($2 AS TEXT) IS NULL OR payment_id = $2) AND created_at >= $3 AND created_at < $4 ORDER BY seq DESC LIMIT $5";
     pub const REPLAY_EVENTS: &str = "UPDATE events SET state = 'pending', next_attempt_at = $5, claimed_until = NULL WHERE merchant_id = $1 AND state = $2 AND created_at >= $3 AND created_at < $4";
+    pub const PAYMENT_COUNTS: &str = "SELECT created_at - created_at % 3600, provider, status, COUNT(*) FROM payments WHERE created_at >= $1 GROUP BY 1, 2, 3 ORDER BY 1";
+    pub const REFUNDS_FOR_PAYMENT: &str =
+        concat!("SELECT ", refund_columns!(), " FROM refunds WHERE payment_id = $1 ORDER BY created_at, refund_id");
+    pub const REQUERY_BACKLOG: &str = "SELECT COUNT(*), CAST(COALESCE(SUM(CASE WHEN next_check_at <= $1 THEN 1 ELSE 0 END), 0) AS BIGINT) FROM payments WHERE status = 'pending' AND next_check_at IS NOT NULL";
     pub const OUTBOX_DEPTH: &str = "SELECT COUNT(*), MIN(created_at) FROM events WHERE state = 'pending'";
+}
+
+/// A value bound to a statement built at run time (`list_payments`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Param {
+    Text(String),
+    Int(i64),
+}
+
+/// The statement listing payments that match `filter` (newest first, at most `limit`), with
+/// its parameters; only the filters given appear, so each query can use its index.
+pub fn list_payments(filter: &super::PaymentFilter, limit: usize) -> (String, Vec<Param>) {
+    let mut conditions: Vec<String> = Vec::new();
+    let mut params: Vec<Param> = Vec::new();
+    let bind = |params: &mut Vec<Param>, p: Param| {
+        params.push(p);
+        format!("${}", params.len())
+    };
+    let text = |s: &str| Param::Text(s.to_string());
+    if let Some(m) = &filter.merchant_id {
+        conditions.push(format!("merchant_id = {}", bind(&mut params, text(m))));
+    }
+    if let Some(id) = &filter.id {
+        let n = bind(&mut params, text(id));
+        conditions.push(format!("(payment_id = {n} OR out_trade_no = {n})"));
+    }
+    if let Some(status) = filter.status {
+        conditions.push(format!("status = {}", bind(&mut params, text(status.as_str()))));
+    }
+    if let Some(p) = &filter.provider {
+        conditions.push(format!("provider = {}", bind(&mut params, text(p))));
+    }
+    if let Some(c) = filter.channel {
+        conditions.push(format!("channel = {}", bind(&mut params, text(c.as_str()))));
+    }
+    if let Some(s) = filter.scene {
+        conditions.push(format!("scene = {}", bind(&mut params, text(s.as_str()))));
+    }
+    if let Some(from) = filter.from {
+        conditions.push(format!("created_at >= {}", bind(&mut params, Param::Int(from))));
+    }
+    if let Some(to) = filter.to {
+        conditions.push(format!("created_at < {}", bind(&mut params, Param::Int(to))));
+    }
+    if let Some((at, id)) = &filter.after {
+        let at = bind(&mut params, Param::Int(*at));
+        let id = bind(&mut params, text(id));
+        conditions.push(format!("(created_at < {at} OR (created_at = {at} AND payment_id < {id}))"));
+    }
+    let mut sql = concat!("SELECT ", payment_columns!(), " FROM payments").to_string();
+    if !conditions.is_empty() {
+        sql.push_str(" WHERE ");
+        sql.push_str(&conditions.join(" AND "));
+    }
+    let limit = bind(&mut params, Param::Int(limit as i64));
+    sql.push_str(&format!(" ORDER BY created_at DESC, payment_id DESC LIMIT {limit}"));
+    (sql, params)
 }
 
 /// A row of either driver, read by column index.

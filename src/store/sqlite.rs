@@ -19,6 +19,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/sqlite/0006_timeline.sql"),
     include_str!("migrations/sqlite/0007_payment_door.sql"),
     include_str!("migrations/sqlite/0008_anomalies.sql"),
+    include_str!("migrations/sqlite/0009_console_indexes.sql"),
 ];
 
 pub struct SqliteStore {
@@ -988,6 +989,50 @@ impl Store for SqliteStore {
             })
         })
         .await
+    }
+
+    async fn list_payments(&self, filter: &PaymentFilter, limit: usize) -> StoreResult<Vec<Payment>> {
+        let (statement, params) = rows::list_payments(filter, limit);
+        let statement = statement.replace('$', "?");
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(&statement)?;
+            let values = params.iter().map(|p| match p {
+                rows::Param::Text(t) => rusqlite::types::Value::Text(t.clone()),
+                rows::Param::Int(i) => rusqlite::types::Value::Integer(*i),
+            });
+            let rows = stmt.query_map(rusqlite::params_from_iter(values), |r| payment_row(r).map(|(p, _)| p))?;
+            rows.collect()
+        })
+    }
+
+    async fn payment_counts(&self, since: i64) -> StoreResult<Vec<PaymentCount>> {
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(sql(rows::sql::PAYMENT_COUNTS))?;
+            let rows = stmt.query_map(params![since], |r| {
+                Ok(PaymentCount {
+                    hour: r.get(0)?,
+                    provider: r.get(1)?,
+                    status: Columns::parsed(r, 2).map_err(to_sqlite)?,
+                    count: r.get(3)?,
+                })
+            })?;
+            rows.collect()
+        })
+    }
+
+    async fn refunds_for_payment(&self, payment_id: &str) -> StoreResult<Vec<Refund>> {
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(sql(rows::sql::REFUNDS_FOR_PAYMENT))?;
+            let rows = stmt.query_map(params![payment_id], |r| refund_row(r).map(|(r, _)| r))?;
+            rows.collect()
+        })
+    }
+
+    async fn requery_backlog(&self, now: i64) -> StoreResult<RequeryBacklog> {
+        self.read(|c| {
+            c.prepare_cached(sql(rows::sql::REQUERY_BACKLOG))?
+                .query_row(params![now], |r| Ok(RequeryBacklog { scheduled: r.get(0)?, due: r.get(1)? }))
+        })
     }
 
     async fn ping(&self) -> StoreResult<()> {

@@ -5,11 +5,21 @@ use serde::Serialize;
 use std::path::{Path, PathBuf};
 
 /// Where payments, events and nonces are kept.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreUrl {
     Sqlite(PathBuf),
     /// A `postgres://` URL (its password is a secret: never shown).
     Postgres(Secret),
+}
+
+/// Shown as the URL routes.yaml would write, a PostgreSQL password hidden.
+impl Serialize for StoreUrl {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            StoreUrl::Sqlite(path) => s.serialize_str(&format!("sqlite://{}", path.display())),
+            StoreUrl::Postgres(url) => s.serialize_str(&crate::secret::redact_url_passwords(url.expose())),
+        }
+    }
 }
 
 /// Reads a `store:` value (secrets already resolved); relative SQLite paths are taken from

@@ -66,11 +66,13 @@ struct Failed {
     retry_after: Option<u64>,
     /// The receiver answered `410 Gone`: its endpoint takes no more notifications.
     gone: bool,
+    /// The HTTP status the receiver answered, when it answered.
+    answer: Option<u16>,
 }
 
 impl From<String> for Failed {
     fn from(error: String) -> Self {
-        Failed { error, retry_after: None, gone: false }
+        Failed { error, retry_after: None, gone: false, answer: None }
     }
 }
 
@@ -137,15 +139,19 @@ async fn attempt(gateway: &Gateway, event: OutboxEvent, span: &crate::telemetry:
     };
     let now = gateway.clock.now();
     let detail = match &outcome {
-        Ok(()) => serde_json::json!({"event_id": event.id, "kind": event.kind, "outcome": "delivered"}),
-        Err(e) => serde_json::json!({"event_id": event.id, "kind": event.kind, "outcome": "failed", "error": e.error}),
+        Ok(answer) => {
+            serde_json::json!({"event_id": event.id, "kind": event.kind, "outcome": "delivered", "answer": answer})
+        }
+        Err(e) => {
+            serde_json::json!({"event_id": event.id, "kind": event.kind, "outcome": "failed", "answer": e.answer, "error": e.error})
+        }
     };
     gateway.note(&event.payment_id, "notification", detail);
     if let Err(e) = &outcome {
         span.failed(&e.error);
     }
     let result = match outcome {
-        Ok(()) => {
+        Ok(_) => {
             metrics::counter!("payglot_deliveries_total", "outcome" => "delivered").increment(1);
             tracing::info!(event_id = %event.id, kind = %event.kind, merchant = %event.merchant_id, attempts = event.attempts + 1, "event delivered");
             gateway.store.mark_delivered(&event.id, now).await
@@ -188,7 +194,7 @@ async fn send_event(
     merchant: &MerchantConfig,
     event: &OutboxEvent,
     timeout_ms: u64,
-) -> Result<(), Failed> {
+) -> Result<Option<u16>, Failed> {
     if event.notify_url.is_empty() {
         return Err(Failed::from("no notify_url".to_string()));
     }
@@ -200,6 +206,7 @@ async fn send_event(
             ),
             retry_after: None,
             gone: true,
+            answer: None,
         });
     }
     let now = gateway.clock.now();
@@ -231,7 +238,7 @@ async fn send_event(
         )
         .await;
     match answer {
-        Ok(a) if (200..300).contains(&a.status) => Ok(()),
+        Ok(a) if (200..300).contains(&a.status) => Ok(Some(a.status)),
         Ok(a) if a.status == 410 => {
             gateway.mark_gone(&event.notify_url, now);
             Err(Failed {
@@ -239,12 +246,14 @@ async fn send_event(
                     .to_string(),
                 retry_after: None,
                 gone: true,
+                answer: Some(410),
             })
         }
         Ok(a) => Err(Failed {
             error: format!("merchant answered HTTP {}", a.status),
             retry_after: matches!(a.status, 429 | 503).then(|| retry_after(&a.headers, now)).flatten(),
             gone: false,
+            answer: Some(a.status),
         }),
         Err(e) => Err(Failed::from(e.to_string())),
     }
@@ -259,10 +268,10 @@ async fn send_door_callback(
     payment: &Payment,
     event: &OutboxEvent,
     timeout_ms: u64,
-) -> Result<(), Failed> {
+) -> Result<Option<u16>, Failed> {
     let Some(notify) = crate::core::notify::callback(merchant, payment, &event.kind, gateway.clock.now())? else {
         tracing::debug!(event_id = %event.id, kind = %event.kind, "the school's dialect has no callback for this event");
-        return Ok(());
+        return Ok(None);
     };
     let headers: Vec<(&str, &str)> =
         notify.content_type.iter().map(|ct| ("content-type", *ct)).chain([("user-agent", "payglot")]).collect();
@@ -272,8 +281,11 @@ async fn send_door_callback(
         .send_notification(notify.method, &notify.url, &headers, notify.body, merchant.allow_private_notify, timeout_ms)
         .await;
     match sent {
-        Ok(a) if notify.ack.matches(a.status, &a.body) => Ok(()),
-        Ok(a) => Err(Failed::from(format!("school answered HTTP {} without its dialect's ack", a.status))),
+        Ok(a) if notify.ack.matches(a.status, &a.body) => Ok(Some(a.status)),
+        Ok(a) => Err(Failed {
+            answer: Some(a.status),
+            ..Failed::from(format!("school answered HTTP {} without its dialect's ack", a.status))
+        }),
         Err(e) => Err(Failed::from(e.to_string())),
     }
 }
