@@ -18,7 +18,14 @@ async fn handle(gateway: Arc<Gateway>, req: Request<Incoming>) -> Response<Full<
     let id = request_id(req.headers());
     // Every line the request causes (warnings and errors too) carries its id.
     let span = tracing::info_span!("request", request_id = %id);
+    let uri = req.uri().clone();
     let mut response = tracing::Instrument::instrument(route(gateway, req), span).await.into_response();
+    if response.status() == hyper::StatusCode::METHOD_NOT_ALLOWED {
+        // RFC 9110: a 405 names the methods the path takes.
+        if let Some(allow) = crate::doors::merchant_api::allowed_methods(uri.path()).and_then(|a| a.parse().ok()) {
+            response.headers_mut().insert(hyper::header::ALLOW, allow);
+        }
+    }
     if let Ok(v) = HeaderValue::from_str(&id) {
         response.headers_mut().insert("x-request-id", v);
     }

@@ -14,6 +14,7 @@ mod common;
 
 use common::*;
 use payglot::dialects::{self, CreateOrder, ProviderResponse};
+use payglot::doors::merchant_api::auth::request_signature;
 use payglot::model::{Action, Channel, Payment, Scene};
 use payglot::store::Store;
 use serde_json::{json, Value};
@@ -629,6 +630,22 @@ async fn the_checkout_page_survives_reloads_and_payment() {
     assert_eq!(done.status, 200);
     assert!(page.contains("Payment complete") && page.contains("https://school.example/done"), "{page}");
     assert!(!page.trim_start().starts_with('{'), "HTML, not JSON");
+    // Signed, the merchant names its out_trade_no like on every other payment path; unsigned,
+    // an out_trade_no (guessable) opens nothing.
+    let path = "/v1/payments/CO-1/checkout";
+    let (ts, nonce) = (now().to_string(), "checkout-by-out-trade-no-1");
+    let sig = request_signature(MERCHANT_KEY, &ts, nonce, "GET", path, b"");
+    let signed = [
+        ("payglot-merchant", "school-jg"),
+        ("payglot-timestamp", ts.as_str()),
+        ("payglot-nonce", nonce),
+        ("payglot-signature", sig.as_str()),
+    ];
+    let by_no = g.http("GET", &format!("{}{path}", g.base()), &signed, b"").await;
+    assert_eq!(by_no.status, 200);
+    assert_eq!(html(&by_no), page, "the same page as by payment_id");
+    let unsigned = g.http("GET", &format!("{}{path}", g.base()), &[], b"").await;
+    assert_eq!(unsigned.status, 404);
     let none =
         g.http("GET", &format!("{}/v1/payments/P0000000000nosuchpayment00000/checkout", g.base()), &[], b"").await;
     assert_eq!(none.status, 404);

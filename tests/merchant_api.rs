@@ -187,6 +187,13 @@ async fn path_parameters_are_routed_whole_and_decoded() {
     let (status, e) = gw.call("DELETE", "/v1/payments/A.B-1", "").await;
     assert_eq!(status, 405, "{e}");
     assert!(e["error"]["message"].as_str().unwrap().contains("allowed: GET"), "{e}");
+    for (method, path, allow) in
+        [("DELETE", "/v1/payments/A.B-1", "GET"), ("GET", "/v1/payouts", "POST"), ("PUT", "/v1/payments", "POST")]
+    {
+        let a = gw.http(method, &format!("{}{path}", gw.base()), &[], b"").await;
+        let header = a.headers.get("allow").and_then(|v| v.to_str().ok());
+        assert_eq!((a.status, header), (405, Some(allow)), "{method} {path}");
+    }
     let (status, _) = gw.call("GET", "/v1/payments/A.B-1/nothing", "").await;
     assert_eq!(status, 404);
 }

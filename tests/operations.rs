@@ -320,3 +320,81 @@ async fn a_payment_has_a_timeline_of_calls_callbacks_and_notifications() {
     let (status, _) = gw.admin("GET", "/admin/payments/P-nope").await;
     assert_eq!(status, 404);
 }
+
+/// The sandbox as a newcomer meets it: the pay page sends the browser back to the school, the
+/// demo inbox shows each notification exactly as received (checked here by hand, with
+/// openssl, the way the README says), and a restarted sandbox that forgot its orders answers
+/// as the provider does about an order it does not know, never "provider unavailable".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sandbox_pay_page_demo_inbox_and_a_restarted_sandbox() {
+    let mut gw = Gateway::new("http://127.0.0.1:9/notify");
+    gw.notify_url = format!("http://127.0.0.1:{}/merchant/notify", gw.sandbox_port);
+    gw.write_config(&gw.routes_yaml("xxpay-a"));
+    gw.start().await;
+    let body = serde_json::json!({"out_trade_no": "D-1", "amount": 1980, "subject": "学费", "channel": "wechat", "scene": "qr", "return_url": "https://school.example/paid?n=1&b=2"});
+    let (status, p) = gw.call_as("school-xjt", "POST", "/v1/payments", &body.to_string()).await;
+    assert_eq!(status, 200, "{p}");
+    let pay =
+        format!("http://127.0.0.1:{}/xiaojitong/pay/{}", gw.sandbox_port, p["provider_trade_no"].as_str().unwrap());
+    let page = gw.http("GET", &pay, &[], b"").await;
+    assert!(String::from_utf8_lossy(&page.body).contains("name=browser value=1"), "the pay page's form");
+    let paid = gw.http("POST", &pay, &[("content-type", "application/x-www-form-urlencoded")], b"browser=1").await;
+    let html = String::from_utf8_lossy(&paid.body).into_owned();
+    assert_eq!(paid.status, 200);
+    assert!(
+        html.contains("http-equiv=\"refresh\" content=\"0;url=https://school.example/paid?n=1&amp;b=2\""),
+        "{html}"
+    );
+
+    let inbox = format!("http://127.0.0.1:{}/merchant/events", gw.sandbox_port);
+    let received = eventually("the demo inbox", Duration::from_secs(10), || async {
+        let a = gw.http("GET", &inbox, &[], b"").await;
+        let v: serde_json::Value = serde_json::from_slice(&a.body).ok()?;
+        v.as_array().filter(|l| !l.is_empty()).map(|l| l[0].clone())
+    })
+    .await;
+    let header = |name: &str| {
+        received["headers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|h| h[0] == name)
+            .and_then(|h| h[1].as_str())
+            .unwrap()
+            .to_string()
+    };
+    let raw = received["body"].as_str().expect("the body as received, a string");
+    assert!(raw.contains("\"payment.succeeded\""), "{raw}");
+    let by_hand = std::process::Command::new("sh")
+        .args(["-c", "printf '%s\\n%s\\n%s' \"$TS\" \"$ID\" \"$BODY\" | openssl dgst -sha256 -hmac \"$KEY\" -hex | sed 's/^.* //'"])
+        .env("TS", header("payglot-timestamp"))
+        .env("ID", header("payglot-event-id"))
+        .env("BODY", raw)
+        .env("KEY", MERCHANT_KEY)
+        .output()
+        .expect("openssl");
+    assert_eq!(String::from_utf8_lossy(&by_hand.stdout).trim(), header("payglot-signature"), "{received}");
+
+    // A restart empties the sandbox's ledger: it then does not know the order, and says so in
+    // mct's words (errcode 8018); payglot reports the provider's refusal, not an outage.
+    let (status, m) = gw.call_as("school-mct", "POST", "/v1/payments", &body.to_string()).await;
+    assert_eq!(status, 200, "{m}");
+    gw.pay_at("mct", m["payment_id"].as_str().unwrap()).await;
+    eventually("the mct payment to succeed", Duration::from_secs(10), || async {
+        let (_, q) = gw.call_as("school-mct", "GET", "/v1/payments/D-1", "").await;
+        (q["status"] == "succeeded").then_some(())
+    })
+    .await;
+    gw.kill();
+    gw.start().await;
+    let refund = serde_json::json!({"out_refund_no": "DR-1", "amount": 100}).to_string();
+    let (status, e) = gw.call_as("school-mct", "POST", "/v1/payments/D-1/refunds", &refund).await;
+    assert_eq!(
+        (status, e["error"]["code"].as_str(), e["error"]["provider_code"].as_str()),
+        (502, Some("provider_error"), Some("8018")),
+        "{e}"
+    );
+    let (status, q) = gw.call_as("school-mct", "GET", "/v1/payments/D-1", "").await;
+    assert_eq!((status, q["status"].as_str()), (200, Some("succeeded")), "{q}");
+    assert!(q.get("provider_error").is_none_or(|v| v.is_null()), "{q}");
+}

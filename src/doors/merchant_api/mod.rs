@@ -140,6 +140,12 @@ fn router() -> &'static matchit::Router<&'static str> {
     })
 }
 
+/// The methods a merchant API path takes (for a 405's `Allow`), if the path is one.
+pub fn allowed_methods(path: &str) -> Option<String> {
+    let template = *router().at(path).ok()?.value;
+    Some(ROUTES.iter().filter(|(_, t)| *t == template).map(|(m, _)| *m).collect::<Vec<_>>().join(", "))
+}
+
 fn endpoint(method: &str, path: &str) -> Result<Endpoint, ApiError> {
     let Ok(found) = router().at(path) else {
         return Err(ApiError::not_found(format!("no such endpoint: {method} {path}")));
@@ -163,10 +169,9 @@ fn endpoint(method: &str, path: &str) -> Result<Endpoint, ApiError> {
         ("GET", "/v1/card-link") => Endpoint::CardLink,
         _ => {
             // The path is known, the method is not.
-            let allowed: Vec<&str> = ROUTES.iter().filter(|(_, t)| *t == template).map(|(m, _)| *m).collect();
+            let allowed = allowed_methods(path).unwrap_or_default();
             return Err(ApiError::method_not_allowed(format!(
-                "{method} is not allowed on {path} (allowed: {})",
-                allowed.join(", ")
+                "{method} is not allowed on {path} (allowed: {allowed})"
             )));
         }
     };
@@ -176,8 +181,12 @@ fn endpoint(method: &str, path: &str) -> Result<Endpoint, ApiError> {
 async fn dispatch(gateway: &Gateway, request: &HttpIn) -> Result<Reply, ApiError> {
     let endpoint = endpoint(&request.method, &request.path)?;
     if let Endpoint::Checkout(payment_id) = &endpoint {
-        // Unsigned: the payer's browser opens it; the payment_id is unguessable.
-        return crate::doors::checkout::checkout(gateway, payment_id).await;
+        // Unsigned: the payer's browser opens it by the payment_id, which is unguessable. A
+        // signed request names the merchant's out_trade_no, like every other payment path
+        // (an out_trade_no is guessable, so it alone never opens a payer's page).
+        if request.header("payglot-signature").is_none() {
+            return crate::doors::checkout::checkout(gateway, payment_id).await;
+        }
     }
     // The request runs against the config it started with, even if a reload swaps it.
     let live = gateway.config.current();
@@ -212,7 +221,7 @@ async fn dispatch(gateway: &Gateway, request: &HttpIn) -> Result<Reply, ApiError
         Endpoint::PaymentMethods => accounts::payment_methods(gateway, &live, merchant, &request.query, now).await,
         Endpoint::Identity => accounts::identity(gateway, &live, merchant, &request.query, now).await,
         Endpoint::CardLink => accounts::card_link(gateway, &live, merchant, &request.query, now).await,
-        Endpoint::Checkout(_) => unreachable!("answered above"),
+        Endpoint::Checkout(no) => payments::checkout(gateway, merchant, &no).await,
     }
 }
 

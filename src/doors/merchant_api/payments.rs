@@ -52,3 +52,10 @@ pub async fn close(
     let payment = payment_of(gateway, merchant, out_trade_no).await?;
     Ok(Reply::json(200, &close_payment(gateway, live, payment, now).await?.to_merchant_json()))
 }
+
+/// `GET /v1/payments/{out_trade_no}/checkout`, signed: the checkout page of the merchant's
+/// payment (the unsigned form takes the payment_id, see `doors::checkout`).
+pub async fn checkout(gateway: &Gateway, merchant: &MerchantConfig, out_trade_no: &str) -> Result<Reply, ApiError> {
+    let payment = payment_of(gateway, merchant, out_trade_no).await?;
+    crate::doors::checkout::checkout(gateway, &payment.payment_id).await
+}
