@@ -13,24 +13,15 @@ use payglot::model::{now_unix, random_id};
 use payglot::upstream::Upstream;
 use serde_json::{json, Value};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const KEY: &str = "bench-merchant-key-0123456789";
 
-struct Proc(Child);
+mod support;
 
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
+use support::{free_port, Proc};
 
 fn pinned(core: &str, program: &str, args: &[&str]) -> Proc {
     let taskset = Path::new("/usr/bin/taskset").exists();

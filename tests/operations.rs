@@ -398,3 +398,55 @@ async fn the_sandbox_pay_page_demo_inbox_and_a_restarted_sandbox() {
     assert_eq!((status, q["status"].as_str()), (200, Some("succeeded")), "{q}");
     assert!(q.get("provider_error").is_none_or(|v| v.is_null()), "{q}");
 }
+
+/// The README's first steps, on the repository's own routes.yaml (its ports moved): the first
+/// example payment is paid at the sandbox, notified, and can then be refunded; a second one
+/// can be closed. A newcomer's next tries work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_readme_first_example_pays_refunds_and_closes() {
+    let mut gw = Gateway::new("http://127.0.0.1:9/notify");
+    let shipped = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/routes.yaml")).unwrap();
+    let moved = shipped
+        .replace("127.0.0.1:8080", &format!("127.0.0.1:{}", gw.port))
+        .replace("127.0.0.1:9901", &format!("127.0.0.1:{}", gw.admin_port))
+        .replace("127.0.0.1:8090", &format!("127.0.0.1:{}", gw.sandbox_port));
+    gw.write_config(&moved);
+    gw.start().await;
+    let key = "demo-school-key-change-me";
+    let call = |method: &'static str, path: &'static str, body: &'static str| {
+        let gw = &gw;
+        async move {
+            let nonce = payglot::model::random_id("n", 24);
+            gw.call_signed_as("demo-school", method, path, body, key, now(), &nonce).await
+        }
+    };
+    let (status, p) = call(
+        "POST",
+        "/v1/payments",
+        r#"{"out_trade_no":"T1001","amount":1980,"subject":"Tuition","channel":"alipay","scene":"qr"}"#,
+    )
+    .await;
+    assert_eq!(status, 200, "{p}");
+    let qr = p["action"]["qr_code"].as_str().expect("a QR code, as the README shows");
+    let paid = gw.http("POST", qr, &[], b"").await;
+    assert_eq!(paid.status, 200, "paying at the QR code's URL, as the README says");
+    let inbox = format!("http://127.0.0.1:{}/merchant/events", gw.sandbox_port);
+    eventually("the demo merchant's notification", Duration::from_secs(10), || async {
+        let a = gw.http("GET", &inbox, &[], b"").await;
+        String::from_utf8_lossy(&a.body).contains("payment.succeeded").then_some(())
+    })
+    .await;
+    let (_, q) = call("GET", "/v1/payments/T1001", "").await;
+    assert_eq!(q["status"], "succeeded", "{q}");
+    let (status, r) = call("POST", "/v1/payments/T1001/refunds", r#"{"out_refund_no":"R1001","amount":500}"#).await;
+    assert_eq!((status, r["status"].as_str()), (200, Some("succeeded")), "{r}");
+    let (status, _) = call(
+        "POST",
+        "/v1/payments",
+        r#"{"out_trade_no":"T1002","amount":990,"subject":"Books","channel":"alipay","scene":"qr"}"#,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, c) = call("POST", "/v1/payments/T1002/close", "").await;
+    assert_eq!((status, c["status"].as_str()), (200, Some("closed")), "{c}");
+}

@@ -79,7 +79,8 @@ on_both_stores!(
     nonces_payouts_and_open_counts,
     due_checks_are_claimed_once_and_rescheduled,
     a_failing_write_among_concurrent_ones_undoes_only_itself,
-    underpayments_anomalies_and_the_providers_own_expiry
+    underpayments_anomalies_and_the_providers_own_expiry,
+    the_console_lists_counts_and_pages_payments
 );
 
 /// A PgStore in a schema of its own, so tests never see each other's rows.
@@ -393,4 +394,92 @@ async fn postgres_over_tls_require_and_verify_full() {
         let wrong_name = PgStore::open(&format!("{url}{sep}sslmode=verify-full&sslrootcert={cert}"), 1).await;
         assert!(wrong_name.is_err(), "the certificate is for localhost, not 127.0.0.1");
     }
+}
+
+async fn the_console_lists_counts_and_pages_payments(backend: &str, store: Arc<dyn Store>) {
+    use payglot::store::PaymentFilter;
+    let hour = 1_796_190_000 - 1_796_190_000 % 3600;
+    let mut made = Vec::new();
+    for i in 0..7i64 {
+        let mut p = payment(if i < 5 { "school-a" } else { "school-b" }, &format!("C-{i}"), 100 + i);
+        p.provider = if i % 2 == 0 { "acct-even".into() } else { "acct-odd".into() };
+        p.channel = if i == 6 { Channel::Wechat } else { Channel::Alipay };
+        // Two hours: 0..4 in the first, 4..7 in the second, two of them in the same second.
+        p.created_at = hour + if i < 4 { 60 * i } else { 3600 + 60 * (i / 5) };
+        store.insert_payment(&p, "fp", p.created_at + 60).await.unwrap();
+        made.push(p);
+    }
+    store.settle_payment(&made[1].payment_id, &paid(), hour + 100).await.unwrap();
+    store.settle_payment(&made[6].payment_id, &Settlement::to(PaymentStatus::Closed), hour + 4000).await.unwrap();
+    let ids = |ps: Vec<Payment>| ps.into_iter().map(|p| p.out_trade_no).collect::<Vec<_>>();
+
+    let all = store.list_payments(&PaymentFilter::default(), 100).await.unwrap();
+    assert_eq!(all.len(), 7, "{backend}");
+    assert!(
+        all.windows(2).all(|w| (w[0].created_at, &w[0].payment_id) > (w[1].created_at, &w[1].payment_id)),
+        "{backend}: newest first"
+    );
+    // Pages of 3 cover everything once.
+    let mut paged = Vec::new();
+    let mut filter = PaymentFilter::default();
+    loop {
+        let page = store.list_payments(&filter, 3).await.unwrap();
+        let Some(last) = page.last() else { break };
+        filter.after = Some((last.created_at, last.payment_id.clone()));
+        paged.extend(page);
+    }
+    assert_eq!(ids(paged), ids(all.clone()), "{backend}: pages");
+    let one = |f: PaymentFilter| {
+        let store = store.clone();
+        async move { ids(store.list_payments(&f, 100).await.unwrap()) }
+    };
+    assert_eq!(
+        one(PaymentFilter { merchant_id: Some("school-b".into()), ..Default::default() }).await.len(),
+        2,
+        "{backend}"
+    );
+    assert_eq!(one(PaymentFilter { id: Some("C-3".into()), ..Default::default() }).await, ["C-3"], "{backend}");
+    assert_eq!(
+        one(PaymentFilter { id: Some(made[2].payment_id.clone()), ..Default::default() }).await,
+        ["C-2"],
+        "{backend}"
+    );
+    assert_eq!(
+        one(PaymentFilter { status: Some(PaymentStatus::Succeeded), ..Default::default() }).await,
+        ["C-1"],
+        "{backend}"
+    );
+    assert_eq!(
+        one(PaymentFilter { provider: Some("acct-even".into()), channel: Some(Channel::Alipay), ..Default::default() })
+            .await,
+        ["C-4", "C-2", "C-0"],
+        "{backend}"
+    );
+    assert_eq!(
+        one(PaymentFilter { from: Some(hour + 60), to: Some(hour + 180), ..Default::default() }).await,
+        ["C-2", "C-1"],
+        "{backend}"
+    );
+    assert!(one(PaymentFilter { scene: Some(Scene::Barcode), ..Default::default() }).await.is_empty(), "{backend}");
+
+    let mut counts = store.payment_counts(hour).await.unwrap();
+    counts.sort_by(|a, b| (a.hour, &a.provider, a.status.as_str()).cmp(&(b.hour, &b.provider, b.status.as_str())));
+    let counts: Vec<(i64, &str, &str, i64)> =
+        counts.iter().map(|c| (c.hour - hour, c.provider.as_str(), c.status.as_str(), c.count)).collect();
+    let mut expected = vec![
+        (0, "acct-even", "pending", 2),
+        (0, "acct-odd", "pending", 1),
+        (0, "acct-odd", "succeeded", 1),
+        (3600, "acct-even", "pending", 1),
+        (3600, "acct-odd", "pending", 1),
+        (3600, "acct-even", "closed", 1),
+    ];
+    expected.sort();
+    assert_eq!(counts, expected, "{backend}");
+    assert_eq!(store.payment_counts(hour + 3600).await.unwrap().iter().map(|c| c.count).sum::<i64>(), 3, "{backend}");
+    assert_eq!(store.refunds_for_payment(&made[1].payment_id).await.unwrap().len(), 0, "{backend}");
+    store.insert_refund(&refund(&made[1], "CR-1", 50), "fp").await.unwrap();
+    assert_eq!(store.refunds_for_payment(&made[1].payment_id).await.unwrap()[0].out_refund_no, "CR-1", "{backend}");
+    let backlog = store.requery_backlog(hour + 200).await.unwrap();
+    assert_eq!((backlog.scheduled, backlog.due), (5, 2), "{backend}: C-0 and C-2 due by then, C-1 and C-6 final");
 }

@@ -849,7 +849,9 @@ impl Store for PgStore {
 
     async fn payment_counts(&self, since: i64) -> StoreResult<Vec<PaymentCount>> {
         let client = self.client().await?;
-        let rows = client.query(sql::PAYMENT_COUNTS, &[&since]).await.map_err(err)?;
+        // (SQLite counts in Rust instead: see its store.)
+        const PAYMENT_COUNTS: &str = "SELECT created_at - created_at % 3600, provider, status, COUNT(*) FROM payments WHERE created_at >= $1 GROUP BY 1, 2, 3 ORDER BY 1";
+        let rows = client.query(PAYMENT_COUNTS, &[&since]).await.map_err(err)?;
         rows.iter()
             .map(|r| {
                 Ok(PaymentCount {

@@ -90,7 +90,6 @@ pub mod sql {
     pub const OPEN_COUNT: &str = "SELECT CAST((SELECT COUNT(*) FROM payments WHERE provider = $1 AND status = 'pending') + (SELECT COUNT(*) FROM refunds WHERE provider = $1 AND status = 'pending') + (SELECT COUNT(*) FROM payouts WHERE provider = $1 AND status = 'pending') AS BIGINT)";
     pub const ANOMALIES: &str = "SELECT kind, payment_id, provider, detail, created_at FROM anomalies WHERE (CAST($1 AS TEXT) IS NULL OR provider = $1) AND (CAST($2 AS TEXT) IS NULL OR payment_id = $2) AND created_at >= $3 AND created_at < $4 ORDER BY seq DESC LIMIT $5";
     pub const REPLAY_EVENTS: &str = "UPDATE events SET state = 'pending', next_attempt_at = $5, claimed_until = NULL WHERE merchant_id = $1 AND state = $2 AND created_at >= $3 AND created_at < $4";
-    pub const PAYMENT_COUNTS: &str = "SELECT created_at - created_at % 3600, provider, status, COUNT(*) FROM payments WHERE created_at >= $1 GROUP BY 1, 2, 3 ORDER BY 1";
     pub const REFUNDS_FOR_PAYMENT: &str =
         concat!("SELECT ", refund_columns!(), " FROM refunds WHERE payment_id = $1 ORDER BY created_at, refund_id");
     pub const REQUERY_BACKLOG: &str = "SELECT COUNT(*), CAST(COALESCE(SUM(CASE WHEN next_check_at <= $1 THEN 1 ELSE 0 END), 0) AS BIGINT) FROM payments WHERE status = 'pending' AND next_check_at IS NOT NULL";

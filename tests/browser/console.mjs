@@ -78,6 +78,10 @@ try {
   assert.equal(await page.locator('#refunds tbody tr').count(), 1, 'the refund is listed');
   assert.match(await text('#door'), /merchant API/);
   await shot('04-payment');
+  // The README's picture: the top of the payment page at a modest size.
+  await page.setViewportSize({ width: 1000, height: 720 });
+  await page.screenshot({ path: `${shots}/readme-console.png` });
+  await page.setViewportSize({ width: 1360, height: 900 });
 
   // Notifications: the given-up one, sent again, then delivered.
   await page.click('nav >> text=Notifications');
