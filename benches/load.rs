@@ -7,6 +7,13 @@
 //! `PAYGLOT_BENCH_CONCURRENCY` connections (default 32). Then a callback benchmark: verified
 //! callbacks per second through to persisted outbox rows. nginx is used when installed
 //! (`apt-get install nginx-light`), else the passthrough row says it was skipped.
+//!
+//! `PAYGLOT_BENCH_INSTRUCTIONS=N` counts instead of timing: payglot and nginx run under
+//! `valgrind --tool=callgrind`, and each scenario's row is the instructions the server executed
+//! for N requests (4 connections, after 50 to warm up; counters zeroed and dumped around them
+//! with `callgrind_control`), divided by N: a figure that stays put on a noisy machine. The
+//! dumps stay in `PAYGLOT_BENCH_CALLGRIND_DIR` (default: a temporary directory) for
+//! `callgrind_annotate`; `PAYGLOT_BENCH_ONLY=text` counts only the scenarios whose name holds it.
 
 use payglot::doors::merchant_api::auth::request_signature;
 use payglot::model::{now_unix, random_id};
@@ -23,15 +30,31 @@ mod support;
 
 use support::{free_port, Proc};
 
-fn pinned(core: &str, program: &str, args: &[&str]) -> Proc {
+/// Where callgrind writes its dumps when instructions are counted.
+fn callgrind_dir() -> Option<String> {
+    std::env::var_os("PAYGLOT_BENCH_INSTRUCTIONS")?;
+    let dir = std::env::var("PAYGLOT_BENCH_CALLGRIND_DIR").unwrap_or_else(|_| {
+        let d = std::env::temp_dir().join(format!("payglot-callgrind-{}", std::process::id()));
+        d.display().to_string()
+    });
+    std::fs::create_dir_all(&dir).unwrap();
+    Some(dir)
+}
+
+/// `program` on `core`; under callgrind when instructions are counted and `counted`.
+fn pinned_counted(core: &str, program: &str, args: &[&str], counted: bool) -> Proc {
     let taskset = Path::new("/usr/bin/taskset").exists();
-    let mut cmd = if taskset {
-        let mut c = Command::new("taskset");
-        c.args(["-c", core, program]);
-        c
-    } else {
-        Command::new(program)
-    };
+    let mut words: Vec<String> = Vec::new();
+    if taskset {
+        words.extend(["taskset".into(), "-c".into(), core.into()]);
+    }
+    if let (Some(dir), true) = (callgrind_dir(), counted) {
+        words.extend(["valgrind".into(), "--tool=callgrind".into(), "--dump-instr=no".into()]);
+        words.push(format!("--callgrind-out-file={dir}/callgrind.out.%p"));
+    }
+    words.push(program.into());
+    let mut cmd = Command::new(&words[0]);
+    cmd.args(&words[1..]);
     Proc(
         cmd.args(args)
             .stdout(Stdio::null())
@@ -39,6 +62,62 @@ fn pinned(core: &str, program: &str, args: &[&str]) -> Proc {
             .spawn()
             .unwrap_or_else(|e| panic!("start {program}: {e}")),
     )
+}
+
+fn pinned(core: &str, program: &str, args: &[&str]) -> Proc {
+    pinned_counted(core, program, args, false)
+}
+
+/// Sends `n` requests of `target` over `connections` connections; how many were answered 200.
+async fn run_count(client: Arc<Upstream>, target: Target, n: u64, connections: usize) -> u64 {
+    let counter = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..connections {
+        let (client, target, counter) = (client.clone(), target.clone(), counter.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut ok = 0;
+            loop {
+                let i = counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= n {
+                    return ok;
+                }
+                ok += u64::from(send_one(&client, &target, i + 1_000_000).await);
+            }
+        }));
+    }
+    let mut ok = 0;
+    for t in tasks {
+        ok += t.await.unwrap();
+    }
+    ok
+}
+
+/// The instructions `pid` (under callgrind) executed per request of `target`, over `n` requests.
+async fn instructions_per_request(client: &Arc<Upstream>, pid: u32, target: Target, n: u64) -> (f64, u64) {
+    run_count(client.clone(), target.clone(), 50, 4).await;
+    let control = |flag: &str| {
+        let out = Command::new("callgrind_control").args([flag, &pid.to_string()]).output().expect("callgrind_control");
+        assert!(out.status.success(), "callgrind_control {flag}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    control("-z");
+    let ok = run_count(client.clone(), target, n, 4).await;
+    control("-d");
+    let dir = callgrind_dir().unwrap();
+    let prefix = format!("callgrind.out.{pid}.");
+    let newest = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+        .max_by_key(|e| e.file_name().to_string_lossy().rsplit('.').next().and_then(|n| n.parse::<u32>().ok()))
+        .expect("a callgrind dump");
+    let text = std::fs::read_to_string(newest.path()).unwrap();
+    let total: f64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("summary: ").or_else(|| l.strip_prefix("totals: ")))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .expect("a total in the dump");
+    (total / n as f64, ok)
 }
 
 /// CPU seconds (user + system) a process has used, and its peak RSS in KiB.
@@ -215,7 +294,8 @@ fn pct(sorted: &[u32], p: f64) -> f64 {
 }
 
 async fn wait_port(port: u16) {
-    for _ in 0..200 {
+    // Up to a minute: a server under valgrind starts slowly.
+    for _ in 0..1200 {
         if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
             return;
         }
@@ -245,7 +325,8 @@ async fn bench(secs: u64, concurrency: usize) {
     let stub_cfg = dir.path().join("stub.yaml").display().to_string();
     let gw_cfg = dir.path().join("gw.yaml").display().to_string();
     let _stub = pinned("1", bin, &["sandbox", "--config", &stub_cfg]);
-    let gateway = pinned("0", bin, &["serve", "--config", &gw_cfg]);
+    let counting: Option<u64> = std::env::var("PAYGLOT_BENCH_INSTRUCTIONS").ok().and_then(|n| n.parse().ok());
+    let gateway = pinned_counted("0", bin, &["serve", "--config", &gw_cfg], true);
     let nginx = which("nginx").map(|nginx| {
         let conf = include_str!("nginx.conf")
             .replace("{NGINX_PORT}", &nginx_port.to_string())
@@ -253,7 +334,7 @@ async fn bench(secs: u64, concurrency: usize) {
         std::fs::write(dir.path().join("nginx.conf"), conf).unwrap();
         let conf = dir.path().join("nginx.conf").display().to_string();
         let prefix = dir.path().display().to_string();
-        pinned("0", &nginx, &["-p", &prefix, "-c", &conf, "-g", "daemon off;"])
+        pinned_counted("0", &nginx, &["-p", &prefix, "-c", &conf, "-g", "daemon off;"], true)
     });
     wait_port(stub).await;
     wait_port(gw).await;
@@ -297,6 +378,10 @@ async fn bench(secs: u64, concurrency: usize) {
     let stub_query = payglot::dialects::build(&cfg).unwrap().query_payment(&xxpay_payment, now_unix()).unwrap();
     let stub_body = String::from_utf8(stub_query.body).unwrap();
 
+    if let Some(n) = counting {
+        count_instructions(&client, n, &nginx, &gateway, stub, nginx_port, &gw_url, &stub_body, &query_targets).await;
+        return;
+    }
     let mut rows: Vec<Row> = Vec::new();
     let fixed = |s: String| -> Arc<dyn Fn(u64) -> String + Send + Sync> { Arc::new(move |_| s.clone()) };
     let form = "application/x-www-form-urlencoded";
@@ -463,6 +548,78 @@ async fn bench(secs: u64, concurrency: usize) {
         }
         None => println!("callbacks on PostgreSQL: skipped (set PAYGLOT_TEST_POSTGRES)"),
     }
+}
+
+/// The instruction counts (see the module doc): nginx's passthrough, then every payglot query
+/// and create scenario.
+#[allow(clippy::too_many_arguments)]
+async fn count_instructions(
+    client: &Arc<Upstream>,
+    n: u64,
+    nginx: &Option<Proc>,
+    gateway: &Proc,
+    stub: u16,
+    nginx_port: u16,
+    gw_url: &str,
+    stub_body: &str,
+    query_targets: &[(&str, String, String, Value)],
+) {
+    let form = "application/x-www-form-urlencoded";
+    let fixed = |s: String| -> Arc<dyn Fn(u64) -> String + Send + Sync> { Arc::new(move |_| s.clone()) };
+    let _ = stub;
+    let mut rows: Vec<(String, f64, u64)> = Vec::new();
+    if let Some(nginx) = nginx {
+        let t = Target {
+            method: "POST",
+            url: format!("http://127.0.0.1:{nginx_port}/xxpay/api/pay/query_order"),
+            merchant: None,
+            path: String::new(),
+            body: fixed(stub_body.to_string()),
+            content_type: form,
+        };
+        let (per, ok) = instructions_per_request(client, nginx.0.id(), t, n).await;
+        rows.push(("passthrough: nginx proxy_pass -> stub".into(), per, ok));
+    }
+    // The gateway runs under taskset -> valgrind: its pid is valgrind's, which is the process.
+    let pid = gateway.0.id();
+    let only = std::env::var("PAYGLOT_BENCH_ONLY").unwrap_or_default();
+    for (d, m, path, _) in query_targets.iter().filter(|(d, ..)| format!("payglot query via {d}").contains(&only)) {
+        let t = Target {
+            method: "GET",
+            url: format!("{gw_url}{path}"),
+            merchant: Some(m.clone()),
+            path: path.clone(),
+            body: fixed(String::new()),
+            content_type: "application/json",
+        };
+        let (per, ok) = instructions_per_request(client, pid, t, n).await;
+        rows.push((format!("payglot query via {d}"), per, ok));
+    }
+    for d in ["xxpay", "xiaojitong", "zhixiao", "jings", "mct"]
+        .into_iter()
+        .filter(|d| format!("payglot create via {d}").contains(&only))
+    {
+        let dialect = d.to_string();
+        let run_id = random_id("", 6);
+        let t = Target {
+            method: "POST",
+            url: format!("{gw_url}/v1/payments"),
+            merchant: Some(format!("bench-{d}")),
+            path: "/v1/payments".into(),
+            body: Arc::new(move |i| create_body(&dialect, &format!("I{run_id}{i}"))),
+            content_type: "application/json",
+        };
+        let (per, ok) = instructions_per_request(client, pid, t, n).await;
+        rows.push((format!("payglot create via {d}"), per, ok));
+    }
+    let base = rows.iter().find(|r| r.0.starts_with("passthrough")).map(|r| r.1);
+    println!("\ninstructions per request (callgrind, {n} requests a scenario, 4 connections)\n");
+    println!("{:<45} {:>14} {:>9} {:>6}", "scenario", "instructions", "x nginx", "200s");
+    for (name, per, ok) in rows {
+        let ratio = base.map(|b| format!("{:.1}", per / b)).unwrap_or_else(|| "-".into());
+        println!("{name:<45} {per:>14.0} {ratio:>9} {ok:>6}");
+    }
+    println!("\ncallgrind dumps: {}", callgrind_dir().unwrap());
 }
 
 fn bench_payment() -> payglot::model::Payment {

@@ -96,6 +96,11 @@ impl Reply {
         Reply { status, content_type: "application/json", body: serde_json::to_string(value).unwrap_or_default() }
     }
 
+    /// A JSON answer written straight from a serializable view (no intermediate map).
+    pub fn json_of(status: u16, value: &impl serde::Serialize) -> Self {
+        Reply { status, content_type: "application/json", body: serde_json::to_string(value).unwrap_or_default() }
+    }
+
     pub fn into_response(self) -> Response<Full<Bytes>> {
         let mut response = Response::new(Full::new(Bytes::from(self.body)));
         *response.status_mut() =

@@ -344,32 +344,74 @@ impl Payment {
 
     /// The payment as merchants see it: amounts in fen, times as RFC 3339.
     pub fn to_merchant_json(&self) -> serde_json::Value {
-        serde_json::json!({
-            "payment_id": self.payment_id,
-            "out_trade_no": self.out_trade_no,
-            "merchant_id": self.merchant_id,
-            "amount": self.amount,
-            "currency": self.currency,
-            "subject": self.subject,
-            "description": self.description,
-            "channel": self.channel,
-            "scene": self.scene,
-            "status": self.status,
-            "provider": self.provider,
-            "provider_trade_no": self.provider_trade_no,
-            "paid_amount": self.paid_amount,
-            "paid_at": self.paid_at.map(rfc3339),
-            "refunded_amount": self.refunded_amount,
-            "attach": self.attach,
-            "notify_url": self.notify_url,
-            "return_url": self.return_url,
-            "action": self.action,
-            "created_at": rfc3339(self.created_at),
-            "updated_at": rfc3339(self.updated_at),
-            "expires_at": rfc3339(self.expires_at),
-            "amount_mismatch": self.underpayment().map(|(due, paid)| serde_json::json!({"due": due, "paid": paid})),
-        })
+        serde_json::to_value(self.merchant_view()).expect("a payment serializes")
     }
+
+    /// `to_merchant_json` without the intermediate map, for writing the answer at once (the
+    /// same bytes: the fields are in the map's alphabetical order).
+    pub fn merchant_view(&self) -> MerchantPayment<'_> {
+        MerchantPayment {
+            action: self.action.as_ref().and_then(|a| serde_json::to_value(a).ok()),
+            amount: self.amount,
+            amount_mismatch: self.underpayment().map(|(due, paid)| AmountMismatch { due, paid }),
+            attach: &self.attach,
+            channel: self.channel,
+            created_at: rfc3339(self.created_at),
+            currency: &self.currency,
+            description: &self.description,
+            expires_at: rfc3339(self.expires_at),
+            merchant_id: &self.merchant_id,
+            notify_url: &self.notify_url,
+            out_trade_no: &self.out_trade_no,
+            paid_amount: self.paid_amount,
+            paid_at: self.paid_at.map(rfc3339),
+            payment_id: &self.payment_id,
+            provider: &self.provider,
+            provider_trade_no: &self.provider_trade_no,
+            refunded_amount: self.refunded_amount,
+            return_url: &self.return_url,
+            scene: self.scene,
+            status: self.status,
+            subject: &self.subject,
+            updated_at: rfc3339(self.updated_at),
+        }
+    }
+}
+
+/// A payment as merchants see it (`Payment::merchant_view`), fields in alphabetical order.
+#[derive(Debug, Serialize)]
+pub struct MerchantPayment<'a> {
+    /// As a map, so its keys are sorted like the rest.
+    action: Option<serde_json::Value>,
+    amount: i64,
+    amount_mismatch: Option<AmountMismatch>,
+    attach: &'a Option<String>,
+    channel: Channel,
+    created_at: String,
+    currency: &'a str,
+    description: &'a str,
+    expires_at: String,
+    merchant_id: &'a str,
+    notify_url: &'a Option<String>,
+    out_trade_no: &'a str,
+    paid_amount: Option<i64>,
+    paid_at: Option<String>,
+    payment_id: &'a str,
+    provider: &'a str,
+    provider_trade_no: &'a Option<String>,
+    refunded_amount: i64,
+    return_url: &'a Option<String>,
+    scene: Scene,
+    status: PaymentStatus,
+    subject: &'a str,
+    updated_at: String,
+}
+
+/// Less than due was paid: both amounts in fen.
+#[derive(Debug, Serialize)]
+pub struct AmountMismatch {
+    due: i64,
+    paid: i64,
 }
 
 /// One line of a payment's timeline (upstream calls, callbacks, notification attempts), for
@@ -525,6 +567,22 @@ pub fn new_payment_id(now: i64) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn the_merchant_view_writes_the_same_bytes_as_the_merchant_json() {
+        use super::*;
+        let mut p = crate::test_support::payment();
+        p.action = Some(Action::QrCode { qr_code: "weixin://x".into(), amount: Some(101) });
+        p.paid_amount = Some(50);
+        p.status = PaymentStatus::Failed;
+        p.paid_at = Some(1_796_190_422);
+        let view = serde_json::to_string(&p.merchant_view()).unwrap();
+        assert_eq!(view, serde_json::to_string(&p.to_merchant_json()).unwrap());
+        assert!(
+            view.starts_with("{\"action\":{") && view.contains("\"amount_mismatch\":{\"due\":101,\"paid\":50}"),
+            "{view}"
+        );
+    }
     #[test]
     fn times_parse_as_unix_seconds_or_rfc3339() {
         assert_eq!(super::parse_time("1795391707"), Some(1_795_391_707));

@@ -37,6 +37,10 @@ pub struct Ledger {
     /// The last order created per (dialect, account, payable), so `pending_with_payable` is one
     /// lookup instead of a scan of every order.
     by_payable: HashMap<(&'static str, String, i64), String>,
+    /// Per (dialect, account, amount): the payable above the last one handed out, where the
+    /// search for a free one starts (a run of pending orders of one amount made every create
+    /// scan them all: O(pending) a create).
+    next_payable: HashMap<(&'static str, String, i64), i64>,
     next: AtomicU64,
 }
 
@@ -126,6 +130,22 @@ impl Ledger {
             .is_some_and(|o| o.status == PaymentStatus::Pending)
     }
 
+    /// A payable for a new order of `amount` that no pending order of the account asks for:
+    /// the amount itself when free, else one fen above the last one handed out (and on up
+    /// past any still pending).
+    pub fn free_payable(&mut self, dialect: &'static str, account: &str, amount: i64) -> i64 {
+        let mut payable = amount;
+        if self.pending_with_payable(dialect, account, payable) {
+            payable =
+                self.next_payable.get(&(dialect, account.to_string(), amount)).copied().unwrap_or(amount).max(amount);
+            while self.pending_with_payable(dialect, account, payable) {
+                payable += 1;
+            }
+        }
+        self.next_payable.insert((dialect, account.to_string(), amount), payable + 1);
+        payable
+    }
+
     /// What an account's paid orders add up to, less refunds (a simulated balance).
     pub fn paid_total(&self, dialect: &str, account: &str) -> i64 {
         self.orders
@@ -206,5 +226,32 @@ impl Notifier {
             }
             in_flight.fetch_sub(1, Ordering::SeqCst);
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pending_orders_of_one_amount_get_distinct_payables_without_a_scan() {
+        let mut ledger = Ledger::default();
+        let make = |ledger: &mut Ledger, no: &str| {
+            let payable = ledger.free_payable("xiaojitong", "2", 1980);
+            ledger.create("xiaojitong", "X", "2", no, 1980, payable, "", "", BTreeMap::new()).unwrap()
+        };
+        let first = make(&mut ledger, "a");
+        let second = make(&mut ledger, "b");
+        let third = make(&mut ledger, "c");
+        assert_eq!((first.payable, second.payable, third.payable), (1980, 1981, 1982));
+        // Once the amount itself is free again it is handed out first.
+        ledger.pay(&first.provider_no).unwrap();
+        assert_eq!(make(&mut ledger, "d").payable, 1980);
+        assert_eq!(make(&mut ledger, "e").payable, 1983, "never one still pending");
+        // 10,000 pending orders of one amount: each new one is found at once.
+        for i in 0..10_000 {
+            make(&mut ledger, &format!("n{i}"));
+        }
+        assert_eq!(make(&mut ledger, "last").payable, 1980 + 4 + 10_000);
     }
 }

@@ -189,13 +189,9 @@ fn create(
     let side = spec.side;
     let order = {
         let mut ledger = sb.ledger();
-        let mut payable = asked.amount;
-        if side.distinct_payable() {
-            // One fen more for each pending order already asking for the same amount.
-            while ledger.pending_with_payable(spec.name, id, payable) {
-                payable += 1;
-            }
-        }
+        // Distinct payables: one fen more than any pending order already asking for the amount.
+        let payable =
+            if side.distinct_payable() { ledger.free_payable(spec.name, id, asked.amount) } else { asked.amount };
         let fields = asked.keep.clone();
         let created = ledger.create(
             spec.name,

@@ -16,7 +16,7 @@ pub async fn create(
 ) -> Result<Reply, ApiError> {
     let request: CreatePaymentRequest = super::read_body(body, "payment request")?;
     let payment = create_payment(gateway, live, merchant, &request, None, now).await?;
-    Ok(Reply::json(200, &payment.to_merchant_json()))
+    Ok(Reply::json_of(200, &payment.merchant_view()))
 }
 
 pub async fn query(
@@ -29,15 +29,14 @@ pub async fn query(
     let payment = payment_of(gateway, merchant, out_trade_no).await?;
     // When the provider cannot tell, the stored state is the answer, with the reason, so the
     // merchant sees the provider is down rather than a silently stale "pending".
-    let json = match current_state(gateway, live, payment, now).await {
-        (p, None) => p.to_merchant_json(),
+    match current_state(gateway, live, payment, now).await {
+        (p, None) => Ok(Reply::json_of(200, &p.merchant_view())),
         (p, Some(reason)) => {
             let mut json = p.to_merchant_json();
             json["provider_error"] = serde_json::json!({"code": "provider_unavailable", "message": reason});
-            json
+            Ok(Reply::json(200, &json))
         }
-    };
-    Ok(Reply::json(200, &json))
+    }
 }
 
 /// `POST /v1/payments/{out_trade_no}/close`: closes an unpaid payment at its provider, then
