@@ -571,7 +571,31 @@ mod tests {
     #[test]
     fn the_merchant_view_writes_the_same_bytes_as_the_merchant_json() {
         use super::*;
-        let mut p = crate::test_support::payment();
+        let mut p = Payment {
+            payment_id: "P1700000000abcdefghijklmnopqrs".into(),
+            merchant_id: "school-a".into(),
+            out_trade_no: "T1".into(),
+            amount: 100,
+            currency: "CNY".into(),
+            subject: "学费".into(),
+            description: String::new(),
+            channel: Channel::Alipay,
+            scene: Scene::Qr,
+            status: PaymentStatus::Pending,
+            provider: "test-account".into(),
+            provider_trade_no: None,
+            paid_amount: None,
+            paid_at: None,
+            refunded_amount: 0,
+            attach: None,
+            notify_url: None,
+            return_url: None,
+            action: None,
+            created_at: 0,
+            updated_at: 0,
+            expires_at: i64::MAX,
+            door: None,
+        };
         p.action = Some(Action::QrCode { qr_code: "weixin://x".into(), amount: Some(101) });
         p.paid_amount = Some(50);
         p.status = PaymentStatus::Failed;
