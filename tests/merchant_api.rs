@@ -227,3 +227,21 @@ async fn during_a_key_rotation_either_key_signs_and_no_other() {
     let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && text.contains("webhook_secret: must start with whsec_"), "{text}");
 }
+
+/// A payment's merchant view (what create and query answer) writes the same bytes as its
+/// merchant JSON (what notifications carry).
+#[test]
+fn the_merchant_view_writes_the_same_bytes_as_the_merchant_json() {
+    use payglot::model::{Action, PaymentStatus};
+    let mut p = payglot::test_support::payment();
+    p.action = Some(Action::QrCode { qr_code: "weixin://x".into(), amount: Some(101) });
+    p.paid_amount = Some(50);
+    p.status = PaymentStatus::Failed;
+    p.paid_at = Some(1_796_190_422);
+    let view = serde_json::to_string(&p.merchant_view()).unwrap();
+    assert_eq!(view, serde_json::to_string(&p.to_merchant_json()).unwrap());
+    assert!(
+        view.starts_with("{\"action\":{") && view.contains("\"amount_mismatch\":{\"due\":101,\"paid\":50}"),
+        "{view}"
+    );
+}
