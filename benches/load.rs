@@ -14,6 +14,7 @@
 //! with `callgrind_control`), divided by N: a figure that stays put on a noisy machine. The
 //! dumps stay in `PAYGLOT_BENCH_CALLGRIND_DIR` (default: a temporary directory) for
 //! `callgrind_annotate`; `PAYGLOT_BENCH_ONLY=text` counts only the scenarios whose name holds it.
+//! `PAYGLOT_BENCH_ONLY=callbacks` (without counting) runs only the callback benchmark.
 
 use payglot::doors::merchant_api::auth::request_signature;
 use payglot::model::{now_unix, random_id};
@@ -378,6 +379,10 @@ async fn bench(secs: u64, concurrency: usize) {
     let stub_query = payglot::dialects::build(&cfg).unwrap().query_payment(&xxpay_payment, now_unix()).unwrap();
     let stub_body = String::from_utf8(stub_query.body).unwrap();
 
+    let only = std::env::var("PAYGLOT_BENCH_ONLY").unwrap_or_default();
+    if counting.is_none() && only == "callbacks" {
+        return callback_benches(&client, &gw_url, admin, gateway, &dir, bin, &common, concurrency).await;
+    }
     if let Some(n) = counting {
         count_instructions(&client, n, &nginx, &gateway, stub, nginx_port, &gw_url, &stub_body, &query_targets).await;
         return;
@@ -521,7 +526,22 @@ async fn bench(secs: u64, concurrency: usize) {
             );
         }
     }
-    callbacks(&client, &gw_url, admin, "SQLite, synchronous=FULL", concurrency).await;
+    callback_benches(&client, &gw_url, admin, gateway, &dir, bin, &common, concurrency).await;
+}
+
+/// Callbacks through to outbox rows on the SQLite gateway, then on PostgreSQL when configured.
+#[allow(clippy::too_many_arguments)]
+async fn callback_benches(
+    client: &Arc<Upstream>,
+    gw_url: &str,
+    admin: u16,
+    gateway: Proc,
+    dir: &tempfile::TempDir,
+    bin: &str,
+    common: &str,
+    concurrency: usize,
+) {
+    callbacks(client, gw_url, admin, "SQLite, synchronous=FULL", concurrency).await;
     drop(gateway);
 
     // The same callback path on PostgreSQL, when a server is configured.
@@ -542,7 +562,7 @@ async fn bench(secs: u64, concurrency: usize) {
             let cfg = dir.path().join("gw-pg.yaml").display().to_string();
             let pg_gateway = pinned("0", bin, &["serve", "--config", &cfg]);
             wait_port(gw2).await;
-            callbacks(&client, &format!("http://127.0.0.1:{gw2}"), admin2, "PostgreSQL", concurrency).await;
+            callbacks(client, &format!("http://127.0.0.1:{gw2}"), admin2, "PostgreSQL", concurrency).await;
             drop(pg_gateway);
             let _ = pg.batch_execute(&format!("DROP SCHEMA {schema} CASCADE")).await;
         }
@@ -638,15 +658,22 @@ fn bench_payment() -> payglot::model::Payment {
 /// counted by the gateway's own `payglot_outbox_depth` (the merchant endpoint is down, so
 /// every event stays in the outbox).
 async fn callbacks(client: &Arc<Upstream>, gw_url: &str, admin: u16, store: &str, concurrency: usize) {
-    let n = 2000;
-    let mut ids = Vec::new();
+    let n = 4000;
+    // The payments first, from `concurrency` connections: each a durable create (payment row,
+    // provider call, its answer recorded).
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let created = Instant::now();
-    for chunk in (0..n).collect::<Vec<_>>().chunks(concurrency) {
-        let mut tasks = Vec::new();
-        for i in chunk {
-            let (client, url) = (client.clone(), format!("{gw_url}/v1/payments"));
-            let body = create_body("xxpay", &format!("CB-{i}-{}", random_id("", 4)));
-            tasks.push(tokio::spawn(async move {
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        let (client, next, url) = (client.clone(), next.clone(), format!("{gw_url}/v1/payments"));
+        tasks.push(tokio::spawn(async move {
+            let mut ids = Vec::new();
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= n {
+                    return ids;
+                }
+                let body = create_body("xxpay", &format!("CB-{i}-{}", random_id("", 4)));
                 let (ts, nonce) = (now_unix().to_string(), random_id("n", 24));
                 let sig = request_signature(KEY, &ts, &nonce, "POST", "/v1/payments", body.as_bytes());
                 let h = [
@@ -656,14 +683,20 @@ async fn callbacks(client: &Arc<Upstream>, gw_url: &str, admin: u16, store: &str
                     ("payglot-signature", sig.as_str()),
                 ];
                 let a = client.send("POST", &url, &h, body.into_bytes(), 2000, 10_000).await.unwrap();
-                serde_json::from_slice::<Value>(&a.body).unwrap()["payment_id"].as_str().unwrap().to_string()
-            }));
-        }
-        for t in tasks {
-            ids.push(t.await.unwrap());
-        }
+                let answer = serde_json::from_slice::<Value>(&a.body).unwrap();
+                ids.push(answer["payment_id"].as_str().expect("created").to_string());
+            }
+        }));
     }
-    let _ = created;
+    let mut ids = Vec::new();
+    for t in tasks {
+        ids.extend(t.await.unwrap());
+    }
+    let create_secs = created.elapsed().as_secs_f64();
+    println!(
+        "creates ({store}): {n} in {create_secs:.2} s = {:.0} creates/s (xxpay, provider called)",
+        n as f64 / create_secs
+    );
     let bodies: Vec<String> = ids
         .iter()
         .map(|id| {
