@@ -381,9 +381,11 @@ async fn run(
         })
         .min()
     {
-        let now = not_before;
+        // `last_purge` holds the cut-off of the last purge.
         let last = last_purge.load(Ordering::Relaxed);
-        if now - last >= 60 && last_purge.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_ok() {
+        if not_before - last >= 60
+            && last_purge.compare_exchange(last, not_before, Ordering::Relaxed, Ordering::Relaxed).is_ok()
+        {
             tx.execute(&st.purge_nonces, &[&not_before]).await.map_err(err)?;
         }
     }
