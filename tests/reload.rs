@@ -62,3 +62,50 @@ async fn broken_file_is_refused_and_route_changes_apply_to_new_payments_only() {
     }
     assert!(!gw.log().contains(MERCHANT_KEY) && !gw.log().contains(XXPAY_A.2), "no secret in the log");
 }
+
+/// The file is compared by its text, so every way ops change it is seen: a Kubernetes
+/// ConfigMap's update (routes.yaml is a symlink through `..data`, which is swapped to a new
+/// folder by a rename) and a write in place (same inode, no rename).
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_configmap_symlink_swap_and_a_write_in_place_are_both_reloaded() {
+    let mut merchant = MerchantServer::new();
+    merchant.start().await;
+    let mut gw = Gateway::new(&merchant.url());
+    // The layout the kubelet makes: routes.yaml -> ..data/routes.yaml, ..data -> a version folder.
+    let dir = gw.dir.path().to_path_buf();
+    std::fs::create_dir(dir.join("v1")).unwrap();
+    std::fs::rename(&gw.config_path, dir.join("v1/routes.yaml")).unwrap();
+    std::os::unix::fs::symlink("v1", dir.join("..data")).unwrap();
+    std::os::unix::fs::symlink("..data/routes.yaml", &gw.config_path).unwrap();
+    gw.start().await;
+    let (_, first) = gw.call("POST", "/v1/payments", &payment_body("T-K1", 100)).await;
+    assert_eq!(first["provider"], "xxpay-a", "{first}");
+
+    std::fs::create_dir(dir.join("v2")).unwrap();
+    std::fs::write(dir.join("v2/routes.yaml"), gw.routes_yaml("xxpay-b")).unwrap();
+    std::os::unix::fs::symlink("v2", dir.join("..data_tmp")).unwrap();
+    std::fs::rename(dir.join("..data_tmp"), dir.join("..data")).unwrap();
+    let swapped = eventually("the swapped ConfigMap to steer new payments", Duration::from_secs(10), || async {
+        let (_, p) = gw.call("POST", "/v1/payments", &payment_body(&format!("T-K{}", random_suffix()), 100)).await;
+        (p["provider"] == "xxpay-b").then_some(p)
+    })
+    .await;
+    assert_eq!(swapped["provider"], "xxpay-b");
+
+    // In place: the same file truncated and written again.
+    std::fs::write(dir.join("v2/routes.yaml"), gw.routes_yaml("xxpay-a")).unwrap();
+    let rewritten = eventually("the file written in place to steer new payments", Duration::from_secs(10), || async {
+        let (_, p) = gw.call("POST", "/v1/payments", &payment_body(&format!("T-K{}", random_suffix()), 100)).await;
+        (p["provider"] == "xxpay-a").then_some(p)
+    })
+    .await;
+    assert_eq!(rewritten["provider"], "xxpay-a");
+}
+
+/// A fresh out_trade_no suffix for each try of an `eventually`.
+fn random_suffix() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(100);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
