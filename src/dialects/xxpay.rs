@@ -122,13 +122,22 @@ pub const CHANNEL_IDS: &[(&str, &str)] = &[
 
 /// Computes the xxpay signature of `fields` (the `sign` field, if present, is left out).
 pub fn sign(fields: &BTreeMap<String, String>, key: &str) -> String {
-    md5_hex(string_to_sign(fields, key).as_bytes()).to_ascii_uppercase()
+    sign_leaving_out(fields, key, "sign")
+}
+
+/// The signature of every field but `sign` and `left_out`.
+fn sign_leaving_out(fields: &BTreeMap<String, String>, key: &str, left_out: &str) -> String {
+    md5_hex(string_to_sign_leaving_out(fields, key, left_out).as_bytes()).to_ascii_uppercase()
 }
 
 /// The text whose MD5 is the signature (§1.3): sorted non-empty fields, then `&key=KEY`.
 pub fn string_to_sign(fields: &BTreeMap<String, String>, key: &str) -> String {
-    let mut text =
-        sorted_pairs(fields.iter().filter(|(k, _)| k.as_str() != "sign").map(|(k, v)| (k.as_str(), v.as_str())), true);
+    string_to_sign_leaving_out(fields, key, "sign")
+}
+
+fn string_to_sign_leaving_out(fields: &BTreeMap<String, String>, key: &str, left_out: &str) -> String {
+    let signed = fields.iter().filter(|(k, _)| k.as_str() != "sign" && k.as_str() != left_out);
+    let mut text = sorted_pairs(signed.map(|(k, v)| (k.as_str(), v.as_str())), true);
     text.push_str("&key=");
     text.push_str(key);
     text
@@ -175,29 +184,42 @@ pub enum AnswerSign {
     AllFields,
 }
 
-/// A JSON message as signable text fields, and the object itself for nested values.
+/// A JSON message as signable text fields, and its nested values (objects, arrays) as JSON.
 type JsonFields = (BTreeMap<String, String>, Map<String, Value>);
 
-/// Reads a JSON object into signable text fields. Returns the object too, for nested values.
+/// Reads a JSON object into signable text fields (a nested value as its compact JSON text);
+/// the nested values are kept as JSON too. Strings move into the fields, not copied.
 fn json_fields(body: &[u8]) -> Result<JsonFields, String> {
     let value: Value = serde_json::from_slice(body).map_err(|e| format!("answer is not JSON: {e}"))?;
     let Value::Object(object) = value else {
         return Err("answer is not a JSON object".into());
     };
-    let fields = object.iter().map(|(k, v)| (k.clone(), json_text(v))).collect();
-    Ok((fields, object))
+    let (mut fields, mut nested) = (BTreeMap::new(), Map::new());
+    for (name, value) in object {
+        match value {
+            Value::String(text) => {
+                fields.insert(name, text);
+            }
+            Value::Object(_) | Value::Array(_) => {
+                fields.insert(name.clone(), value.to_string());
+                nested.insert(name, value);
+            }
+            other => {
+                fields.insert(name, json_text(&other));
+            }
+        }
+    }
+    Ok((fields, nested))
 }
 
 /// Verifies a signed JSON answer by the account's rule.
 fn verify_answer(fields: &BTreeMap<String, String>, rule: AnswerSign, key: &str) -> bool {
-    match rule {
-        AnswerSign::AllFields => verify(fields, key),
-        AnswerSign::XxpayServer => {
-            let mut signed = fields.clone();
-            signed.remove("payParams");
-            verify(&signed, key)
-        }
-    }
+    let Some(given) = fields.get("sign") else { return false };
+    let expected = match rule {
+        AnswerSign::AllFields => sign(fields, key),
+        AnswerSign::XxpayServer => sign_leaving_out(fields, key, "payParams"),
+    };
+    same_hex_signature(&expected, given)
 }
 
 /// Whether a FAIL message says the order does not exist (订单不存在).
@@ -319,7 +341,7 @@ impl Xxpay {
         if !(200..300).contains(&answer.status) {
             return Err(DialectError::BadMessage(format!("HTTP status {}", answer.status)));
         }
-        let (fields, object) = json_fields(answer.body).map_err(DialectError::BadMessage)?;
+        let (fields, nested) = json_fields(answer.body).map_err(DialectError::BadMessage)?;
         let get = |k: &str| fields.get(k).cloned().unwrap_or_default();
         let code = get("retCode");
         if code != "SUCCESS" {
@@ -334,7 +356,7 @@ impl Xxpay {
             let code = Some(get("errCode")).filter(|c| !c.is_empty()).unwrap_or_else(|| "FAIL".into());
             return Err(DialectError::rejected(code, get("errCodeDes")));
         }
-        Ok((fields, object))
+        Ok((fields, nested))
     }
 
     fn report(&self, fields: &BTreeMap<String, String>) -> Result<PaymentReport, DialectError> {
@@ -441,15 +463,15 @@ impl Dialect for Xxpay {
     }
 
     fn read_create(&self, order: &CreateOrder<'_>, answer: ProviderResponse<'_>) -> Result<Created, DialectError> {
-        let (fields, object) = self.read_answer(answer)?;
+        let (fields, nested) = self.read_answer(answer)?;
         // The document's payParams.payUrl; XxPay's own servers put codeUrl (WX_NATIVE) or payUrl
         // (Alipay, WX_MWEB) at the top level.
-        let pay_url = object
+        let pay_url = nested
             .get("payParams")
             .and_then(|p| p.get("payUrl"))
-            .or_else(|| object.get("codeUrl"))
-            .or_else(|| object.get("payUrl"))
             .and_then(Value::as_str)
+            .or_else(|| fields.get("codeUrl").map(String::as_str))
+            .or_else(|| fields.get("payUrl").map(String::as_str))
             .unwrap_or("");
         let action = if pay_url.is_empty() { Action::None } else { action_for(pay_url, order.payment.scene) };
         Ok(Created {
