@@ -74,6 +74,13 @@ pub enum Done {
     Settled(Box<Settled>),
 }
 
+impl Done {
+    /// The answer of a write that answers nothing but its commit.
+    pub fn recorded(self) -> Option<()> {
+        matches!(self, Done::Recorded).then_some(())
+    }
+}
+
 struct Job {
     write: Write,
     reply: oneshot::Sender<StoreResult<Done>>,
@@ -91,11 +98,13 @@ impl GroupCommit {
         GroupCommit { jobs }
     }
 
-    /// Queues a write and waits for its batch's commit.
-    pub async fn write(&self, write: Write) -> StoreResult<Done> {
-        let (reply, answer) = oneshot::channel();
+    /// Queues a write, waits for its batch's commit and takes its answer out of the `Done`
+    /// (`answer` says `None` when the writer answered a write of another kind: a bug).
+    pub async fn write<T>(&self, write: Write, answer: impl FnOnce(Done) -> Option<T>) -> StoreResult<T> {
+        let (reply, done) = oneshot::channel();
         self.jobs.send(Job { write, reply }).map_err(|_| err("the store's writer stopped"))?;
-        answer.await.map_err(|_| err("the store's writer stopped"))?
+        let done = done.await.map_err(|_| err("the store's writer stopped"))??;
+        answer(done).ok_or_else(|| err("the store's writer answered another write"))
     }
 }
 

@@ -312,10 +312,7 @@ impl Store for PgStore {
     async fn remember_nonce(&self, merchant_id: &str, nonce: &str, now: i64, not_before: i64) -> StoreResult<bool> {
         let write =
             group::Write::Nonce { merchant_id: merchant_id.to_string(), nonce: nonce.to_string(), now, not_before };
-        match self.group.write(write).await? {
-            group::Done::Nonce(fresh) => Ok(fresh),
-            _ => Err(err("the store's writer answered another write")),
-        }
+        self.group.write(write, |done| if let group::Done::Nonce(fresh) = done { Some(fresh) } else { None }).await
     }
 
     async fn insert_payment(&self, p: &Payment, fingerprint: &str, first_check_at: i64) -> StoreResult<Inserted> {
@@ -324,10 +321,9 @@ impl Store for PgStore {
             fingerprint: fingerprint.to_string(),
             first_check_at,
         };
-        match self.group.write(write).await? {
-            group::Done::Inserted(inserted) => Ok(inserted),
-            _ => Err(err("the store's writer answered another write")),
-        }
+        self.group
+            .write(write, |done| if let group::Done::Inserted(inserted) = done { Some(inserted) } else { None })
+            .await
     }
 
     async fn set_payment_provider(&self, payment_id: &str, provider: &str, now: i64) -> StoreResult<()> {
@@ -351,10 +347,7 @@ impl Store for PgStore {
             expires_at,
             now,
         };
-        match self.group.write(write).await? {
-            group::Done::Recorded => Ok(()),
-            _ => Err(err("the store's writer answered another write")),
-        }
+        self.group.write(write, group::Done::recorded).await
     }
 
     async fn record_anomaly(&self, a: &NewAnomaly, now: i64) -> StoreResult<bool> {
@@ -406,10 +399,9 @@ impl Store for PgStore {
 
     async fn settle_payment(&self, payment_id: &str, s: &Settlement, now: i64) -> StoreResult<Settled> {
         let write = group::Write::Settle { payment_id: payment_id.to_string(), settlement: Box::new(s.clone()), now };
-        match self.group.write(write).await? {
-            group::Done::Settled(settled) => Ok(*settled),
-            _ => Err(err("the store's writer answered another write")),
-        }
+        self.group
+            .write(write, |done| if let group::Done::Settled(settled) = done { Some(*settled) } else { None })
+            .await
     }
 
     async fn insert_refund(&self, r: &Refund, fingerprint: &str) -> StoreResult<RefundInserted> {
@@ -700,18 +692,12 @@ impl Store for PgStore {
 
     async fn mark_delivered(&self, event_id: &str, now: i64) -> StoreResult<()> {
         let write = group::Write::Delivered { event_id: event_id.to_string(), now };
-        match self.group.write(write).await? {
-            group::Done::Recorded => Ok(()),
-            _ => Err(err("the store's writer answered another write")),
-        }
+        self.group.write(write, group::Done::recorded).await
     }
 
     async fn mark_attempt_failed(&self, event_id: &str, error: &str, next: Option<i64>, _now: i64) -> StoreResult<()> {
         let write = group::Write::AttemptFailed { event_id: event_id.to_string(), error: error.to_string(), next };
-        match self.group.write(write).await? {
-            group::Done::Recorded => Ok(()),
-            _ => Err(err("the store's writer answered another write")),
-        }
+        self.group.write(write, group::Done::recorded).await
     }
 
     async fn events_for_payment(&self, payment_id: &str) -> StoreResult<Vec<(OutboxEvent, EventState)>> {
