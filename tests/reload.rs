@@ -86,25 +86,24 @@ async fn a_configmap_symlink_swap_and_a_write_in_place_are_both_reloaded() {
     std::fs::write(dir.join("v2/routes.yaml"), gw.routes_yaml("xxpay-b")).unwrap();
     std::os::unix::fs::symlink("v2", dir.join("..data_tmp")).unwrap();
     std::fs::rename(dir.join("..data_tmp"), dir.join("..data")).unwrap();
-    let swapped = eventually("the swapped ConfigMap to steer new payments", Duration::from_secs(10), || async {
-        let (_, p) = gw.call("POST", "/v1/payments", &payment_body(&format!("T-K{}", random_suffix()), 100)).await;
-        (p["provider"] == "xxpay-b").then_some(p)
-    })
-    .await;
-    assert_eq!(swapped["provider"], "xxpay-b");
+    new_payments_go_to(&gw, "xxpay-b", "the swapped ConfigMap to steer new payments").await;
 
     // In place: the same file truncated and written again.
     std::fs::write(dir.join("v2/routes.yaml"), gw.routes_yaml("xxpay-a")).unwrap();
-    let rewritten = eventually("the file written in place to steer new payments", Duration::from_secs(10), || async {
-        let (_, p) = gw.call("POST", "/v1/payments", &payment_body(&format!("T-K{}", random_suffix()), 100)).await;
-        (p["provider"] == "xxpay-a").then_some(p)
-    })
-    .await;
-    assert_eq!(rewritten["provider"], "xxpay-a");
+    new_payments_go_to(&gw, "xxpay-a", "the file written in place to steer new payments").await;
 }
 
-/// A fresh out_trade_no suffix for each try of an `eventually`.
-fn random_suffix() -> u64 {
+/// Waits until a new payment is created at `account` (each try a new out_trade_no).
+async fn new_payments_go_to(gw: &Gateway, account: &str, what: &str) {
+    eventually(what, Duration::from_secs(10), || async {
+        let (_, p) = gw.call("POST", "/v1/payments", &payment_body(&format!("T-K{}", next_number()), 100)).await;
+        (p["provider"] == account).then_some(())
+    })
+    .await
+}
+
+/// A number not handed out before in this test binary.
+fn next_number() -> u64 {
     use std::sync::atomic::{AtomicU64, Ordering};
     static NEXT: AtomicU64 = AtomicU64::new(100);
     NEXT.fetch_add(1, Ordering::Relaxed)
