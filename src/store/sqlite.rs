@@ -20,6 +20,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/sqlite/0007_payment_door.sql"),
     include_str!("migrations/sqlite/0008_anomalies.sql"),
     include_str!("migrations/sqlite/0009_console_indexes.sql"),
+    include_str!("migrations/sqlite/0010_nonces_without_rowid.sql"),
 ];
 
 pub struct SqliteStore {
@@ -1090,6 +1091,38 @@ mod tests {
         assert!(plan.iter().any(|l| l.contains("USING INDEX events_due (state=? AND next_attempt_at<?)")), "{plan:?}");
         assert!(plan.iter().any(|l| l.contains("USING INDEX events_payment (payment_id=? AND seq<?)")), "{plan:?}");
         assert!(!plan.iter().any(|l| l.starts_with("SCAN")), "{plan:?}");
+    }
+
+    /// A store written before nonces were keyed WITHOUT ROWID keeps its nonces through the
+    /// migration: a request replayed across the upgrade is still refused.
+    #[tokio::test]
+    async fn nonces_written_before_the_without_rowid_migration_are_kept() {
+        use crate::store::Store;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("payglot.db");
+        let now = crate::model::now_unix();
+        {
+            let conn = rusqlite::Connection::open(&path).unwrap();
+            for (i, sql) in super::MIGRATIONS.iter().take(9).enumerate() {
+                conn.execute_batch(sql).unwrap();
+                conn.pragma_update(None, "user_version", (i + 1) as i64).unwrap();
+            }
+            conn.execute("INSERT INTO nonces (merchant_id, nonce, seen_at) VALUES ('m', 'old-nonce-0001', ?1)", [now])
+                .unwrap();
+        }
+        let store = super::SqliteStore::open(&path).await.unwrap();
+        assert!(
+            !store.remember_nonce("m", "old-nonce-0001", now, now - 300).await.unwrap(),
+            "a replay across the upgrade"
+        );
+        assert!(store.remember_nonce("m", "new-nonce-0001", now, now - 300).await.unwrap());
+        drop(store);
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        let table: String =
+            conn.query_row("SELECT sql FROM sqlite_master WHERE name = 'nonces'", [], |r| r.get(0)).unwrap();
+        assert!(table.contains("WITHOUT ROWID"), "{table}");
+        let kept: i64 = conn.query_row("SELECT count(*) FROM nonces", [], |r| r.get(0)).unwrap();
+        assert_eq!(kept, 2);
     }
 
     #[test]
