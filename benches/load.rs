@@ -444,18 +444,19 @@ async fn bench(secs: u64, concurrency: usize) {
     // Latency at a fixed rate, open loop: half of passthrough's peak (DESIGN.md §9: < 1 ms added
     // p99 there), then half of payglot's own peak for a query via xxpay: the latency payglot adds
     // when its core is not near saturation (at half of nginx's rate, it is).
-    let xxpay_rps = rows
-        .iter()
-        .find(|(n, _, _)| n == "payglot query via xxpay")
-        .and_then(|(_, o, _)| o.as_ref())
-        .map(|o| o.requests as f64 / o.secs);
-    let passthrough_rps = rows
-        .iter()
-        .find(|(n, _, _)| n.starts_with("passthrough:"))
-        .and_then(|(_, o, _)| o.as_ref())
-        .map(|o| o.requests as f64 / o.secs);
-    let rates = [(passthrough_rps, "passthrough's", true), (xxpay_rps, "payglot's own (query via xxpay)", false)];
-    for (peak, whose, both) in rates.into_iter().filter(|_| nginx.is_some()) {
+    let peak_of = |row: &str| {
+        rows.iter()
+            .find(|(n, _, _)| n.starts_with(row))
+            .and_then(|(_, o, _)| o.as_ref())
+            .map(|o| o.requests as f64 / o.secs)
+    };
+    let passthrough_rps = peak_of("passthrough:");
+    let rates = [
+        (passthrough_rps, "passthrough's", true),
+        (peak_of("payglot query via xxpay"), "payglot's own (query via xxpay)", false),
+    ];
+    let rates = if nginx.is_some() { rates.as_slice() } else { &[] };
+    for &(peak, whose, both) in rates {
         let Some(peak) = peak else { continue };
         let rate = (peak / 2.0).round();
         let mut at_rate: Vec<(String, Target)> =
@@ -511,11 +512,6 @@ async fn bench(secs: u64, concurrency: usize) {
         rows.push((format!("payglot create via {d}{note}"), Some(o), Some((after.0 - before.0, after.1))));
     }
 
-    let passthrough_rps = rows
-        .iter()
-        .find(|(n, _, _)| n.starts_with("passthrough:"))
-        .and_then(|(_, o, _)| o.as_ref())
-        .map(|o| o.requests as f64 / o.secs);
     println!("\n{secs} s per scenario, {concurrency} connections; payglot and nginx on core 0, stub and generator on core 1\n");
     println!(
         "{:<58} {:>9} {:>8} {:>8} {:>8} {:>9} {:>8} {:>7}",

@@ -140,9 +140,10 @@ const FILE_POLL: Duration = Duration::from_secs(1);
 /// The file is read once a second and compared with what was read before, rather than watched
 /// with inotify: a directory watch woke the gateway for every write to the SQLite file that
 /// lives beside routes.yaml by default (callgrind: 16,000–23,000 instructions a create, up to
-/// 6,000 a query, and the kernel's wake-ups), and reading the text sees every way a file changes (an editor's
-/// rename, a write in place, a Kubernetes ConfigMap's symlink swap, a network filesystem)
-/// at the cost of a read of a few kilobytes a second and a reload up to a second later.
+/// 6,000 a query, and the kernel's wake-ups), and reading the text sees every way a file
+/// changes (an editor's rename, a write in place, a Kubernetes ConfigMap's symlink swap, a
+/// network filesystem) at the cost of a read of a few kilobytes a second and a reload up to a
+/// second later.
 pub fn spawn_watchers(handle: Arc<ConfigHandle>) -> Result<WatchGuard, String> {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<&'static str>();
 

@@ -145,8 +145,13 @@ fn string_to_sign_leaving_out(fields: &BTreeMap<String, String>, key: &str, left
 
 /// Checks the `sign` field of `fields` in constant time.
 pub fn verify(fields: &BTreeMap<String, String>, key: &str) -> bool {
+    verify_leaving_out(fields, key, "sign")
+}
+
+/// Checks `sign` against the signature of every field but `sign` and `left_out`.
+fn verify_leaving_out(fields: &BTreeMap<String, String>, key: &str, left_out: &str) -> bool {
     match fields.get("sign") {
-        Some(given) => same_hex_signature(&sign(fields, key), given),
+        Some(given) => same_hex_signature(&sign_leaving_out(fields, key, left_out), given),
         None => false,
     }
 }
@@ -214,12 +219,10 @@ fn json_fields(body: &[u8]) -> Result<JsonFields, String> {
 
 /// Verifies a signed JSON answer by the account's rule.
 fn verify_answer(fields: &BTreeMap<String, String>, rule: AnswerSign, key: &str) -> bool {
-    let Some(given) = fields.get("sign") else { return false };
-    let expected = match rule {
-        AnswerSign::AllFields => sign(fields, key),
-        AnswerSign::XxpayServer => sign_leaving_out(fields, key, "payParams"),
-    };
-    same_hex_signature(&expected, given)
+    match rule {
+        AnswerSign::AllFields => verify(fields, key),
+        AnswerSign::XxpayServer => verify_leaving_out(fields, key, "payParams"),
+    }
 }
 
 /// Whether a FAIL message says the order does not exist (订单不存在).

@@ -74,10 +74,35 @@ pub enum Done {
     Settled(Box<Settled>),
 }
 
+/// Each write's answer out of a `Done` (`None`: the writer answered a write of another kind).
 impl Done {
+    pub fn nonce(self) -> Option<bool> {
+        if let Done::Nonce(fresh) = self {
+            Some(fresh)
+        } else {
+            None
+        }
+    }
+
+    pub fn inserted(self) -> Option<Inserted> {
+        if let Done::Inserted(inserted) = self {
+            Some(inserted)
+        } else {
+            None
+        }
+    }
+
     /// The answer of a write that answers nothing but its commit.
     pub fn recorded(self) -> Option<()> {
         matches!(self, Done::Recorded).then_some(())
+    }
+
+    pub fn settled(self) -> Option<Settled> {
+        if let Done::Settled(settled) = self {
+            Some(*settled)
+        } else {
+            None
+        }
     }
 }
 

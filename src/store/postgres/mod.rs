@@ -312,7 +312,7 @@ impl Store for PgStore {
     async fn remember_nonce(&self, merchant_id: &str, nonce: &str, now: i64, not_before: i64) -> StoreResult<bool> {
         let write =
             group::Write::Nonce { merchant_id: merchant_id.to_string(), nonce: nonce.to_string(), now, not_before };
-        self.group.write(write, |done| if let group::Done::Nonce(fresh) = done { Some(fresh) } else { None }).await
+        self.group.write(write, group::Done::nonce).await
     }
 
     async fn insert_payment(&self, p: &Payment, fingerprint: &str, first_check_at: i64) -> StoreResult<Inserted> {
@@ -321,9 +321,7 @@ impl Store for PgStore {
             fingerprint: fingerprint.to_string(),
             first_check_at,
         };
-        self.group
-            .write(write, |done| if let group::Done::Inserted(inserted) = done { Some(inserted) } else { None })
-            .await
+        self.group.write(write, group::Done::inserted).await
     }
 
     async fn set_payment_provider(&self, payment_id: &str, provider: &str, now: i64) -> StoreResult<()> {
@@ -399,9 +397,7 @@ impl Store for PgStore {
 
     async fn settle_payment(&self, payment_id: &str, s: &Settlement, now: i64) -> StoreResult<Settled> {
         let write = group::Write::Settle { payment_id: payment_id.to_string(), settlement: Box::new(s.clone()), now };
-        self.group
-            .write(write, |done| if let group::Done::Settled(settled) = done { Some(*settled) } else { None })
-            .await
+        self.group.write(write, group::Done::settled).await
     }
 
     async fn insert_refund(&self, r: &Refund, fingerprint: &str) -> StoreResult<RefundInserted> {
