@@ -2,6 +2,7 @@
 //! async trait. SQLite (one local file, WAL) is the embedded default; the trait keeps to what a
 //! PostgreSQL implementation can do the same way (transactions, unique constraints, row claims).
 
+pub mod nonces;
 pub mod postgres;
 pub mod rows;
 pub mod sqlite;

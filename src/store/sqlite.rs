@@ -2,6 +2,7 @@
 //! returned survives a `kill -9` and a power cut. One connection behind a mutex, used from
 //! tokio's blocking pool; migrations are embedded and applied on open.
 
+use super::nonces::{Nonces, NONCE_KEEP_SECS};
 use super::rows::{self, Columns, EVENT_COLUMNS, PAYMENT_COLUMNS, PAYOUT_COLUMNS, REFUND_COLUMNS};
 use super::*;
 use rusqlite::{params, Connection, OptionalExtension, Row};
@@ -32,54 +33,9 @@ pub struct SqliteStore {
     /// read the last commit while the writer is busy.
     reader: Mutex<Connection>,
     /// Seen request nonces. One SQLite file serves one gateway process, so process memory
-    /// answers "seen before?"; each new nonce is also written to the `nonces` table (see
-    /// `write_nonces`) before its request is answered, and the table is read back on open, so
-    /// a request replayed after a restart is still refused.
-    nonces: Mutex<SeenNonces>,
-    nonce_writes: std::sync::mpsc::Sender<NonceJob>,
-}
-
-/// A nonce to persist, and who waits for it.
-type NonceJob = (String, String, i64, tokio::sync::oneshot::Sender<Result<(), String>>);
-
-/// The nonce writer: its own connection with `synchronous = OFF`, so a commit is a write into
-/// the WAL (it survives the process being killed, not a power cut) without an fsync per
-/// request; waiting nonces are written in one transaction, and nonces older than the
-/// signature window (10 minutes kept) are deleted as it goes.
-fn write_nonces(conn: Connection, jobs: std::sync::mpsc::Receiver<NonceJob>) {
-    let mut last_purge = 0i64;
-    while let Ok(first) = jobs.recv() {
-        let mut batch = vec![first];
-        while batch.len() < 1024 {
-            match jobs.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
-            }
-        }
-        let now = batch.iter().map(|j| j.2).max().unwrap_or(0);
-        let result = (|| -> rusqlite::Result<()> {
-            conn.execute_batch("BEGIN IMMEDIATE")?;
-            for (merchant, nonce, seen_at, _) in &batch {
-                exec(
-                    &conn,
-                    "INSERT OR REPLACE INTO nonces (merchant_id, nonce, seen_at) VALUES (?1, ?2, ?3)",
-                    params![merchant, nonce, seen_at],
-                )?;
-            }
-            if now - last_purge >= 60 {
-                exec(&conn, "DELETE FROM nonces WHERE seen_at < ?1", params![now - NONCE_KEEP_SECS])?;
-                last_purge = now;
-            }
-            conn.execute_batch("COMMIT")
-        })()
-        .map_err(|e| e.to_string());
-        if result.is_err() && !conn.is_autocommit() {
-            let _ = conn.execute_batch("ROLLBACK");
-        }
-        for (_, _, _, answer) in batch {
-            let _ = answer.send(result.clone());
-        }
-    }
+    /// answers "seen before?"; each new nonce is also appended to the nonce journal beside the
+    /// database file before its request is answered, and read back on open (`nonces.rs`).
+    nonces: Mutex<Nonces>,
 }
 
 /// Due events, oldest first, skipping any whose payment has an older event still pending (a
@@ -96,43 +52,6 @@ fn claim_due_events_sql() -> String {
                          WHERE p.payment_id = e.payment_id AND p.seq < e.seq AND p.state = 'pending')
          ORDER BY e.seq LIMIT ?2"
     )
-}
-
-/// How long persisted nonces are kept: more than twice the ±300 s signature window.
-const NONCE_KEEP_SECS: i64 = 600;
-
-/// Request nonces seen inside the signature window, kept small: each is a 128-bit keyed hash of
-/// (merchant, nonce) in a per-minute bucket, and a bucket is dropped whole once it is older
-/// than the window. Memory is about 20 bytes per request of the last few minutes (a map of the
-/// strings themselves grew by ~100 MiB per 10 minutes at 10k requests/s).
-#[derive(Default)]
-pub struct SeenNonces {
-    keys: (std::hash::RandomState, std::hash::RandomState),
-    buckets: std::collections::VecDeque<(i64, std::collections::HashSet<u128>)>,
-}
-
-impl SeenNonces {
-    /// `true` the first time a nonce is seen since `not_before`; `false` for a replay.
-    pub fn first_use(&mut self, merchant_id: &str, nonce: &str, now: i64, not_before: i64) -> bool {
-        use std::hash::BuildHasher;
-        let half = |k: &std::hash::RandomState| k.hash_one((merchant_id, nonce)) as u128;
-        let key = (half(&self.keys.0) << 64) | half(&self.keys.1);
-        // A bucket holds minute m's nonces; conservative at the edge (a whole minute is kept).
-        while self.buckets.front().is_some_and(|(minute, _)| minute * 60 + 59 < not_before) {
-            self.buckets.pop_front();
-        }
-        if self.buckets.iter().any(|(_, seen)| seen.contains(&key)) {
-            return false;
-        }
-        let minute = now.div_euclid(60);
-        match self.buckets.back_mut() {
-            Some((m, seen)) if *m >= minute => seen.insert(key),
-            _ => {
-                self.buckets.push_back((minute, [key].into_iter().collect()));
-                true
-            }
-        }
-    }
 }
 
 /// Work for the writer: runs on the connection and returns what to do once its batch's commit
@@ -200,10 +119,28 @@ fn err(e: impl fmt::Display) -> StoreError {
     StoreError(e.to_string())
 }
 
+/// Stores written before the nonce journal (2026-12-03) kept nonces in the `nonces` table: the
+/// window's rows go into the journal once, then the table is emptied (nothing writes it now).
+fn move_table_nonces(conn: &Connection, nonces: &mut Nonces, now: i64) -> StoreResult<()> {
+    let not_before = now - NONCE_KEEP_SECS;
+    let mut stmt = conn
+        .prepare("SELECT merchant_id, nonce, seen_at FROM nonces WHERE seen_at >= ?1 ORDER BY seen_at")
+        .map_err(err)?;
+    let rows = stmt
+        .query_map(params![not_before], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?)))
+        .map_err(err)?;
+    for row in rows {
+        let (merchant, nonce, seen_at) = row.map_err(err)?;
+        nonces.first_use(&merchant, &nonce, seen_at, not_before).map_err(|e| err(format!("the nonce journal: {e}")))?;
+    }
+    conn.execute("DELETE FROM nonces", []).map_err(err)?;
+    Ok(())
+}
+
 impl SqliteStore {
     pub async fn open(path: &Path) -> StoreResult<Self> {
         let path = path.to_path_buf();
-        let opened = tokio::task::spawn_blocking(move || -> StoreResult<(Connection, Connection, Connection)> {
+        let opened = tokio::task::spawn_blocking(move || -> StoreResult<(Connection, Connection, Nonces)> {
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
                 std::fs::create_dir_all(dir).map_err(|e| err(format!("{}: {e}", dir.display())))?;
             }
@@ -216,42 +153,21 @@ impl SqliteStore {
             let reader =
                 Connection::open_with_flags(&path, flags).map_err(|e| err(format!("{}: {e}", path.display())))?;
             reader.busy_timeout(std::time::Duration::from_secs(5)).map_err(err)?;
-            let nonce_conn = Connection::open(&path).map_err(|e| err(format!("{}: {e}", path.display())))?;
-            nonce_conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(err)?;
-            nonce_conn.pragma_update(None, "synchronous", "OFF").map_err(err)?;
-            Ok((conn, reader, nonce_conn))
+            // The nonces of the last window, so replays across a restart are refused.
+            let now = crate::model::now_unix();
+            let mut nonces = Nonces::open(&path, now).map_err(|e| err(format!("the nonce journal: {e}")))?;
+            move_table_nonces(&conn, &mut nonces, now)?;
+            Ok((conn, reader, nonces))
         })
         .await
         .map_err(err)??;
-        let (conn, reader, nonce_conn) = opened;
-        // The nonces of the last window, so replays across a restart are refused.
-        let mut seen = SeenNonces::default();
-        let now = crate::model::now_unix();
-        {
-            let mut stmt = nonce_conn
-                .prepare("SELECT merchant_id, nonce, seen_at FROM nonces WHERE seen_at >= ?1 ORDER BY seen_at")
-                .map_err(err)?;
-            let rows = stmt
-                .query_map(params![now - NONCE_KEEP_SECS], |r| {
-                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?))
-                })
-                .map_err(err)?;
-            for row in rows {
-                let (merchant, nonce, seen_at) = row.map_err(err)?;
-                seen.first_use(&merchant, &nonce, seen_at, now - NONCE_KEEP_SECS);
-            }
-        }
-        let (nonce_writes, nonce_jobs) = std::sync::mpsc::channel();
-        std::thread::Builder::new()
-            .name("payglot-sqlite-nonces".into())
-            .spawn(move || write_nonces(nonce_conn, nonce_jobs))
-            .map_err(|e| err(format!("cannot start the store's nonce writer: {e}")))?;
+        let (conn, reader, nonces) = opened;
         let (writes, jobs) = std::sync::mpsc::channel();
         std::thread::Builder::new()
             .name("payglot-sqlite-writer".into())
             .spawn(move || write_batches(conn, jobs))
             .map_err(|e| err(format!("cannot start the store's writer: {e}")))?;
-        Ok(SqliteStore { writes, reader: Mutex::new(reader), nonces: Mutex::new(seen), nonce_writes })
+        Ok(SqliteStore { writes, reader: Mutex::new(reader), nonces: Mutex::new(nonces) })
     }
 
     /// Runs a point lookup on the reader connection, in place.
@@ -383,16 +299,8 @@ fn load_payout(conn: &Connection, payout_id: &str) -> rusqlite::Result<Option<Pa
 #[async_trait]
 impl Store for SqliteStore {
     async fn remember_nonce(&self, merchant_id: &str, nonce: &str, now: i64, not_before: i64) -> StoreResult<bool> {
-        let first =
-            self.nonces.lock().unwrap_or_else(|p| p.into_inner()).first_use(merchant_id, nonce, now, not_before);
-        if !first {
-            return Ok(false);
-        }
-        let (answer, answered) = tokio::sync::oneshot::channel();
-        let stopped = || err("the store's nonce writer stopped");
-        self.nonce_writes.send((merchant_id.to_string(), nonce.to_string(), now, answer)).map_err(|_| stopped())?;
-        answered.await.map_err(|_| stopped())?.map_err(err)?;
-        Ok(true)
+        let mut nonces = self.nonces.lock().unwrap_or_else(|p| p.into_inner());
+        nonces.first_use(merchant_id, nonce, now, not_before).map_err(|e| err(format!("the nonce journal: {e}")))
     }
 
     async fn insert_payment(&self, payment: &Payment, fingerprint: &str, first_check_at: i64) -> StoreResult<Inserted> {
@@ -1077,8 +985,6 @@ impl Store for SqliteStore {
 
 #[cfg(test)]
 mod tests {
-    use super::SeenNonces;
-
     /// The delivery worker claims after every new event: the claim must find due events and
     /// each one's older pending events by index, not by walking the pending outbox.
     #[test]
@@ -1093,10 +999,11 @@ mod tests {
         assert!(!plan.iter().any(|l| l.starts_with("SCAN")), "{plan:?}");
     }
 
-    /// A store written before nonces were keyed WITHOUT ROWID keeps its nonces through the
-    /// migration: a request replayed across the upgrade is still refused.
+    /// A store written before nonces were keyed WITHOUT ROWID, and before the nonce journal,
+    /// keeps its nonces of the window through both upgrades: a request replayed across the
+    /// upgrade, and after a later restart, is still refused; the table is emptied.
     #[tokio::test]
-    async fn nonces_written_before_the_without_rowid_migration_are_kept() {
+    async fn nonces_of_an_earlier_store_are_kept_through_its_upgrades() {
         use crate::store::Store;
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("payglot.db");
@@ -1118,23 +1025,16 @@ mod tests {
         );
         assert!(store.remember_nonce("m", "new-nonce-0001", now, now - 300).await.unwrap());
         drop(store);
+        let store = super::SqliteStore::open(&path).await.unwrap();
+        for nonce in ["old-nonce-0001", "new-nonce-0001"] {
+            assert!(!store.remember_nonce("m", nonce, now, now - 300).await.unwrap(), "{nonce} after a restart");
+        }
+        drop(store);
         let conn = rusqlite::Connection::open(&path).unwrap();
         let table: String =
             conn.query_row("SELECT sql FROM sqlite_master WHERE name = 'nonces'", [], |r| r.get(0)).unwrap();
         assert!(table.contains("WITHOUT ROWID"), "{table}");
-        let kept: i64 = conn.query_row("SELECT count(*) FROM nonces", [], |r| r.get(0)).unwrap();
-        assert_eq!(kept, 2);
-    }
-
-    #[test]
-    fn a_nonce_is_taken_once_inside_the_window_and_forgotten_after_it() {
-        let mut seen = SeenNonces::default();
-        assert!(seen.first_use("m", "n1", 1000, 700));
-        assert!(!seen.first_use("m", "n1", 1001, 701), "a replay");
-        assert!(seen.first_use("other", "n1", 1001, 701), "nonces are per merchant");
-        assert!(seen.first_use("m", "n2", 1100, 800));
-        assert!(!seen.first_use("m", "n1", 1250, 950), "still inside the window");
-        assert!(seen.first_use("m", "n1", 1400, 1100), "the window has passed");
-        assert!(seen.buckets.len() <= 3, "old minutes are dropped: {}", seen.buckets.len());
+        let left: i64 = conn.query_row("SELECT count(*) FROM nonces", [], |r| r.get(0)).unwrap();
+        assert_eq!(left, 0, "the journal holds them now");
     }
 }
