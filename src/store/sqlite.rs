@@ -1017,17 +1017,21 @@ mod tests {
             }
             conn.execute("INSERT INTO nonces (merchant_id, nonce, seen_at) VALUES ('m', 'old-nonce-0001', ?1)", [now])
                 .unwrap();
+            let past = now - 1000;
+            conn.execute("INSERT INTO nonces (merchant_id, nonce, seen_at) VALUES ('m', 'past-nonce-001', ?1)", [past])
+                .unwrap();
         }
         let store = super::SqliteStore::open(&path).await.unwrap();
+        assert!(store.remember_nonce("m", "past-nonce-001", now, now - 600).await.unwrap(), "past its window");
         assert!(
-            !store.remember_nonce("m", "old-nonce-0001", now, now - 300).await.unwrap(),
+            !store.remember_nonce("m", "old-nonce-0001", now, now - 600).await.unwrap(),
             "a replay across the upgrade"
         );
-        assert!(store.remember_nonce("m", "new-nonce-0001", now, now - 300).await.unwrap());
+        assert!(store.remember_nonce("m", "new-nonce-0001", now, now - 600).await.unwrap());
         drop(store);
         let store = super::SqliteStore::open(&path).await.unwrap();
         for nonce in ["old-nonce-0001", "new-nonce-0001"] {
-            assert!(!store.remember_nonce("m", nonce, now, now - 300).await.unwrap(), "{nonce} after a restart");
+            assert!(!store.remember_nonce("m", nonce, now, now - 600).await.unwrap(), "{nonce} after a restart");
         }
         drop(store);
         let conn = rusqlite::Connection::open(&path).unwrap();
