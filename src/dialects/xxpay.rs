@@ -199,21 +199,24 @@ fn json_fields(body: &[u8]) -> Result<JsonFields, String> {
     let Value::Object(object) = value else {
         return Err("answer is not a JSON object".into());
     };
-    let (mut fields, mut nested) = (BTreeMap::new(), Map::new());
-    for (name, value) in object {
-        match value {
-            Value::String(text) => {
-                fields.insert(name, text);
-            }
+    let mut nested = Map::new();
+    // Collected, not inserted one by one: the object comes in key order, which BTreeMap builds
+    // from without a search per field.
+    let fields = object
+        .into_iter()
+        .map(|(name, value)| match value {
+            Value::String(text) => (name, text),
             Value::Object(_) | Value::Array(_) => {
-                fields.insert(name.clone(), value.to_string());
-                nested.insert(name, value);
+                let text = value.to_string();
+                nested.insert(name.clone(), value);
+                (name, text)
             }
             other => {
-                fields.insert(name, json_text(&other));
+                let text = json_text(&other);
+                (name, text)
             }
-        }
-    }
+        })
+        .collect();
     Ok((fields, nested))
 }
 
