@@ -356,6 +356,16 @@ mod tests {
         assert!(seen.first_use("a", "bc", 1400, 1100), "merchant and nonce do not run together");
     }
 
+    /// A whole minute's first second, for readable offsets.
+    const T: i64 = 1_800_000_000;
+
+    /// An empty folder and the database path the journal sits beside.
+    fn journal_dir() -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("payglot.db");
+        (dir, db)
+    }
+
     fn records(path: &Path) -> usize {
         for_each_record(path, |_, _| {}).unwrap() as usize
     }
@@ -364,9 +374,8 @@ mod tests {
     /// files took turns; nothing older; and the files stay at two.
     #[test]
     fn the_journal_keeps_the_window_across_restarts_and_rotations() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("payglot.db");
-        let t = 1_800_000_000;
+        let (dir, db) = journal_dir();
+        let t = T;
         let mut n = Nonces::open(&db, t).unwrap();
         assert!(n.first_use("m", "nonce-at-start-001", t, t - 300).unwrap());
         drop(n);
@@ -400,9 +409,8 @@ mod tests {
     /// restart reads back.
     #[test]
     fn a_turn_that_fails_keeps_the_records_readable() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("payglot.db");
-        let t = 1_800_000_000;
+        let (_dir, db) = journal_dir();
+        let t = T;
         let mut n = Nonces::open(&db, t).unwrap();
         std::fs::create_dir(suffixed(&db, "-nonces.1")).unwrap();
         assert!(n.first_use("m", "nonce-no-turn-001", t + 700, t + 400).unwrap());
@@ -417,9 +425,8 @@ mod tests {
     /// is read, and new records follow.
     #[test]
     fn a_torn_last_record_is_ignored() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("payglot.db");
-        let t = 1_800_000_000;
+        let (_dir, db) = journal_dir();
+        let t = T;
         let mut n = Nonces::open(&db, t).unwrap();
         assert!(n.first_use("m", "nonce-before-kill1", t, t - 300).unwrap());
         drop(n);
@@ -441,9 +448,8 @@ mod tests {
     /// behind: its later use is the one that counts.
     #[test]
     fn the_later_of_two_uses_counts_when_read_back() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("payglot.db");
-        let t = 1_800_000_000;
+        let (_dir, db) = journal_dir();
+        let t = T;
         let mut n = Nonces::open(&db, t).unwrap();
         assert!(n.first_use("m", "nonce-used-twice1", t, t - 600).unwrap());
         assert!(n.first_use("m", "nonce-used-twice1", t + 760, t + 160).unwrap(), "past its window");
@@ -466,8 +472,7 @@ mod tests {
 
     #[test]
     fn a_file_that_is_not_a_journal_is_refused_with_its_name() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("payglot.db");
+        let (_dir, db) = journal_dir();
         std::fs::write(suffixed(&db, "-nonces.0"), [b'x'; 64]).unwrap();
         let e = Nonces::open(&db, 1_800_000_000).err().unwrap();
         assert!(e.to_string().contains("payglot.db-nonces.0 is not a payglot nonce journal"), "{e}");
