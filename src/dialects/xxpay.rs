@@ -211,10 +211,7 @@ fn json_fields(body: &[u8]) -> Result<JsonFields, String> {
                 nested.insert(name.clone(), value);
                 (name, text)
             }
-            other => {
-                let text = json_text(&other);
-                (name, text)
-            }
+            other => (name, json_text(&other)),
         })
         .collect();
     Ok((fields, nested))

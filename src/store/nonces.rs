@@ -49,11 +49,13 @@ const RECORD_LEN: usize = 8 + 16;
 /// (merchant, nonce) in a per-minute bucket, and a bucket is dropped whole once it is older
 /// than the window. Memory is about 20 bytes per request of the last few minutes (a map of the
 /// strings themselves grew by ~100 MiB per 10 minutes at 10k requests/s).
-pub struct SeenNonces {
+struct SeenNonces {
     key: (u64, u64),
     buckets: VecDeque<(i64, HashSet<u128>)>,
 }
 
+/// Tests use `SeenNonces` alone; the store's `Nonces` gives it the journal's key.
+#[cfg(test)]
 impl Default for SeenNonces {
     fn default() -> Self {
         SeenNonces::with_key(random_key())
@@ -75,7 +77,8 @@ impl SeenNonces {
     }
 
     /// `true` the first time a nonce is seen since `not_before`; `false` for a replay.
-    pub fn first_use(&mut self, merchant_id: &str, nonce: &str, now: i64, not_before: i64) -> bool {
+    #[cfg(test)]
+    fn first_use(&mut self, merchant_id: &str, nonce: &str, now: i64, not_before: i64) -> bool {
         let key = self.hash(merchant_id, nonce);
         self.first_use_of(key, now, not_before)
     }
