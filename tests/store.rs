@@ -79,6 +79,7 @@ on_both_stores!(
     nonces_payouts_and_open_counts,
     due_checks_are_claimed_once_and_rescheduled,
     a_failing_write_among_concurrent_ones_undoes_only_itself,
+    concurrent_settlements_each_write_their_row_and_one_event,
     underpayments_anomalies_and_the_providers_own_expiry,
     the_console_lists_counts_and_pages_payments
 );
@@ -303,6 +304,62 @@ async fn a_failing_write_among_concurrent_ones_undoes_only_itself(backend: &str,
         let stored = store.payment_by_id(&payment_id).await.unwrap();
         assert!(stored.is_some(), "{backend}: the insert survived the failures around it");
     }
+}
+
+/// Settlements and create answers arriving together are written in batches (PostgreSQL: one
+/// statement per kind of row); each payment still ends with its own values and exactly one event.
+async fn concurrent_settlements_each_write_their_row_and_one_event(backend: &str, store: Arc<dyn Store>) {
+    let mut ids = Vec::new();
+    for i in 0..30 {
+        let p = payment("m", &format!("S-{i}"), 1000 + i);
+        store.insert_payment(&p, "fp", 100).await.unwrap();
+        ids.push((p.payment_id, 1000 + i));
+    }
+    let mut tasks = tokio::task::JoinSet::new();
+    for (i, (id, _)) in ids.iter().enumerate() {
+        let (store, id) = (store.clone(), id.clone());
+        tasks.spawn(async move {
+            store.record_created(&id, Some(&format!("PT-{i}")), &Action::None, Some(600 + i as i64), 2).await.unwrap();
+            // A duplicate callback racing the first: one moves the payment, the other finds it final.
+            let s = paid();
+            let (a, b) = tokio::join!(store.settle_payment(&id, &s, 3), store.settle_payment(&id, &s, 3));
+            [a.unwrap(), b.unwrap()].iter().filter(|s| matches!(s, Settled::Moved(_))).count()
+        });
+    }
+    while let Some(moved) = tasks.join_next().await {
+        assert_eq!(moved.unwrap(), 1, "{backend}: one of two settlements moves the payment");
+    }
+    for (i, (id, amount)) in ids.iter().enumerate() {
+        let p = store.payment_by_id(id).await.unwrap().unwrap();
+        assert_eq!(p.status, PaymentStatus::Succeeded, "{backend}");
+        assert_eq!(p.paid_amount, Some(*amount), "{backend}: its own amount, not a neighbour's");
+        assert_eq!(p.provider_trade_no.as_deref(), Some(format!("PT-{i}").as_str()), "{backend}");
+        assert_eq!(p.expires_at, 600 + i as i64, "{backend}");
+        let events = store.events_for_payment(id).await.unwrap();
+        assert_eq!(events.len(), 1, "{backend}: exactly one event for {id}");
+        assert_eq!((events[0].0.kind.as_str(), events[0].1), ("payment.succeeded", EventState::Pending));
+    }
+    assert_eq!(store.claim_due_events(10, 100, 30).await.unwrap().len(), 30, "{backend}: every event claimable");
+
+    // A timeline flush of several entries reads back in the order noted.
+    let entry = |kind: &str, at_ms| TimelineEntry {
+        subject: ids[0].0.clone(),
+        at_ms,
+        kind: kind.into(),
+        detail: serde_json::json!({"k": kind}),
+    };
+    store.append_timeline(vec![entry("upstream", 5), entry("callback", 4), entry("notification", 6)]).await.unwrap();
+    let read: Vec<(String, i64, serde_json::Value)> =
+        store.timeline(&ids[0].0).await.unwrap().into_iter().map(|e| (e.kind, e.at_ms, e.detail)).collect();
+    assert_eq!(
+        read,
+        vec![
+            ("upstream".into(), 5, serde_json::json!({"k": "upstream"})),
+            ("callback".into(), 4, serde_json::json!({"k": "callback"})),
+            ("notification".into(), 6, serde_json::json!({"k": "notification"})),
+        ],
+        "{backend}"
+    );
 }
 
 async fn underpayments_anomalies_and_the_providers_own_expiry(backend: &str, store: Arc<dyn Store>) {

@@ -194,7 +194,7 @@ struct Statements {
     lock_payments: tokio_postgres::Statement,
     record_created: tokio_postgres::Statement,
     settle_payment: tokio_postgres::Statement,
-    insert_event: tokio_postgres::Statement,
+    insert_events: tokio_postgres::Statement,
     insert_anomaly: tokio_postgres::Statement,
     delivered: tokio_postgres::Statement,
     attempt_failed: tokio_postgres::Statement,
@@ -204,6 +204,8 @@ struct Statements {
 const TAKE_NONCE: &str = "INSERT INTO nonces (merchant_id, nonce, seen_at) VALUES ($1, $2, $3) ON CONFLICT (merchant_id, nonce) DO UPDATE SET seen_at = EXCLUDED.seen_at WHERE nonces.seen_at < $4";
 const MARK_DELIVERED: &str = "UPDATE events SET state = 'delivered', attempts = attempts + 1, delivered_at = $2, last_error = NULL, claimed_until = NULL WHERE id = $1";
 const MARK_ATTEMPT_FAILED: &str = "UPDATE events SET state = $2, attempts = attempts + 1, next_attempt_at = COALESCE($3, next_attempt_at), last_error = $4, claimed_until = NULL WHERE id = $1";
+/// A batch's events in one statement, in its order (`seq` is the delivery order).
+const INSERT_EVENTS: &str = "INSERT INTO events (id, merchant_id, payment_id, kind, notify_url, body, state, next_attempt_at, created_at) SELECT id, merchant_id, payment_id, kind, notify_url, body, 'pending', created_at, created_at FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int8[]) WITH ORDINALITY AS e(id, merchant_id, payment_id, kind, notify_url, body, created_at, n) ORDER BY n";
 const RECORD_CREATED: &str = "UPDATE payments SET provider_trade_no = COALESCE(provider_trade_no, $2), action = $3, updated_at = $4, expires_at = LEAST(expires_at, COALESCE($5, expires_at)) WHERE payment_id = $1";
 
 impl Statements {
@@ -217,13 +219,17 @@ impl Statements {
             purge_nonces: p("DELETE FROM nonces WHERE seen_at < $1").await?,
             insert_payment: p(sql::INSERT_PAYMENT).await?,
             payment_by_out_trade_no: p(sql::PAYMENT_BY_OUT_TRADE_NO).await?,
+            // Each id by the primary key, in the array's (sorted) order, which is the lock
+            // order. `payment_id = ANY($1)` got a generic plan while the table was small and kept
+            // scanning the whole table once it was not (no autoanalyze had run yet).
             lock_payments: p(&format!(
-                "SELECT {PAYMENT_COLUMNS} FROM payments WHERE payment_id = ANY($1) ORDER BY payment_id FOR UPDATE"
+                "SELECT p.* FROM unnest($1::text[]) AS k(id) CROSS JOIN LATERAL \
+                 (SELECT {PAYMENT_COLUMNS} FROM payments WHERE payment_id = k.id LIMIT 1 FOR UPDATE) AS p"
             ))
             .await?,
             record_created: p(RECORD_CREATED).await?,
             settle_payment: p(sql::SETTLE_PAYMENT).await?,
-            insert_event: p(sql::INSERT_EVENT).await?,
+            insert_events: p(INSERT_EVENTS).await?,
             insert_anomaly: p(sql::INSERT_ANOMALY).await?,
             delivered: p(MARK_DELIVERED).await?,
             attempt_failed: p(MARK_ATTEMPT_FAILED).await?,
@@ -380,17 +386,19 @@ async fn run(
             _ => {}
         }
     }
-    for e in &events {
-        let values: Values = vec![
-            Box::new(e.id.clone()),
-            Box::new(e.merchant_id.clone()),
-            Box::new(e.payment_id.clone()),
-            Box::new(e.kind.as_str()),
-            Box::new(e.notify_url.clone()),
-            Box::new(e.body.clone()),
-            Box::new(e.created_at),
-        ];
-        updates.push((&st.insert_event, values));
+    if !events.is_empty() {
+        updates.push((
+            &st.insert_events,
+            vec![
+                column(&events, |e| e.id.clone()),
+                column(&events, |e| e.merchant_id.clone()),
+                column(&events, |e| e.payment_id.clone()),
+                column(&events, |e| e.kind.as_str()),
+                column(&events, |e| e.notify_url.clone()),
+                column(&events, |e| e.body.clone()),
+                column(&events, |e| e.created_at),
+            ],
+        ));
     }
     for (a, now) in anomalies {
         let values: Values = vec![
@@ -425,6 +433,11 @@ async fn run(
     }
     tx.commit().await.map_err(err)?;
     Ok(done.into_iter().map(|d| d.unwrap_or_else(|| Err(err("a write the batch did not run")))).collect())
+}
+
+/// One array parameter: `f` of each row.
+fn column<R, T: ToSql + Sync + Send + 'static>(rows: &[R], f: impl Fn(&R) -> T) -> Box<dyn ToSql + Sync + Send> {
+    Box::new(rows.iter().map(f).collect::<Vec<T>>())
 }
 
 fn insert_values(p: &Payment, fingerprint: &str, first_check_at: i64) -> Values {

@@ -776,17 +776,22 @@ impl Store for PgStore {
     }
 
     async fn append_timeline(&self, entries: Vec<TimelineEntry>) -> StoreResult<()> {
-        let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(err)?;
-        for e in &entries {
-            tx.execute_cached(
-                "INSERT INTO timeline (subject, at_ms, kind, detail) VALUES ($1, $2, $3, $4)",
-                &[&e.subject, &e.at_ms, &e.kind, &e.detail.to_string()],
+        // One statement for the whole batch (a flush carries thousands of entries under load).
+        let subjects: Vec<&str> = entries.iter().map(|e| e.subject.as_str()).collect();
+        let at_ms: Vec<i64> = entries.iter().map(|e| e.at_ms).collect();
+        let kinds: Vec<&str> = entries.iter().map(|e| e.kind.as_str()).collect();
+        let details: Vec<String> = entries.iter().map(|e| e.detail.to_string()).collect();
+        let client = self.client().await?;
+        client
+            .execute_cached(
+                "INSERT INTO timeline (subject, at_ms, kind, detail) \
+                 SELECT subject, at_ms, kind, detail FROM unnest($1::text[], $2::int8[], $3::text[], $4::text[]) \
+                 WITH ORDINALITY AS t(subject, at_ms, kind, detail, n) ORDER BY n",
+                &[&subjects, &at_ms, &kinds, &details],
             )
             .await
             .map_err(err)?;
-        }
-        tx.commit().await.map_err(err)
+        Ok(())
     }
 
     async fn timeline(&self, subject: &str) -> StoreResult<Vec<TimelineEntry>> {
