@@ -80,6 +80,7 @@ on_both_stores!(
     due_checks_are_claimed_once_and_rescheduled,
     a_failing_write_among_concurrent_ones_undoes_only_itself,
     concurrent_settlements_each_write_their_row_and_one_event,
+    a_backlog_waiting_for_its_retry_does_not_hide_due_events,
     underpayments_anomalies_and_the_providers_own_expiry,
     the_console_lists_counts_and_pages_payments
 );
@@ -360,6 +361,27 @@ async fn concurrent_settlements_each_write_their_row_and_one_event(backend: &str
         ],
         "{backend}"
     );
+}
+
+/// A merchant whose endpoint is down builds up events waiting for their retry; a claim smaller
+/// than that backlog still finds the events that are due.
+async fn a_backlog_waiting_for_its_retry_does_not_hide_due_events(backend: &str, store: Arc<dyn Store>) {
+    for i in 0..12 {
+        let p = payment("m", &format!("W-{i}"), 100);
+        store.insert_payment(&p, "fp", 100).await.unwrap();
+        store.settle_payment(&p.payment_id, &paid(), 10).await.unwrap();
+    }
+    for e in store.claim_due_events(10, 100, 30).await.unwrap() {
+        store.mark_attempt_failed(&e.id, "connection refused", Some(5000), 11).await.unwrap();
+    }
+    let due = payment("m", "W-due", 100);
+    store.insert_payment(&due, "fp", 100).await.unwrap();
+    store.settle_payment(&due.payment_id, &paid(), 12).await.unwrap();
+    let claimed = store.claim_due_events(20, 3, 30).await.unwrap();
+    assert_eq!(claimed.len(), 1, "{backend}: only the due event, behind 12 waiting ones");
+    assert_eq!(claimed[0].payment_id, due.payment_id, "{backend}");
+    store.mark_delivered(&claimed[0].id, 21).await.unwrap();
+    assert_eq!(store.claim_due_events(5000, 20, 30).await.unwrap().len(), 12, "{backend}: the backlog at its retry");
 }
 
 async fn underpayments_anomalies_and_the_providers_own_expiry(backend: &str, store: Arc<dyn Store>) {
