@@ -288,6 +288,45 @@ async fn run_at_rate(client: Arc<Upstream>, target: Target, secs: u64, rate: f64
     outcome
 }
 
+/// A histogram of the gateway's `/metrics`, summed over its label sets: (bucket bound in
+/// seconds, cumulative count), `+Inf` last.
+async fn histogram(client: &Upstream, admin: u16, name: &str) -> Vec<(f64, u64)> {
+    let url = format!("http://127.0.0.1:{admin}/metrics");
+    let Ok(answer) = client.send("GET", &url, &[], vec![], 1000, 5000).await else { return Vec::new() };
+    let mut buckets: Vec<(f64, u64)> = Vec::new();
+    let prefix = format!("{name}_bucket{{");
+    for line in String::from_utf8_lossy(&answer.body).lines().filter(|l| l.starts_with(&prefix)) {
+        let le = line.split("le=\"").nth(1).and_then(|r| r.split('"').next()).unwrap_or("");
+        let bound = if le == "+Inf" { f64::INFINITY } else { le.parse().unwrap_or(f64::NAN) };
+        let count: u64 = line.rsplit(' ').next().and_then(|c| c.parse().ok()).unwrap_or(0);
+        match buckets.iter_mut().find(|(b, _)| *b == bound) {
+            Some((_, c)) => *c += count,
+            None => buckets.push((bound, count)),
+        }
+    }
+    buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
+    buckets
+}
+
+/// The bucket holding the 99th percentile of what was recorded between two readings, as
+/// "≤ N ms".
+fn p99_bucket(before: &[(f64, u64)], after: &[(f64, u64)]) -> String {
+    let count = |h: &[(f64, u64)], bound: f64| h.iter().find(|(b, _)| *b == bound).map_or(0, |(_, c)| *c);
+    let total = count(after, f64::INFINITY).saturating_sub(count(before, f64::INFINITY));
+    if total == 0 {
+        return "-".into();
+    }
+    let bound = after
+        .iter()
+        .find(|(b, c)| c.saturating_sub(count(before, *b)) as f64 >= 0.99 * total as f64)
+        .map_or(f64::INFINITY, |(b, _)| *b);
+    if bound.is_finite() {
+        format!("≤{}ms", bound * 1000.0)
+    } else {
+        ">10s".into()
+    }
+}
+
 fn pct(sorted: &[u32], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
@@ -470,19 +509,36 @@ async fn bench(secs: u64, concurrency: usize) {
         let _ = writeln!(open_loop_report, "\nopen loop at {rate:.0} req/s (half of {whose} peak), {secs} s each; latency from when each request was due\n");
         let _ = writeln!(
             open_loop_report,
-            "{:<58} {:>9} {:>8} {:>8} {:>8} {:>12}",
-            "scenario", "req/s", "p50 ms", "p99 ms", "p999 ms", "added p99 ms"
+            "{:<58} {:>9} {:>8} {:>8} {:>8} {:>12} {:>9} {:>9} {:>6}",
+            "scenario", "req/s", "p50 ms", "p99 ms", "p999 ms", "added p99 ms", "handler", "provider", "CPU"
         );
         let mut base_p99 = None;
         for (name, t) in at_rate {
+            // Where payglot's tail is: its own histograms of the handler's time and of the
+            // provider call (bucket bounds), and its core's busy share, over this run.
+            let (handled, called) = (
+                histogram(&client, admin, "payglot_request_duration_seconds").await,
+                histogram(&client, admin, "payglot_upstream_latency_seconds").await,
+            );
+            let cpu_before = cpu_and_peak_rss(gateway.0.id()).0;
             let o = run_at_rate(client.clone(), t, secs, rate, concurrency * 2).await;
+            let cpu = (cpu_and_peak_rss(gateway.0.id()).0 - cpu_before) / o.secs;
+            let split = if name.starts_with("payglot") {
+                let handler =
+                    p99_bucket(&handled, &histogram(&client, admin, "payglot_request_duration_seconds").await);
+                let provider =
+                    p99_bucket(&called, &histogram(&client, admin, "payglot_upstream_latency_seconds").await);
+                format!(" {handler:>9} {provider:>9} {:>5.0}%", cpu * 100.0)
+            } else {
+                String::new()
+            };
             let p99 = pct(&o.latencies_us, 0.99);
             let added = base_p99.map(|b: f64| format!("{:.2}", p99 - b)).unwrap_or_else(|| "-".into());
             base_p99.get_or_insert(p99);
             let errors = if o.errors > 0 { format!("  ({} errors)", o.errors) } else { String::new() };
             let _ = writeln!(
                 open_loop_report,
-                "{:<58} {:>9.0} {:>8.2} {:>8.2} {:>8.2} {:>12}{errors}",
+                "{:<58} {:>9.0} {:>8.2} {:>8.2} {:>8.2} {:>12}{split}{errors}",
                 name,
                 o.requests as f64 / o.secs,
                 pct(&o.latencies_us, 0.5),
