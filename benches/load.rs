@@ -14,7 +14,8 @@
 //! with `callgrind_control`), divided by N: a figure that stays put on a noisy machine. The
 //! dumps stay in `PAYGLOT_BENCH_CALLGRIND_DIR` (default: a temporary directory) for
 //! `callgrind_annotate`; `PAYGLOT_BENCH_ONLY=text` counts only the scenarios whose name holds it.
-//! `PAYGLOT_BENCH_ONLY=callbacks` (without counting) runs only the callback benchmark.
+//! `PAYGLOT_BENCH_ONLY=callbacks` (without counting) runs only the callback benchmark,
+//! `PAYGLOT_BENCH_ONLY=open-loop` only the open loop (after the two peaks it needs).
 
 use payglot::doors::merchant_api::auth::request_signature;
 use payglot::model::{now_unix, random_id};
@@ -64,6 +65,15 @@ fn pinned_counted(core: &str, program: &str, args: &[&str], counted: bool) -> Pr
             .spawn()
             .unwrap_or_else(|e| panic!("start {program}: {e}")),
     )
+}
+
+/// Moves every thread of this process (the load generator) to `cores`.
+fn pin_generator(cores: &str) {
+    if Path::new("/usr/bin/taskset").exists() {
+        let me = std::process::id().to_string();
+        let status = Command::new("taskset").args(["-a", "-p", "-c", cores, &me]).stdout(Stdio::null()).status();
+        assert!(status.is_ok_and(|s| s.success()), "taskset could not move the generator to cores {cores}");
+    }
 }
 
 fn pinned(core: &str, program: &str, args: &[&str]) -> Proc {
@@ -470,7 +480,9 @@ async fn bench(secs: u64, concurrency: usize) {
         None => rows.push(("passthrough: skipped (nginx not installed)".into(), None, None)),
     }
     let idle_rss = cpu_and_peak_rss(gateway.0.id()).1;
-    for (d, m, path, _) in &query_targets {
+    // `PAYGLOT_BENCH_ONLY=open-loop`: only the two peaks the open loop needs, then the open loop.
+    let open_loop_only = only == "open-loop";
+    for (d, m, path, _) in query_targets.iter().filter(|(d, ..)| !open_loop_only || *d == "xxpay") {
         let before = cpu_and_peak_rss(gateway.0.id());
         let o = run(client.clone(), payglot_query(m, path), secs, concurrency).await;
         let after = cpu_and_peak_rss(gateway.0.id());
@@ -480,6 +492,11 @@ async fn bench(secs: u64, concurrency: usize) {
     // Run before the creates: afterwards the re-query worker checks their many pending payments
     // at the provider on the same core, which the open loop would measure instead.
     let mut open_loop_report = String::new();
+    // The open loop measures latency, so the generator keeps off the servers' core 0 for it
+    // (unpinned, `perf sched` showed its thread there, delaying the measured server by up to
+    // 15 ms); its rates are below what core 1 can generate. The closed-loop peaks leave it
+    // unpinned: pinned, nginx's peak was the generator's.
+    pin_generator("1");
     // Latency at a fixed rate, open loop: half of passthrough's peak (DESIGN.md §9: < 1 ms added
     // p99 there), then half of payglot's own peak for a query via xxpay: the latency payglot adds
     // when its core is not near saturation (at half of nginx's rate, it is).
@@ -547,6 +564,11 @@ async fn bench(secs: u64, concurrency: usize) {
                 added
             );
         }
+    }
+    pin_generator("0,1");
+    if open_loop_only {
+        print!("{open_loop_report}");
+        return;
     }
     for d in ["xxpay", "xiaojitong", "zhixiao", "jings", "mct"] {
         let before = cpu_and_peak_rss(gateway.0.id());
