@@ -219,11 +219,12 @@ impl Statements {
             purge_nonces: p("DELETE FROM nonces WHERE seen_at < $1").await?,
             insert_payment: p(sql::INSERT_PAYMENT).await?,
             payment_by_out_trade_no: p(sql::PAYMENT_BY_OUT_TRADE_NO).await?,
-            // Each id by the primary key, in the array's (sorted) order, which is the lock
-            // order. `payment_id = ANY($1)` got a generic plan while the table was small and kept
-            // scanning the whole table once it was not (no autoanalyze had run yet).
+            // Each id by the primary key, in the database's order of the ids (the lock order, the
+            // same as `ORDER BY payment_id` of earlier versions, so instances of both agree while
+            // they run side by side). `payment_id = ANY($1)` got a generic plan while the table was
+            // small and kept scanning the whole table once it was not (no autoanalyze had run).
             lock_payments: p(&format!(
-                "SELECT p.* FROM unnest($1::text[]) AS k(id) CROSS JOIN LATERAL \
+                "SELECT p.* FROM (SELECT id FROM unnest($1::text[]) AS k(id) ORDER BY id) AS k CROSS JOIN LATERAL \
                  (SELECT {PAYMENT_COLUMNS} FROM payments WHERE payment_id = k.id LIMIT 1 FOR UPDATE) AS p"
             ))
             .await?,
@@ -414,7 +415,10 @@ async fn run(
     let statements = updates.iter().zip(&params).map(|((s, _), p)| (*s, p));
     try_join_all(statements.map(|(s, p)| tx.execute(s, p))).await.map_err(err)?;
 
-    // Nonces older than the window go once a minute (a row still there is taken over anyway).
+    // Nonces older than the window go once a minute (a row still there is taken over anyway),
+    // after the commit: inside the batch the DELETE could wait for a nonce row another batch
+    // is taking over while that batch waits for a payment this one holds.
+    let mut purge = None;
     if let Some(not_before) = writes
         .iter()
         .filter_map(|w| match w {
@@ -428,10 +432,16 @@ async fn run(
         if not_before - last >= 60
             && last_purge.compare_exchange(last, not_before, Ordering::Relaxed, Ordering::Relaxed).is_ok()
         {
-            tx.execute(&st.purge_nonces, &[&not_before]).await.map_err(err)?;
+            purge = Some(not_before);
         }
     }
     tx.commit().await.map_err(err)?;
+    if let Some(not_before) = purge {
+        if let Err(e) = client.execute(&st.purge_nonces, &[&not_before]).await {
+            tracing::warn!(error = %e, "old nonces not purged; the next purge takes them");
+            last_purge.store(0, Ordering::Relaxed);
+        }
+    }
     Ok(done.into_iter().map(|d| d.unwrap_or_else(|| Err(err("a write the batch did not run")))).collect())
 }
 
