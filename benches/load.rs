@@ -4,7 +4,8 @@
 //! creates in every dialect, durable SQLite writes included). The stub is payglot's own sandbox
 //! (`payglot sandbox`) on core 1; payglot and nginx each get core 0 (`taskset`). The generator
 //! is unpinned for the closed-loop peaks (pinned to core 1 it was what capped nginx's) and on
-//! core 1 for the open loop, so latency is measured without it on the server's core. Loopback only, bounded: `PAYGLOT_BENCH_SECS` per scenario (default 5),
+//! core 1 for the open loop, so latency is measured without it on the server's core. Loopback
+//! only, bounded: `PAYGLOT_BENCH_SECS` per scenario (default 5),
 //! `PAYGLOT_BENCH_CONCURRENCY` connections (default 32). Then a callback benchmark: verified
 //! callbacks per second through to persisted outbox rows. nginx is used when installed
 //! (`apt-get install nginx-light`), else the passthrough row says it was skipped.
@@ -299,14 +300,21 @@ async fn run_at_rate(client: Arc<Upstream>, target: Target, secs: u64, rate: f64
     outcome
 }
 
-/// A histogram of the gateway's `/metrics`, summed over its label sets: (bucket bound in
-/// seconds, cumulative count), `+Inf` last.
-async fn histogram(client: &Upstream, admin: u16, name: &str) -> Vec<(f64, u64)> {
+/// The gateway's `/metrics` text (empty when the admin listener does not answer).
+async fn metrics_text(client: &Upstream, admin: u16) -> String {
     let url = format!("http://127.0.0.1:{admin}/metrics");
-    let Ok(answer) = client.send("GET", &url, &[], vec![], 1000, 5000).await else { return Vec::new() };
+    match client.send("GET", &url, &[], vec![], 1000, 5000).await {
+        Ok(answer) => String::from_utf8_lossy(&answer.body).into_owned(),
+        Err(_) => String::new(),
+    }
+}
+
+/// A histogram of a `/metrics` text, summed over its label sets: (bucket bound in seconds,
+/// cumulative count), `+Inf` last.
+fn histogram(metrics: &str, name: &str) -> Vec<(f64, u64)> {
     let mut buckets: Vec<(f64, u64)> = Vec::new();
     let prefix = format!("{name}_bucket{{");
-    for line in String::from_utf8_lossy(&answer.body).lines().filter(|l| l.starts_with(&prefix)) {
+    for line in metrics.lines().filter(|l| l.starts_with(&prefix)) {
         let le = line.split("le=\"").nth(1).and_then(|r| r.split('"').next()).unwrap_or("");
         let bound = if le == "+Inf" { f64::INFINITY } else { le.parse().unwrap_or(f64::NAN) };
         let count: u64 = line.rsplit(' ').next().and_then(|c| c.parse().ok()).unwrap_or(0);
@@ -534,18 +542,16 @@ async fn bench(secs: u64, concurrency: usize) {
         for (name, t) in at_rate {
             // Where payglot's tail is: its own histograms of the handler's time and of the
             // provider call (bucket bounds), and its core's busy share, over this run.
-            let (handled, called) = (
-                histogram(&client, admin, "payglot_request_duration_seconds").await,
-                histogram(&client, admin, "payglot_upstream_latency_seconds").await,
-            );
+            let of_payglot = name.starts_with("payglot");
+            let before = if of_payglot { metrics_text(&client, admin).await } else { String::new() };
             let cpu_before = cpu_and_peak_rss(gateway.0.id()).0;
             let o = run_at_rate(client.clone(), t, secs, rate, concurrency * 2).await;
             let cpu = (cpu_and_peak_rss(gateway.0.id()).0 - cpu_before) / o.secs;
-            let split = if name.starts_with("payglot") {
-                let handler =
-                    p99_bucket(&handled, &histogram(&client, admin, "payglot_request_duration_seconds").await);
-                let provider =
-                    p99_bucket(&called, &histogram(&client, admin, "payglot_upstream_latency_seconds").await);
+            let split = if of_payglot {
+                let after = metrics_text(&client, admin).await;
+                let p99 = |name| p99_bucket(&histogram(&before, name), &histogram(&after, name));
+                let (handler, provider) =
+                    (p99("payglot_request_duration_seconds"), p99("payglot_upstream_latency_seconds"));
                 format!(" {handler:>9} {provider:>9} {:>5.0}%", cpu * 100.0)
             } else {
                 String::new()
@@ -843,9 +849,8 @@ async fn callbacks(client: &Arc<Upstream>, gw_url: &str, admin: u16, store: &str
         acked += t.await.unwrap();
     }
     let secs = started.elapsed().as_secs_f64();
-    let metrics =
-        client.send("GET", &format!("http://127.0.0.1:{admin}/metrics"), &[], vec![], 1000, 5000).await.unwrap();
-    let text = String::from_utf8_lossy(&metrics.body).to_string();
+    let text = metrics_text(client, admin).await;
+    assert!(!text.is_empty(), "the gateway's /metrics did not answer");
     let rows = text
         .lines()
         .find(|l| l.starts_with("payglot_outbox_depth"))
