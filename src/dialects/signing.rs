@@ -13,7 +13,9 @@ where
 {
     let mut pairs: Vec<(&str, &str)> = pairs.into_iter().filter(|(_, v)| !(skip_empty && v.is_empty())).collect();
     pairs.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
-    let mut out = String::new();
+    // Sized once (callers append `&key=…`, hence the slack): grown from empty it was copied
+    // four or five times.
+    let mut out = String::with_capacity(pairs.iter().map(|(k, v)| k.len() + v.len() + 2).sum::<usize>() + 48);
     for (i, (k, v)) in pairs.iter().enumerate() {
         if i > 0 {
             out.push('&');

@@ -193,28 +193,43 @@ pub enum AnswerSign {
 type JsonFields = (BTreeMap<String, String>, Map<String, Value>);
 
 /// Reads a JSON object into signable text fields (a nested value as its compact JSON text);
-/// the nested values are kept as JSON too. Strings move into the fields, not copied.
+/// the nested values are kept as JSON too. Read entry by entry, without a `Value` of the whole
+/// object: a query's answer was read twice over (into a map of values, then into fields), the
+/// largest part of its verification. A repeated field keeps its last value, as a map of
+/// values would.
 fn json_fields(body: &[u8]) -> Result<JsonFields, String> {
-    let value: Value = serde_json::from_slice(body).map_err(|e| format!("answer is not JSON: {e}"))?;
-    let Value::Object(object) = value else {
-        return Err("answer is not a JSON object".into());
-    };
-    let mut nested = Map::new();
-    // Collected, not inserted one by one: the object comes in key order, which BTreeMap builds
-    // from without a search per field.
-    let fields = object
-        .into_iter()
-        .map(|(name, value)| match value {
-            Value::String(text) => (name, text),
-            Value::Object(_) | Value::Array(_) => {
-                let text = value.to_string();
-                nested.insert(name.clone(), value);
-                (name, text)
+    struct Fields;
+    impl<'de> serde::de::Visitor<'de> for Fields {
+        type Value = JsonFields;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a JSON object")
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<JsonFields, A::Error> {
+            let mut pairs = Vec::with_capacity(16);
+            let mut nested = Map::new();
+            while let Some(name) = map.next_key::<String>()? {
+                let text = match map.next_value::<Value>()? {
+                    Value::String(text) => text,
+                    value @ (Value::Object(_) | Value::Array(_)) => {
+                        let text = value.to_string();
+                        nested.insert(name.clone(), value);
+                        text
+                    }
+                    other => json_text(&other),
+                };
+                pairs.push((name, text));
             }
-            other => (name, json_text(&other)),
-        })
-        .collect();
-    Ok((fields, nested))
+            // Sorted (stably) and built in one pass; of equal names the last stays.
+            Ok((pairs.into_iter().collect(), nested))
+        }
+    }
+    let mut reader = serde_json::Deserializer::from_slice(body);
+    let read =
+        serde::Deserializer::deserialize_map(&mut reader, Fields).and_then(|fields| reader.end().map(|()| fields));
+    read.map_err(|e| match e.classify() {
+        serde_json::error::Category::Data => "answer is not a JSON object".to_string(),
+        _ => format!("answer is not JSON: {e}"),
+    })
 }
 
 /// Verifies a signed JSON answer by the account's rule.
@@ -987,6 +1002,34 @@ mod tests {
     }
 
     use crate::test_support::payment;
+
+    #[test]
+    fn json_fields_read_as_a_map_of_values_would() {
+        // The answer read field by field must give what reading it into a `Value` gave: strings
+        // as they are, numbers as serde_json writes them, null empty, nested values as compact
+        // JSON (and kept), the last of a repeated field, fields in key order.
+        let body = br#"{"z":"last","amount":19800,"rate":1.50,"ok":true,"none":null,"payParams":{"b":1,"a":[1,"x"]},"z":"again","a":""}"#;
+        let (fields, nested) = json_fields(body).unwrap();
+        let got: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        assert_eq!(
+            got,
+            [
+                ("a", ""),
+                ("amount", "19800"),
+                ("none", ""),
+                ("ok", "true"),
+                ("payParams", r#"{"a":[1,"x"],"b":1}"#),
+                ("rate", "1.5"),
+                ("z", "again"),
+            ]
+        );
+        assert_eq!(nested.len(), 1);
+        assert_eq!(nested["payParams"], serde_json::json!({"a": [1, "x"], "b": 1}));
+        assert_eq!(json_fields(b"[1,2]").unwrap_err(), "answer is not a JSON object");
+        assert_eq!(json_fields(br#""text""#).unwrap_err(), "answer is not a JSON object");
+        assert!(json_fields(br#"{"a":"1"} trailing"#).unwrap_err().starts_with("answer is not JSON: "));
+        assert!(json_fields(br#"{"a":"1""#).unwrap_err().starts_with("answer is not JSON: "));
+    }
 
     #[test]
     fn signature_follows_the_document_rule() {
