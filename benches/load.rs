@@ -135,20 +135,34 @@ async fn instructions_per_request(client: &Arc<Upstream>, pid: u32, target: Targ
 }
 
 /// CPU seconds (user + system) a process has used, and its peak RSS in KiB.
-fn cpu_and_peak_rss(pid: u32) -> (f64, u64) {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    let cpu = (ticks(11) + ticks(12)) / 100.0;
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let hwm = status
-        .lines()
-        .find(|l| l.starts_with("VmHWM"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    (cpu, hwm)
+/// A process's CPU time so far (user + system, and system alone, seconds) and its peak RSS (KiB).
+#[derive(Clone, Copy)]
+struct Usage {
+    cpu: f64,
+    system: f64,
+    peak_rss: u64,
+}
+
+impl Usage {
+    fn of(pid: u32) -> Usage {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+        let fields: Vec<&str> = after.split_whitespace().collect();
+        let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let peak_rss = status
+            .lines()
+            .find(|l| l.starts_with("VmHWM"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        Usage { cpu: (ticks(11) + ticks(12)) / 100.0, system: ticks(12) / 100.0, peak_rss }
+    }
+
+    /// The CPU used since `before`, with the peak RSS now.
+    fn since(self, before: Usage) -> Usage {
+        Usage { cpu: self.cpu - before.cpu, system: self.system - before.system, peak_rss: self.peak_rss }
+    }
 }
 
 fn providers(stub: u16) -> String {
@@ -205,7 +219,7 @@ struct Target {
 }
 
 /// One line of the report: scenario, its outcome (None: skipped), server CPU s and peak RSS KiB.
-type Row = (String, Option<Outcome>, Option<(f64, u64)>);
+type Row = (String, Option<Outcome>, Option<Usage>);
 
 struct Outcome {
     requests: u64,
@@ -481,22 +495,25 @@ async fn bench(secs: u64, concurrency: usize) {
     };
     match &nginx {
         Some(n) => {
-            let before = cpu_and_peak_rss(n.0.id());
+            let before = Usage::of(n.0.id());
             let o = run(client.clone(), through_nginx.clone(), secs, concurrency).await;
-            let after = cpu_and_peak_rss(n.0.id());
-            rows.push(("passthrough: nginx proxy_pass -> stub".into(), Some(o), Some((after.0 - before.0, after.1))));
+            rows.push((
+                "passthrough: nginx proxy_pass -> stub".into(),
+                Some(o),
+                Some(Usage::of(n.0.id()).since(before)),
+            ));
         }
         None => rows.push(("passthrough: skipped (nginx not installed)".into(), None, None)),
     }
-    let idle_rss = cpu_and_peak_rss(gateway.0.id()).1;
+    let idle_rss = Usage::of(gateway.0.id()).peak_rss;
     // `PAYGLOT_BENCH_ONLY=open-loop`: only the two peaks the open loop needs, then the open loop.
     let open_loop_only = only == "open-loop";
     for (d, m, path, _) in query_targets.iter().filter(|(d, ..)| !open_loop_only || *d == "xxpay") {
-        let before = cpu_and_peak_rss(gateway.0.id());
+        let before = Usage::of(gateway.0.id());
         let o = run(client.clone(), payglot_query(m, path), secs, concurrency).await;
-        let after = cpu_and_peak_rss(gateway.0.id());
+        let used = Usage::of(gateway.0.id()).since(before);
         let note = if *d == "jings" { " (1 query/min/order: from the store)" } else { "" };
-        rows.push((format!("payglot query via {d}{note}"), Some(o), Some((after.0 - before.0, after.1))));
+        rows.push((format!("payglot query via {d}{note}"), Some(o), Some(used)));
     }
     // Run before the creates: afterwards the re-query worker checks their many pending payments
     // at the provider on the same core, which the open loop would measure instead.
@@ -544,9 +561,9 @@ async fn bench(secs: u64, concurrency: usize) {
             // provider call (bucket bounds), and its core's busy share, over this run.
             let of_payglot = name.starts_with("payglot");
             let before = if of_payglot { metrics_text(&client, admin).await } else { String::new() };
-            let cpu_before = cpu_and_peak_rss(gateway.0.id()).0;
+            let cpu_before = Usage::of(gateway.0.id()).cpu;
             let o = run_at_rate(client.clone(), t, secs, rate, concurrency * 2).await;
-            let cpu = (cpu_and_peak_rss(gateway.0.id()).0 - cpu_before) / o.secs;
+            let cpu = (Usage::of(gateway.0.id()).cpu - cpu_before) / o.secs;
             let split = if of_payglot {
                 let after = metrics_text(&client, admin).await;
                 let p99 = |name| p99_bucket(&histogram(&before, name), &histogram(&after, name));
@@ -557,6 +574,9 @@ async fn bench(secs: u64, concurrency: usize) {
                 String::new()
             };
             let p99 = pct(&o.latencies_us, 0.99);
+            // nginx's own row falling behind the rate means core 1 (generator and stub) could
+            // not make it: the run then measures core 1's queue, not the servers.
+            let behind = base_p99.is_none() && (o.requests as f64 / o.secs) < 0.97 * rate;
             let added = base_p99.map(|b: f64| format!("{:.2}", p99 - b)).unwrap_or_else(|| "-".into());
             base_p99.get_or_insert(p99);
             let errors = if o.errors > 0 { format!("  ({} errors)", o.errors) } else { String::new() };
@@ -570,6 +590,12 @@ async fn bench(secs: u64, concurrency: usize) {
                 pct(&o.latencies_us, 0.999),
                 added
             );
+            if behind {
+                let _ = writeln!(
+                    open_loop_report,
+                    "  (nginx fell behind {rate:.0} req/s: generator and stub, both on core 1, cannot make this rate, so the rows of this rate measure core 1's queue, not the servers)"
+                );
+            }
         }
     }
     pin_generator("0,1");
@@ -578,7 +604,7 @@ async fn bench(secs: u64, concurrency: usize) {
         return;
     }
     for d in ["xxpay", "xiaojitong", "zhixiao", "jings", "mct"] {
-        let before = cpu_and_peak_rss(gateway.0.id());
+        let before = Usage::of(gateway.0.id());
         let dialect = d.to_string();
         let run_id = random_id("", 6);
         let body: Arc<dyn Fn(u64) -> String + Send + Sync> =
@@ -592,15 +618,15 @@ async fn bench(secs: u64, concurrency: usize) {
             content_type: "application/json",
         };
         let o = run(client.clone(), t, secs, concurrency).await;
-        let after = cpu_and_peak_rss(gateway.0.id());
+        let used = Usage::of(gateway.0.id()).since(before);
         let note = if d == "jings" { " (browser form: no provider call)" } else { "" };
-        rows.push((format!("payglot create via {d}{note}"), Some(o), Some((after.0 - before.0, after.1))));
+        rows.push((format!("payglot create via {d}{note}"), Some(o), Some(used)));
     }
 
     println!("\n{secs} s per scenario, {concurrency} connections; payglot and nginx on core 0, stub on core 1, generator unpinned (core 1 in the open loop)\n");
     println!(
-        "{:<58} {:>9} {:>8} {:>8} {:>8} {:>9} {:>8} {:>7}",
-        "scenario", "req/s", "p50 ms", "p99 ms", "p999 ms", "CPU µs/r", "RSS MiB", "x pass"
+        "{:<58} {:>9} {:>8} {:>8} {:>8} {:>13} {:>8} {:>7}",
+        "scenario", "req/s", "p50 ms", "p99 ms", "p999 ms", "CPU (sys) µs", "RSS MiB", "x pass"
     );
     for (name, o, cpu) in &rows {
         let Some(o) = o else {
@@ -608,16 +634,18 @@ async fn bench(secs: u64, concurrency: usize) {
             continue;
         };
         let rps = o.requests as f64 / o.secs;
-        let cpu_per =
-            cpu.map(|(c, _)| format!("{:.0}", c * 1e6 / o.requests.max(1) as f64)).unwrap_or_else(|| "-".into());
-        let rss = cpu.map(|(_, r)| format!("{:.1}", r as f64 / 1024.0)).unwrap_or_else(|| "-".into());
+        let per_request = |seconds: f64| seconds * 1e6 / o.requests.max(1) as f64;
+        let cpu_per = cpu
+            .map(|u| format!("{:.0} ({:.0})", per_request(u.cpu), per_request(u.system)))
+            .unwrap_or_else(|| "-".into());
+        let rss = cpu.map(|u| format!("{:.1}", u.peak_rss as f64 / 1024.0)).unwrap_or_else(|| "-".into());
         let ratio = passthrough_rps
             .filter(|_| name.starts_with("payglot"))
             .map(|p| format!("{:.2}", rps / p))
             .unwrap_or_else(|| "-".into());
         let errors = if o.errors > 0 { format!("  ({} errors)", o.errors) } else { String::new() };
         println!(
-            "{:<58} {:>9.0} {:>8.2} {:>8.2} {:>8.2} {:>9} {:>8} {:>7}{errors}",
+            "{:<58} {:>9.0} {:>8.2} {:>8.2} {:>8.2} {:>13} {:>8} {:>7}{errors}",
             name,
             rps,
             pct(&o.latencies_us, 0.5),
