@@ -209,13 +209,22 @@ fn json_fields(body: &[u8]) -> Result<JsonFields, String> {
             let mut nested = Map::new();
             while let Some(name) = map.next_key::<String>()? {
                 let text = match map.next_value::<Value>()? {
-                    Value::String(text) => text,
                     value @ (Value::Object(_) | Value::Array(_)) => {
                         let text = value.to_string();
                         nested.insert(name.clone(), value);
                         text
                     }
-                    other => json_text(&other),
+                    other => {
+                        // A repeated name's last value stands for the nested value too: the
+                        // signature covers the last one, so an earlier object must not be used.
+                        if !nested.is_empty() {
+                            nested.remove(&name);
+                        }
+                        match other {
+                            Value::String(text) => text,
+                            other => json_text(&other),
+                        }
+                    }
                 };
                 pairs.push((name, text));
             }
@@ -1025,6 +1034,11 @@ mod tests {
         );
         assert_eq!(nested.len(), 1);
         assert_eq!(nested["payParams"], serde_json::json!({"a": [1, "x"], "b": 1}));
+        // An object followed by a plain value under the same name: the signed (last) value
+        // stands, and no earlier object is kept to be used unsigned.
+        let (fields, nested) = json_fields(br#"{"payParams":{"payUrl":"https://evil"},"payParams":"x"}"#).unwrap();
+        assert_eq!(fields["payParams"], "x");
+        assert!(nested.is_empty());
         assert_eq!(json_fields(b"[1,2]").unwrap_err(), "answer is not a JSON object");
         assert_eq!(json_fields(br#""text""#).unwrap_err(), "answer is not a JSON object");
         assert!(json_fields(br#"{"a":"1"} trailing"#).unwrap_err().starts_with("answer is not JSON: "));
