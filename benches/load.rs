@@ -7,7 +7,8 @@
 //! core 1 for the open loop, so latency is measured without it on the server's core. Loopback
 //! only, bounded: `PAYGLOT_BENCH_SECS` per scenario (default 5),
 //! `PAYGLOT_BENCH_CONCURRENCY` connections (default 32). Then a callback benchmark: verified
-//! callbacks per second through to persisted outbox rows. nginx is used when installed
+//! callbacks per second through to persisted outbox rows, at that many connections and at four
+//! times as many (group commit's rate grows with the writes in flight). nginx is used when installed
 //! (`apt-get install nginx-light`), else the passthrough row says it was skipped.
 //!
 //! `PAYGLOT_BENCH_INSTRUCTIONS=N` counts instead of timing: payglot and nginx run under
@@ -673,7 +674,11 @@ async fn callback_benches(
     common: &str,
     concurrency: usize,
 ) {
-    callbacks(client, gw_url, admin, "SQLite, synchronous=FULL", concurrency).await;
+    // Group commit shares each commit among the writes waiting for it, so the rate depends on
+    // how many are in flight: each store at the bench's concurrency, then at four times it.
+    for c in [concurrency, 4 * concurrency] {
+        callbacks(client, gw_url, admin, &format!("SQLite, synchronous=FULL, {c} connections"), c).await;
+    }
     drop(gateway);
 
     // The same callback path on PostgreSQL, when a server is configured.
@@ -694,7 +699,16 @@ async fn callback_benches(
             let cfg = dir.path().join("gw-pg.yaml").display().to_string();
             let pg_gateway = pinned("0", bin, &["serve", "--config", &cfg]);
             wait_port(gw2).await;
-            callbacks(client, &format!("http://127.0.0.1:{gw2}"), admin2, "PostgreSQL", concurrency).await;
+            for c in [concurrency, 4 * concurrency] {
+                callbacks(
+                    client,
+                    &format!("http://127.0.0.1:{gw2}"),
+                    admin2,
+                    &format!("PostgreSQL, {c} connections"),
+                    c,
+                )
+                .await;
+            }
             drop(pg_gateway);
             let _ = pg.batch_execute(&format!("DROP SCHEMA {schema} CASCADE")).await;
         }
