@@ -23,8 +23,8 @@
 
 use siphasher::sip128::{Hasher128, SipHasher13};
 use std::collections::{HashSet, VecDeque};
-use std::hash::BuildHasherDefault;
 use std::fs::{File, OpenOptions};
+use std::hash::BuildHasherDefault;
 use std::hash::Hasher;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
