@@ -42,8 +42,10 @@ pub fn free_port() -> u16 {
     static HANDED_OUT: Mutex<Vec<u16>> = Mutex::new(Vec::new());
     let mut handed_out = HANDED_OUT.lock().unwrap();
     // Start where this process's id points, so test binaries run one after another do not
-    // walk the same ports.
-    let mut candidate = 10_000 + (std::process::id() % 20_000) as u16 + handed_out.len() as u16;
+    // walk the same ports: spread by a prime, since their ids are consecutive and the ports an
+    // earlier binary (or its children, still exiting) used would otherwise be the next ones here.
+    let start = (std::process::id().wrapping_mul(7919) % 20_000) as u16;
+    let mut candidate = 10_000 + start + handed_out.len() as u16;
     loop {
         candidate = if candidate >= 30_000 { 10_000 } else { candidate + 1 };
         if handed_out.contains(&candidate) || candidate == XXPAY_PROJECT_NOTIFY_PORT {
@@ -157,7 +159,9 @@ impl TestServer {
     }
 
     pub async fn start(&mut self) {
-        let listener = TcpListener::bind(("127.0.0.1", self.port)).await.expect("test server port");
+        let port = self.port;
+        let listener =
+            TcpListener::bind(("127.0.0.1", port)).await.unwrap_or_else(|e| panic!("test server port {port}: {e}"));
         let (handler, delay, arrived) = (self.handler.clone(), self.delay_ms.clone(), self.arrived.clone());
         let extra = self.answer_headers.clone();
         self.task = Some(tokio::spawn(async move {
