@@ -228,7 +228,11 @@ fn json_fields(body: &[u8]) -> Result<JsonFields, String> {
                 };
                 pairs.push((name, text));
             }
-            // Sorted (stably) and built in one pass; of equal names the last stays.
+            // Of equal names the last stays (reversed, then a stable sort puts it first of its
+            // run, which dedup keeps); the map is then built from sorted, distinct names.
+            pairs.reverse();
+            pairs.sort_by(|a, b| a.0.cmp(&b.0));
+            pairs.dedup_by(|later, kept| later.0 == kept.0);
             Ok((pairs.into_iter().collect(), nested))
         }
     }
@@ -236,7 +240,12 @@ fn json_fields(body: &[u8]) -> Result<JsonFields, String> {
     let read =
         serde::Deserializer::deserialize_map(&mut reader, Fields).and_then(|fields| reader.end().map(|()| fields));
     read.map_err(|e| match e.classify() {
-        serde_json::error::Category::Data => "answer is not a JSON object".to_string(),
+        // serde_json stops at the first token that is not `{`: whether the rest is JSON at all
+        // is asked again, only on this error path, so the message says which it is.
+        serde_json::error::Category::Data => match serde_json::from_slice::<serde::de::IgnoredAny>(body) {
+            Ok(_) => "answer is not a JSON object".to_string(),
+            Err(e) => format!("answer is not JSON: {e}"),
+        },
         _ => format!("answer is not JSON: {e}"),
     })
 }
@@ -1039,8 +1048,15 @@ mod tests {
         let (fields, nested) = json_fields(br#"{"payParams":{"payUrl":"https://evil"},"payParams":"x"}"#).unwrap();
         assert_eq!(fields["payParams"], "x");
         assert!(nested.is_empty());
+        // Two objects under one name: the last one, in the fields and in the nested values.
+        let (fields, nested) = json_fields(br#"{"payParams":{"a":1},"payParams":{"b":2}}"#).unwrap();
+        assert_eq!(fields["payParams"], r#"{"b":2}"#);
+        assert_eq!(nested["payParams"], serde_json::json!({"b": 2}));
         assert_eq!(json_fields(b"[1,2]").unwrap_err(), "answer is not a JSON object");
         assert_eq!(json_fields(br#""text""#).unwrap_err(), "answer is not a JSON object");
+        for not_json in [&b"[1,"[..], b"[}", br#""x" trailing"#, b"123abc", b"true false"] {
+            assert!(json_fields(not_json).unwrap_err().starts_with("answer is not JSON: "), "{not_json:?}");
+        }
         assert!(json_fields(br#"{"a":"1"} trailing"#).unwrap_err().starts_with("answer is not JSON: "));
         assert!(json_fields(br#"{"a":"1""#).unwrap_err().starts_with("answer is not JSON: "));
     }

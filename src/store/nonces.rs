@@ -24,7 +24,7 @@
 use siphasher::sip128::{Hasher128, SipHasher13};
 use std::collections::{HashSet, VecDeque};
 use std::fs::{File, OpenOptions};
-use std::hash::BuildHasherDefault;
+use std::hash::BuildHasher;
 use std::hash::Hasher;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
@@ -53,7 +53,8 @@ const RECORD_LEN: usize = 8 + 16;
 /// a map of the strings themselves grew by ~100 MiB per 10 minutes at 10k requests/s).
 struct SeenNonces {
     key: (u64, u64),
-    buckets: VecDeque<(i64, HashSet<u64, BuildHasherDefault<AlreadyHashed>>)>,
+    hasher: SetHasher,
+    buckets: VecDeque<(i64, HashSet<u64, SetHasher>)>,
 }
 
 /// The 64 bits a nonce is known by in memory (the journal keeps all 128). Two nonces of one
@@ -63,23 +64,44 @@ fn in_memory(key: u128) -> u64 {
     key as u64
 }
 
-/// The sets' hasher: their keys are uniformly random under the journal's secret key already,
-/// so hashing them again (the default SipHash, once per bucket looked in) bought nothing.
-#[derive(Default)]
-struct AlreadyHashed(u64);
+/// The sets' hasher. Their keys are uniformly random under the journal's key already, so the
+/// default SipHash over each (once per bucket looked in) bought nothing; one multiplication by
+/// a per-process random odd number, whose high half becomes the slot, keeps a signed merchant
+/// who learned the journal's key (it is in the journal files' headers) from choosing nonces
+/// that crowd one slot.
+#[derive(Clone)]
+struct SetHasher(u64);
 
-impl Hasher for AlreadyHashed {
+impl SetHasher {
+    fn new() -> SetHasher {
+        SetHasher(std::collections::hash_map::RandomState::new().hash_one(0u8) | 1)
+    }
+}
+
+impl BuildHasher for SetHasher {
+    type Hasher = MultiplyHasher;
+    fn build_hasher(&self) -> MultiplyHasher {
+        MultiplyHasher { multiplier: self.0, value: 0 }
+    }
+}
+
+struct MultiplyHasher {
+    multiplier: u64,
+    value: u64,
+}
+
+impl Hasher for MultiplyHasher {
     fn finish(&self) -> u64 {
-        self.0
+        self.value.wrapping_mul(self.multiplier).rotate_left(32)
     }
     fn write(&mut self, bytes: &[u8]) {
         // Only `write_u64` is used (the keys are u64); kept correct for any other input.
         for &b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+            self.value = self.value.rotate_left(8) ^ u64::from(b);
         }
     }
     fn write_u64(&mut self, n: u64) {
-        self.0 = n;
+        self.value = n;
     }
 }
 
@@ -93,7 +115,7 @@ impl Default for SeenNonces {
 
 impl SeenNonces {
     fn with_key(key: (u64, u64)) -> Self {
-        SeenNonces { key, buckets: VecDeque::new() }
+        SeenNonces { key, hasher: SetHasher::new(), buckets: VecDeque::new() }
     }
 
     fn hash(&self, merchant_id: &str, nonce: &str) -> u128 {
@@ -128,7 +150,9 @@ impl SeenNonces {
         match self.buckets.back_mut() {
             Some((m, seen)) if *m >= minute => seen.insert(key),
             _ => {
-                self.buckets.push_back((minute, [key].into_iter().collect()));
+                let mut seen = HashSet::with_hasher(self.hasher.clone());
+                seen.insert(key);
+                self.buckets.push_back((minute, seen));
                 true
             }
         }
@@ -362,7 +386,8 @@ fn suffixed(path: &Path, suffix: &str) -> PathBuf {
 fn random_key() -> (u64, u64) {
     let mut bytes = [0u8; 16];
     // Without the OS's randomness, a fixed key still tells nonces apart (only guessing
-    // collisions becomes possible): better than refusing to start.
+    // collisions becomes possible, and the sets' own hasher is randomized apart from it):
+    // better than refusing to start.
     if let Err(e) = getrandom::getrandom(&mut bytes) {
         tracing::warn!(error = %e, "no randomness for the nonce journal's key: a fixed key is used");
     }
