@@ -53,12 +53,12 @@ fn at_once<F: Future>(future: F) -> F::Output {
 }
 
 fn payment(out_trade_no: &str) -> Payment {
+    let now = now_unix();
     Payment {
-        amount: 19_800,
         provider: "bench".into(),
-        created_at: now_unix(),
-        updated_at: now_unix(),
-        expires_at: now_unix() + 7200,
+        created_at: now,
+        updated_at: now,
+        expires_at: now + 7200,
         ..payglot::test_support::payment_of("school-a", out_trade_no, 19_800)
     }
 }

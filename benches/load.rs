@@ -135,7 +135,6 @@ async fn instructions_per_request(client: &Arc<Upstream>, pid: u32, target: Targ
     (total / n as f64, ok)
 }
 
-/// CPU seconds (user + system) a process has used, and its peak RSS in KiB.
 /// A process's CPU time so far (user + system, and system alone, seconds) and its peak RSS (KiB).
 #[derive(Clone, Copy)]
 struct Usage {
@@ -219,7 +218,8 @@ struct Target {
     content_type: &'static str,
 }
 
-/// One line of the report: scenario, its outcome (None: skipped), server CPU s and peak RSS KiB.
+/// One line of the report: scenario, its outcome (None: skipped), the server's CPU over it and
+/// its peak RSS.
 type Row = (String, Option<Outcome>, Option<Usage>);
 
 struct Outcome {

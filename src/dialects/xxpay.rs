@@ -205,7 +205,7 @@ fn json_fields(body: &[u8]) -> Result<JsonFields, String> {
             f.write_str("a JSON object")
         }
         fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<JsonFields, A::Error> {
-            let mut pairs = Vec::with_capacity(16);
+            let mut fields = BTreeMap::new();
             let mut nested = Map::new();
             while let Some(name) = map.next_key::<String>()? {
                 let text = match map.next_value::<Value>()? {
@@ -217,23 +217,17 @@ fn json_fields(body: &[u8]) -> Result<JsonFields, String> {
                     other => {
                         // A repeated name's last value stands for the nested value too: the
                         // signature covers the last one, so an earlier object must not be used.
-                        if !nested.is_empty() {
-                            nested.remove(&name);
-                        }
+                        nested.remove(&name);
                         match other {
                             Value::String(text) => text,
                             other => json_text(&other),
                         }
                     }
                 };
-                pairs.push((name, text));
+                // Of equal names the last stays, as in the nested values.
+                fields.insert(name, text);
             }
-            // Of equal names the last stays (reversed, then a stable sort puts it first of its
-            // run, which dedup keeps); the map is then built from sorted, distinct names.
-            pairs.reverse();
-            pairs.sort_by(|a, b| a.0.cmp(&b.0));
-            pairs.dedup_by(|later, kept| later.0 == kept.0);
-            Ok((pairs.into_iter().collect(), nested))
+            Ok((fields, nested))
         }
     }
     let mut reader = serde_json::Deserializer::from_slice(body);
